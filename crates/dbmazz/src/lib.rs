@@ -1,0 +1,4 @@
+//! dbmazz: PostgreSQL logical replication → StarRocks, in one process.
+//!
+//! The modules follow the data flow:
+//! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("starrocks-emulator: not built yet");
+    std::process::exit(2);
+}
