@@ -2,3 +2,7 @@
 //!
 //! The modules follow the data flow:
 //! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.
+
+pub mod lsn;
+
+pub use lsn::Lsn;
