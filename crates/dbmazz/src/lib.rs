@@ -3,6 +3,7 @@
 //! The modules follow the data flow:
 //! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.
 
+pub mod decode;
 pub mod lsn;
 
 pub use lsn::Lsn;
