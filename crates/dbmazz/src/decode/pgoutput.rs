@@ -49,7 +49,9 @@ pub struct RelationBody {
 }
 
 /// One pgoutput message. Timestamps are PostgreSQL's: microseconds since
-/// 2000-01-01 UTC. `xid: Option<u32>` fields are `Some` inside a streamed block.
+/// 2000-01-01 UTC. `xid: Option<u32>` fields are `Some` inside a streamed block, and
+/// hold the xid of the (sub)transaction that made the change: a change made after a
+/// `SAVEPOINT` carries the subtransaction's xid, not the Stream Start's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogicalMessage {
     Begin {
@@ -169,6 +171,31 @@ pub enum LogicalMessage {
 }
 
 impl LogicalMessage {
+    /// The transaction id the message carries, if any (streamed data messages carry
+    /// their (sub)transaction's; Stream Abort gives the top-level one).
+    pub fn xid(&self) -> Option<u32> {
+        use LogicalMessage as M;
+        match self {
+            M::Begin { xid, .. }
+            | M::StreamStart { xid, .. }
+            | M::StreamCommit { xid, .. }
+            | M::StreamAbort { xid, .. }
+            | M::BeginPrepare { xid, .. }
+            | M::Prepare { xid, .. }
+            | M::CommitPrepared { xid, .. }
+            | M::RollbackPrepared { xid, .. }
+            | M::StreamPrepare { xid, .. } => Some(*xid),
+            M::Relation(RelationBody { xid, .. })
+            | M::Type { xid, .. }
+            | M::Insert { xid, .. }
+            | M::Update { xid, .. }
+            | M::Delete { xid, .. }
+            | M::Truncate { xid, .. }
+            | M::Message { xid, .. } => *xid,
+            M::Commit { .. } | M::Origin { .. } | M::StreamStop => None,
+        }
+    }
+
     /// The message's name as in PostgreSQL's documentation (`"Stream Abort"` is `"StreamAbort"`).
     pub fn kind_name(&self) -> &'static str {
         match self {

@@ -582,6 +582,20 @@ fn helpers() {
     assert_eq!((tuple.len(), tuple.is_empty()), (1, false));
     assert_eq!(OldTuple::Key(tuple.clone()).tuple(), &tuple);
     assert_eq!(LogicalMessage::StreamStop.kind_name(), "StreamStop");
+    assert_eq!(LogicalMessage::StreamStop.xid(), None);
+    let abort = LogicalMessage::StreamAbort {
+        xid: 5,
+        subxid: 6,
+        abort_lsn: None,
+        abort_time: None,
+    };
+    assert_eq!(abort.xid(), Some(5));
+    let insert = LogicalMessage::Insert {
+        xid: Some(9),
+        relation_oid: 1,
+        new: tuple,
+    };
+    assert_eq!(insert.xid(), Some(9));
     let decoder = PgOutputDecoder::new(DecoderOptions {
         protocol_version: 4,
         streaming_parallel: true,
