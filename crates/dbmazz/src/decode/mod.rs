@@ -40,6 +40,7 @@
 
 mod cursor;
 mod error;
+mod message;
 mod pgoutput;
 mod replication;
 mod tuple;
@@ -48,8 +49,7 @@ mod tuple;
 mod tests;
 
 pub use error::{DecodeError, DecodeErrorReason};
-pub use pgoutput::{
-    DecoderOptions, LogicalMessage, PgOutputDecoder, RelationBody, RelationColumn, ReplicaIdentity,
-};
+pub use message::{LogicalMessage, RelationBody, RelationColumn, ReplicaIdentity};
+pub use pgoutput::{DecoderOptions, PgOutputDecoder};
 pub use replication::ReplicationMessage;
 pub use tuple::{OldTuple, TupleData, TupleValue};
