@@ -6,3 +6,4 @@
 pub mod lsn;
 
 pub use lsn::Lsn;
+pub mod local_pg;
