@@ -1,0 +1,5 @@
+//! Integration tests: one binary, each test with its own throwaway PostgreSQL database.
+
+mod support;
+
+mod local_pg;
