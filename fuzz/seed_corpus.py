@@ -10,18 +10,19 @@ import os
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "corpus", "decode_pgoutput")
 DATA = os.path.join(HERE, "..", "crates", "dbmazz", "src", "decode", "testdata")
-STREAMED = set(b"RYIUDTM")
 
 os.makedirs(OUT, exist_ok=True)
 count = 0
 for path in sorted(glob.glob(os.path.join(DATA, "*.hex"))):
     name = os.path.basename(path)
     lines = [l for l in open(path).read().split("\n") if l and not l.startswith("#")]
+    in_stream = False
     for index, line in enumerate(lines):
         frame = bytes.fromhex(line)
         selector = 0x04 if name.startswith("pg18") else 0
-        if frame[0] in STREAMED:
+        if in_stream and frame[:1] != b"E":
             selector |= 0x08
+        in_stream = frame[:1] == b"S" or (in_stream and frame[:1] != b"E")
         with open(os.path.join(OUT, f"{name}-{index}"), "wb") as seed:
             seed.write(bytes([selector]) + frame)
         count += 1
