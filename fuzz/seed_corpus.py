@@ -20,7 +20,7 @@ for path in sorted(glob.glob(os.path.join(DATA, "*.hex"))):
     for index, line in enumerate(lines):
         frame = bytes.fromhex(line)
         selector = 0x04 if name.startswith("pg18") else 0
-        if in_stream and frame[:1] != b"E":
+        if in_stream:
             selector |= 0x08
         in_stream = frame[:1] == b"S" or (in_stream and frame[:1] != b"E")
         with open(os.path.join(OUT, f"{name}-{index}"), "wb") as seed:
