@@ -7,4 +7,8 @@ pub mod decode;
 pub mod lsn;
 
 pub use lsn::Lsn;
+pub mod checkpoint;
 pub mod local_pg;
+pub mod pipeline;
+pub mod schema;
+pub mod sink;

@@ -1,0 +1,9 @@
+//! Checkpoints: how far the replication slot may be confirmed (DESIGN §4).
+//!
+//! The slot itself is the checkpoint of the stream; dbmazz never keeps a position of its
+//! own that could disagree with it. [`DurabilityTracker`] computes the durable position from
+//! the sink's acknowledgements; the feedback loop reports it as flush/apply position.
+
+mod tracker;
+
+pub use tracker::{DurabilityTracker, WorkId};

@@ -1,0 +1,256 @@
+//! The stream core: decoded messages in, sink operations out, durable position tracked.
+//!
+//! ```text
+//!  XLogData ──decode──▶ TransactionAssembler ──Assembled──▶ Batcher ──TableOp──▶ Dispatcher ──▶ Sink
+//!                              │ (spill files)                                     │
+//!                              └──────────── DurabilityTracker ◀── completions ────┘
+//! ```
+//!
+//! It has no I/O of its own besides spill files and spawning sink calls: the runner feeds it
+//! frames and completions and asks [`StreamCore::can_read`] before reading the socket again —
+//! that is the backpressure: when the bytes held in the pipeline reach `max_memory`, the
+//! reader stops and PostgreSQL keeps the WAL.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::assembler::{Assembled, AssemblerStats, TransactionAssembler};
+use super::batcher::{BatchLimits, Batcher};
+use super::dispatcher::{Completion, Dispatcher};
+use super::error::PipelineError;
+use crate::checkpoint::DurabilityTracker;
+use crate::decode::{DecodeError, DecoderOptions, LogicalMessage, PgOutputDecoder};
+use crate::sink::Sink;
+use crate::Lsn;
+
+/// Memory and concurrency limits of the pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineLimits {
+    pub batch: BatchLimits,
+    /// Bytes of row data held in batches (open, queued, in flight) before reading stops.
+    pub max_memory: usize,
+    /// Bytes of streamed in-progress transactions kept in memory before spilling to disk.
+    pub spill_threshold: usize,
+    /// Sink operations in flight across tables.
+    pub max_in_flight: usize,
+}
+
+/// Counters for /status, metrics and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CoreStats {
+    pub messages: u64,
+    pub transactions: u64,
+    pub changes: u64,
+    pub truncates: u64,
+    pub bytes_received: u64,
+    pub last_received: Lsn,
+    pub last_commit_time: i64,
+    pub assembler: AssemblerStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+pub struct StreamCore<S: Sink> {
+    decoder: PgOutputDecoder,
+    assembler: TransactionAssembler,
+    batcher: Batcher,
+    dispatcher: Dispatcher<S>,
+    tracker: DurabilityTracker,
+    assembled: VecDeque<Assembled>,
+    limits: PipelineLimits,
+    stats: CoreStats,
+}
+
+impl<S: Sink> StreamCore<S> {
+    /// `start` is the slot's confirmed position; `spill_dir` holds spill files.
+    pub fn new(
+        sink: Arc<S>,
+        decoder_options: DecoderOptions,
+        limits: PipelineLimits,
+        spill_dir: std::path::PathBuf,
+        start: Lsn,
+    ) -> (Self, mpsc::UnboundedReceiver<Completion>) {
+        let (dispatcher, completions) = Dispatcher::new(sink, limits.max_in_flight);
+        let core = StreamCore {
+            decoder: PgOutputDecoder::new(decoder_options),
+            assembler: TransactionAssembler::new(spill_dir, limits.spill_threshold),
+            batcher: Batcher::new(limits.batch),
+            dispatcher,
+            tracker: DurabilityTracker::new(start),
+            assembled: VecDeque::new(),
+            limits,
+            stats: CoreStats {
+                last_received: start,
+                ..CoreStats::default()
+            },
+        };
+        (core, completions)
+    }
+
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            assembler: self.assembler.stats(),
+            ..self.stats
+        }
+    }
+
+    /// The position the slot may be confirmed at.
+    pub fn durable(&self) -> Lsn {
+        self.tracker.durable()
+    }
+
+    /// Bytes of row data held in batches.
+    pub fn held_bytes(&self) -> usize {
+        self.batcher.held_bytes() + self.dispatcher.held_bytes()
+    }
+
+    /// Whether the runner may read more from the socket.
+    pub fn can_read(&self) -> bool {
+        !self.assembler.is_replaying() && self.held_bytes() < self.limits.max_memory
+    }
+
+    /// Nothing open, buffered, queued or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.assembler.is_idle() && !self.batcher.has_open_batches() && self.dispatcher.is_empty()
+    }
+
+    /// When the next batch is due by `max_wait`.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.batcher.next_deadline()
+    }
+
+    /// One XLogData payload (a pgoutput message).
+    pub fn on_xlog_data(
+        &mut self,
+        wal_end: Lsn,
+        data: Bytes,
+        now: Instant,
+    ) -> Result<(), CoreError> {
+        self.stats.messages += 1;
+        self.stats.bytes_received += data.len() as u64;
+        self.stats.last_received = self.stats.last_received.max(wal_end);
+        let message = self.decoder.decode(data)?;
+        self.on_message(message, now)
+    }
+
+    /// One decoded message (tests feed these directly).
+    pub fn on_message(&mut self, message: LogicalMessage, now: Instant) -> Result<(), CoreError> {
+        self.assembler.process(message, &mut self.assembled)?;
+        while let Some(item) = self.assembled.pop_front() {
+            self.apply(item, now);
+        }
+        self.pump(now)
+    }
+
+    /// A keepalive: with nothing pending anywhere, the slot may follow the server's WAL end.
+    pub fn on_keepalive(&mut self, wal_end: Lsn) {
+        self.stats.last_received = self.stats.last_received.max(wal_end);
+        if self.is_drained() {
+            self.tracker.advance_idle(wal_end);
+        }
+    }
+
+    /// A sink operation finished. An error stops the pipeline.
+    pub fn on_completion(&mut self, completion: Completion, now: Instant) -> Result<(), CoreError> {
+        self.dispatcher.complete(&completion);
+        completion.result.map_err(PipelineError::from)?;
+        self.tracker.finish_work(completion.work);
+        self.advance();
+        self.pump(now)
+    }
+
+    /// Flushes batches that waited long enough.
+    pub fn on_timer(&mut self, now: Instant) -> Result<(), CoreError> {
+        self.batcher.flush_due(now);
+        self.pump(now)
+    }
+
+    /// Flushes everything open (shutdown).
+    pub fn flush_all(&mut self, now: Instant) -> Result<(), CoreError> {
+        self.batcher.flush_all();
+        self.pump(now)
+    }
+
+    /// Releases replayed streamed transactions and hands ready operations to the sink, as far
+    /// as the memory budget allows.
+    pub fn pump(&mut self, now: Instant) -> Result<(), CoreError> {
+        loop {
+            self.dispatch_ready();
+            if self.held_bytes() >= self.limits.max_memory {
+                // Full: whatever sits in open batches must go out to make room.
+                if self.batcher.has_open_batches() {
+                    self.batcher.flush_all();
+                    continue;
+                }
+                break;
+            }
+            if !self.assembler.is_replaying() {
+                break;
+            }
+            // Bounded slices so completions and feedback are not starved.
+            for _ in 0..1024 {
+                match self.assembler.next_replayed()? {
+                    Some(item) => self.apply(item, now),
+                    None => break,
+                }
+                if self.held_bytes() >= self.limits.max_memory {
+                    break;
+                }
+            }
+        }
+        self.advance();
+        Ok(())
+    }
+
+    fn apply(&mut self, item: Assembled, now: Instant) {
+        match item {
+            Assembled::Begin {
+                commit_lsn,
+                commit_time,
+            } => {
+                self.tracker.begin_transaction(commit_lsn);
+                self.batcher.begin_transaction();
+                self.stats.last_commit_time = commit_time;
+            }
+            Assembled::Change(change) => {
+                self.stats.changes += 1;
+                self.batcher.push_change(change, now);
+            }
+            Assembled::Truncate { tables, commit_lsn } => {
+                self.stats.truncates += 1;
+                self.batcher.push_truncate(&tables, commit_lsn);
+            }
+            Assembled::Commit {
+                commit_lsn,
+                end_lsn,
+                ..
+            } => {
+                self.stats.transactions += 1;
+                self.dispatch_ready();
+                self.tracker.commit_transaction(commit_lsn, end_lsn);
+            }
+        }
+    }
+
+    fn dispatch_ready(&mut self) {
+        while let Some(op) = self.batcher.take_ready() {
+            let work = self.tracker.start_work(op.min_commit_lsn());
+            self.dispatcher.enqueue(work, op);
+        }
+    }
+
+    fn advance(&mut self) {
+        let open = self.batcher.oldest_open_commit_lsn();
+        self.tracker.advance(open);
+    }
+}

@@ -1,0 +1,126 @@
+//! Hands table operations to the sink: at most one in flight per table (order), a bounded
+//! number across tables (parallelism), completions reported back on a channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::batcher::TableOp;
+use crate::checkpoint::WorkId;
+use crate::sink::{Sink, SinkError};
+
+/// A finished sink operation.
+#[derive(Debug)]
+pub struct Completion {
+    pub relation_oid: u32,
+    pub work: WorkId,
+    pub bytes: usize,
+    pub result: Result<(), SinkError>,
+}
+
+#[derive(Debug, Default)]
+struct TableQueue {
+    pending: VecDeque<(WorkId, TableOp)>,
+    in_flight: bool,
+}
+
+pub struct Dispatcher<S: Sink> {
+    sink: Arc<S>,
+    queues: HashMap<u32, TableQueue>,
+    /// Tables with pending work and nothing in flight, oldest first.
+    runnable: VecDeque<u32>,
+    in_flight: usize,
+    max_in_flight: usize,
+    /// Bytes queued or in flight.
+    held_bytes: usize,
+    completions: mpsc::UnboundedSender<Completion>,
+}
+
+impl<S: Sink> Dispatcher<S> {
+    pub fn new(sink: Arc<S>, max_in_flight: usize) -> (Self, mpsc::UnboundedReceiver<Completion>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let dispatcher = Dispatcher {
+            sink,
+            queues: HashMap::new(),
+            runnable: VecDeque::new(),
+            in_flight: 0,
+            max_in_flight: max_in_flight.max(1),
+            held_bytes: 0,
+            completions: sender,
+        };
+        (dispatcher, receiver)
+    }
+
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_flight == 0 && self.queues.values().all(|queue| queue.pending.is_empty())
+    }
+
+    pub fn enqueue(&mut self, work: WorkId, op: TableOp) {
+        let oid = op.relation_oid();
+        self.held_bytes += op.byte_len();
+        let queue = self.queues.entry(oid).or_default();
+        let was_idle = queue.pending.is_empty() && !queue.in_flight;
+        queue.pending.push_back((work, op));
+        if was_idle {
+            self.runnable.push_back(oid);
+        }
+        self.start_runnable();
+    }
+
+    /// Books a completion; returns it for the caller to act on (errors, tracker).
+    pub fn complete(&mut self, completion: &Completion) {
+        self.in_flight -= 1;
+        self.held_bytes -= completion.bytes;
+        if let Some(queue) = self.queues.get_mut(&completion.relation_oid) {
+            queue.in_flight = false;
+            if !queue.pending.is_empty() {
+                self.runnable.push_back(completion.relation_oid);
+            }
+        }
+        self.start_runnable();
+    }
+
+    fn start_runnable(&mut self) {
+        while self.in_flight < self.max_in_flight {
+            let Some(oid) = self.runnable.pop_front() else {
+                return;
+            };
+            let Some(queue) = self.queues.get_mut(&oid) else {
+                continue;
+            };
+            let Some((work, op)) = queue.pending.pop_front() else {
+                continue;
+            };
+            queue.in_flight = true;
+            self.in_flight += 1;
+            let sink = Arc::clone(&self.sink);
+            let completions = self.completions.clone();
+            tokio::spawn(async move {
+                let bytes = op.byte_len();
+                let result = match &op {
+                    TableOp::Rows(batch) => sink.write_batch(batch).await,
+                    TableOp::Truncate { table, .. } => sink.truncate(table).await,
+                    TableOp::SchemaChange { old, new, .. } => {
+                        sink.apply_schema_change(old.as_ref(), new).await
+                    }
+                };
+                // The receiver is gone only when the pipeline stopped; nothing to report to.
+                let _ = completions.send(Completion {
+                    relation_oid: oid,
+                    work,
+                    bytes,
+                    result,
+                });
+            });
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The destination boundary: what the pipeline hands over, and what "durable" means.
+//!
+//! # Contract
+//! * The pipeline calls a sink with **one operation per table at a time**, in stream order
+//!   for that table; operations on different tables may run concurrently (bounded).
+//! * A future that resolves `Ok(())` means the operation is **durable** in the destination: it
+//!   survives a crash of dbmazz and of the destination. Only then may the replication slot
+//!   advance past it. A sink must retry what is worth retrying itself; an `Err` stops the
+//!   pipeline (nothing after it is acknowledged).
+//! * Delivery is at least once: after a crash the stream is replayed from the slot's position,
+//!   so a sink sees again operations it already made durable. Applying a suffix again must
+//!   converge to the same state (upsert/delete by key, truncate).
+//! * `apply_schema_change` with `old = None` announces a table seen for the first time in this
+//!   session (also after every restart): check or create it.
+
+mod recording;
+
+pub use recording::{RecordedOp, RecordingSink};
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::pipeline::RowChange;
+use crate::schema::TableSchema;
+use crate::Lsn;
+
+/// Consecutive row changes of one table, in stream order.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub table: Arc<TableSchema>,
+    pub changes: Vec<RowChange>,
+    /// Commit LSN of the first and last change's transaction.
+    pub first_commit_lsn: Lsn,
+    pub last_commit_lsn: Lsn,
+    /// Position of the first change within its transaction, so that batches cut from the
+    /// same transaction have distinct, deterministic identities (labels).
+    pub first_change_index: u64,
+    /// Bytes held (accounting for the pipeline's memory budget).
+    pub byte_len: usize,
+}
+
+/// A sink failed in a way it could not retry away.
+#[derive(Debug, thiserror::Error)]
+#[error("{sink} sink failed on {table}: {message}")]
+pub struct SinkError {
+    pub sink: &'static str,
+    pub table: String,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// A destination for the stream. See the module documentation for the contract.
+pub trait Sink: Send + Sync + 'static {
+    /// Short name for logs and errors (`"starrocks"`).
+    fn name(&self) -> &'static str;
+
+    /// Makes a batch durable.
+    fn write_batch(&self, batch: &Batch) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Empties a table (a PostgreSQL TRUNCATE), after all its earlier batches.
+    fn truncate(
+        &self,
+        table: &Arc<TableSchema>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// A table's shape changed (or, with `old = None`, was seen for the first time).
+    fn apply_schema_change(
+        &self,
+        old: Option<&Arc<TableSchema>>,
+        new: &Arc<TableSchema>,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Accepts everything at once: for benchmarks of the stream path alone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopSink;
+
+impl Sink for NoopSink {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+
+    async fn write_batch(&self, _batch: &Batch) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    async fn truncate(&self, _table: &Arc<TableSchema>) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    async fn apply_schema_change(
+        &self,
+        _old: Option<&Arc<TableSchema>>,
+        _new: &Arc<TableSchema>,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
