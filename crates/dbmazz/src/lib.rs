@@ -7,3 +7,4 @@ pub mod lsn;
 
 pub use lsn::Lsn;
 pub mod local_pg;
+pub mod source;
