@@ -3,12 +3,13 @@
 //! The modules follow the data flow:
 //! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.
 
-pub mod decode;
-pub mod lsn;
-
-pub use lsn::Lsn;
 pub mod checkpoint;
+pub mod decode;
 pub mod local_pg;
+pub mod lsn;
 pub mod pipeline;
 pub mod schema;
 pub mod sink;
+pub mod source;
+
+pub use lsn::Lsn;

@@ -1,0 +1,26 @@
+//! The PostgreSQL side of dbmazz: connecting, the logical replication protocol, SQL connections.
+//!
+//! - [`PgConnectConfig`]: a libpq-style URL, parsed and validated without I/O.
+//! - [`ReplicationClient`] → [`ReplicationStream`]: our own client on `postgres-protocol` +
+//!   tokio for the `replication=database` connection (startup, auth, TLS, replication
+//!   commands, CopyBoth streaming, Standby Status Updates). See `replication.rs` for the flow.
+//! - [`connect_sql`]: a `tokio-postgres` client for metadata queries and snapshot COPY.
+//! - [`SourceError`]: every failure, with the context to act on it.
+
+mod config;
+mod connection;
+mod error;
+mod replication;
+mod sql;
+mod tls;
+
+pub use config::{
+    PgConnectConfig, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
+};
+pub use error::{ServerErrorFields, SourceError};
+pub use replication::{
+    encode_standby_status_update, CreatedSlot, PgOutputProtocol, ReplicationClient,
+    ReplicationReader, ReplicationStream, ReplicationWriter, SlotInfo, SnapshotAction,
+    SystemIdentity,
+};
+pub use sql::connect_sql;
