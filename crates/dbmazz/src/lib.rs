@@ -4,10 +4,12 @@
 //! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.
 
 pub mod checkpoint;
+pub mod config;
 pub mod decode;
 pub mod local_pg;
 pub mod lsn;
 pub mod pipeline;
+pub mod replicator;
 pub mod schema;
 pub mod sink;
 pub mod source;

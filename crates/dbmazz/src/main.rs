@@ -1,1 +1,208 @@
-fn main() {}
+//! The `dbmazz` command line. Parsing and printing only; the work is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dbmazz::config::{Config, Overrides, SinkKind};
+use dbmazz::replicator::{self, RunError};
+use dbmazz::sink::NoopSink;
+use tokio::sync::watch;
+
+/// Exit codes (documented in README.md).
+const EXIT_ERROR: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser)]
+#[command(
+    name = "dbmazz",
+    version,
+    about = "Stream PostgreSQL changes into StarRocks in real time"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream changes from the publication's tables until stopped (SIGINT/SIGTERM).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The TOML config file (keys may also come from DBMAZZ_* variables).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Overrides source.url.
+    #[arg(long)]
+    source_url: Option<String>,
+    /// Overrides source.publication.
+    #[arg(long)]
+    publication: Option<String>,
+    /// Overrides source.slot.
+    #[arg(long)]
+    slot: Option<String>,
+    /// Overrides state_dir.
+    #[arg(long)]
+    state_dir: Option<String>,
+    /// Overrides http.listen.
+    #[arg(long)]
+    http_listen: Option<String>,
+    /// Overrides sink.type (`starrocks` or `noop`).
+    #[arg(long)]
+    sink: Option<String>,
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        let pairs = [
+            ("source.url", &self.source_url),
+            ("source.publication", &self.publication),
+            ("source.slot", &self.slot),
+            ("state_dir", &self.state_dir),
+            ("http.listen", &self.http_listen),
+            ("sink.type", &self.sink),
+        ];
+        Overrides(
+            pairs
+                .into_iter()
+                .filter_map(|(key, value)| value.clone().map(|value| (key, value)))
+                .collect(),
+        )
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+        }
+    })
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let config = match Config::load(args.config.as_deref(), &args.overrides()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let shutdown = shutdown_on_signals();
+    let result = match config.sink.kind {
+        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
+        SinkKind::Starrocks => {
+            eprintln!(
+                "error: the StarRocks sink is not part of this build yet; set sink.type = \"noop\" \
+                 (or --sink noop) to run the stream path without a destination"
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "dbmazz stopped: {} transactions, {} row changes, durable up to {} (started at {}), {:.1}s",
+                summary.stats.transactions,
+                summary.stats.changes,
+                summary.durable,
+                summary.start,
+                summary.elapsed.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(error: &RunError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once (the slot keeps the
+/// durable position, so nothing is lost).
+fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut signals = 0;
+        loop {
+            wait_for_signal().await;
+            signals += 1;
+            if signals == 1 {
+                tracing::info!("signal received: flushing and stopping (again to exit at once)");
+                sender.send_replace(true);
+            } else {
+                eprintln!("second signal: exiting now");
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+        }
+    });
+    receiver
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers there is nothing to wait for.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DBMAZZ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

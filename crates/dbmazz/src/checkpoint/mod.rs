@@ -7,3 +7,6 @@
 mod tracker;
 
 pub use tracker::{DurabilityTracker, WorkId};
+mod state_file;
+
+pub use state_file::{StateFile, StateFileError};

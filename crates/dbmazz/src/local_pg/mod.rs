@@ -185,14 +185,34 @@ impl LocalPg {
 
     /// Runs SQL through `psql` (stop on the first error) and returns unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, LocalPgError> {
+        use std::io::Write;
+        use std::process::Stdio;
+        // The script goes through stdin (`-f -`): statements then run one by one, as in a
+        // file, instead of as one implicit transaction as `-c` would.
         let mut command = Command::new(self.binaries.tool("psql"));
         command
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-U", SUPERUSER, "-d", database, "-c", sql])
+            .args(["-U", SUPERUSER, "-d", database, "-f", "-"])
             .env("PGPASSWORD", &self.options.password)
-            .env("PGSSLMODE", "prefer");
-        let output = run(command, "psql")?;
+            .env("PGSSLMODE", "prefer")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(io_error("running psql"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(sql.as_bytes())
+                .map_err(io_error("writing to psql"))?;
+        }
+        let output = child.wait_with_output().map_err(io_error("running psql"))?;
+        if !output.status.success() {
+            return Err(LocalPgError::Command {
+                command: "psql".into(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
         Ok(String::from_utf8_lossy(&output.stdout)
             .trim_end()
             .to_string())

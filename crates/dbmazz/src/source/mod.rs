@@ -11,6 +11,7 @@ mod config;
 mod connection;
 mod error;
 mod replication;
+mod setup;
 mod sql;
 mod tls;
 
@@ -22,5 +23,9 @@ pub use replication::{
     encode_standby_status_update, CreatedSlot, PgOutputProtocol, ReplicationClient,
     ReplicationReader, ReplicationStream, ReplicationWriter, SlotInfo, SnapshotAction,
     SystemIdentity,
+};
+pub use setup::{
+    check_wal_level, ensure_slot, prepare_publication, published_tables, quote_ident, quote_table,
+    SetupError, SlotStart,
 };
 pub use sql::connect_sql;

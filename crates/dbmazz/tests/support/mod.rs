@@ -1,5 +1,12 @@
 //! Shared helpers for the integration tests.
 
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dbmazz::config::Config;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions, PgBinaries};
 
 /// The major versions every integration test runs against.
@@ -10,4 +17,79 @@ pub const PG_VERSIONS: [u32; 2] = [15, 18];
 pub fn start_pg(major: u32, options: LocalPgOptions) -> LocalPg {
     let binaries = PgBinaries::find(major).unwrap_or_else(|error| panic!("{error}"));
     LocalPg::start(&binaries, options).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A config streaming `tables` of `database` into the no-op sink, with small batches.
+pub fn stream_config(pg: &LocalPg, database: &str, tables: &[&str], state_dir: &TempDir) -> Config {
+    let tables = tables
+        .iter()
+        .map(|table| format!("\"{table}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let toml = format!(
+        r#"
+state_dir = "{state}"
+[source]
+url = "{url}"
+publication = "test_pub"
+slot = "test_slot"
+tables = [{tables}]
+status_interval = "1s"
+[sink]
+type = "noop"
+[batch]
+max_rows = 5000
+max_bytes = "4MiB"
+max_wait = "100ms"
+[pipeline]
+max_memory = "16MiB"
+spill_threshold = "4MiB"
+[http]
+listen = ""
+"#,
+        state = state_dir.0.display(),
+        url = pg.url(database),
+    );
+    Config::from_toml(&toml).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Polls `check` until it returns Some, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if started.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

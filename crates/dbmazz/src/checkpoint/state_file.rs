@@ -1,0 +1,124 @@
+//! The local state file (`<state_dir>/state.json`), written atomically (temp file, fsync,
+//! rename, fsync of the directory), so a crash leaves either the old or the new version.
+//!
+//! The slot remains the authority on the stream position; the file records which slot this
+//! state belongs to and the last durable position we reported, so a slot that vanished or
+//! moved backwards is detected and reported instead of silently resynchronised.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Lsn;
+
+const FILE_NAME: &str = "state.json";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub format_version: u32,
+    pub slot: String,
+    pub database: String,
+    pub system_identifier: String,
+    /// Last position reported to PostgreSQL as flushed (`X/Y`).
+    pub last_durable_lsn: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("state file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("state file {path} is not valid ({reason}); move it away if you mean to start over")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl StateFile {
+    pub fn new(slot: &str, database: &str, system_identifier: &str, durable: Lsn) -> Self {
+        StateFile {
+            format_version: FORMAT_VERSION,
+            slot: slot.to_string(),
+            database: database.to_string(),
+            system_identifier: system_identifier.to_string(),
+            last_durable_lsn: durable.to_string(),
+        }
+    }
+
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE_NAME)
+    }
+
+    pub fn durable(&self) -> Option<Lsn> {
+        self.last_durable_lsn.parse().ok()
+    }
+
+    /// Reads the file; `None` when there is none yet.
+    pub fn load(state_dir: &Path) -> Result<Option<Self>, StateFileError> {
+        let path = Self::path(state_dir);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateFileError::Io { path, source }),
+        };
+        let state: StateFile =
+            serde_json::from_str(&text).map_err(|error| StateFileError::Invalid {
+                path: path.clone(),
+                reason: error.to_string(),
+            })?;
+        if state.format_version != FORMAT_VERSION || state.durable().is_none() {
+            return Err(StateFileError::Invalid {
+                path,
+                reason: format!("unsupported format_version {}", state.format_version),
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes atomically.
+    pub fn store(&self, state_dir: &Path) -> Result<(), StateFileError> {
+        let path = Self::path(state_dir);
+        let io_error = |source| StateFileError::Io {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(state_dir).map_err(io_error)?;
+        let temporary = state_dir.join(format!("{FILE_NAME}.tmp"));
+        let text = serde_json::to_string_pretty(self).map_err(|error| StateFileError::Invalid {
+            path: path.clone(),
+            reason: error.to_string(),
+        })?;
+        let mut file = fs::File::create(&temporary).map_err(io_error)?;
+        file.write_all(text.as_bytes()).map_err(io_error)?;
+        file.sync_all().map_err(io_error)?;
+        fs::rename(&temporary, &path).map_err(io_error)?;
+        if let Ok(dir) = fs::File::open(state_dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_reports_garbage() {
+        let dir = std::env::temp_dir().join(format!("dbmazz-state-test-{}", std::process::id()));
+        assert_eq!(StateFile::load(&dir).unwrap(), None);
+        let state = StateFile::new("slot", "db", "7300000000000000001", Lsn(0x1_0000_0010));
+        state.store(&dir).unwrap();
+        let loaded = StateFile::load(&dir).unwrap().unwrap();
+        assert_eq!(loaded, state);
+        assert_eq!(loaded.durable(), Some(Lsn(0x1_0000_0010)));
+        fs::write(StateFile::path(&dir), "{not json").unwrap();
+        let error = StateFile::load(&dir).unwrap_err();
+        assert!(error.to_string().contains("not valid"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,437 @@
+//! The one typed configuration: a TOML file, then `DBMAZZ_*` environment variables, then
+//! command-line flags (each layer overrides the one before), validated before anything
+//! connects. A bad value is one line naming the key, the problem and the fix.
+//!
+//! Environment keys use `__` between levels: `DBMAZZ_SOURCE__URL`, `DBMAZZ_BATCH__MAX_ROWS`,
+//! `DBMAZZ_SINK__STARROCKS__PASSWORD`. The reference is docs/configuration.md.
+
+mod units;
+
+pub use units::{ByteSize, HumanDuration};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::{BatchLimits, PipelineLimits};
+use crate::schema::TableName;
+use crate::source::PgConnectConfig;
+
+pub const DEFAULT_STATE_DIR: &str = "./dbmazz-state";
+pub const DEFAULT_PUBLICATION: &str = "dbmazz_pub";
+pub const DEFAULT_SLOT: &str = "dbmazz_slot";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9808";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Local state: spill files of large streamed transactions, the state file.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `postgres://user:password@host:port/database?sslmode=...`
+    pub url: String,
+    #[serde(default = "default_publication")]
+    pub publication: String,
+    #[serde(default = "default_slot")]
+    pub slot: String,
+    /// `schema.table` names; empty = every table of the publication.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Standby status updates at least this often.
+    #[serde(default = "default_status_interval")]
+    pub status_interval: HumanDuration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `starrocks` (default) or `noop` (accepts everything: for benchmarks of the stream path).
+    #[serde(default, rename = "type")]
+    pub kind: SinkKind,
+    pub starrocks: Option<StarRocksConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    #[default]
+    Starrocks,
+    Noop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarRocksConfig {
+    /// FE HTTP address for Stream Load: `http://host:8030`.
+    pub fe_http: String,
+    /// FE MySQL-protocol address for DDL and metadata: `host:9030`.
+    pub mysql: String,
+    #[serde(default = "default_starrocks_user")]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    pub database: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_max_rows")]
+    pub max_rows: usize,
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+    #[serde(default = "default_max_wait")]
+    pub max_wait: HumanDuration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_rows: default_max_rows(),
+            max_bytes: default_max_bytes(),
+            max_wait: default_max_wait(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Row data held in batches before the reader stops reading (backpressure).
+    #[serde(default = "default_max_memory")]
+    pub max_memory: ByteSize,
+    /// Streamed in-progress transactions kept in memory before spilling to `state_dir/spill`.
+    #[serde(default = "default_spill_threshold")]
+    pub spill_threshold: ByteSize,
+    /// Sink operations in flight across tables (one per table at most).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_memory: default_max_memory(),
+            spill_threshold: default_spill_threshold(),
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where /healthz, /status and /metrics listen; `""` disables the HTTP API.
+    #[serde(default = "default_http_listen")]
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_http_listen(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn default_publication() -> String {
+    DEFAULT_PUBLICATION.into()
+}
+fn default_slot() -> String {
+    DEFAULT_SLOT.into()
+}
+fn default_status_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+fn default_starrocks_user() -> String {
+    "root".into()
+}
+fn default_max_rows() -> usize {
+    100_000
+}
+fn default_max_bytes() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_max_wait() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+fn default_max_memory() -> ByteSize {
+    ByteSize::mib(32)
+}
+fn default_spill_threshold() -> ByteSize {
+    ByteSize::mib(16)
+}
+fn default_max_in_flight() -> usize {
+    4
+}
+fn default_http_listen() -> String {
+    DEFAULT_HTTP_LISTEN.into()
+}
+
+/// A configuration problem: which key, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config: {key}: {problem} — {fix}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.to_string(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Flag values that override the file and the environment (only those given).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides(pub Vec<(&'static str, String)>);
+
+impl Config {
+    /// Loads `path` (optional), then `DBMAZZ_*` variables, then `overrides`, and validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                    "pass the path of your dbmazz.toml (see docs/configuration.md)",
+                ));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("DBMAZZ_").split("__"));
+        for (key, value) in &overrides.0 {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        Self::from_figment(figment)
+    }
+
+    /// Parses a TOML document alone (tests, `dbmazz check --config -`).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(figment_error)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything that can be checked without I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.source_connect()?;
+        check_identifier("source.publication", &self.source.publication)?;
+        check_slot_name(&self.source.slot)?;
+        for table in &self.source.tables {
+            if TableName::parse(table).is_none() {
+                return Err(ConfigError::new(
+                    "source.tables",
+                    format!("{table:?} is not a table name"),
+                    "write tables as \"schema.table\", e.g. \"public.orders\"",
+                ));
+            }
+        }
+        if self.source.status_interval.0.is_zero() {
+            return Err(ConfigError::new(
+                "source.status_interval",
+                "must be more than zero",
+                "use e.g. \"10s\"",
+            ));
+        }
+        if self.batch.max_rows == 0 {
+            return Err(ConfigError::new(
+                "batch.max_rows",
+                "must be at least 1",
+                "use e.g. 100000",
+            ));
+        }
+        if self.batch.max_bytes.0 < 1024 {
+            return Err(ConfigError::new(
+                "batch.max_bytes",
+                format!("{} is too small", self.batch.max_bytes),
+                "use at least \"1MiB\" (e.g. \"16MiB\")",
+            ));
+        }
+        if self.batch.max_wait.0.is_zero() {
+            return Err(ConfigError::new(
+                "batch.max_wait",
+                "must be more than zero",
+                "use e.g. \"1s\" (StarRocks merges every load into a new version)",
+            ));
+        }
+        if self.pipeline.max_memory < self.batch.max_bytes {
+            return Err(ConfigError::new(
+                "pipeline.max_memory",
+                format!(
+                    "{} is below batch.max_bytes ({})",
+                    self.pipeline.max_memory, self.batch.max_bytes
+                ),
+                "raise pipeline.max_memory or lower batch.max_bytes",
+            ));
+        }
+        if self.pipeline.max_in_flight == 0 {
+            return Err(ConfigError::new(
+                "pipeline.max_in_flight",
+                "must be at least 1",
+                "use e.g. 4",
+            ));
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                "http.listen",
+                format!("{:?} is not an address", self.http.listen),
+                "use host:port, e.g. \"127.0.0.1:9808\" (or \"\" to disable)",
+            ));
+        }
+        if self.sink.kind == SinkKind::Starrocks {
+            let Some(starrocks) = &self.sink.starrocks else {
+                return Err(ConfigError::new(
+                    "sink.starrocks",
+                    "missing",
+                    "add a [sink.starrocks] section with fe_http, mysql, user, password, database",
+                ));
+            };
+            if !starrocks.fe_http.starts_with("http://")
+                && !starrocks.fe_http.starts_with("https://")
+            {
+                return Err(ConfigError::new(
+                    "sink.starrocks.fe_http",
+                    format!("{:?} is not an http URL", starrocks.fe_http),
+                    "use the FE's HTTP address, e.g. \"http://127.0.0.1:8030\"",
+                ));
+            }
+            if !starrocks.mysql.contains(':') {
+                return Err(ConfigError::new(
+                    "sink.starrocks.mysql",
+                    format!("{:?} has no port", starrocks.mysql),
+                    "use the FE's MySQL address host:port, e.g. \"127.0.0.1:9030\"",
+                ));
+            }
+            check_identifier("sink.starrocks.database", &starrocks.database)?;
+        }
+        Ok(())
+    }
+
+    /// The parsed source URL.
+    pub fn source_connect(&self) -> Result<PgConnectConfig, ConfigError> {
+        PgConnectConfig::from_url(&self.source.url).map_err(|error| {
+            ConfigError::new(
+                "source.url",
+                error.to_string(),
+                "use postgres://user:password@host:5432/database (percent-encode special characters)",
+            )
+        })
+    }
+
+    /// The configured tables, parsed (validated already).
+    pub fn tables(&self) -> Vec<TableName> {
+        self.source
+            .tables
+            .iter()
+            .filter_map(|table| TableName::parse(table))
+            .collect()
+    }
+
+    pub fn pipeline_limits(&self) -> PipelineLimits {
+        PipelineLimits {
+            batch: BatchLimits {
+                max_rows: self.batch.max_rows,
+                max_bytes: self.batch.max_bytes.as_usize(),
+                max_wait: self.batch.max_wait.0,
+            },
+            max_memory: self.pipeline.max_memory.as_usize(),
+            spill_threshold: self.pipeline.spill_threshold.as_usize(),
+            max_in_flight: self.pipeline.max_in_flight,
+        }
+    }
+
+    pub fn spill_dir(&self) -> PathBuf {
+        self.state_dir.join("spill")
+    }
+}
+
+fn figment_error(error: figment::Error) -> ConfigError {
+    let key = if error.path.is_empty() {
+        "config".to_string()
+    } else {
+        error.path.join(".")
+    };
+    let fix = match &error.kind {
+        figment::error::Kind::MissingField(field) => {
+            format!("set {field} in the config file or the DBMAZZ_* environment")
+        }
+        figment::error::Kind::UnknownField(_, expected) => {
+            format!(
+                "check the spelling; known keys here: {}",
+                expected.join(", ")
+            )
+        }
+        _ => "see docs/configuration.md for the expected form".to_string(),
+    };
+    let mut problem = error.kind.to_string();
+    if let Some(metadata) = &error.metadata {
+        problem.push_str(&format!(" (from {})", metadata.name));
+    }
+    ConfigError { key, problem, fix }
+}
+
+fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !value.starts_with(|c: char| c.is_ascii_digit());
+    if valid {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        key,
+        format!("{value:?} is not a plain identifier"),
+        "use letters, digits and underscores (not starting with a digit), at most 63 characters",
+    ))
+}
+
+fn check_slot_name(slot: &str) -> Result<(), ConfigError> {
+    let valid = !slot.is_empty()
+        && slot.len() <= 63
+        && slot
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "source.slot",
+        format!("{slot:?} is not a valid replication slot name"),
+        "PostgreSQL allows lower-case letters, digits and underscores, at most 63 characters",
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+use super::*;
+
+const EXAMPLE: &str = r#"
+state_dir = "./dbmazz-state"
+[source]
+url = "postgres://user:pass@127.0.0.1:5432/shop"
+publication = "dbmazz_pub"
+slot = "dbmazz_slot"
+tables = ["public.orders", "public.order_items"]
+[sink.starrocks]
+fe_http = "http://127.0.0.1:8030"
+mysql = "127.0.0.1:9030"
+user = "root"
+password = ""
+database = "shop"
+[batch]
+max_rows = 100000
+max_bytes = "64MiB"
+max_wait = "1s"
+[pipeline]
+max_memory = "128MiB"
+[http]
+listen = "127.0.0.1:9808"
+"#;
+
+#[test]
+fn the_documented_example_parses() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.source.slot, "dbmazz_slot");
+    assert_eq!(config.batch.max_bytes, ByteSize(64 << 20));
+    assert_eq!(config.batch.max_wait.0, Duration::from_secs(1));
+    assert_eq!(config.tables()[1], TableName::new("public", "order_items"));
+    assert_eq!(config.sink.kind, SinkKind::Starrocks);
+    assert_eq!(config.pipeline_limits().batch.max_rows, 100_000);
+}
+
+#[test]
+fn defaults_fill_everything_but_the_url_and_sink() {
+    let config =
+        Config::from_toml("[source]\nurl = \"postgres://u@h/db\"\n[sink]\ntype = \"noop\"\n")
+            .unwrap();
+    assert_eq!(config.source.publication, DEFAULT_PUBLICATION);
+    assert_eq!(config.source.slot, DEFAULT_SLOT);
+    assert_eq!(config.http.listen, DEFAULT_HTTP_LISTEN);
+    assert_eq!(config.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+}
+
+fn error_of(toml: &str) -> ConfigError {
+    Config::from_toml(toml).unwrap_err()
+}
+
+#[test]
+fn bad_values_name_the_key_the_problem_and_the_fix() {
+    let error = error_of(&EXAMPLE.replace("max_rows = 100000", "max_rows = \"lots\""));
+    assert_eq!(error.key, "batch.max_rows");
+    let error = error_of(&EXAMPLE.replace("\"64MiB\"", "\"64 parsecs\""));
+    assert_eq!(error.key, "batch.max_bytes");
+    assert!(error.problem.contains("parsecs"), "{error}");
+    let error = error_of(&EXAMPLE.replace("max_wait = \"1s\"", "max_wait = 5"));
+    assert_eq!(error.key, "batch.max_wait");
+    assert!(error.problem.contains("unit"), "{error}");
+    let error = error_of(&EXAMPLE.replace("slot = \"dbmazz_slot\"", "slot = \"Bad-Slot\""));
+    assert_eq!(error.key, "source.slot");
+    let error = error_of(&EXAMPLE.replace("postgres://user:pass@", "mysql://user:pass@"));
+    assert_eq!(error.key, "source.url");
+    let error = error_of(&EXAMPLE.replace("\"public.orders\",", "\"a.b.c\","));
+    assert_eq!(error.key, "source.tables");
+    let error = error_of(&EXAMPLE.replace("listen = \"127.0.0.1:9808\"", "listen = \"nowhere\""));
+    assert_eq!(error.key, "http.listen");
+    let error = error_of(&EXAMPLE.replace("max_memory = \"128MiB\"", "max_memory = \"1MiB\""));
+    assert_eq!(error.key, "pipeline.max_memory");
+    let error = error_of(&EXAMPLE.replace("fe_http = \"http://", "fe_http = \"ftp://"));
+    assert_eq!(error.key, "sink.starrocks.fe_http");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("config: sink.starrocks.fe_http: "),
+        "{message}"
+    );
+    assert!(!message.contains('\n'));
+}
+
+#[test]
+fn unknown_and_missing_keys_are_reported_with_the_known_ones() {
+    let error = error_of(&EXAMPLE.replace("max_rows", "max_rowz"));
+    assert!(error.key.starts_with("batch"), "{error}");
+    assert!(error.fix.contains("max_rows"), "{error}");
+    let error = error_of("[source]\npublication = \"p\"\n");
+    assert_eq!(error.key, "source");
+    assert!(error.problem.contains("url"), "{error}");
+    let error = error_of("[source]\nurl = \"postgres://u@h/db\"\n");
+    assert_eq!(error.key, "sink.starrocks");
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // figment's own Jail API
+fn environment_and_flags_override_the_file_in_that_order() {
+    let dir = std::env::temp_dir().join(format!("dbmazz-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dbmazz.toml");
+    std::fs::write(&path, EXAMPLE).unwrap();
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("DBMAZZ_SOURCE__SLOT", "from_env");
+        jail.set_env("DBMAZZ_BATCH__MAX_ROWS", "42");
+        jail.set_env("DBMAZZ_SINK__STARROCKS__PASSWORD", "pw");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.source.slot, "from_env");
+        assert_eq!(config.batch.max_rows, 42);
+        assert_eq!(config.sink.starrocks.as_ref().unwrap().password, "pw");
+        let flags = Overrides(vec![("source.slot", "from_flag".to_string())]);
+        let config = Config::load(Some(&path), &flags).unwrap();
+        assert_eq!(config.source.slot, "from_flag");
+        Ok(())
+    });
+    let missing = Config::load(Some(&dir.join("nope.toml")), &Overrides::default()).unwrap_err();
+    assert_eq!(missing.key, "--config");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,220 @@
+//! `dbmazz run`: wires source → decode → pipeline → sink → checkpoint and drives them.
+//!
+//! One task owns the stream: it reads CopyData frames while the pipeline has room
+//! ([`StreamCore::can_read`]), feeds sink completions back, flushes batches on time and sends
+//! Standby Status Updates whose flush position is the durable position — never more.
+
+mod feedback;
+mod prepare;
+
+pub use prepare::{prepare, Prepared, RunError};
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant as TokioInstant};
+
+use crate::config::Config;
+use crate::decode::{DecoderOptions, ReplicationMessage};
+use crate::pipeline::{CoreStats, StreamCore};
+use crate::sink::Sink;
+use crate::source::{ReplicationWriter, SourceError};
+use crate::Lsn;
+use feedback::Feedback;
+
+/// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
+/// the durable position, so giving up loses nothing).
+const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a run did, printed at exit.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub start: Lsn,
+    pub durable: Lsn,
+    pub stats: CoreStats,
+    pub elapsed: Duration,
+}
+
+/// Live figures a caller (tests, /status) can watch.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub durable: Lsn,
+    pub stats: CoreStats,
+    pub held_bytes: usize,
+    pub reading: bool,
+}
+
+/// Runs until `shutdown` turns true or an error stops the stream.
+pub async fn run<S: Sink>(
+    config: &Config,
+    sink: Arc<S>,
+    shutdown: watch::Receiver<bool>,
+    progress: Option<watch::Sender<Progress>>,
+) -> Result<RunSummary, RunError> {
+    let prepared = prepare(config).await?;
+    stream(config, prepared, sink, shutdown, progress).await
+}
+
+/// Streams from a prepared slot.
+pub async fn stream<S: Sink>(
+    config: &Config,
+    prepared: Prepared,
+    sink: Arc<S>,
+    mut shutdown: watch::Receiver<bool>,
+    progress: Option<watch::Sender<Progress>>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let Prepared {
+        client,
+        start,
+        protocol,
+        state,
+    } = prepared;
+    let decoder_options = DecoderOptions {
+        protocol_version: protocol.version,
+        streaming_parallel: protocol.streaming == Some("parallel"),
+    };
+    let stream = client
+        .start_replication(&config.source.slot, start, &config.source.publication)
+        .await?;
+    tracing::info!(
+        slot = %config.source.slot,
+        start = %start,
+        protocol = protocol.version,
+        streaming = protocol.streaming.unwrap_or("off"),
+        "streaming"
+    );
+    let (mut reader, mut writer) = stream.split();
+    let (mut core, mut completions) = StreamCore::new(
+        sink,
+        decoder_options,
+        config.pipeline_limits(),
+        config.spill_dir(),
+        start,
+    );
+    let mut feedback = Feedback::new(config, state, start);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let result: Result<(), RunError> = loop {
+        let deadline = core.next_deadline();
+        tokio::select! {
+            biased;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break Ok(());
+                }
+            }
+            Some(completion) = completions.recv() => {
+                if let Err(error) = core.on_completion(completion, Instant::now()) {
+                    break Err(error.into());
+                }
+            }
+            frame = reader.next_copy_data(), if core.can_read() => {
+                match handle_frame(frame, &mut core, &mut writer, &mut feedback).await {
+                    Ok(()) => {}
+                    Err(error) => break Err(error),
+                }
+            }
+            _ = sleep_until(to_tokio(deadline)), if deadline.is_some() => {
+                if let Err(error) = core.on_timer(Instant::now()) {
+                    break Err(error.into());
+                }
+            }
+            _ = tick.tick() => {
+                if let Err(error) = core.pump(Instant::now()) {
+                    break Err(error.into());
+                }
+                if let Err(error) = feedback.maybe_send(&mut writer, &core, false).await {
+                    break Err(error);
+                }
+                if let Some(progress) = &progress {
+                    progress.send_replace(Progress {
+                        durable: core.durable(),
+                        stats: core.stats(),
+                        held_bytes: core.held_bytes(),
+                        reading: core.can_read(),
+                    });
+                }
+            }
+        }
+    };
+    if let Err(error) = result {
+        // Report what is durable so far; nothing after the failure is acknowledged.
+        let _ = feedback.maybe_send(&mut writer, &core, true).await;
+        return Err(error);
+    }
+    drain(&mut core, &mut completions).await?;
+    feedback.maybe_send(&mut writer, &core, true).await?;
+    let _ = writer.send_copy_done().await;
+    drop(reader);
+    let summary = RunSummary {
+        start,
+        durable: core.durable(),
+        stats: core.stats(),
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        durable = %summary.durable,
+        transactions = summary.stats.transactions,
+        changes = summary.stats.changes,
+        "stopped"
+    );
+    Ok(summary)
+}
+
+async fn handle_frame<S: Sink>(
+    frame: Result<Option<bytes::Bytes>, SourceError>,
+    core: &mut StreamCore<S>,
+    writer: &mut ReplicationWriter,
+    feedback: &mut Feedback,
+) -> Result<(), RunError> {
+    let Some(frame) = frame? else {
+        return Err(RunError::StreamEnded);
+    };
+    match ReplicationMessage::parse(frame).map_err(crate::pipeline::CoreError::from)? {
+        ReplicationMessage::XLogData { wal_end, data, .. } => {
+            core.on_xlog_data(wal_end, data, Instant::now())?;
+        }
+        ReplicationMessage::Keepalive {
+            wal_end,
+            reply_requested,
+            ..
+        } => {
+            core.on_keepalive(wal_end);
+            if reply_requested {
+                feedback.maybe_send(writer, core, true).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shutdown: flush what is open and wait for the sink to finish it.
+async fn drain<S: Sink>(
+    core: &mut StreamCore<S>,
+    completions: &mut tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::Completion>,
+) -> Result<(), RunError> {
+    core.flush_all(Instant::now())?;
+    let deadline = TokioInstant::now() + SHUTDOWN_DRAIN_TIMEOUT;
+    while !core.is_drained() {
+        let Ok(Some(completion)) = tokio::time::timeout_at(deadline, completions.recv()).await
+        else {
+            tracing::warn!("shutdown: gave up waiting for in-flight loads; they will be replayed");
+            return Ok(());
+        };
+        core.on_completion(completion, Instant::now())?;
+        // Streamed transactions already committed are released too.
+        core.pump(Instant::now())?;
+        core.flush_all(Instant::now())?;
+    }
+    Ok(())
+}
+
+fn to_tokio(deadline: Option<Instant>) -> TokioInstant {
+    match deadline {
+        Some(deadline) => TokioInstant::from_std(deadline),
+        None => TokioInstant::now() + Duration::from_secs(3600),
+    }
+}

@@ -1,0 +1,124 @@
+//! Before streaming: check PostgreSQL, the publication, the slot and the local state.
+
+use std::path::Path;
+
+use crate::checkpoint::{StateFile, StateFileError};
+use crate::config::{Config, ConfigError};
+use crate::pipeline::{clear_spill_dir, CoreError};
+use crate::source::{
+    check_wal_level, connect_sql, ensure_slot, prepare_publication, PgOutputProtocol,
+    ReplicationClient, SetupError, SourceError,
+};
+use crate::Lsn;
+
+/// Everything that can stop `dbmazz run`, each with what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Stream(#[from] CoreError),
+    #[error(transparent)]
+    State(#[from] StateFileError),
+    #[error(
+        "replication slot {slot:?} is gone, but {state} says this state_dir streamed from it up \
+         to {durable}: the changes since are lost. Snapshot the tables again: move {state} away \
+         and restart (dbmazz then creates a new slot)"
+    )]
+    SlotLost {
+        slot: String,
+        state: String,
+        durable: String,
+    },
+    #[error(
+        "{state} belongs to {recorded}, but the config says {configured}: point state_dir at \
+         this pipeline's own directory"
+    )]
+    StateMismatch {
+        state: String,
+        recorded: String,
+        configured: String,
+    },
+    #[error("spill directory {path}: {source}")]
+    SpillDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("PostgreSQL ended the replication stream")]
+    StreamEnded,
+}
+
+/// A replication connection ready to start streaming.
+pub struct Prepared {
+    pub client: ReplicationClient,
+    pub start: Lsn,
+    pub protocol: PgOutputProtocol,
+    pub state: StateFile,
+}
+
+pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
+    let connect = config.source_connect()?;
+    let sql = connect_sql(&connect).await?;
+    check_wal_level(&sql).await?;
+    let tables = prepare_publication(&sql, &config.source.publication, &config.tables()).await?;
+    drop(sql);
+    tracing::info!(publication = %config.source.publication, tables = tables.len(), "publication ready");
+
+    let mut client = ReplicationClient::connect(&connect).await?;
+    let system = client.identify_system().await?;
+    let database = connect.dbname.clone();
+    let state = StateFile::load(&config.state_dir)?;
+    let state_path = StateFile::path(&config.state_dir).display().to_string();
+    if let Some(state) = &state {
+        if state.slot != config.source.slot
+            || state.database != database
+            || state.system_identifier != system.systemid
+        {
+            let describe = |slot: &str, database: &str, system: &str| {
+                format!("slot {slot:?} on database {database:?} (system {system})")
+            };
+            return Err(RunError::StateMismatch {
+                state: state_path,
+                recorded: describe(&state.slot, &state.database, &state.system_identifier),
+                configured: describe(&config.source.slot, &database, &system.systemid),
+            });
+        }
+        if client.slot_info(&config.source.slot).await?.is_none() {
+            return Err(RunError::SlotLost {
+                slot: config.source.slot.clone(),
+                state: state_path,
+                durable: state.last_durable_lsn.clone(),
+            });
+        }
+    }
+    let slot = ensure_slot(&mut client, &config.source.slot, &database).await?;
+    if let Some(recorded) = state.as_ref().and_then(StateFile::durable) {
+        if slot.start < recorded {
+            // PostgreSQL persists confirmed positions at checkpoints; after a server crash it
+            // may resend a little: harmless, every change is applied idempotently.
+            tracing::warn!(slot_position = %slot.start, recorded = %recorded, "slot is behind the recorded durable position; replaying the difference");
+        }
+    }
+    clear_spill(&config.spill_dir())?;
+    let state = StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
+    state.store(&config.state_dir)?;
+    let protocol = client.pgoutput_protocol();
+    Ok(Prepared {
+        client,
+        start: slot.start,
+        protocol,
+        state,
+    })
+}
+
+fn clear_spill(dir: &Path) -> Result<(), RunError> {
+    clear_spill_dir(dir).map_err(|source| RunError::SpillDir {
+        path: dir.display().to_string(),
+        source,
+    })
+}

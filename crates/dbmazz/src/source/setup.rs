@@ -1,0 +1,261 @@
+//! Getting PostgreSQL ready to stream: `wal_level`, the publication and the slot.
+//!
+//! The publication is created for the configured tables when missing; an existing one must
+//! cover them (we never silently change what another tool may rely on). The slot is created
+//! when missing and **never** dropped or recreated: it is the stream's checkpoint.
+
+use super::error::SourceError;
+use super::replication::{ReplicationClient, SlotInfo, SnapshotAction};
+use crate::schema::TableName;
+use crate::Lsn;
+
+/// Why PostgreSQL is not ready for dbmazz, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(
+        "wal_level is {current}, logical replication needs wal_level = logical \
+         (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)"
+    )]
+    WalLevel { current: String },
+    #[error("table {table} does not exist (check source.tables)")]
+    TableMissing { table: TableName },
+    #[error(
+        "table {table} has no primary key: StarRocks Primary Key tables need one \
+         (ALTER TABLE {table} ADD PRIMARY KEY (...)), or set REPLICA IDENTITY USING INDEX on a \
+         unique NOT NULL index"
+    )]
+    NoPrimaryKey { table: TableName },
+    #[error(
+        "publication {publication:?} does not exist and source.tables is empty: list the tables \
+         to replicate in source.tables (dbmazz then creates the publication), or create it \
+         yourself: CREATE PUBLICATION {publication} FOR TABLE ..."
+    )]
+    NoPublicationNoTables { publication: String },
+    #[error("publication {publication:?} publishes no tables: ALTER PUBLICATION {publication} ADD TABLE ...")]
+    EmptyPublication { publication: String },
+    #[error(
+        "publication {publication:?} does not publish {missing}: \
+         ALTER PUBLICATION {publication} ADD TABLE {missing}"
+    )]
+    PublicationMissesTables {
+        publication: String,
+        missing: String,
+    },
+    #[error(
+        "replication slot {slot:?} exists but {problem}; dbmazz never drops an existing slot: \
+         choose another source.slot, or drop this one yourself if nothing else uses it \
+         (SELECT pg_drop_replication_slot('{slot}'))"
+    )]
+    UnusableSlot { slot: String, problem: String },
+}
+
+/// Quotes an identifier for SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_table(table: &TableName) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(&table.schema),
+        quote_ident(&table.name)
+    )
+}
+
+pub async fn check_wal_level(client: &tokio_postgres::Client) -> Result<(), SetupError> {
+    let row = client
+        .query_one("SELECT current_setting('wal_level')", &[])
+        .await
+        .map_err(SourceError::from)?;
+    let current: String = row.get(0);
+    if current != "logical" {
+        return Err(SetupError::WalLevel { current });
+    }
+    Ok(())
+}
+
+/// Makes sure `publication` exists and covers `tables`; returns the tables it publishes.
+pub async fn prepare_publication(
+    client: &tokio_postgres::Client,
+    publication: &str,
+    tables: &[TableName],
+) -> Result<Vec<TableName>, SetupError> {
+    for table in tables {
+        check_table(client, table).await?;
+    }
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::from)?
+        .is_some();
+    if !exists {
+        if tables.is_empty() {
+            return Err(SetupError::NoPublicationNoTables {
+                publication: publication.to_string(),
+            });
+        }
+        let list = tables
+            .iter()
+            .map(quote_table)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "CREATE PUBLICATION {} FOR TABLE {list}",
+            quote_ident(publication)
+        );
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(SourceError::from)?;
+        tracing::info!(publication, tables = %list, "created publication");
+    }
+    let published = published_tables(client, publication).await?;
+    let missing: Vec<String> = tables
+        .iter()
+        .filter(|table| !published.contains(table))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(SetupError::PublicationMissesTables {
+            publication: publication.to_string(),
+            missing: missing.join(", "),
+        });
+    }
+    if published.is_empty() {
+        return Err(SetupError::EmptyPublication {
+            publication: publication.to_string(),
+        });
+    }
+    for table in &published {
+        check_table(client, table).await?;
+    }
+    Ok(published)
+}
+
+pub async fn published_tables(
+    client: &tokio_postgres::Client,
+    publication: &str,
+) -> Result<Vec<TableName>, SetupError> {
+    let rows = client
+        .query(
+            "SELECT schemaname::text, tablename::text FROM pg_publication_tables \
+             WHERE pubname = $1 ORDER BY 1, 2",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    Ok(rows
+        .iter()
+        .map(|row| TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+        .collect())
+}
+
+/// The table exists and has a key StarRocks can use.
+async fn check_table(client: &tokio_postgres::Client, table: &TableName) -> Result<(), SetupError> {
+    let row = client
+        .query_opt(
+            "SELECT c.relreplident::text, \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid \
+                            AND (i.indisprimary OR i.indisreplident)) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    let Some(row) = row else {
+        return Err(SetupError::TableMissing {
+            table: table.clone(),
+        });
+    };
+    let has_key: bool = row.get(1);
+    if !has_key {
+        return Err(SetupError::NoPrimaryKey {
+            table: table.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Where streaming starts and whether the slot was just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStart {
+    pub start: Lsn,
+    pub created: bool,
+    pub snapshot_name: Option<String>,
+}
+
+/// Creates the slot when missing; otherwise checks it can be streamed from.
+pub async fn ensure_slot(
+    client: &mut ReplicationClient,
+    slot: &str,
+    database: &str,
+) -> Result<SlotStart, SetupError> {
+    match client.slot_info(slot).await? {
+        Some(info) => {
+            check_slot(&info, slot, database)?;
+            let start = info.confirmed_flush_lsn.unwrap_or(Lsn::ZERO);
+            Ok(SlotStart {
+                start,
+                created: false,
+                snapshot_name: None,
+            })
+        }
+        None => {
+            let created = client
+                .create_logical_slot(slot, SnapshotAction::NoExport)
+                .await?;
+            tracing::info!(slot, consistent_point = %created.consistent_point, "created replication slot");
+            Ok(SlotStart {
+                start: created.consistent_point,
+                created: true,
+                snapshot_name: created.snapshot_name,
+            })
+        }
+    }
+}
+
+fn check_slot(info: &SlotInfo, slot: &str, database: &str) -> Result<(), SetupError> {
+    let unusable = |problem: String| SetupError::UnusableSlot {
+        slot: slot.to_string(),
+        problem,
+    };
+    if info.slot_type != "logical" {
+        return Err(unusable(format!("is a {} slot", info.slot_type)));
+    }
+    if info.plugin.as_deref() != Some("pgoutput") {
+        return Err(unusable(format!(
+            "uses the output plugin {:?}, not pgoutput",
+            info.plugin.as_deref().unwrap_or("")
+        )));
+    }
+    if info.database.as_deref() != Some(database) {
+        return Err(unusable(format!(
+            "belongs to database {:?}, not {database:?}",
+            info.database.as_deref().unwrap_or("")
+        )));
+    }
+    if info.is_invalidated() {
+        return Err(SourceError::SlotInvalidated {
+            slot: slot.to_string(),
+            reason: info
+                .invalidation_reason
+                .clone()
+                .unwrap_or_else(|| "wal_status = lost".to_string()),
+        }
+        .into());
+    }
+    if info.active {
+        return Err(SourceError::SlotInUse {
+            slot: slot.to_string(),
+            pid: info.active_pid,
+        }
+        .into());
+    }
+    Ok(())
+}
