@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use dbmazz::config::{Config, Overrides, SinkKind};
 use dbmazz::replicator::{self, RunError};
-use dbmazz::sink::NoopSink;
+use dbmazz::sink::{FileSink, NoopSink};
 use tokio::sync::watch;
 
 /// Exit codes (documented in README.md).
@@ -61,7 +61,7 @@ struct RunArgs {
     /// Overrides http.listen.
     #[arg(long)]
     http_listen: Option<String>,
-    /// Overrides sink.type (`starrocks` or `noop`).
+    /// Overrides sink.type (`starrocks`, `noop` or `file`).
     #[arg(long)]
     sink: Option<String>,
 }
@@ -116,6 +116,17 @@ async fn run(args: RunArgs) -> ExitCode {
     let shutdown = shutdown_on_signals();
     let result = match config.sink.kind {
         SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
+        SinkKind::File => {
+            let path = config.sink.file.as_ref().map(|file| file.path.clone());
+            match path.as_deref().map(FileSink::open) {
+                Some(Ok(sink)) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+                Some(Err(error)) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(EXIT_ERROR);
+                }
+                None => return ExitCode::from(EXIT_CONFIG),
+            }
+        }
         SinkKind::Starrocks => {
             eprintln!(
                 "error: the StarRocks sink is not part of this build yet; set sink.type = \"noop\" \
@@ -200,6 +211,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),

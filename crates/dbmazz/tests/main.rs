@@ -2,5 +2,6 @@
 
 mod support;
 
+mod checkpoint;
 mod local_pg;
 mod stream;

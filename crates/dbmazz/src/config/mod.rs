@@ -63,10 +63,19 @@ pub struct SourceConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkConfig {
-    /// `starrocks` (default) or `noop` (accepts everything: for benchmarks of the stream path).
+    /// `starrocks` (default), `noop` (accepts everything: benchmarks of the stream path) or
+    /// `file` (JSON lines, fsynced: debugging and crash tests).
     #[serde(default, rename = "type")]
     pub kind: SinkKind,
     pub starrocks: Option<StarRocksConfig>,
+    pub file: Option<FileSinkConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// The JSON-lines file changes are appended to.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +84,7 @@ pub enum SinkKind {
     #[default]
     Starrocks,
     Noop,
+    File,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,7 +236,11 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("DBMAZZ_").split("__"));
+        figment = figment.merge(
+            Env::prefixed("DBMAZZ_")
+                .filter(|key| !is_tooling_variable(key.as_str()))
+                .split("__"),
+        );
         for (key, value) in &overrides.0 {
             figment = figment.merge(Serialized::default(key, value));
         }
@@ -310,6 +324,13 @@ impl Config {
                 "use host:port, e.g. \"127.0.0.1:9808\" (or \"\" to disable)",
             ));
         }
+        if self.sink.kind == SinkKind::File && self.sink.file.is_none() {
+            return Err(ConfigError::new(
+                "sink.file",
+                "missing",
+                "add [sink.file] with path = \"changes.jsonl\"",
+            ));
+        }
         if self.sink.kind == SinkKind::Starrocks {
             let Some(starrocks) = &self.sink.starrocks else {
                 return Err(ConfigError::new(
@@ -375,6 +396,12 @@ impl Config {
     pub fn spill_dir(&self) -> PathBuf {
         self.state_dir.join("spill")
     }
+}
+
+/// `DBMAZZ_*` variables that are not config keys: the log filter and test tooling.
+fn is_tooling_variable(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "log" || key.starts_with("pg") || key.starts_with("bench")
 }
 
 fn figment_error(error: figment::Error) -> ConfigError {

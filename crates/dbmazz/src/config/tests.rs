@@ -102,6 +102,8 @@ fn environment_and_flags_override_the_file_in_that_order() {
         jail.set_env("DBMAZZ_SOURCE__SLOT", "from_env");
         jail.set_env("DBMAZZ_BATCH__MAX_ROWS", "42");
         jail.set_env("DBMAZZ_SINK__STARROCKS__PASSWORD", "pw");
+        jail.set_env("DBMAZZ_LOG", "debug");
+        jail.set_env("DBMAZZ_PG18_BIN", "/somewhere");
         let config = Config::load(Some(&path), &Overrides::default()).unwrap();
         assert_eq!(config.source.slot, "from_env");
         assert_eq!(config.batch.max_rows, 42);

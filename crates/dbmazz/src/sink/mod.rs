@@ -13,8 +13,10 @@
 //! * `apply_schema_change` with `old = None` announces a table seen for the first time in this
 //!   session (also after every restart): check or create it.
 
+mod file;
 mod recording;
 
+pub use file::FileSink;
 pub use recording::{RecordedOp, RecordingSink};
 
 use std::future::Future;

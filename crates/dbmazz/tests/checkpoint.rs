@@ -1,0 +1,351 @@
+//! Checkpoints against real PostgreSQL: the slot never passes what the sink made durable,
+//! an idle publication does not pin WAL, and a killed process resumes without loss.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::replicator;
+use dbmazz::sink::RecordingSink;
+use dbmazz::Lsn;
+use tokio::sync::watch;
+
+use crate::support::{eventually, start_pg, stream_config, TempDir, PG_VERSIONS};
+
+fn confirmed_flush(pg: &LocalPg, slot: &str) -> Option<Lsn> {
+    let text = pg
+        .psql(
+            "shop",
+            &format!(
+                "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{slot}'"
+            ),
+        )
+        .ok()?;
+    text.parse().ok()
+}
+
+fn current_wal(pg: &LocalPg) -> Lsn {
+    pg.psql("shop", "SELECT pg_current_wal_insert_lsn()")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn prepare(major: u32) -> LocalPg {
+    let pg = start_pg(major, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, note text);
+         CREATE TABLE items (id bigint PRIMARY KEY, note text);
+         CREATE TABLE unpublished (id bigint PRIMARY KEY, note text);",
+    )
+    .unwrap();
+    pg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slot_never_passes_what_the_sink_made_durable() {
+    for major in PG_VERSIONS {
+        let pg = prepare(major);
+        let state = TempDir::new("dbmazz-checkpoint-test");
+        let config = stream_config(&pg, "shop", &["public.orders"], &state);
+        let sink = RecordingSink::new();
+        sink.hold();
+        let (shutdown, receiver) = watch::channel(false);
+        let task_sink = Arc::new(sink.clone());
+        let task =
+            tokio::spawn(async move { replicator::run(&config, task_sink, receiver, None).await });
+        let start = eventually(Duration::from_secs(30), "slot", || async {
+            confirmed_flush(&pg, "test_slot")
+        })
+        .await;
+        pg.psql(
+            "shop",
+            "INSERT INTO orders SELECT g, 'a' FROM generate_series(1, 1000) g;
+             INSERT INTO orders VALUES (5000, 'b');",
+        )
+        .unwrap();
+        let written = current_wal(&pg);
+        // Several status intervals (1 s) pass while the sink holds everything.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let confirmed = confirmed_flush(&pg, "test_slot").unwrap();
+            assert_eq!(
+                confirmed, start,
+                "PG{major}: slot moved to {confirmed} while nothing was durable"
+            );
+        }
+        sink.release();
+        let confirmed = eventually(Duration::from_secs(30), "slot to advance", || async {
+            confirmed_flush(&pg, "test_slot").filter(|lsn| *lsn >= written)
+        })
+        .await;
+        assert!(
+            sink.highest_durable_commit() < confirmed,
+            "PG{major}: durable commit {} vs confirmed {confirmed}, written {written}, batches {:?}",
+            sink.highest_durable_commit(),
+            sink.durable_ops().iter().filter_map(|op| match op { dbmazz::sink::RecordedOp::Batch(b) => Some((b.first_commit_lsn, b.last_commit_lsn, b.changes.len())), _ => None }).collect::<Vec<_>>()
+        );
+        assert_eq!(sink.durable_changes().len(), 1001);
+        shutdown.send_replace(true);
+        task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_publication_does_not_pin_wal() {
+    for major in PG_VERSIONS {
+        let pg = prepare(major);
+        let state = TempDir::new("dbmazz-checkpoint-test");
+        let mut config = stream_config(&pg, "shop", &["public.orders"], &state);
+        config.source.status_interval.0 = Duration::from_millis(500);
+        let (shutdown, receiver) = watch::channel(false);
+        let sink = Arc::new(RecordingSink::new());
+        let task =
+            tokio::spawn(async move { replicator::run(&config, sink, receiver, None).await });
+        eventually(Duration::from_secs(30), "slot", || async {
+            confirmed_flush(&pg, "test_slot")
+        })
+        .await;
+        pg.psql(
+            "shop",
+            "INSERT INTO unpublished SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;",
+        )
+        .unwrap();
+        let written = current_wal(&pg);
+        // Keepalives come at least every wal_sender_timeout/2; ask for one sooner with a
+        // non-transactional message, which is not published either.
+        eventually(
+            Duration::from_secs(60),
+            "slot to follow the WAL",
+            || async {
+                let _ = pg.psql("shop", "SELECT pg_logical_emit_message(false, 'tick', '')");
+                confirmed_flush(&pg, "test_slot").filter(|lsn| *lsn >= written)
+            },
+        )
+        .await;
+        shutdown.send_replace(true);
+        task.await.unwrap().unwrap();
+    }
+}
+
+/// A small deterministic generator (no extra dependency for one test).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+fn spawn_dbmazz(config_path: &std::path::Path, log: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_dbmazz"))
+        .args(["run", "--config"])
+        .arg(config_path)
+        .env("DBMAZZ_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("dbmazz binary starts")
+}
+
+/// Every line of the file sink's output: (table, op, commit LSN, first value).
+fn read_changes(path: &std::path::Path) -> Vec<(String, String, Lsn, Option<String>)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| value["commit_lsn"].is_string())
+        .map(|value| {
+            (
+                value["table"].as_str().unwrap_or_default().to_string(),
+                value["op"].as_str().unwrap_or_default().to_string(),
+                value["commit_lsn"].as_str().unwrap().parse().unwrap(),
+                value["new"][0].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Ids inserted into `orders` by transactions that committed before `upto`, per an audit
+/// slot (test_decoding) created before the workload.
+fn committed_ids_before(pg: &LocalPg, upto: Lsn) -> BTreeSet<String> {
+    let rows = pg
+        .psql(
+            "shop",
+            &format!("SELECT data FROM pg_logical_slot_peek_changes('audit', '{upto}', NULL)"),
+        )
+        .unwrap();
+    rows.lines()
+        .filter(|line| line.starts_with("table public.orders: INSERT:"))
+        .filter_map(|line| {
+            let rest = line.split("id[bigint]:").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_every_committed_change_arrives_in_order() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    println!("seed {seed}");
+    let mut random = Lcg(seed);
+    for major in PG_VERSIONS {
+        let pg = prepare(major);
+        pg.psql(
+            "shop",
+            "SELECT pg_create_logical_replication_slot('audit', 'test_decoding')",
+        )
+        .unwrap();
+        let dir = TempDir::new("dbmazz-kill-test");
+        let changes_path = dir.0.join("changes.jsonl");
+        let config_path = dir.0.join("dbmazz.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "state_dir = \"{state}\"\n[source]\nurl = \"{url}\"\npublication = \"kill_pub\"\n\
+                 slot = \"kill_slot\"\ntables = [\"public.orders\", \"public.items\"]\n\
+                 status_interval = \"200ms\"\n[sink]\ntype = \"file\"\n[sink.file]\npath = \"{changes}\"\n\
+                 [batch]\nmax_wait = \"50ms\"\n[http]\nlisten = \"\"\n",
+                state = dir.0.join("state").display(),
+                url = pg.url("shop"),
+                changes = changes_path.display(),
+            ),
+        )
+        .unwrap();
+        let writer_pg_url = pg.url("shop");
+        let _ = writer_pg_url;
+        let total_batches = 12;
+        let mut next_id = 1;
+        let mut restarts: Vec<(usize, Lsn)> = Vec::new();
+        for round in 0..4 {
+            let log_path = dir.0.join("dbmazz.log");
+            let mut child = spawn_dbmazz(&config_path, &log_path);
+            let started = Instant::now();
+            loop {
+                let active = pg
+                    .psql("shop", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'kill_slot' AND active")
+                    .unwrap_or_default();
+                if active == "1" {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(30)
+                    || child.try_wait().unwrap().is_some()
+                {
+                    let _ = child.kill();
+                    panic!(
+                        "PG{major}: dbmazz did not start streaming; its log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            restarts.push((
+                read_changes(&changes_path).len(),
+                confirmed_flush(&pg, "kill_slot").unwrap(),
+            ));
+            // Write while it streams, then kill it at a random moment.
+            let batches = if round == 3 { total_batches } else { 3 };
+            for _ in 0..batches {
+                let mut script = String::new();
+                for _ in 0..50 {
+                    script.push_str(&format!(
+                        "INSERT INTO orders VALUES ({next_id}, 'r{round}'); INSERT INTO items VALUES ({next_id}, 'x');\n"
+                    ));
+                    next_id += 1;
+                }
+                script.push_str(
+                    "BEGIN; UPDATE orders SET note = 'updated' WHERE id % 7 = 0; COMMIT;\n",
+                );
+                pg.psql("shop", &script).unwrap();
+                tokio::time::sleep(Duration::from_millis(random.next(150))).await;
+            }
+            if round < 3 {
+                tokio::time::sleep(Duration::from_millis(random.next(400))).await;
+                child.kill().unwrap();
+                child.wait().unwrap();
+                // The slot never passed what the file sink made durable.
+                let confirmed = confirmed_flush(&pg, "kill_slot").unwrap();
+                let committed = committed_ids_before(&pg, confirmed);
+                let delivered: BTreeSet<String> = read_changes(&changes_path)
+                    .into_iter()
+                    .filter(|change| change.0 == "public.orders" && change.1 == "insert")
+                    .filter_map(|change| change.3)
+                    .collect();
+                let missing: Vec<_> = committed.difference(&delivered).take(5).collect();
+                assert!(
+                    missing.is_empty(),
+                    "PG{major} round {round}: slot at {confirmed} passed undelivered ids {missing:?}"
+                );
+            } else {
+                // Let it catch up, then stop it gracefully.
+                let expected_ids = next_id - 1;
+                eventually(Duration::from_secs(60), "catch-up", || async {
+                    let delivered: BTreeSet<String> = read_changes(&changes_path)
+                        .into_iter()
+                        .filter(|change| change.0 == "public.orders" && change.1 == "insert")
+                        .filter_map(|change| change.3)
+                        .collect();
+                    (delivered.len() as u64 == expected_ids).then_some(())
+                })
+                .await;
+                let pid = child.id().to_string();
+                Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    if let Some(status) = child.try_wait().unwrap() {
+                        assert!(
+                            status.success(),
+                            "PG{major}: graceful stop exits 0: {status}"
+                        );
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "PG{major}: SIGTERM did not stop dbmazz"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        // Order: within each run, each table's changes arrive in commit order; a run replays
+        // from the slot position it started at, never from before it.
+        let changes = read_changes(&changes_path);
+        for (index, (start_line, slot_position)) in restarts.iter().enumerate() {
+            let end_line = restarts.get(index + 1).map_or(changes.len(), |next| next.0);
+            let mut last: HashMap<&str, Lsn> = HashMap::new();
+            for change in &changes[*start_line..end_line.max(*start_line)] {
+                assert!(
+                    change.2 >= *slot_position,
+                    "PG{major}: run {index} replayed {} from before the slot position {slot_position}",
+                    change.2
+                );
+                let previous = last.insert(change.0.as_str(), change.2);
+                assert!(
+                    previous.is_none_or(|previous| previous <= change.2),
+                    "PG{major}: run {index}: {} out of commit order",
+                    change.0
+                );
+            }
+        }
+        let orders_updates = changes
+            .iter()
+            .filter(|change| change.0 == "public.orders" && change.1 == "update")
+            .count();
+        assert!(orders_updates > 0);
+    }
+}
