@@ -5,3 +5,4 @@ mod support;
 mod checkpoint;
 mod local_pg;
 mod stream;
+mod memory;
