@@ -3,3 +3,4 @@
 mod support;
 
 mod local_pg;
+mod replication_client;
