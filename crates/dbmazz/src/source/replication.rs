@@ -176,6 +176,11 @@ impl ReplicationClient {
         self.connection.parameters.get(name).map(String::as_str)
     }
 
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.connection.stream, Transport::Tls(_))
+    }
+
     /// The pgoutput protocol [`ReplicationClient::start_replication`] will ask for.
     pub fn pgoutput_protocol(&self) -> PgOutputProtocol {
         PgOutputProtocol::for_server_version(self.server_version_num)
@@ -341,7 +346,18 @@ impl ReplicationClient {
     }
 }
 
+impl std::fmt::Debug for ReplicationClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationClient")
+            .field("user", &self.connection.user)
+            .field("server_version_num", &self.server_version_num)
+            .field("tls", &self.is_tls())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection in CopyBoth mode. Use it from one task, or [`ReplicationStream::split`] it.
+#[derive(Debug)]
 pub struct ReplicationStream {
     reader: ReplicationReader,
     writer: ReplicationWriter,
@@ -415,6 +431,16 @@ impl ReplicationReader {
     }
 }
 
+impl std::fmt::Debug for ReplicationReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationReader")
+            .field("slot", &self.slot)
+            .field("buffered_len", &self.buf.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The sending half of a replication stream.
 pub struct ReplicationWriter {
     write: WriteHalf<Transport>,
@@ -457,6 +483,12 @@ impl ReplicationWriter {
         self.write.write_all(&self.buf).await?;
         self.write.flush().await?;
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for ReplicationWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationWriter").finish_non_exhaustive()
     }
 }
 
