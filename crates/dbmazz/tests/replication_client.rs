@@ -143,6 +143,24 @@ async fn connects_with_every_auth_method_and_reports_failures_clearly() {
             client.close().await.unwrap();
         }
 
+        // A Unix socket (host = the socket directory); sslmode does not apply there.
+        let socket_dir = pg.data_dir().parent().unwrap().display().to_string();
+        let unix_url = format!(
+            "postgres://postgres@{}:{}/postgres?sslmode=require",
+            percent_encode(&socket_dir),
+            pg.port()
+        );
+        let mut client = connect(&unix_url)
+            .await
+            .unwrap_or_else(|error| panic!("PG{major} unix socket: {}", report(&error)));
+        assert!(!client.is_tls());
+        assert_eq!(scalar(&mut client, "SELECT 1").await.as_deref(), Some("1"));
+        let sql = connect_sql(&config(&unix_url))
+            .await
+            .unwrap_or_else(|error| panic!("PG{major} unix socket SQL: {}", report(&error)));
+        let one: i32 = sql.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+
         // The startup packet's session settings are in force.
         let mut client = connect(&url(&pg, "trust_user", None, "postgres", "disable"))
             .await

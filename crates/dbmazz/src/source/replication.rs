@@ -402,6 +402,9 @@ impl ReplicationReader {
     /// slice of the read buffer. `None` once the server ended the stream (CopyDone).
     ///
     /// Cancel-safe: dropping the future (e.g. in `tokio::select!`) loses no data.
+    ///
+    /// A payload shares its read chunk (≥ 256 KiB) with its neighbours and keeps it alive;
+    /// copy out what must be held for long (e.g. a spilled transaction's values).
     pub async fn next_copy_data(&mut self) -> Result<Option<Bytes>, SourceError> {
         if self.finished {
             return Ok(None);
