@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dbmazz::local_pg::{HbaAuth, LocalPg, LocalPgOptions};
 use dbmazz::source::{
-    connect_sql, PgConnectConfig, ReplicationClient, ReplicationReader, SnapshotAction, SourceError,
+    connect_sql, AuthMethod, PgConnectConfig, ReplicationClient, ReplicationReader, SnapshotAction,
+    SourceError,
 };
 use dbmazz::Lsn;
 
@@ -126,11 +127,15 @@ async fn connects_with_every_auth_method_and_reports_failures_clearly() {
         );
         add_roles_for_every_auth_method(&pg).await;
 
-        for (user, password) in [
-            ("trust_user", None),
-            ("pw_user", Some("pw-secret")),
-            ("md5_user", Some("md5-secret")),
-            ("postgres", Some(SUPERUSER_PASSWORD)),
+        for (user, password, method) in [
+            ("trust_user", None, AuthMethod::Trust),
+            ("pw_user", Some("pw-secret"), AuthMethod::Password),
+            ("md5_user", Some("md5-secret"), AuthMethod::Md5),
+            (
+                "postgres",
+                Some(SUPERUSER_PASSWORD),
+                AuthMethod::ScramSha256,
+            ),
         ] {
             let mut client = connect(&url(&pg, user, password, "postgres", "disable"))
                 .await
@@ -140,6 +145,7 @@ async fn connects_with_every_auth_method_and_reports_failures_clearly() {
                 Some(user)
             );
             assert_eq!(client.server_version_num() / 10_000, major);
+            assert_eq!(client.auth_method(), method, "PG{major} {user}");
             client.close().await.unwrap();
         }
 
@@ -317,6 +323,13 @@ async fn speaks_tls_as_sslmode_asks() {
             .await
             .unwrap_or_else(|error| panic!("PG{major} {sslmode}: {}", report(&error)));
             assert_eq!(client.is_tls(), expected == "true");
+            // Over TLS, SCRAM is bound to the channel (tls-server-end-point).
+            let method = if client.is_tls() {
+                AuthMethod::ScramSha256Plus
+            } else {
+                AuthMethod::ScramSha256
+            };
+            assert_eq!(client.auth_method(), method, "PG{major} sslmode={sslmode}");
             assert_eq!(
                 scalar(&mut client, ssl_in_use).await.as_deref(),
                 Some(expected),

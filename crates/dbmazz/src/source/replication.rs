@@ -27,7 +27,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::config::PgConnectConfig;
-use super::connection::{protocol, read_frame, unexpected, Connection, Transport};
+use super::connection::{protocol, read_frame, unexpected, AuthMethod, Connection, Transport};
 use super::error::{ServerErrorFields, SourceError};
 use crate::Lsn;
 
@@ -179,6 +179,11 @@ impl ReplicationClient {
     /// Whether the connection is encrypted with TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self.connection.stream, Transport::Tls(_))
+    }
+
+    /// How the server authenticated this connection.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.connection.auth_method
     }
 
     /// The pgoutput protocol [`ReplicationClient::start_replication`] will ask for.
@@ -352,6 +357,7 @@ impl std::fmt::Debug for ReplicationClient {
             .field("user", &self.connection.user)
             .field("server_version_num", &self.server_version_num)
             .field("tls", &self.is_tls())
+            .field("auth_method", &self.connection.auth_method)
             .finish_non_exhaustive()
     }
 }
