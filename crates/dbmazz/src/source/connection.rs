@@ -480,11 +480,6 @@ impl Connection {
 
 /// TCP or Unix socket, then TLS if `sslmode` asks for it and the server agrees.
 async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceError> {
-    let connect_error = |source: io::Error| SourceError::Connect {
-        host: config.host.clone(),
-        port: config.port,
-        source,
-    };
     if config.is_unix_socket() {
         // Like libpq: no TLS over a Unix socket, whatever sslmode says.
         let path = format!(
@@ -492,23 +487,47 @@ async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceErr
             config.host.trim_end_matches('/'),
             config.port
         );
-        let stream = UnixStream::connect(&path).await.map_err(connect_error)?;
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| connect_error(config, source))?;
         return Ok(Transport::Unix(stream));
     }
-    let mut tcp = TcpStream::connect((config.host.as_str(), config.port))
-        .await
-        .map_err(connect_error)?;
-    tcp.set_nodelay(true).map_err(connect_error)?;
-    set_keepalive(&tcp);
+    let tcp = open_tcp(config).await?;
     if config.ssl_mode == SslMode::Disable {
         return Ok(Transport::Tcp(tcp));
     }
+    match start_tls(config, tcp).await {
+        // Like libpq, `prefer` retries without TLS when the TLS handshake itself fails.
+        Err(SourceError::Tls { .. }) if config.ssl_mode == SslMode::Prefer => {
+            Ok(Transport::Tcp(open_tcp(config).await?))
+        }
+        other => other,
+    }
+}
 
+async fn open_tcp(config: &PgConnectConfig) -> Result<TcpStream, SourceError> {
+    let tcp = TcpStream::connect((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| connect_error(config, source))?;
+    tcp.set_nodelay(true)
+        .map_err(|source| connect_error(config, source))?;
+    set_keepalive(&tcp);
+    Ok(tcp)
+}
+
+/// SSLRequest, then the TLS handshake if the server says 'S'; plain TCP if it says 'N' and
+/// `sslmode` allows it.
+async fn start_tls(config: &PgConnectConfig, mut tcp: TcpStream) -> Result<Transport, SourceError> {
     let mut request = BytesMut::with_capacity(8);
     frontend::ssl_request(&mut request);
-    tcp.write_all(&request).await.map_err(connect_error)?;
+    tcp.write_all(&request)
+        .await
+        .map_err(|source| connect_error(config, source))?;
     // Exactly one byte: anything the server sent after 'S' must go through TLS (CVE-2021-23222).
-    let answer = tcp.read_u8().await.map_err(connect_error)?;
+    let answer = tcp
+        .read_u8()
+        .await
+        .map_err(|source| connect_error(config, source))?;
     match answer {
         b'S' => {}
         b'N' if !config.ssl_mode.requires_tls() => return Ok(Transport::Tcp(tcp)),
@@ -538,6 +557,14 @@ async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceErr
         .await
         .map_err(|error| tls::tls_error(config, "TLS handshake failed", error))?;
     Ok(Transport::Tls(Box::new(stream)))
+}
+
+fn connect_error(config: &PgConnectConfig, source: io::Error) -> SourceError {
+    SourceError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source,
+    }
 }
 
 /// TCP keepalive, so a peer that vanished without a FIN is noticed on an idle stream.
