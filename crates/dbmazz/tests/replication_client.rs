@@ -900,3 +900,129 @@ async fn an_invalidated_slot_is_reported_as_such() {
         assert!(!error.is_retryable());
     }
 }
+
+/// Drains a large backlog with our client and with `pg_recvlogical`, and prints both rates.
+/// A measurement, not a check: `cargo test --release -- --ignored drain_rate --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run on demand"]
+async fn drain_rate_compared_with_pg_recvlogical() {
+    let rows = 400_000;
+    // Big enough that the 1,000-row transactions are decoded whole, not streamed.
+    let pg = start_pg(
+        15,
+        LocalPgOptions::default().setting("logical_decoding_work_mem", "'64MB'"),
+    );
+    pg.create_database("bench").unwrap();
+    pg.psql(
+        "bench",
+        "CREATE TABLE events (id bigint PRIMARY KEY, kind text, payload text, at timestamptz); \
+         CREATE PUBLICATION bench_pub FOR TABLE events;",
+    )
+    .unwrap();
+    let bench_url = url(&pg, "postgres", None, "bench", "disable");
+    let mut client = connect(&bench_url).await.unwrap();
+    for slot in ["ours", "theirs"] {
+        client
+            .create_logical_slot(slot, SnapshotAction::NoExport)
+            .await
+            .unwrap();
+    }
+    // Transactions of 1,000 rows.
+    pg.psql(
+        "bench",
+        &format!(
+            "DO $$ BEGIN FOR t IN 0..{} LOOP \
+               INSERT INTO events SELECT g, 'kind' || (g % 10), repeat('p', 80), now() \
+               FROM generate_series(t * 1000 + 1, t * 1000 + 1000) g; \
+               COMMIT; END LOOP; END $$;",
+            rows / 1000 - 1
+        ),
+    )
+    .unwrap();
+    // A non-transactional logical message marks the end of the backlog for both readers.
+    let end: Lsn = pg
+        .psql(
+            "bench",
+            "SELECT pg_logical_emit_message(false, 'dbmazz_bench', 'end')",
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let started = Instant::now();
+    let stream = client
+        .start_replication("ours", Lsn::ZERO, "bench_pub")
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let mut bytes = 0usize;
+    let mut last_feedback = Instant::now();
+    let mut received = Lsn::ZERO;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "drain did not finish");
+        let data = reader.next_copy_data().await.unwrap().unwrap();
+        bytes += data.len();
+        match (data.first(), data.get(25)) {
+            (Some(b'w'), Some(b'M')) => break,
+            (Some(b'w'), Some(b'C')) => received = commit_end_lsn(&data).unwrap_or(received),
+            (Some(b'k'), _) if data.get(17) == Some(&1) => {
+                writer
+                    .send_status_update(received, received, received, false)
+                    .await
+                    .unwrap();
+            }
+            _ => {}
+        }
+        if last_feedback.elapsed() > Duration::from_secs(1) {
+            writer
+                .send_status_update(received, received, received, false)
+                .await
+                .unwrap();
+            last_feedback = Instant::now();
+        }
+    }
+    let ours = started.elapsed();
+
+    let started = Instant::now();
+    let output = std::process::Command::new(pg.binaries().tool("pg_recvlogical"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port().to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args([
+            "-d",
+            "bench",
+            "--slot",
+            "theirs",
+            "--start",
+            "--no-loop",
+            "-f",
+            "/dev/null",
+        ])
+        .args(["-o", "proto_version=2", "-o", "publication_names=bench_pub"])
+        .args(["-o", "messages=true", "-o", "streaming=on"])
+        .arg(format!("--endpos={end}"))
+        .output()
+        .unwrap();
+    let theirs = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "drained {rows} rows ({mib:.1} MiB of CopyData): dbmazz {:.2}s ({:.0} rows/s, {:.1} MiB/s), \
+         pg_recvlogical {:.2}s ({:.0} rows/s)",
+        ours.as_secs_f64(),
+        rows as f64 / ours.as_secs_f64(),
+        mib / ours.as_secs_f64(),
+        theirs.as_secs_f64(),
+        rows as f64 / theirs.as_secs_f64(),
+    );
+}
