@@ -15,6 +15,12 @@
 //! sends while streaming, the Standby Status Update, which is how the slot's confirmed position
 //! advances (DESIGN §4): the caller reports write = last received, flush = apply = durable.
 //!
+//! The caller's duties while streaming (the walsender drops a silent client after
+//! `wal_sender_timeout`, 60 s by default): answer a keepalive whose reply flag is set (`k`,
+//! byte 17 = 1) at once, and send a status update at least every `status_interval` anyway.
+//! Never report a flush position that is not durable downstream: PostgreSQL may then recycle
+//! WAL we still need.
+//!
 //! The pgoutput protocol version is the highest this server speaks: v1 before PostgreSQL 14,
 //! v2 with `streaming 'on'` on 14–15, v4 with `streaming 'parallel'` from 16; `messages 'true'`
 //! from 14. Slot errors come back as [`SourceError::SlotMissing`], [`SourceError::SlotInUse`]
