@@ -769,8 +769,9 @@ async fn verifies_certificates_for_verify_ca_and_verify_full() {
             ..Default::default()
         },
     );
-    let dir = std::env::temp_dir().join(format!("dbmazz-certs-{}", pg.port()));
-    make_ca_and_server_certificate(&dir);
+    let dir = RemovedOnDrop(std::env::temp_dir().join(format!("dbmazz-certs-{}", pg.port())));
+    let dir = &dir.0;
+    make_ca_and_server_certificate(dir);
     // Copy over the cluster's own files (keeping their owner and mode), then reload.
     for file in ["server.crt", "server.key"] {
         fs::copy(dir.join(file), pg.data_dir().join(file)).unwrap();
@@ -856,8 +857,15 @@ async fn verifies_certificates_for_verify_ca_and_verify_full() {
         .unwrap_or_else(|error| panic!("{}", report(&error)));
     let row = sql.query_one(ssl_in_use, &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "true");
+}
 
-    let _ = fs::remove_dir_all(&dir);
+/// A directory deleted when the test ends, passed or not.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
