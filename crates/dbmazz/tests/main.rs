@@ -4,5 +4,6 @@ mod support;
 
 mod checkpoint;
 mod local_pg;
-mod stream;
 mod memory;
+mod replication_client;
+mod stream;

@@ -10,8 +10,9 @@
 //!
 //! Startup sends `TimeZone=UTC`, `DateStyle=ISO`, `extra_float_digits=3`,
 //! `IntervalStyle=iso_8601` and `client_encoding=UTF8`, so every text value the server sends is
-//! in one canonical form. Authentication: trust, cleartext password, MD5 and SCRAM-SHA-256
-//! (without channel binding).
+//! in one canonical form. Authentication: trust, cleartext password, MD5 and SCRAM-SHA-256;
+//! over TLS, SCRAM-SHA-256-PLUS with `tls-server-end-point` channel binding when the server
+//! offers it, so a man in the middle holding another certificate cannot relay the exchange.
 
 use std::collections::HashMap;
 use std::io;
@@ -21,7 +22,9 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
@@ -146,6 +149,19 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     }
 }
 
+/// How the server authenticated us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// No credentials asked (`trust`, or `peer` over a Unix socket).
+    Trust,
+    /// Cleartext password (`password` in pg_hba.conf).
+    Password,
+    Md5,
+    ScramSha256,
+    /// SCRAM-SHA-256 bound to the TLS channel (`tls-server-end-point`).
+    ScramSha256Plus,
+}
+
 /// An authenticated connection, ready for queries.
 pub(crate) struct Connection {
     pub stream: Transport,
@@ -154,6 +170,7 @@ pub(crate) struct Connection {
     /// ParameterStatus values (server_version, TimeZone, …).
     pub parameters: HashMap<String, String>,
     pub user: String,
+    pub auth_method: AuthMethod,
 }
 
 impl Connection {
@@ -191,6 +208,7 @@ impl Connection {
             write_buf: BytesMut::with_capacity(8 * 1024),
             parameters: HashMap::new(),
             user: config.user.clone(),
+            auth_method: AuthMethod::Trust,
         };
         let mut parameters = vec![
             ("user", config.user.as_str()),
@@ -258,6 +276,7 @@ impl Connection {
             match code {
                 0 => return Ok(()),
                 3 => {
+                    self.auth_method = AuthMethod::Password;
                     let password = self.password(config)?;
                     frontend::password_message(password.as_bytes(), &mut self.write_buf).map_err(
                         |error| protocol(format!("cannot encode the password: {error}")),
@@ -265,6 +284,7 @@ impl Connection {
                     self.flush().await?;
                 }
                 5 => {
+                    self.auth_method = AuthMethod::Md5;
                     let salt: [u8; 4] = body
                         .get(..4)
                         .and_then(|salt| salt.try_into().ok())
@@ -298,15 +318,34 @@ impl Connection {
             .filter(|name| !name.is_empty())
             .map(|name| String::from_utf8_lossy(name).into_owned())
             .collect();
-        if !offered.iter().any(|name| name == SCRAM_SHA_256) {
-            return Err(self.auth_error(format!(
-                "the server offers only SASL mechanisms {offered:?}; dbmazz supports {SCRAM_SHA_256}"
-            )));
-        }
+        let binding_data = if offered.iter().any(|name| name == SCRAM_SHA_256_PLUS) {
+            self.channel_binding_data()
+        } else {
+            None
+        };
+        let (mechanism, channel_binding) = match binding_data {
+            Some(data) => {
+                self.auth_method = AuthMethod::ScramSha256Plus;
+                (
+                    SCRAM_SHA_256_PLUS,
+                    ChannelBinding::tls_server_end_point(data),
+                )
+            }
+            None if offered.iter().any(|name| name == SCRAM_SHA_256) => {
+                self.auth_method = AuthMethod::ScramSha256;
+                // "n": no channel binding from this client; valid whatever the server offers.
+                (SCRAM_SHA_256, ChannelBinding::unsupported())
+            }
+            None => {
+                return Err(self.auth_error(format!(
+                    "the server offers only SASL mechanisms {offered:?}; dbmazz supports \
+                     {SCRAM_SHA_256} and {SCRAM_SHA_256_PLUS}"
+                )))
+            }
+        };
         let password = self.password(config)?;
-        // "n": this client does not do channel binding; valid whatever the server offers.
-        let mut scram = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-        frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write_buf)
+        let mut scram = ScramSha256::new(password.as_bytes(), channel_binding);
+        frontend::sasl_initial_response(mechanism, scram.message(), &mut self.write_buf)
             .map_err(|error| protocol(format!("cannot encode the SASL response: {error}")))?;
         self.flush().await?;
 
@@ -355,6 +394,15 @@ impl Connection {
                 other => return Err(unexpected(other, "connection startup")),
             }
         }
+    }
+
+    /// `tls-server-end-point` data for SCRAM-SHA-256-PLUS, when on TLS with a usable certificate.
+    fn channel_binding_data(&self) -> Option<Vec<u8>> {
+        let Transport::Tls(stream) = &self.stream else {
+            return None;
+        };
+        let certificate = stream.get_ref().1.peer_certificates()?.first()?;
+        tls::tls_server_end_point(certificate)
     }
 
     fn password(&self, config: &PgConnectConfig) -> Result<String, SourceError> {
@@ -432,11 +480,6 @@ impl Connection {
 
 /// TCP or Unix socket, then TLS if `sslmode` asks for it and the server agrees.
 async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceError> {
-    let connect_error = |source: io::Error| SourceError::Connect {
-        host: config.host.clone(),
-        port: config.port,
-        source,
-    };
     if config.is_unix_socket() {
         // Like libpq: no TLS over a Unix socket, whatever sslmode says.
         let path = format!(
@@ -444,23 +487,47 @@ async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceErr
             config.host.trim_end_matches('/'),
             config.port
         );
-        let stream = UnixStream::connect(&path).await.map_err(connect_error)?;
+        let stream = UnixStream::connect(&path)
+            .await
+            .map_err(|source| connect_error(config, source))?;
         return Ok(Transport::Unix(stream));
     }
-    let mut tcp = TcpStream::connect((config.host.as_str(), config.port))
-        .await
-        .map_err(connect_error)?;
-    tcp.set_nodelay(true).map_err(connect_error)?;
-    set_keepalive(&tcp);
+    let tcp = open_tcp(config).await?;
     if config.ssl_mode == SslMode::Disable {
         return Ok(Transport::Tcp(tcp));
     }
+    match start_tls(config, tcp).await {
+        // Like libpq, `prefer` retries without TLS when the TLS handshake itself fails.
+        Err(SourceError::Tls { .. }) if config.ssl_mode == SslMode::Prefer => {
+            Ok(Transport::Tcp(open_tcp(config).await?))
+        }
+        other => other,
+    }
+}
 
+async fn open_tcp(config: &PgConnectConfig) -> Result<TcpStream, SourceError> {
+    let tcp = TcpStream::connect((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| connect_error(config, source))?;
+    tcp.set_nodelay(true)
+        .map_err(|source| connect_error(config, source))?;
+    set_keepalive(&tcp);
+    Ok(tcp)
+}
+
+/// SSLRequest, then the TLS handshake if the server says 'S'; plain TCP if it says 'N' and
+/// `sslmode` allows it.
+async fn start_tls(config: &PgConnectConfig, mut tcp: TcpStream) -> Result<Transport, SourceError> {
     let mut request = BytesMut::with_capacity(8);
     frontend::ssl_request(&mut request);
-    tcp.write_all(&request).await.map_err(connect_error)?;
+    tcp.write_all(&request)
+        .await
+        .map_err(|source| connect_error(config, source))?;
     // Exactly one byte: anything the server sent after 'S' must go through TLS (CVE-2021-23222).
-    let answer = tcp.read_u8().await.map_err(connect_error)?;
+    let answer = tcp
+        .read_u8()
+        .await
+        .map_err(|source| connect_error(config, source))?;
     match answer {
         b'S' => {}
         b'N' if !config.ssl_mode.requires_tls() => return Ok(Transport::Tcp(tcp)),
@@ -490,6 +557,14 @@ async fn open_transport(config: &PgConnectConfig) -> Result<Transport, SourceErr
         .await
         .map_err(|error| tls::tls_error(config, "TLS handshake failed", error))?;
     Ok(Transport::Tls(Box::new(stream)))
+}
+
+fn connect_error(config: &PgConnectConfig, source: io::Error) -> SourceError {
+    SourceError::Connect {
+        host: config.host.clone(),
+        port: config.port,
+        source,
+    }
 }
 
 /// TCP keepalive, so a peer that vanished without a FIN is noticed on an idle stream.

@@ -176,9 +176,16 @@ impl SourceError {
             SourceError::Connect { .. } | SourceError::Io(_) | SourceError::SlotInUse { .. } => {
                 true
             }
+            // A handshake cut short by the network is transient; a refused certificate or a
+            // server without TLS is not.
             SourceError::Tls { source, .. } => source
                 .as_ref()
-                .is_some_and(|source| source.downcast_ref::<io::Error>().is_some()),
+                .and_then(|source| source.downcast_ref::<io::Error>())
+                .is_some_and(|error| {
+                    error
+                        .get_ref()
+                        .is_none_or(|inner| !inner.is::<rustls::Error>())
+                }),
             SourceError::Server { code, .. } => is_transient_sqlstate(code),
             SourceError::Sql(error) => error.is_closed(),
             SourceError::InvalidUrl { .. }

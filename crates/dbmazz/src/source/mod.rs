@@ -18,6 +18,7 @@ mod tls;
 pub use config::{
     PgConnectConfig, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
+pub use connection::AuthMethod;
 pub use error::{ServerErrorFields, SourceError};
 pub use replication::{
     encode_standby_status_update, CreatedSlot, PgOutputProtocol, ReplicationClient,

@@ -15,6 +15,12 @@
 //! sends while streaming, the Standby Status Update, which is how the slot's confirmed position
 //! advances (DESIGN §4): the caller reports write = last received, flush = apply = durable.
 //!
+//! The caller's duties while streaming (the walsender drops a silent client after
+//! `wal_sender_timeout`, 60 s by default): answer a keepalive whose reply flag is set (`k`,
+//! byte 17 = 1) at once, and send a status update at least every `status_interval` anyway.
+//! Never report a flush position that is not durable downstream: PostgreSQL may then recycle
+//! WAL we still need.
+//!
 //! The pgoutput protocol version is the highest this server speaks: v1 before PostgreSQL 14,
 //! v2 with `streaming 'on'` on 14–15, v4 with `streaming 'parallel'` from 16; `messages 'true'`
 //! from 14. Slot errors come back as [`SourceError::SlotMissing`], [`SourceError::SlotInUse`]
@@ -27,7 +33,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::config::PgConnectConfig;
-use super::connection::{protocol, read_frame, unexpected, Connection, Transport};
+use super::connection::{protocol, read_frame, unexpected, AuthMethod, Connection, Transport};
 use super::error::{ServerErrorFields, SourceError};
 use crate::Lsn;
 
@@ -174,6 +180,16 @@ impl ReplicationClient {
     /// A run-time parameter the server reported (`server_version`, `TimeZone`, `DateStyle`, …).
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.connection.parameters.get(name).map(String::as_str)
+    }
+
+    /// Whether the connection is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.connection.stream, Transport::Tls(_))
+    }
+
+    /// How the server authenticated this connection.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.connection.auth_method
     }
 
     /// The pgoutput protocol [`ReplicationClient::start_replication`] will ask for.
@@ -341,7 +357,19 @@ impl ReplicationClient {
     }
 }
 
+impl std::fmt::Debug for ReplicationClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationClient")
+            .field("user", &self.connection.user)
+            .field("server_version_num", &self.server_version_num)
+            .field("tls", &self.is_tls())
+            .field("auth_method", &self.connection.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A connection in CopyBoth mode. Use it from one task, or [`ReplicationStream::split`] it.
+#[derive(Debug)]
 pub struct ReplicationStream {
     reader: ReplicationReader,
     writer: ReplicationWriter,
@@ -386,6 +414,9 @@ impl ReplicationReader {
     /// slice of the read buffer. `None` once the server ended the stream (CopyDone).
     ///
     /// Cancel-safe: dropping the future (e.g. in `tokio::select!`) loses no data.
+    ///
+    /// A payload shares its read chunk (≥ 256 KiB) with its neighbours and keeps it alive;
+    /// copy out what must be held for long (e.g. a spilled transaction's values).
     pub async fn next_copy_data(&mut self) -> Result<Option<Bytes>, SourceError> {
         if self.finished {
             return Ok(None);
@@ -412,6 +443,16 @@ impl ReplicationReader {
     /// Bytes read from the socket but not yet returned.
     pub fn buffered_len(&self) -> usize {
         self.buf.len()
+    }
+}
+
+impl std::fmt::Debug for ReplicationReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationReader")
+            .field("slot", &self.slot)
+            .field("buffered_len", &self.buf.len())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
     }
 }
 
@@ -457,6 +498,12 @@ impl ReplicationWriter {
         self.write.write_all(&self.buf).await?;
         self.write.flush().await?;
         Ok(())
+    }
+}
+
+impl std::fmt::Debug for ReplicationWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationWriter").finish_non_exhaustive()
     }
 }
 

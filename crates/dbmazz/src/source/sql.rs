@@ -38,14 +38,17 @@ pub async fn connect_sql(config: &PgConnectConfig) -> Result<tokio_postgres::Cli
     if !config.connect_timeout.is_zero() {
         pg_config.connect_timeout(config.connect_timeout);
     }
+    let plain = config.ssl_mode == SslMode::Disable || config.is_unix_socket();
     pg_config.ssl_mode(match config.ssl_mode {
+        // Like libpq (and our replication connection): no TLS over a Unix socket.
+        _ if plain => PgSslMode::Disable,
         SslMode::Disable => PgSslMode::Disable,
         SslMode::Prefer => PgSslMode::Prefer,
         // Verification itself is done by our rustls verifier.
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     });
 
-    let connected = if config.ssl_mode == SslMode::Disable || config.is_unix_socket() {
+    let connected = if plain {
         spawn(pg_config.connect(NoTls).await)
     } else {
         let tls = MakeRustlsConnect::new(tls::client_config(config)?);

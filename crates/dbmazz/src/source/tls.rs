@@ -211,3 +211,130 @@ impl ServerCertVerifier for IgnoreHostName {
         self.inner.supported_verify_schemes()
     }
 }
+
+/// SCRAM `tls-server-end-point` channel-binding data (RFC 5929 §4.1): the hash of the server's
+/// certificate, with the hash function of the certificate's signature (MD5 and SHA-1 become
+/// SHA-256). `None` when the signature algorithm is not one of the RSA PKCS#1 / ECDSA ones we
+/// recognise (e.g. RSA-PSS, Ed25519); the caller then authenticates without channel binding.
+pub(crate) fn tls_server_end_point(certificate: &[u8]) -> Option<Vec<u8>> {
+    let algorithm = signature_hash(certificate)?;
+    Some(
+        ring::digest::digest(algorithm, certificate)
+            .as_ref()
+            .to_vec(),
+    )
+}
+
+fn signature_hash(certificate: &[u8]) -> Option<&'static ring::digest::Algorithm> {
+    // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm AlgorithmIdentifier, … }
+    let (certificate, _) = der_element(certificate, 0x30)?;
+    let (_tbs, rest) = der_element(certificate, 0x30)?;
+    let (algorithm_identifier, _) = der_element(rest, 0x30)?;
+    let (oid, _) = der_element(algorithm_identifier, 0x06)?;
+    const RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA_SHA2: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    const ECDSA_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01];
+    use ring::digest::{SHA256, SHA384, SHA512};
+    if oid == ECDSA_SHA1 {
+        return Some(&SHA256);
+    }
+    if let Some(&[last]) = oid.strip_prefix(RSA) {
+        return match last {
+            // md5WithRSAEncryption, sha1WithRSAEncryption, sha256WithRSAEncryption
+            0x04 | 0x05 | 0x0b => Some(&SHA256),
+            0x0c => Some(&SHA384),
+            0x0d => Some(&SHA512),
+            _ => None,
+        };
+    }
+    if let Some(&[last]) = oid.strip_prefix(ECDSA_SHA2) {
+        return match last {
+            0x02 => Some(&SHA256),
+            0x03 => Some(&SHA384),
+            0x04 => Some(&SHA512),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// One DER element of type `tag`: its contents and what follows it.
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&actual_tag, rest) = input.split_first()?;
+    if actual_tag != tag {
+        return None;
+    }
+    let (&first_length_byte, rest) = rest.split_first()?;
+    let (length, rest) = if first_length_byte < 0x80 {
+        (usize::from(first_length_byte), rest)
+    } else {
+        let count = usize::from(first_length_byte & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (length_bytes, rest) = rest.split_at(count);
+        let length = length_bytes
+            .iter()
+            .fold(0usize, |length, &byte| (length << 8) | usize::from(byte));
+        (length, rest)
+    };
+    if rest.len() < length {
+        return None;
+    }
+    Some(rest.split_at(length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A certificate skeleton: SEQUENCE { SEQUENCE {tbs}, SEQUENCE { OID }, BIT STRING }.
+    fn certificate_with_signature_oid(oid: &[u8]) -> Vec<u8> {
+        let tbs = [0x30, 0x03, 0x02, 0x01, 0x01];
+        let mut algorithm = vec![0x30, (oid.len() + 2) as u8, 0x06, oid.len() as u8];
+        algorithm.extend_from_slice(oid);
+        let signature = [0x03, 0x02, 0x00, 0xff];
+        let body: Vec<u8> = [&tbs[..], &algorithm, &signature].concat();
+        // Long-form length, as real certificates use.
+        let mut certificate = vec![0x30, 0x81, body.len() as u8];
+        certificate.extend_from_slice(&body);
+        certificate
+    }
+
+    #[test]
+    fn picks_the_channel_binding_hash_from_the_signature_algorithm() {
+        let sha256_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+        let sha384_ecdsa = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+        let sha1_rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05];
+        let ed25519 = [0x2b, 0x65, 0x70];
+        let certificate = certificate_with_signature_oid(&sha256_rsa);
+        let hash = tls_server_end_point(&certificate).unwrap();
+        assert_eq!(
+            hash,
+            ring::digest::digest(&ring::digest::SHA256, &certificate).as_ref()
+        );
+        let hash_len = |oid: &[u8]| {
+            tls_server_end_point(&certificate_with_signature_oid(oid)).map(|h| h.len())
+        };
+        assert_eq!(hash_len(&sha384_ecdsa), Some(48));
+        assert_eq!(
+            hash_len(&sha1_rsa),
+            Some(32),
+            "SHA-1 is upgraded to SHA-256"
+        );
+        assert_eq!(hash_len(&ed25519), None);
+    }
+
+    #[test]
+    fn never_panics_on_malformed_certificates() {
+        let certificate = certificate_with_signature_oid(&[0x2a, 0x86, 0x48]);
+        for end in 0..certificate.len() {
+            let _ = tls_server_end_point(&certificate[..end]);
+        }
+        assert_eq!(
+            tls_server_end_point(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            None
+        );
+        assert_eq!(tls_server_end_point(&[0x30, 0x80]), None);
+    }
+}
