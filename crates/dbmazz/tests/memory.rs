@@ -19,8 +19,11 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 async fn a_million_row_transaction_streams_within_the_memory_budget() {
     let pg = start_pg(18, LocalPgOptions::default());
     pg.create_database("shop").unwrap();
-    pg.psql("shop", "CREATE TABLE orders (id bigint PRIMARY KEY, status text, note text);")
-        .unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, status text, note text);",
+    )
+    .unwrap();
     let dir = TempDir::new("dbmazz-memory-test");
     let config = dir.0.join("dbmazz.toml");
     std::fs::write(
@@ -44,7 +47,10 @@ async fn a_million_row_transaction_streams_within_the_memory_budget() {
     let slot_query = "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'dbmazz_slot' AND active";
     let started = Instant::now();
     while pg.psql("shop", slot_query).unwrap_or_default().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(30), "dbmazz did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "dbmazz did not start"
+        );
         assert!(child.try_wait().unwrap().is_none(), "dbmazz exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -60,7 +66,10 @@ async fn a_million_row_transaction_streams_within_the_memory_budget() {
         .unwrap();
     let started = Instant::now();
     loop {
-        let confirmed: Option<Lsn> = pg.psql("shop", slot_query).ok().and_then(|text| text.parse().ok());
+        let confirmed: Option<Lsn> = pg
+            .psql("shop", slot_query)
+            .ok()
+            .and_then(|text| text.parse().ok());
         if confirmed.is_some_and(|lsn| lsn >= written) {
             break;
         }
@@ -73,12 +82,21 @@ async fn a_million_row_transaction_streams_within_the_memory_budget() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let peak = peak_rss_kib(child.id()).unwrap();
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful stop: {status}");
     let log = std::fs::read_to_string(dir.0.join("dbmazz.log")).unwrap_or_default();
-    assert!(log.contains("1000000 row changes"), "summary line missing: {log}");
-    println!("peak RSS {} MiB for a 1,000,000-row transaction", peak / 1024);
+    assert!(
+        log.contains("1000000 row changes"),
+        "summary line missing: {log}"
+    );
+    println!(
+        "peak RSS {} MiB for a 1,000,000-row transaction",
+        peak / 1024
+    );
     // Budget: 32 MiB of batches + 16 MiB of buffered streamed transaction + runtime.
     assert!(peak < 96 * 1024, "peak RSS {} MiB", peak / 1024);
 }
