@@ -44,6 +44,19 @@ impl Running {
         }
     }
 
+    /// Stops and hands back the state directory.
+    async fn stop_keep_state(self) -> (RunSummary, TempDir) {
+        let Running {
+            shutdown,
+            task,
+            _state,
+            ..
+        } = self;
+        shutdown.send_replace(true);
+        let summary = task.await.unwrap().unwrap_or_else(|error| panic!("{error}"));
+        (summary, _state)
+    }
+
     async fn stop(self) -> RunSummary {
         self.shutdown.send_replace(true);
         self.task
@@ -242,4 +255,48 @@ async fn a_streamed_200k_row_transaction_arrives_whole_and_rolled_back_savepoint
             summary.stats
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
+    let pg = prepare(15);
+    let running = Running::start(&pg, "shop");
+    eventually(Duration::from_secs(30), "slot", || async {
+        let slots = pg
+            .psql("shop", "SELECT count(*) FROM pg_replication_slots WHERE active")
+            .ok()?;
+        (slots == "1").then_some(())
+    })
+    .await;
+    // A second pipeline on the same slot (own state dir) is refused, naming the slot.
+    let other_state = TempDir::new("dbmazz-stream-test");
+    let config = stream_config(&pg, "shop", &["public.orders", "public.items"], &other_state);
+    let (_shutdown, receiver) = watch::channel(false);
+    let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
+        .await
+        .err()
+        .expect("second process refused");
+    let message = error.to_string();
+    assert!(message.contains("in use by another process"), "{message}");
+    assert!(message.contains("test_slot"), "{message}");
+
+    // The first one stops; someone drops its slot; its state dir remembers the slot.
+    let (summary, state) = running.stop_keep_state().await;
+    let config = stream_config(&pg, "shop", &["public.orders", "public.items"], &state);
+    assert!(summary.durable > dbmazz::Lsn::ZERO);
+    pg.psql("shop", "SELECT pg_drop_replication_slot('test_slot')")
+        .unwrap();
+    let (_shutdown, receiver) = watch::channel(false);
+    let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
+        .await
+        .err()
+        .expect("lost slot refused");
+    let message = error.to_string();
+    assert!(message.contains("is gone"), "{message}");
+    assert!(message.contains("Snapshot the tables again"), "{message}");
+    assert_eq!(
+        pg.psql("shop", "SELECT count(*) FROM pg_replication_slots").unwrap(),
+        "0",
+        "a lost slot is not silently recreated"
+    );
 }
