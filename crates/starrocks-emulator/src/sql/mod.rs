@@ -1,0 +1,12 @@
+//! The SQL subset behind the MySQL protocol (spec §6).
+
+mod eval;
+mod exec;
+mod lexer;
+mod parser;
+
+pub use exec::{
+    execute, format_time, QueryOutput, ResultColumn, Session, MYSQL_SERVER_VERSION,
+    STARROCKS_VERSION,
+};
+pub use parser::{parse, Statement};
