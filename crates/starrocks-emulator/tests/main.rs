@@ -1,1 +1,4 @@
+//! Integration tests: one binary (link once).
 
+mod spec7;
+mod support;
