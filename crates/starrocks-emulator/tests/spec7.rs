@@ -639,7 +639,7 @@ pub async fn wait_alter_finished(fx: &Fixture, table: &str) {
             .emu
             .execute_sql(
                 Some("d"),
-                &format!("SHOW ALTER TABLE COLUMN WHERE TableName = \"{table}\" ORDER BY CreateTime DESC LIMIT 1"),
+                &format!("SHOW ALTER TABLE COLUMN WHERE TableName = \"{table}\" ORDER BY JobId DESC LIMIT 1"),
             )
             .await
             .unwrap();
