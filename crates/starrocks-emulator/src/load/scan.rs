@@ -65,7 +65,9 @@ pub fn json(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, St
     let text = std::str::from_utf8(body).map_err(|_| {
         "Failed to parse json: UTF8_ERROR: The input is not valid UTF-8".to_string()
     })?;
-    let documents = json::parse_rows(text, params.strip_outer_array).map_err(|e| e.0)?;
+    // With `json_root`, strip_outer_array applies to the value under the root.
+    let strip_document = params.strip_outer_array && params.json_root.is_none();
+    let documents = json::parse_rows(text, strip_document).map_err(|e| e.0)?;
     let root_steps = match &params.json_root {
         Some(root) => Some(parse_path(root)?),
         None => None,
