@@ -316,7 +316,7 @@ pub fn from_text(text: &str, ty: &ColumnType, column: &str) -> Result<Value, Con
     }
 }
 
-/// Parse decimal text and round half away from zero to `scale` (spec §9.4).
+/// Parse decimal text and round half away from zero to `scale` (spec §9.4). No allocation.
 fn parse_decimal(
     text: &str,
     precision: u8,
@@ -338,7 +338,7 @@ fn parse_decimal(
     let (mantissa, exponent) = match body.find(['e', 'E']) {
         Some(i) => (
             &body[..i],
-            body[i + 1..].parse::<i32>().map_err(|_| cast_failed())?,
+            body[i + 1..].parse::<i64>().map_err(|_| cast_failed())?,
         ),
         None => (body, 0),
     };
@@ -346,53 +346,48 @@ fn parse_decimal(
         Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
         None => (mantissa, ""),
     };
-    if (int_part.is_empty() && frac_part.is_empty())
-        || !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    let (int_bytes, frac_bytes) = (int_part.as_bytes(), frac_part.as_bytes());
+    if (int_bytes.is_empty() && frac_bytes.is_empty())
+        || !int_bytes.iter().all(u8::is_ascii_digit)
+        || !frac_bytes.iter().all(u8::is_ascii_digit)
+        || exponent.abs() > 1000
     {
         return Err(cast_failed());
     }
-    let mut digits: Vec<u8> = int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .map(|b| b - b'0')
-        .collect();
-    let mut point = int_part.len() as i64 + i64::from(exponent);
-    // Strip leading zeros of the integer part.
-    while digits.len() > 1 && digits[0] == 0 && point > 0 {
-        digits.remove(0);
-        point -= 1;
-    }
-    if point < 0 {
-        let pad = (-point) as usize;
-        let mut padded = vec![0u8; pad];
-        padded.extend_from_slice(&digits);
-        digits = padded;
-        point = 0;
-    }
-    let point = point as usize;
-    while digits.len() < point {
-        digits.push(0);
-    }
-    let int_digits = &digits[..point];
-    let significant_int = int_digits.iter().skip_while(|d| **d == 0).count();
-    let storage_limit = if precision <= 9 {
+    let len = (int_bytes.len() + frac_bytes.len()) as i64;
+    // Digit `i` of the concatenated digits (zeros outside).
+    let digit = |i: i64| -> i128 {
+        if i < 0 || i >= len {
+            return 0;
+        }
+        let i = i as usize;
+        let b = if i < int_bytes.len() {
+            int_bytes[i]
+        } else {
+            frac_bytes[i - int_bytes.len()]
+        };
+        i128::from(b - b'0')
+    };
+    let point = int_bytes.len() as i64 + exponent;
+    let first_nonzero = (0..len.min(point)).find(|i| digit(*i) != 0);
+    let significant_int = first_nonzero.map_or(0, |f| point - f);
+    let storage_limit: i64 = if precision <= 9 {
         9
     } else if precision <= 18 {
         18
     } else {
         38
     };
-    if significant_int > storage_limit - usize::from(scale).min(storage_limit) {
+    if significant_int > storage_limit - i64::from(scale) {
         return Err(cast_failed());
     }
-    let keep = point + usize::from(scale);
+    let keep = point + i64::from(scale);
     let mut unscaled: i128 = 0;
-    for i in 0..keep {
-        let d = digits.get(i).copied().unwrap_or(0);
-        unscaled = unscaled * 10 + i128::from(d);
+    let start = first_nonzero.unwrap_or(0).min(keep.max(0));
+    for i in start..keep.max(0) {
+        unscaled = unscaled * 10 + digit(i);
     }
-    if digits.get(keep).copied().unwrap_or(0) >= 5 {
+    if keep >= 0 && digit(keep) >= 5 {
         unscaled += 1;
     }
     if negative {
@@ -411,6 +406,9 @@ fn parse_decimal(
 /// Parse a DATE or DATETIME text the way StarRocks does (spec §4.4): `YYYY-MM-DD`,
 /// `YYYY-MM-DD[ T]HH:MM:SS[.ffffff…][Z|±HH:MM]` (offset ignored), compact `YYYYMMDD[HHMMSS]`.
 pub fn parse_datetime(text: &str) -> Option<DateTime> {
+    if let Some(fast) = parse_datetime_fast(text.as_bytes()) {
+        return Some(fast);
+    }
     let s = text.trim();
     let bytes = s.as_bytes();
     if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_digit()) {
@@ -439,6 +437,44 @@ pub fn parse_datetime(text: &str) -> Option<DateTime> {
     Some(DateTime {
         date,
         micros_of_day,
+    })
+}
+
+/// `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS` exactly (the common case), by byte position.
+fn parse_datetime_fast(b: &[u8]) -> Option<DateTime> {
+    if b.len() != 10 && b.len() != 19 {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in &b[range] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = Date::new(num(0..4)?, num(5..7)?, num(8..10)?)?;
+    if b.len() == 10 {
+        return Some(DateTime {
+            date,
+            micros_of_day: 0,
+        });
+    }
+    if !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, m, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    Some(DateTime {
+        date,
+        micros_of_day: u64::from((h * 60 + m) * 60 + s) * 1_000_000,
     })
 }
 

@@ -94,55 +94,172 @@ fn push_quoted(out: &mut String, s: &str) {
 #[error("{0}")]
 pub struct DocError(pub String);
 
-/// Parse a Stream Load JSON body into rows.
+/// Parse a Stream Load JSON body into rows (all at once; see [`RowReader`] for streaming).
 ///
 /// `strip_outer_array = false`: a stream of top-level objects; a top-level array fails the load.
 /// `strip_outer_array = true`: exactly one array whose elements are the rows.
 pub fn parse_rows(body: &str, strip_outer_array: bool) -> Result<Vec<Json<'_>>, DocError> {
-    let mut parser = Parser {
-        text: body,
-        bytes: body.as_bytes(),
-        pos: 0,
-    };
-    parser.skip_ws();
-    let Some(&first) = parser.bytes.get(parser.pos) else {
-        return Ok(Vec::new());
-    };
-    if first != b'{' && first != b'[' {
-        return Err(DocError(format!(
-            "illegal json started with {}",
-            char::from(first)
-        )));
-    }
-    if strip_outer_array {
-        let value = parser.value(0)?;
-        parser.skip_ws();
-        if parser.pos < parser.bytes.len() {
-            return Err(parser.syntax("trailing content after the outer array"));
-        }
-        return match value {
-            Json::Array(items) => Ok(items),
-            other => Err(DocError(format!(
-                "the value should be array type with strip_outer_array=true, value: {}",
-                truncate(&other.to_json_text(), 100)
-            ))),
-        };
-    }
+    let mut reader = RowReader::new(body, strip_outer_array)?;
     let mut rows = Vec::new();
-    loop {
+    while let Some(row) = reader.next_row()? {
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads rows one at a time, so a large body never becomes one big tree.
+pub struct RowReader<'a> {
+    parser: Parser<'a>,
+    strip_outer_array: bool,
+    done: bool,
+    first: bool,
+}
+
+impl<'a> RowReader<'a> {
+    /// Check the document start (spec §4.7) and position on the first row.
+    pub fn new(body: &'a str, strip_outer_array: bool) -> Result<RowReader<'a>, DocError> {
+        let mut parser = Parser {
+            text: body,
+            bytes: body.as_bytes(),
+            pos: 0,
+        };
         parser.skip_ws();
-        if parser.pos >= parser.bytes.len() {
-            break;
+        let Some(&first) = parser.bytes.get(parser.pos) else {
+            return Ok(RowReader {
+                parser,
+                strip_outer_array,
+                done: true,
+                first: true,
+            });
+        };
+        if first != b'{' && first != b'[' {
+            return Err(DocError(format!(
+                "illegal json started with {}",
+                char::from(first)
+            )));
         }
-        if parser.bytes[parser.pos] == b'[' {
+        if strip_outer_array {
+            if first != b'[' {
+                let value = parser.value(0)?;
+                return Err(DocError(format!(
+                    "the value should be array type with strip_outer_array=true, value: {}",
+                    truncate(&value.to_json_text(), 100)
+                )));
+            }
+            parser.pos += 1;
+        }
+        Ok(RowReader {
+            parser,
+            strip_outer_array,
+            done: false,
+            first: true,
+        })
+    }
+
+    /// The next row, `None` at the end of the document.
+    pub fn next_row(&mut self) -> Result<Option<Json<'a>>, DocError> {
+        if self.done {
+            return Ok(None);
+        }
+        let p = &mut self.parser;
+        p.skip_ws();
+        if self.strip_outer_array {
+            if !self.first {
+                match p.bytes.get(p.pos) {
+                    Some(b',') => p.pos += 1,
+                    Some(b']') => {
+                        p.pos += 1;
+                        return self.finish();
+                    }
+                    _ => return Err(p.syntax("expected ',' or ']'")),
+                }
+            } else if p.bytes.get(p.pos) == Some(&b']') {
+                p.pos += 1;
+                return self.finish();
+            }
+            self.first = false;
+            return p.value(1).map(Some);
+        }
+        if p.pos >= p.bytes.len() {
+            self.done = true;
+            return Ok(None);
+        }
+        if p.bytes[p.pos] == b'[' {
             return Err(DocError(
                 "Failed to iterate document stream as object. error: INCORRECT_TYPE: The JSON element does not have the requested type.".into(),
             ));
         }
-        let value = parser.value(0)?;
-        rows.push(value);
+        p.value(0).map(Some)
     }
-    Ok(rows)
+
+    /// Like [`RowReader::next_row`], but an object row is scattered straight into `out`
+    /// (`out[i]` = the first value of key `fields[i]`) without building the object. Returns the
+    /// row's text span for the error log, or the row itself when it is not an object.
+    pub fn next_row_into(
+        &mut self,
+        fields: &[String],
+        out: &mut [Option<Json<'a>>],
+    ) -> Result<Option<Scattered<'a>>, DocError> {
+        if self.done {
+            return Ok(None);
+        }
+        let p = &mut self.parser;
+        p.skip_ws();
+        if self.strip_outer_array {
+            if !self.first {
+                match p.bytes.get(p.pos) {
+                    Some(b',') => p.pos += 1,
+                    Some(b']') => {
+                        p.pos += 1;
+                        self.finish()?;
+                        return Ok(None);
+                    }
+                    _ => return Err(p.syntax("expected ',' or ']'")),
+                }
+            } else if p.bytes.get(p.pos) == Some(&b']') {
+                p.pos += 1;
+                self.finish()?;
+                return Ok(None);
+            }
+            self.first = false;
+        } else {
+            if p.pos >= p.bytes.len() {
+                self.done = true;
+                return Ok(None);
+            }
+            if p.bytes[p.pos] == b'[' {
+                return Err(DocError(
+                    "Failed to iterate document stream as object. error: INCORRECT_TYPE: The JSON element does not have the requested type.".into(),
+                ));
+            }
+        }
+        let p = &mut self.parser;
+        p.skip_ws();
+        if p.bytes.get(p.pos) != Some(&b'{') {
+            return p.value(1).map(|v| Some(Scattered::NotObject(v)));
+        }
+        let start = p.pos;
+        p.object_into(fields, out)?;
+        Ok(Some(Scattered::Object(&p.text[start..p.pos])))
+    }
+
+    fn finish(&mut self) -> Result<Option<Json<'a>>, DocError> {
+        self.done = true;
+        self.parser.skip_ws();
+        if self.parser.pos < self.parser.bytes.len() {
+            return Err(self.parser.syntax("trailing content after the outer array"));
+        }
+        Ok(None)
+    }
+}
+
+/// A row read by [`RowReader::next_row_into`].
+#[derive(Debug)]
+pub enum Scattered<'a> {
+    /// An object, scattered into the output slots; its text.
+    Object(&'a str),
+    /// Anything else (filtered by the caller).
+    NotObject(Json<'a>),
 }
 
 /// Parse one complete JSON value (used for `jsonpaths` headers and JSON text in CSV).
@@ -252,7 +369,7 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: usize) -> Result<Json<'a>, DocError> {
         self.pos += 1;
-        let mut fields = Vec::new();
+        let mut fields = Vec::with_capacity(16);
         self.skip_ws();
         if self.bytes.get(self.pos) == Some(&b'}') {
             self.pos += 1;
@@ -277,6 +394,56 @@ impl<'a> Parser<'a> {
                 Some(b'}') => {
                     self.pos += 1;
                     return Ok(Json::Object(fields));
+                }
+                _ => return Err(self.syntax("expected ',' or '}'")),
+            }
+        }
+    }
+
+    /// Parse an object, storing the first value of each wanted key into `out`.
+    fn object_into(
+        &mut self,
+        fields: &[String],
+        out: &mut [Option<Json<'a>>],
+    ) -> Result<(), DocError> {
+        for slot in out.iter_mut() {
+            *slot = None;
+        }
+        self.pos += 1;
+        self.skip_ws();
+        if self.bytes.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut position = 0;
+        loop {
+            self.skip_ws();
+            if self.bytes.get(self.pos) != Some(&b'"') {
+                return Err(self.syntax("expected object key"));
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if self.bytes.get(self.pos) != Some(&b':') {
+                return Err(self.syntax("expected ':'"));
+            }
+            self.pos += 1;
+            let value = self.value(2)?;
+            let index = match fields.get(position) {
+                Some(f) if *f == key => Some(position),
+                _ => fields.iter().position(|f| *f == key),
+            };
+            if let Some(i) = index {
+                if out[i].is_none() {
+                    out[i] = Some(value);
+                }
+            }
+            position += 1;
+            self.skip_ws();
+            match self.bytes.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
                 }
                 _ => return Err(self.syntax("expected ',' or '}'")),
             }

@@ -459,6 +459,9 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
+        if let ([Value::Int(a)], [Value::Int(b)]) = (self.0.as_slice(), other.0.as_slice()) {
+            return a.cmp(b);
+        }
         for (a, b) in self.0.iter().zip(other.0.iter()) {
             let ord = a.cmp_total(b);
             if ord != Ordering::Equal {

@@ -2,6 +2,7 @@
 
 mod faults;
 mod http;
+mod model;
 mod mysql;
 mod settled;
 mod spec7;

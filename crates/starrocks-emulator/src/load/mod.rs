@@ -11,8 +11,6 @@ pub mod params;
 pub mod plan;
 mod scan;
 
-use std::collections::BTreeMap;
-
 use crate::catalog::Table;
 use crate::convert::{self, ConvError};
 use crate::types::{ColumnType, Key, Value};
@@ -208,8 +206,13 @@ pub fn check_key_sizes(plan: &Plan, rows: &[RowOp]) -> Result<(), String> {
 
 /// Apply scanned rows to a table: last row per key wins (op included), merge_condition keeps
 /// the larger-or-equal value, partial updates touch only listed columns (spec §3.4–§3.6).
-pub fn apply(table: &mut Table, plan: &Plan, rows: Vec<RowOp>) {
+///
+/// Like the BE's memtable: a stable sort by key (then by the merge-condition column), keeping the
+/// last row of each key.
+pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
     let current = table.schema.clone();
+    let same_schema = current.schema_version == plan.schema.schema_version
+        && current.columns.len() == plan.schema.columns.len();
     // Map the plan's columns onto the current schema (an ALTER may have finished meanwhile).
     let mapping: Vec<Option<usize>> = current
         .columns
@@ -224,34 +227,55 @@ pub fn apply(table: &mut Table, plan: &Plan, rows: Vec<RowOp>) {
         })
         .collect();
     let has_real_delete = rows.iter().any(|r| r.op == 1);
-    let merge = plan
-        .merge_column
-        .and_then(|c| current.column_index(&plan.schema.columns[c].name));
-    let mut last: BTreeMap<Key, (Vec<Value>, bool)> = BTreeMap::new();
-    for row in rows {
-        let values: Vec<Value> = mapping
-            .iter()
-            .enumerate()
-            .map(|(i, m)| match m {
-                Some(src) => row.values[*src].clone(),
-                None => plan::partial_fill(&current.columns[i]),
-            })
-            .collect();
-        let delete = row.op != 0 && has_real_delete;
-        if let Some(m) = merge {
-            if let Some((existing, _)) = last.get(&row.key) {
-                if existing[m].cmp_total(&values[m]) == std::cmp::Ordering::Greater {
-                    continue;
-                }
+    let plan_merge = plan.merge_column;
+    let merge = plan_merge.and_then(|c| current.column_index(&plan.schema.columns[c].name));
+    rows.sort_by(|a, b| {
+        a.key.cmp(&b.key).then_with(|| match plan_merge {
+            Some(m) => a.values[m].cmp_total(&b.values[m]),
+            None => std::cmp::Ordering::Equal,
+        })
+    });
+    let bulk = table.rows.is_empty()
+        && same_schema
+        && !has_real_delete
+        && merge.is_none()
+        && writes.iter().all(|w| *w);
+    if bulk {
+        // Empty table, plain upserts: build the map from sorted, deduplicated rows in O(n).
+        let mut kept: Vec<(Key, Vec<Value>)> = Vec::with_capacity(rows.len());
+        let mut iter = rows.into_iter().peekable();
+        while let Some(row) = iter.next() {
+            if iter.peek().is_some_and(|next| next.key == row.key) {
+                continue;
             }
+            kept.push((row.key, row.values));
         }
-        last.insert(row.key, (values, delete));
+        table.rows = kept.into_iter().collect();
+        return;
     }
-    for (key, (values, delete)) in last {
+    let mut iter = rows.into_iter().peekable();
+    while let Some(row) = iter.next() {
+        if iter.peek().is_some_and(|next| next.key == row.key) {
+            continue;
+        }
+        let delete = row.op != 0 && has_real_delete;
+        let RowOp { key, values, .. } = row;
         if delete {
             table.rows.remove(&key);
             continue;
         }
+        let values: Vec<Value> = if same_schema {
+            values
+        } else {
+            mapping
+                .iter()
+                .enumerate()
+                .map(|(i, m)| match m {
+                    Some(src) => values[*src].clone(),
+                    None => plan::partial_fill(&current.columns[i]),
+                })
+                .collect()
+        };
         match table.rows.get_mut(&key) {
             Some(stored) => {
                 if let Some(m) = merge {
@@ -266,17 +290,21 @@ pub fn apply(table: &mut Table, plan: &Plan, rows: Vec<RowOp>) {
                 }
             }
             None => {
-                let row: Vec<Value> = values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        if writes[i] {
-                            v
-                        } else {
-                            plan::partial_fill(&current.columns[i])
-                        }
-                    })
-                    .collect();
+                let row: Vec<Value> = if writes.iter().all(|w| *w) {
+                    values
+                } else {
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| {
+                            if writes[i] {
+                                v
+                            } else {
+                                plan::partial_fill(&current.columns[i])
+                            }
+                        })
+                        .collect()
+                };
                 table.rows.insert(key, row);
             }
         }

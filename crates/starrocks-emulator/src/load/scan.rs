@@ -60,18 +60,32 @@ fn eval_path<'v, 'a>(root: &'v Json<'a>, steps: &[PathStep]) -> Option<&'v Json<
     Some(current)
 }
 
+/// Map an object's keys onto the plan's fields in one pass. Keys usually arrive in column
+/// order, so the key at position `p` is first compared with field `p`. The first of duplicate
+/// keys wins.
+fn fill_cells<'r>(row: &'r Json<'r>, fields: &[String], cells: &mut Vec<Cell<'r>>) {
+    cells.resize(fields.len(), Cell::Missing);
+    let Json::Object(entries) = row else {
+        return;
+    };
+    for (position, (key, value)) in entries.iter().enumerate() {
+        let index = match fields.get(position) {
+            Some(f) if f == key => Some(position),
+            _ => fields.iter().position(|f| f == key),
+        };
+        if let Some(i) = index {
+            if matches!(cells[i], Cell::Missing) {
+                cells[i] = Cell::Json(value);
+            }
+        }
+    }
+}
+
 /// Scan a JSON body.
 pub fn json(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, String> {
     let text = std::str::from_utf8(body).map_err(|_| {
         "Failed to parse json: UTF8_ERROR: The input is not valid UTF-8".to_string()
     })?;
-    // With `json_root`, strip_outer_array applies to the value under the root.
-    let strip_document = params.strip_outer_array && params.json_root.is_none();
-    let documents = json::parse_rows(text, strip_document).map_err(|e| e.0)?;
-    let root_steps = match &params.json_root {
-        Some(root) => Some(parse_path(root)?),
-        None => None,
-    };
     let path_steps = match &params.jsonpaths {
         Some(paths) => Some(
             paths
@@ -81,57 +95,123 @@ pub fn json(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, St
         ),
         None => None,
     };
-    let mut rooted: Vec<&Json<'_>> = Vec::with_capacity(documents.len());
-    for document in &documents {
-        match &root_steps {
-            None => rooted.push(document),
-            Some(steps) => match eval_path(document, steps) {
-                Some(Json::Array(items)) if params.strip_outer_array => rooted.extend(items),
-                Some(value) => rooted.push(value),
-                None => {}
-            },
-        }
-    }
     let mut scanned = Scanned::empty();
-    scanned.rows.reserve(rooted.len());
-    let mut cells: Vec<Cell<'_>> = Vec::with_capacity(plan.fields.len());
-    for row in rooted {
-        cells.clear();
-        match &path_steps {
-            Some(paths) => {
-                for i in 0..plan.fields.len() {
-                    let cell = paths
-                        .get(i)
-                        .and_then(|steps| eval_path(row, steps))
-                        .map(Cell::Json)
-                        .unwrap_or(Cell::Missing);
-                    cells.push(cell);
+    match &params.json_root {
+        None if path_steps.is_none() => {
+            // Fast path: stream rows and scatter keys straight into field slots.
+            let mut reader =
+                json::RowReader::new(text, params.strip_outer_array).map_err(|e| e.0)?;
+            let mut wanted: Vec<String> = plan.fields.clone();
+            let op_slot = match plan.op {
+                OpSource::OptionalKey => {
+                    wanted.push("__op".to_string());
+                    Some(wanted.len() - 1)
                 }
-            }
-            None => {
-                if !matches!(row, Json::Object(_)) {
-                    scanned.reject("JSON data is not an object", || row.to_json_text());
-                    continue;
-                }
-                for field in &plan.fields {
-                    cells.push(row.get(field).map(Cell::Json).unwrap_or(Cell::Missing));
+                OpSource::Field(i) => Some(i),
+                OpSource::Const(_) => None,
+            };
+            let mut slots: Vec<Option<Json<'_>>> = vec![None; wanted.len()];
+            while let Some(row) = reader.next_row_into(&wanted, &mut slots).map_err(|e| e.0)? {
+                let row_text = match row {
+                    json::Scattered::Object(text) => text,
+                    json::Scattered::NotObject(value) => {
+                        scanned.reject("JSON data is not an object", || value.to_json_text());
+                        continue;
+                    }
+                };
+                let cells: Vec<Cell<'_>> = slots[..plan.fields.len()]
+                    .iter()
+                    .map(|slot| slot.as_ref().map_or(Cell::Missing, Cell::Json))
+                    .collect();
+                let op_cell = op_slot
+                    .and_then(|i| slots[i].as_ref())
+                    .map_or(Cell::Missing, Cell::Json);
+                match build_row(plan, &cells, op_cell, params.strict_mode) {
+                    Ok(r) => {
+                        scanned.total += 1;
+                        scanned.rows.push(r);
+                    }
+                    Err(reason) => scanned.reject(&reason, || compact(row_text)),
                 }
             }
         }
-        let op_cell = match plan.op {
-            OpSource::Field(i) => cells.get(i).copied().unwrap_or(Cell::Missing),
-            OpSource::OptionalKey => row.get("__op").map(Cell::Json).unwrap_or(Cell::Missing),
-            OpSource::Const(_) => Cell::Missing,
-        };
-        match build_row(plan, &cells, op_cell, params.strict_mode) {
-            Ok(r) => {
-                scanned.total += 1;
-                scanned.rows.push(r);
+        None => {
+            // Streaming: one row at a time.
+            let mut reader =
+                json::RowReader::new(text, params.strip_outer_array).map_err(|e| e.0)?;
+            while let Some(row) = reader.next_row().map_err(|e| e.0)? {
+                scan_row(plan, params, &row, path_steps.as_deref(), &mut scanned);
             }
-            Err(reason) => scanned.reject(&reason, || row.to_json_text()),
+        }
+        Some(root) => {
+            // With `json_root`, strip_outer_array applies to the value under the root.
+            let steps = parse_path(root)?;
+            let documents = json::parse_rows(text, false).map_err(|e| e.0)?;
+            for document in &documents {
+                match eval_path(document, &steps) {
+                    Some(Json::Array(items)) if params.strip_outer_array => {
+                        for item in items {
+                            scan_row(plan, params, item, path_steps.as_deref(), &mut scanned);
+                        }
+                    }
+                    Some(value) => {
+                        scan_row(plan, params, value, path_steps.as_deref(), &mut scanned)
+                    }
+                    None => {}
+                }
+            }
         }
     }
     Ok(scanned)
+}
+
+/// A row's text as the error log shows it (minified when it parses).
+fn compact(text: &str) -> String {
+    json::parse_value(text)
+        .map(|v| v.to_json_text())
+        .unwrap_or_else(|_| text.to_string())
+}
+
+/// Turn one JSON row into a [`crate::load::RowOp`] or a rejected line.
+fn scan_row<'r>(
+    plan: &Plan,
+    params: &LoadParams,
+    row: &'r Json<'r>,
+    path_steps: Option<&[Vec<PathStep>]>,
+    scanned: &mut Scanned,
+) {
+    let mut cells: Vec<Cell<'r>> = Vec::with_capacity(plan.fields.len());
+    match path_steps {
+        Some(paths) => {
+            for i in 0..plan.fields.len() {
+                let cell = paths
+                    .get(i)
+                    .and_then(|steps| eval_path(row, steps))
+                    .map(Cell::Json)
+                    .unwrap_or(Cell::Missing);
+                cells.push(cell);
+            }
+        }
+        None => {
+            if !matches!(row, Json::Object(_)) {
+                scanned.reject("JSON data is not an object", || row.to_json_text());
+                return;
+            }
+            fill_cells(row, &plan.fields, &mut cells);
+        }
+    }
+    let op_cell = match plan.op {
+        OpSource::Field(i) => cells.get(i).copied().unwrap_or(Cell::Missing),
+        OpSource::OptionalKey => row.get("__op").map(Cell::Json).unwrap_or(Cell::Missing),
+        OpSource::Const(_) => Cell::Missing,
+    };
+    match build_row(plan, &cells, op_cell, params.strict_mode) {
+        Ok(r) => {
+            scanned.total += 1;
+            scanned.rows.push(r);
+        }
+        Err(reason) => scanned.reject(&reason, || row.to_json_text()),
+    }
 }
 
 fn split_bytes<'b>(data: &'b [u8], separator: &[u8]) -> Vec<&'b [u8]> {
