@@ -190,6 +190,7 @@ async fn label_cleaner(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>)
             _ = shutdown.changed() => return,
         }
         waited += tick;
+        txn::expire(&engine);
         let interval = engine.settings.lock().label_retention.clean_interval;
         if waited >= interval {
             waited = Duration::ZERO;

@@ -587,26 +587,173 @@ async fn s18_primary_key_over_128_bytes_fails_the_whole_load() {
 }
 
 #[tokio::test]
-async fn s19_transaction_api_is_reported_not_implemented() {
-    // The transaction API (spec §5) is not emulated yet: it must say so instead of pretending.
+async fn s19_transaction_api() {
     let fx = fixture().await;
     let auth = basic("root", "");
+    let base = |label: &'static str| -> Vec<(&'static str, String)> {
+        vec![
+            ("Authorization", basic("root", "")),
+            ("label", label.to_string()),
+            ("db", "d".to_string()),
+            ("table", "t".to_string()),
+        ]
+    };
+    async fn call(
+        fx: &Fixture,
+        method: &str,
+        op: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> serde_json::Value {
+        let refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let fe = raw_request(
+            fx.emu.fe_http_addr(),
+            method,
+            &format!("/api/transaction/{op}"),
+            &refs,
+            body.as_bytes(),
+            BodyMode::Eager,
+        )
+        .await
+        .unwrap();
+        if fe.status != 307 {
+            return fe.json();
+        }
+        let location = fe.header("location").unwrap().to_string();
+        let path = location
+            .strip_prefix(&format!("http://{}", fx.emu.be_http_addr()))
+            .unwrap()
+            .to_string();
+        raw_request(
+            fx.emu.be_http_addr(),
+            method,
+            &path,
+            &refs,
+            body.as_bytes(),
+            BodyMode::Eager,
+        )
+        .await
+        .unwrap()
+        .json()
+    }
+    let json = |extra: &[(&'static str, &'static str)], label| {
+        let mut h = base(label);
+        h.push(("format", "json".into()));
+        h.push(("strip_outer_array", "true".into()));
+        for (k, v) in extra {
+            h.push((k, v.to_string()));
+        }
+        h
+    };
+    let begun = call(&fx, "POST", "begin", &base("tx1"), "").await;
+    assert_eq!(begun["Status"], "OK", "{begun}");
+    assert!(begun["TxnId"].as_i64().unwrap() > 0);
+    let again = call(&fx, "POST", "begin", &base("tx1"), "").await;
+    assert_eq!(again["Status"], "LABEL_ALREADY_EXISTS");
+    let loaded = call(
+        &fx,
+        "PUT",
+        "load",
+        &json(&[], "tx1"),
+        r#"[{"id":1},{"id":2}]"#,
+    )
+    .await;
+    assert_eq!(loaded["Status"], "OK", "{loaded}");
+    assert!(
+        loaded.get("NumberLoadedRows").is_none(),
+        "no row counts on load"
+    );
+    let loaded = call(&fx, "PUT", "load", &json(&[], "tx1"), r#"[{"id":3}]"#).await;
+    assert_eq!(loaded["Status"], "OK");
+    let drift = call(
+        &fx,
+        "PUT",
+        "load",
+        &json(&[("strict_mode", "true")], "tx1"),
+        r#"[{"id":4}]"#,
+    )
+    .await;
+    assert_eq!(drift["Message"], "load request not equal last.");
+    let post = call(&fx, "POST", "load", &json(&[], "tx1"), r#"[{"id":4}]"#).await;
+    assert_eq!(post["Status"], "FAILED", "load must be PUT");
+    assert!(fx.rows("t").is_empty(), "nothing visible before commit");
+    let committed = call(&fx, "POST", "commit", &base("tx1"), "").await;
+    assert_eq!(committed["Status"], "OK", "{committed}");
+    assert_eq!(committed["NumberLoadedRows"], 3);
+    assert_eq!(fx.rows("t").len(), 3);
+    let twice = call(&fx, "POST", "commit", &base("tx1"), "").await;
+    assert_eq!(twice["Status"], "OK");
+    assert!(twice["Message"]
+        .as_str()
+        .unwrap()
+        .contains("has already committed"));
+    let rollback = call(&fx, "POST", "rollback", &base("tx1"), "").await;
+    assert!(rollback["Message"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot abort committed transaction"));
+    // Prepare, then commit; and commit without data.
+    call(&fx, "POST", "begin", &base("tx2"), "").await;
+    let empty = call(&fx, "POST", "commit", &base("tx2"), "").await;
+    assert!(empty["Message"]
+        .as_str()
+        .unwrap()
+        .contains("hasn't send any data yet"));
+    call(&fx, "POST", "begin", &base("tx3"), "").await;
+    call(&fx, "PUT", "load", &json(&[], "tx3"), r#"[{"id":9}]"#).await;
+    let prepared = call(&fx, "POST", "prepare", &base("tx3"), "").await;
+    assert_eq!(prepared["Status"], "OK");
+    assert_eq!(fx.emu.label_state("d", "tx3"), Some(TxnState::Prepared));
+    let committed = call(&fx, "POST", "commit", &base("tx3"), "").await;
+    assert_eq!(committed["Status"], "OK");
+    assert_eq!(fx.rows("t").len(), 4);
+    // Rollback, then the aborted label is reusable; unknown labels.
+    call(&fx, "POST", "begin", &base("tx4"), "").await;
+    let rolled = call(&fx, "POST", "rollback", &base("tx4"), "").await;
+    assert_eq!(rolled["Status"], "OK");
+    assert_eq!(
+        call(&fx, "POST", "begin", &base("tx4"), "").await["Status"],
+        "OK"
+    );
+    let unknown = call(&fx, "POST", "commit", &base("nope"), "").await;
+    assert_eq!(unknown["Status"], "TXN_NOT_EXISTS");
+    let no_node = call(&fx, "PUT", "load", &json(&[], "nope"), "[]").await;
+    assert_eq!(
+        no_node["Message"],
+        "class com.starrocks.common.UserException: transaction with op load label nope has no node"
+    );
+    drop(auth);
+}
+
+#[tokio::test]
+async fn s19_idle_transactions_are_aborted() {
+    let fx = fixture().await;
+    let auth = basic("root", "");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("label", "idle"),
+        ("db", "d"),
+        ("table", "t"),
+        ("idle_transaction_timeout", "0"),
+    ];
     let r = raw_request(
         fx.emu.be_http_addr(),
         "POST",
         "/api/transaction/begin",
-        &[
-            ("Authorization", &auth),
-            ("label", "x"),
-            ("db", "d"),
-            ("table", "t"),
-        ],
+        &headers,
         b"",
         BodyMode::Eager,
     )
     .await
     .unwrap();
-    assert_ne!(r.json()["Status"], "OK");
+    assert_eq!(r.json()["Status"], "OK");
+    for _ in 0..100 {
+        if fx.emu.label_state("d", "idle") == Some(TxnState::Aborted) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("idle txn not aborted");
 }
 
 #[tokio::test]
