@@ -21,6 +21,13 @@ use crate::response::{LoadResult, LoadStatus};
 /// The message of an empty load (spec §9.8).
 pub const EMPTY_LOAD_MESSAGE: &str = "No partitions have data available for loading. If you are sure there may be no data to be loaded, you can use `ADMIN SET FRONTEND CONFIG ('empty_load_as_error' = 'false')` to ensure such load jobs can succeed";
 
+/// FE text for a commit whose publish timed out (`FrontendServiceImpl.loadTxnCommit`).
+pub const PUBLISH_TIMEOUT_MESSAGE: &str =
+    "transaction commit successfully, BUT data will be visible later";
+
+/// How long a `publish_timeout` load stays COMMITTED before it reads VISIBLE.
+pub const PUBLISH_DELAY: Duration = Duration::from_millis(200);
+
 /// Settings that tests may change at run time.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -153,6 +160,22 @@ impl Engine {
                     .labels
                     .set_state(id, TxnState::Aborted, "emulator restart");
             }
+        }
+    }
+
+    /// Set a txn's state.
+    pub fn set_txn_state(&self, db: &str, txn_id: i64, state: TxnState) {
+        let mut catalog = self.catalog.lock();
+        if let Some(database) = catalog.databases.get_mut(db) {
+            database.labels.set_state(txn_id, state, "");
+        }
+    }
+
+    /// Publish COMMITTED txns whose publish delay has passed.
+    pub fn publish_pending(&self) {
+        let mut catalog = self.catalog.lock();
+        for database in catalog.databases.values_mut() {
+            database.labels.publish_committed(PUBLISH_DELAY);
         }
     }
 
@@ -341,9 +364,11 @@ impl Engine {
             CommitOutcome::Committed => match fault_kind {
                 Some(FaultKind::DropResponse) => Finish::Drop,
                 Some(FaultKind::PublishTimeout) => {
+                    // Committed, publish pending: the label reads COMMITTED until the ticker
+                    // publishes it (PUBLISH_DELAY).
+                    self.set_txn_state(&begun.db, begun.txn_id, TxnState::Committed);
                     result.status = LoadStatus::PublishTimeout;
-                    result.message =
-                        "Publish timeout. The data will be visible after a while".into();
+                    result.message = PUBLISH_TIMEOUT_MESSAGE.into();
                     Finish::Reply(result)
                 }
                 _ => Finish::Reply(result),

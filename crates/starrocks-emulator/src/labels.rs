@@ -55,6 +55,8 @@ pub struct TxnRecord {
     pub reason: String,
     /// When it reached a final state.
     pub finished_at: Option<Instant>,
+    /// When it became COMMITTED (publish pending).
+    pub committed_at: Option<Instant>,
 }
 
 /// What an existing label means to a new begin (spec §2).
@@ -135,6 +137,7 @@ impl LabelStore {
                 state: TxnState::Prepare,
                 reason: String::new(),
                 finished_at: None,
+                committed_at: None,
             },
         );
     }
@@ -146,6 +149,9 @@ impl LabelStore {
             txn.reason = reason.to_string();
             if state.is_finished() {
                 txn.finished_at = Some(Instant::now());
+            }
+            if state == TxnState::Committed {
+                txn.committed_at = Some(Instant::now());
             }
         }
     }
@@ -161,6 +167,21 @@ impl LabelStore {
     /// A txn by id.
     pub fn get(&self, txn_id: i64) -> Option<&TxnRecord> {
         self.txns.get(&txn_id)
+    }
+
+    /// Publish: COMMITTED txns older than `delay` become VISIBLE.
+    pub fn publish_committed(&mut self, delay: Duration) {
+        let now = Instant::now();
+        for txn in self.txns.values_mut() {
+            if txn.state == TxnState::Committed
+                && txn
+                    .committed_at
+                    .is_some_and(|at| now.duration_since(at) >= delay)
+            {
+                txn.state = TxnState::Visible;
+                txn.finished_at = Some(now);
+            }
+        }
     }
 
     /// Ids of txns not yet finished (PREPARE, PREPARED).

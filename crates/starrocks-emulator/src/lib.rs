@@ -191,6 +191,7 @@ async fn label_cleaner(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>)
         }
         waited += tick;
         txn::expire(&engine);
+        engine.publish_pending();
         let interval = engine.settings.lock().label_retention.clean_interval;
         if waited >= interval {
             waited = Duration::ZERO;

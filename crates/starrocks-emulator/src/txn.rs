@@ -203,8 +203,8 @@ fn begin(
     {
         return reply(&[
             ("Status", J::from("LABEL_ALREADY_EXISTS")),
-            ("Message", J::from("")),
             ("ExistingJobStatus", J::from("RUNNING")),
+            ("Message", J::from("")),
         ]);
     }
     let parse_secs = |name: &str| -> Result<Option<u64>, String> {
@@ -230,11 +230,11 @@ fn begin(
             if result.status == LoadStatus::LabelAlreadyExists {
                 return reply(&[
                     ("Status", J::from("LABEL_ALREADY_EXISTS")),
-                    ("Message", J::from(result.message.clone())),
                     (
                         "ExistingJobStatus",
                         J::from(result.existing_job.map_or("", |j| j.name())),
                     ),
+                    ("Message", J::from(result.message.clone())),
                 ]);
             }
             return error("INTERNAL_ERROR", &result.message);
@@ -291,8 +291,8 @@ async fn load_call(
         if session.busy {
             return Ok(reply(&[
                 ("Status", J::from("TXN_IN_PROCESSING")),
-                ("Message", J::from("Transaction is in processing")),
                 ("Label", J::from(label)),
+                ("Message", J::from("Transaction is in processing")),
             ]));
         }
         if session.prepared {
@@ -449,8 +449,8 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
             Some(s) if s.busy => {
                 return reply(&[
                     ("Status", J::from("TXN_IN_PROCESSING")),
-                    ("Message", J::from("Transaction is in processing")),
                     ("Label", J::from(label)),
+                    ("Message", J::from("Transaction is in processing")),
                 ])
             }
             Some(_) if what == Finish::Prepare => None,
@@ -575,13 +575,16 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
                 "",
             )
         }
-        _ => counters(
-            label,
-            session.txn_id,
-            &result,
-            session.load_bytes,
-            "INTERNAL_ERROR",
-            &result.message,
-        ),
+        _ => {
+            // `to_resp_json`: a failed op carries only Status, Message and ErrorURL.
+            let mut fields = vec![
+                ("Status", J::from("INTERNAL_ERROR")),
+                ("Message", J::from(result.message.clone())),
+            ];
+            if let Some(url) = &result.error_url {
+                fields.push(("ErrorURL", J::from(url.clone())));
+            }
+            reply(&fields)
+        }
     }
 }

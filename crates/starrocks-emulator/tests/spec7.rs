@@ -236,9 +236,21 @@ async fn s06_publish_timeout_is_durable() {
     fx.emu.inject(FaultRule::new(FaultKind::PublishTimeout));
     let r = fx.load_json("t", &[("label", "p1")], r#"[{"id":1}]"#).await;
     assert_eq!(status(&r), "Publish Timeout");
+    assert_eq!(
+        message(&r),
+        "transaction commit successfully, BUT data will be visible later"
+    );
+    assert_eq!(fx.emu.label_state("d", "p1"), Some(TxnState::Committed));
     assert_eq!(fx.rows("t").len(), 1);
     let replay = fx.load_json("t", &[("label", "p1")], r#"[{"id":1}]"#).await;
     assert_eq!(replay["ExistingJobStatus"], "FINISHED");
+    for _ in 0..100 {
+        if fx.emu.label_state("d", "p1") == Some(TxnState::Visible) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never published");
 }
 
 #[tokio::test]
