@@ -148,3 +148,30 @@ proptest! {
         run(loads)?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Malformed JSON bodies, SQL text and headers give errors, never a panic.
+    #[test]
+    fn parsers_never_panic(text in "\\PC{0,64}", bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = starrocks_emulator::json::parse_rows(&text, false);
+        let _ = starrocks_emulator::json::parse_rows(&text, true);
+        let _ = starrocks_emulator::json::parse_value(&text);
+        let _ = starrocks_emulator::sql::parse(&text);
+        let _ = starrocks_emulator::convert::parse_datetime(&text);
+        let _ = starrocks_emulator::load::params::parse_columns(&text);
+        for ty in [
+            starrocks_emulator::ColumnType::Decimal { precision: 10, scale: 2 },
+            starrocks_emulator::ColumnType::Int,
+            starrocks_emulator::ColumnType::Json,
+            starrocks_emulator::ColumnType::Array(Box::new(starrocks_emulator::ColumnType::Int)),
+            starrocks_emulator::ColumnType::DateTime,
+        ] {
+            let _ = starrocks_emulator::convert::from_text(&text, &ty, "c");
+        }
+        if let Ok(s) = std::str::from_utf8(&bytes) {
+            let _ = starrocks_emulator::json::parse_rows(s, true);
+        }
+    }
+}
