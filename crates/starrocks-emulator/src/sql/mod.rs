@@ -1,8 +1,11 @@
 //! The SQL subset behind the MySQL protocol (spec §6).
 
+mod alter;
+mod ddl;
 mod eval;
 mod exec;
 mod lexer;
+mod meta;
 mod parser;
 
 pub use exec::{
