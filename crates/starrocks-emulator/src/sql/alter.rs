@@ -1,0 +1,198 @@
+//! Asynchronous ALTER TABLE ... COLUMN jobs (spec §6.3): validated at once, applied when the
+//! job finishes (PENDING → RUNNING → FINISHED, or CANCELLED), one job per table at a time.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crate::catalog::{apply_alter, AlterJob, AlterOp, AlterState, SqlError, TableState};
+use crate::engine::Engine;
+use crate::faults::FaultKind;
+use crate::sql::parser::{AlterAction, Position};
+
+/// Validate an ALTER and start its job.
+pub(crate) fn start_alter(
+    engine: &Arc<Engine>,
+    db: &str,
+    table: &str,
+    action: AlterAction,
+) -> Result<(), SqlError> {
+    let mut catalog = engine.catalog.lock();
+    let job_id = catalog.next_job_id();
+    let target = catalog.table(db, table)?;
+    if target.state != TableState::Normal {
+        return Err(SqlError::new(format!(
+            "Table[{table}]'s state(SCHEMA_CHANGE) is not NORMAL. Do not allow doing ALTER ops"
+        )));
+    }
+    let schema = target.schema.clone();
+    let mut names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
+    let mut ops = Vec::new();
+    match action {
+        AlterAction::Add(columns) => {
+            for (column, _, position) in columns {
+                if names.iter().any(|n| n.eq_ignore_ascii_case(&column.name)) {
+                    return Err(SqlError::new(format!(
+                        "Can not add column which already exists in base table: {}",
+                        column.name
+                    )));
+                }
+                if ["__op", "__row"]
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(&column.name))
+                {
+                    return Err(SqlError::new(format!(
+                        "Getting analyzing error. Detail message: Column name [{}] is a system reserved name. Please choose a different one.",
+                        column.name
+                    )));
+                }
+                if !column.nullable && column.default.is_none() {
+                    return Err(SqlError::new(format!(
+                        "Getting analyzing error from line 1, column 0 to line 1, column 1. Detail message: Field '{}' is not null but doesn't have a default value.",
+                        column.name
+                    )));
+                }
+                let index = match position {
+                    Position::Last => names.len(),
+                    Position::First => schema.key_count,
+                    Position::After(after) => {
+                        let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(&after))
+                        else {
+                            return Err(SqlError::new(format!("Column[{after}] does not exists")));
+                        };
+                        if i + 1 < schema.key_count {
+                            return Err(SqlError::new(
+                                "Can not add value column before key column",
+                            ));
+                        }
+                        i + 1
+                    }
+                };
+                names.insert(index, column.name.clone());
+                ops.push(AlterOp::Add {
+                    column,
+                    position: index,
+                });
+            }
+        }
+        AlterAction::Drop(name) => {
+            let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(&name)) else {
+                return Err(SqlError::new(format!("Column does not exists: {name}")));
+            };
+            if i < schema.key_count {
+                return Err(SqlError::new(
+                    "Can not drop key column in primary data model table",
+                ));
+            }
+            ops.push(AlterOp::Drop(name));
+        }
+        AlterAction::Modify(column) => {
+            let Some(i) = names
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(&column.name))
+            else {
+                return Err(SqlError::new(format!(
+                    "Column[{}] does not exists",
+                    column.name
+                )));
+            };
+            if i < schema.key_count {
+                return Err(SqlError::new(format!(
+                    "Can not modify key column: {} for primary key table",
+                    column.name
+                )));
+            }
+            let old = &schema.columns[i];
+            if old.nullable && !column.nullable {
+                return Err(SqlError::new(format!(
+                    "Can not change nullable column {} to not nullable",
+                    column.name
+                )));
+            }
+            let mut column = column;
+            column.name = old.name.clone();
+            ops.push(AlterOp::Modify(column));
+        }
+    }
+    let fault = engine.faults.lock().take_alter(db, table);
+    let duration = match &fault {
+        Some(rule) if rule.kind == FaultKind::AlterSlow => {
+            Duration::from_millis(rule.delay_ms.unwrap_or(5000))
+        }
+        _ => engine.settings.lock().alter_duration,
+    };
+    let fail_message = fault.filter(|r| r.kind == FaultKind::AlterFail).map(|r| {
+        r.message
+            .unwrap_or_else(|| "emulator: injected ALTER failure".into())
+    });
+    let schema_version = schema.schema_version + 1;
+    let database = catalog.database_mut(db)?;
+    database.alter_jobs.push(AlterJob {
+        job_id,
+        table: table.to_string(),
+        create_time: SystemTime::now(),
+        finish_time: None,
+        state: AlterState::Pending,
+        msg: String::new(),
+        timeout_s: 86_400,
+        ops,
+        schema_version,
+    });
+    if let Some(t) = database.tables.get_mut(table) {
+        t.state = TableState::SchemaChange;
+    }
+    drop(catalog);
+    let engine = engine.clone();
+    let db = db.to_string();
+    let table = table.to_string();
+    tokio::spawn(async move {
+        tokio::time::sleep(duration / 2).await;
+        set_job_state(&engine, &db, job_id, AlterState::Running);
+        tokio::time::sleep(duration / 2).await;
+        finish_job(&engine, &db, &table, job_id, fail_message);
+    });
+    Ok(())
+}
+
+fn set_job_state(engine: &Engine, db: &str, job_id: i64, state: AlterState) {
+    let mut catalog = engine.catalog.lock();
+    if let Ok(database) = catalog.database_mut(db) {
+        if let Some(job) = database.alter_jobs.iter_mut().find(|j| j.job_id == job_id) {
+            if !job.state.is_final() {
+                job.state = state;
+            }
+        }
+    }
+}
+
+fn finish_job(engine: &Engine, db: &str, table: &str, job_id: i64, fail: Option<String>) {
+    let mut catalog = engine.catalog.lock();
+    let Ok(database) = catalog.database_mut(db) else {
+        return;
+    };
+    let Some(job_index) = database.alter_jobs.iter().position(|j| j.job_id == job_id) else {
+        return;
+    };
+    let ops = database.alter_jobs[job_index].ops.clone();
+    let schema_version = database.alter_jobs[job_index].schema_version;
+    let outcome = match (fail, database.tables.get_mut(table)) {
+        (Some(message), Some(t)) => {
+            t.state = TableState::Normal;
+            Err(message)
+        }
+        (_, None) => Err("table was dropped".to_string()),
+        (None, Some(t)) => {
+            let applied = apply_alter(t, &ops, schema_version);
+            t.state = TableState::Normal;
+            applied
+        }
+    };
+    let job = &mut database.alter_jobs[job_index];
+    job.finish_time = Some(SystemTime::now());
+    match outcome {
+        Ok(()) => job.state = AlterState::Finished,
+        Err(message) => {
+            job.state = AlterState::Cancelled;
+            job.msg = message;
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Fault injection through the API and through the control endpoint.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{message, raw_request, status, BodyMode, Fixture};
+use starrocks_emulator::{FaultKind, FaultRule, TxnState};
+
+const T: &str = "CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR(32) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)";
+
+async fn fixture() -> Fixture {
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    fx
+}
+
+async fn control(fx: &Fixture, method: &str, path: &str, body: &str) -> serde_json::Value {
+    let r = raw_request(
+        fx.emu.fe_http_addr(),
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+#[tokio::test]
+async fn fail_next_n_loads_from_the_control_endpoint() {
+    let fx = fixture().await;
+    let queued = control(
+        &fx,
+        "POST",
+        "/_emulator/faults",
+        r#"{"kind":"fail","count":2,"message":"BE busy, try later"}"#,
+    )
+    .await;
+    assert_eq!(queued["queued"], 1);
+    for _ in 0..2 {
+        let r = fx.load_json("t", &[("label", "f1")], r#"[{"id":1}]"#).await;
+        assert_eq!(status(&r), "Fail");
+        assert_eq!(message(&r), "BE busy, try later");
+        assert_eq!(fx.emu.label_state("d", "f1"), Some(TxnState::Aborted));
+    }
+    let r = fx.load_json("t", &[("label", "f1")], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Success", "same label reusable after aborts");
+    let stats = control(&fx, "GET", "/_emulator/stats", "").await;
+    assert_eq!(stats["tables"]["d.t"]["loads"], 1);
+    assert_eq!(stats["tables"]["d.t"]["failed_loads"], 2);
+    assert_eq!(stats["tables"]["d.t"]["rows"], 1);
+    assert_eq!(stats["tables"]["d.t"]["versions"], 1);
+    let listed = control(&fx, "GET", "/_emulator/faults", "").await;
+    assert_eq!(listed, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn http_5xx_and_table_filter() {
+    let fx = fixture().await;
+    control(
+        &fx,
+        "POST",
+        "/_emulator/faults",
+        r#"[{"kind":"http5xx","status":503,"table":"d.t"},{"kind":"fail","table":"other"}]"#,
+    )
+    .await;
+    let r = fx.load_raw("t", &[("format", "json")], r#"{"id":1}"#).await;
+    assert_eq!(r.status, 503);
+    let r = fx.load_json("t", &[], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Success");
+    let left = control(&fx, "GET", "/_emulator/faults", "").await;
+    assert_eq!(left[0]["table"], "other");
+    control(&fx, "DELETE", "/_emulator/faults", "").await;
+    assert_eq!(
+        control(&fx, "GET", "/_emulator/faults", "").await,
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn bad_fault_json_is_a_400() {
+    let fx = fixture().await;
+    let r = raw_request(
+        fx.emu.fe_http_addr(),
+        "POST",
+        "/_emulator/faults",
+        &[],
+        br#"{"kind":"explode"}"#,
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn delay_then_commit() {
+    let fx = fixture().await;
+    fx.emu
+        .inject(FaultRule::new(FaultKind::Delay).delay_ms(150));
+    let started = Instant::now();
+    let r = fx.load_json("t", &[], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Success");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn close_mid_body_loads_nothing() {
+    let fx = fixture().await;
+    fx.emu.inject(FaultRule::new(FaultKind::CloseMidBody));
+    let body = format!(
+        "[{}]",
+        (0..200)
+            .map(|i| format!("{{\"id\":{i}}}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let auth = crate::support::basic("root", "");
+    let r = raw_request(
+        fx.emu.be_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &[
+            ("Authorization", &auth),
+            ("Expect", "100-continue"),
+            ("format", "json"),
+            ("strip_outer_array", "true"),
+            ("label", "cut"),
+        ],
+        body.as_bytes(),
+        BodyMode::WaitContinue,
+    )
+    .await;
+    assert!(r.is_none(), "no answer: {r:?}");
+    assert!(fx.rows("t").is_empty());
+    assert_eq!(fx.emu.label_state("d", "cut"), Some(TxnState::Aborted));
+}
+
+#[tokio::test]
+async fn commit_then_drop_the_response() {
+    let fx = fixture().await;
+    fx.emu.inject(FaultRule::new(FaultKind::DropResponse));
+    let auth = crate::support::basic("root", "");
+    let r = raw_request(
+        fx.emu.be_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &[
+            ("Authorization", &auth),
+            ("Expect", "100-continue"),
+            ("format", "json"),
+            ("label", "lost"),
+        ],
+        br#"{"id":7}"#,
+        BodyMode::WaitContinue,
+    )
+    .await;
+    assert!(r.is_none(), "the answer is lost");
+    assert_eq!(fx.rows("t").len(), 1, "but the load committed");
+    assert_eq!(fx.emu.label_state("d", "lost"), Some(TxnState::Visible));
+    let replay = fx
+        .load_json("t", &[("label", "lost")], r#"[{"id":7}]"#)
+        .await;
+    assert_eq!(replay["ExistingJobStatus"], "FINISHED");
+}
+
+#[tokio::test]
+async fn too_many_versions_is_a_retryable_fail() {
+    let fx = fixture().await;
+    fx.emu.inject(FaultRule::new(FaultKind::TooManyVersions));
+    let r = fx.load_json("t", &[("label", "v1")], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Fail");
+    assert!(message(&r).starts_with("Failed to load data into tablet "));
+    assert!(message(&r).contains("because of too many versions, current/limit: 1001/1000."));
+    let r = fx.load_json("t", &[("label", "v1")], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Success");
+}
+
+#[tokio::test]
+async fn restart_drops_in_flight_loads_and_keeps_data() {
+    let fx = fixture().await;
+    fx.load_json("t", &[("label", "before")], r#"[{"id":1}]"#)
+        .await;
+    fx.emu
+        .inject(FaultRule::new(FaultKind::Delay).delay_ms(300));
+    let addr = fx.emu.be_http_addr();
+    let in_flight = tokio::spawn(async move {
+        let auth = crate::support::basic("root", "");
+        raw_request(
+            addr,
+            "PUT",
+            "/api/d/t/_stream_load",
+            &[
+                ("Authorization", &auth),
+                ("Expect", "100-continue"),
+                ("format", "json"),
+                ("label", "during"),
+            ],
+            br#"{"id":2}"#,
+            BodyMode::WaitContinue,
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    control(&fx, "POST", "/_emulator/restart", "").await;
+    let answer = in_flight.await.unwrap();
+    assert!(answer.is_none(), "in-flight load dropped: {answer:?}");
+    assert_eq!(fx.text_rows("t"), vec![vec!["1", "NULL"]]);
+    assert_eq!(fx.emu.label_state("d", "during"), Some(TxnState::Aborted));
+    let r = fx
+        .load_json("t", &[("label", "during")], r#"[{"id":2}]"#)
+        .await;
+    assert_eq!(status(&r), "Success");
+    let stats = control(&fx, "GET", "/_emulator/stats", "").await;
+    assert_eq!(stats["global"]["restarts"], 1);
+}
+
+#[tokio::test]
+async fn label_eviction_by_the_cleaner_cap() {
+    let fx = fixture().await;
+    control(
+        &fx,
+        "POST",
+        "/_emulator/settings",
+        r#"{"label_keep_max_num":3,"label_clean_interval_ms":3600000}"#,
+    )
+    .await;
+    for i in 0..5 {
+        let r = fx
+            .load_json(
+                "t",
+                &[("label", &format!("c{i}"))],
+                &format!("[{{\"id\":{i}}}]"),
+            )
+            .await;
+        assert_eq!(status(&r), "Success");
+    }
+    // Between cleaner runs every label is remembered.
+    assert!(fx.emu.label_state("d", "c0").is_some());
+    control(&fx, "POST", "/_emulator/labels/clean", "").await;
+    assert!(fx.emu.label_state("d", "c0").is_none());
+    assert!(fx.emu.label_state("d", "c1").is_none());
+    assert_eq!(fx.emu.label_state("d", "c2"), Some(TxnState::Visible));
+    // An evicted label is reusable: the replay applies again.
+    let r = fx
+        .load_json("t", &[("label", "c0")], r#"[{"id":100}]"#)
+        .await;
+    assert_eq!(status(&r), "Success");
+}
+
+#[tokio::test]
+async fn label_retention_by_age_with_a_fast_cleaner() {
+    let fx = fixture().await;
+    control(
+        &fx,
+        "POST",
+        "/_emulator/settings",
+        r#"{"label_keep_max_second":0,"label_clean_interval_ms":30}"#,
+    )
+    .await;
+    fx.load_json("t", &[("label", "old")], r#"[{"id":1}]"#)
+        .await;
+    for _ in 0..100 {
+        if fx.emu.label_state("d", "old").is_none() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("label was not cleaned");
+}

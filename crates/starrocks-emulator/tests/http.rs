@@ -1,0 +1,301 @@
+//! HTTP clients as they are found in the field: curl, a generic client that drops credentials on
+//! the redirect, and clients that do not wait for `100 Continue`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+use crate::support::{basic, message, raw_request, status, BodyMode, Fixture};
+use starrocks_emulator::{EmulatorConfig, SettingsPatch};
+
+const T: &str = "CREATE TABLE t (id BIGINT NOT NULL, name VARCHAR(32) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)";
+
+#[tokio::test]
+async fn curl_location_trusted_loads() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    let dir = std::env::temp_dir().join(format!("emu-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rows.json");
+    std::fs::write(&file, r#"[{"id":1,"name":"a"},{"id":2,"name":"b"}]"#).unwrap();
+    let url = format!("http://{}/api/d/t/_stream_load", fx.emu.fe_http_addr());
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "--location-trusted",
+            "-u",
+            "root:",
+            "-H",
+            "Expect:100-continue",
+        ])
+        .args([
+            "-H",
+            "label:curl1",
+            "-H",
+            "format:json",
+            "-H",
+            "strip_outer_array:true",
+        ])
+        .arg("-T")
+        .arg(&file)
+        .args(["-XPUT", &url])
+        .output()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(status(&body), "Success", "{body}");
+    assert_eq!(fx.rows("t").len(), 2);
+    // Without --location-trusted curl drops the credentials on the redirect.
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-L",
+            "-u",
+            "root:",
+            "-H",
+            "Expect:100-continue",
+            "-H",
+            "label:curl2",
+        ])
+        .args(["-H", "format:json", "-H", "strip_outer_array:true"])
+        .arg("-T")
+        .arg(&file)
+        .args(["-XPUT", &url])
+        .output()
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(message(&body), "no valid Basic authorization");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain hyper client that follows the 307 the way generic clients do: same request, no
+/// Authorization (it changed port).
+#[tokio::test]
+async fn generic_client_without_credentials_after_redirect_gets_be_auth_error() {
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    let send = |addr: std::net::SocketAddr, uri: String, auth: Option<String>| async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut builder = Request::put(uri)
+            .header("host", addr.to_string())
+            .header("expect", "100-continue")
+            .header("format", "json");
+        if let Some(a) = auth {
+            builder = builder.header("authorization", a);
+        }
+        let resp = sender
+            .send_request(
+                builder
+                    .body(Full::new(Bytes::from_static(b"{\"id\":1}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            location,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    };
+    let (code, location, _) = send(
+        fx.emu.fe_http_addr(),
+        "/api/d/t/_stream_load".into(),
+        Some(basic("root", "")),
+    )
+    .await;
+    assert_eq!(code, 307);
+    let location = location.unwrap();
+    let path = location
+        .strip_prefix(&format!("http://{}", fx.emu.be_http_addr()))
+        .unwrap()
+        .to_string();
+    let (code, _, body) = send(fx.emu.be_http_addr(), path, None).await;
+    assert_eq!(code, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(message(&json), "no valid Basic authorization");
+    assert!(fx.rows("t").is_empty());
+}
+
+#[tokio::test]
+async fn strict_mode_catches_a_client_that_does_not_wait_for_continue() {
+    let mut config = EmulatorConfig::ephemeral();
+    config.strict_expect_continue = true;
+    let fx = Fixture::with_config(config).await;
+    fx.sql(T).await;
+    let auth = basic("root", "");
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Expect", "100-continue"),
+        ("format", "json"),
+    ];
+    let eager = raw_request(
+        fx.emu.be_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &headers,
+        b"{\"id\":1}",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&eager.json()), "Fail");
+    assert!(message(&eager.json()).contains("before the server answered 100 Continue"));
+    assert_eq!(fx.emu.early_body_violations(), 1);
+    let polite = raw_request(
+        fx.emu.be_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &headers,
+        b"{\"id\":1}",
+        BodyMode::WaitContinue,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&polite.json()), "Success", "{}", polite.body);
+    assert_eq!(fx.emu.early_body_violations(), 1);
+    // Without strict mode the eager client is served (real StarRocks does not complain).
+    fx.emu.update_settings(&SettingsPatch {
+        strict_expect_continue: Some(false),
+        ..SettingsPatch::default()
+    });
+    let eager = raw_request(
+        fx.emu.be_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &headers,
+        b"{\"id\":2}",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status(&eager.json()), "Success");
+}
+
+#[tokio::test]
+async fn keep_alive_connection_to_the_be_serves_several_loads() {
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    let stream = tokio::net::TcpStream::connect(fx.emu.be_http_addr())
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for id in 0..3 {
+        let req = Request::put("/api/d/t/_stream_load")
+            .header("host", "be")
+            .header("authorization", basic("root", ""))
+            .header("format", "json")
+            .body(Full::new(Bytes::from(format!("{{\"id\":{id}}}"))))
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status(&json), "Success");
+    }
+    assert_eq!(fx.rows("t").len(), 3);
+}
+
+#[tokio::test]
+async fn get_load_state_shapes() {
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    fx.load_json("t", &[("label", "ok1")], r#"[{"id":1}]"#)
+        .await;
+    fx.load_json("t", &[("label", "bad1")], r#"[{"id":null}]"#)
+        .await;
+    let auth = basic("root", "");
+    let get = |label: &'static str| {
+        let auth = auth.clone();
+        let addr = fx.emu.fe_http_addr();
+        async move {
+            raw_request(
+                addr,
+                "GET",
+                &format!("/api/d/get_load_state?label={label}"),
+                &[("Authorization", &auth)],
+                b"",
+                BodyMode::Eager,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(
+        get("ok1").await.body,
+        r#"{"state":"VISIBLE","reason":"","status":"OK","code":"0","msg":"Success","message":"OK"}"#
+    );
+    assert_eq!(
+        get("nope").await.body,
+        r#"{"state":"UNKNOWN","status":"OK","code":"0","msg":"Success","message":"OK"}"#
+    );
+    let aborted = get("bad1").await.json();
+    assert_eq!(aborted["state"], "ABORTED");
+    assert_eq!(aborted["reason"], "too many filtered rows");
+    let missing = raw_request(
+        fx.emu.fe_http_addr(),
+        "GET",
+        "/api/d/get_load_state",
+        &[("Authorization", &auth)],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(missing.json()["msg"], "No label selected.");
+    let unauth = raw_request(
+        fx.emu.fe_http_addr(),
+        "GET",
+        "/api/d/get_load_state?label=ok1",
+        &[],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(unauth.status, 401);
+    assert_eq!(unauth.json()["msg"], "Need auth information.");
+}
+
+#[tokio::test]
+async fn unknown_be_path_is_404_not_found() {
+    let fx = Fixture::new().await;
+    let r = raw_request(
+        fx.emu.be_http_addr(),
+        "GET",
+        "/api/nothing",
+        &[],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body, "Not Found");
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary (link once).
+
+mod faults;
+mod http;
+mod model;
+mod mysql;
+mod settled;
+mod spec7;
+mod support;

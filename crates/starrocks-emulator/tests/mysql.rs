@@ -1,0 +1,272 @@
+//! The MySQL protocol through a real client (mysql_async), as dbmazz will use it.
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Row};
+
+use crate::support::{status, Fixture};
+use starrocks_emulator::{EmulatorConfig, FaultKind, FaultRule};
+
+async fn connect(fx: &Fixture, password: &str) -> Result<Conn, mysql_async::Error> {
+    let addr = fx.emu.mysql_addr().unwrap();
+    let opts: Opts = OptsBuilder::default()
+        .ip_or_hostname(addr.ip().to_string())
+        .tcp_port(addr.port())
+        .user(Some("root"))
+        .pass(Some(password))
+        .prefer_socket(false)
+        .into();
+    Conn::new(opts).await
+}
+
+/// id, status, amount, note.
+type OrderRow = (i64, Option<String>, Option<String>, Option<String>);
+
+fn text(row: &Row, i: usize) -> Option<String> {
+    row.get::<Option<String>, _>(i).flatten()
+}
+
+#[tokio::test]
+async fn ddl_desc_and_select_after_loads() {
+    let fx = Fixture::new().await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    conn.query_drop(
+        "CREATE TABLE IF NOT EXISTS orders (id BIGINT NOT NULL, status VARCHAR(16) NULL, amount DECIMAL(10,2) NULL, note STRING NULL) \
+         PRIMARY KEY (id) DISTRIBUTED BY HASH(id) BUCKETS 2 PROPERTIES (\"replication_num\" = \"1\")",
+    )
+    .await
+    .unwrap();
+    let desc: Vec<Row> = conn.query("DESC orders").await.unwrap();
+    let shape: Vec<Vec<Option<String>>> = desc
+        .iter()
+        .map(|r| (0..6).map(|i| text(r, i)).collect())
+        .collect();
+    assert_eq!(
+        shape[0],
+        vec![
+            Some("id".into()),
+            Some("bigint".into()),
+            Some("NO".into()),
+            Some("true".into()),
+            None,
+            Some(String::new())
+        ]
+    );
+    assert_eq!(shape[2][1].as_deref(), Some("decimal(10,2)"));
+    assert_eq!(shape[3][1].as_deref(), Some("varchar(65533)"));
+    // Upserts, deletes and a partial update.
+    let r = fx
+        .load_json(
+            "orders",
+            &[],
+            r#"[{"id":1,"status":"new","amount":"10.00","note":"a"},{"id":2,"status":"new","amount":"5.5"},{"id":3,"status":"new"}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    let r = fx
+        .load_json(
+            "orders",
+            &[],
+            r#"[{"id":2,"__op":1},{"id":4,"status":"x","amount":1}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    let r = fx
+        .load_json(
+            "orders",
+            &[("partial_update", "true"), ("columns", "id,status")],
+            r#"[{"id":1,"status":"paid"}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    let count: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM orders")
+        .await
+        .unwrap();
+    assert_eq!(count, Some(3));
+    let rows: Vec<OrderRow> = conn
+        .query(
+            "SELECT id, status, amount, note FROM orders WHERE id <= 4 ORDER BY id DESC LIMIT 10",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (4, Some("x".into()), Some("1.00".into()), None),
+            (3, Some("new".into()), None, None),
+            (
+                1,
+                Some("paid".into()),
+                Some("10.00".into()),
+                Some("a".into())
+            ),
+        ]
+    );
+    let tables: Vec<String> = conn.query("SHOW TABLES").await.unwrap();
+    assert_eq!(tables, vec!["orders".to_string()]);
+    let dbs: Vec<String> = conn.query("SHOW DATABASES").await.unwrap();
+    assert!(dbs.contains(&"d".to_string()));
+    let version: Option<String> = conn.query_first("select current_version()").await.unwrap();
+    assert!(version.unwrap().starts_with("3.3"));
+    conn.query_drop("TRUNCATE TABLE orders").await.unwrap();
+    let count: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM orders")
+        .await
+        .unwrap();
+    assert_eq!(count, Some(0));
+    conn.query_drop("DROP TABLE orders").await.unwrap();
+    conn.disconnect().await.unwrap();
+}
+
+#[tokio::test]
+async fn async_alter_until_finished_and_errors_use_1064() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, v INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.load_json("t", &[], r#"[{"id":1,"v":1}]"#).await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    conn.query_drop("ALTER TABLE t ADD COLUMN c VARCHAR(10) NULL DEFAULT \"z\" AFTER v")
+        .await
+        .unwrap();
+    let err = conn
+        .query_drop("ALTER TABLE t DROP COLUMN v")
+        .await
+        .unwrap_err();
+    match err {
+        mysql_async::Error::Server(e) => {
+            assert_eq!(e.code, 1064);
+            assert!(e.message.contains("is not NORMAL"), "{}", e.message);
+        }
+        other => panic!("{other}"),
+    }
+    let mut finished = false;
+    for _ in 0..200 {
+        let rows: Vec<Row> = conn
+            .query("SHOW ALTER TABLE COLUMN FROM d WHERE TableName = \"t\" ORDER BY CreateTime DESC LIMIT 1")
+            .await
+            .unwrap();
+        let state = text(&rows[0], 9).unwrap();
+        if state == "FINISHED" {
+            finished = true;
+            break;
+        }
+        assert_ne!(state, "CANCELLED");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(finished);
+    let desc: Vec<Row> = conn.query("DESC t").await.unwrap();
+    assert_eq!(text(&desc[2], 0).as_deref(), Some("c"));
+    assert_eq!(text(&desc[2], 4).as_deref(), Some("z"));
+    let rows: Vec<(i64, Option<i64>, Option<String>)> =
+        conn.query("SELECT * FROM t").await.unwrap();
+    assert_eq!(rows, vec![(1, Some(1), Some("z".into()))]);
+    for (sql, needle) in [
+        (
+            "ALTER TABLE t ADD COLUMN c INT NULL",
+            "Can not add column which already exists in base table: c",
+        ),
+        (
+            "ALTER TABLE t DROP COLUMN id",
+            "Can not drop key column in primary data model table",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN n INT NOT NULL",
+            "Field 'n' is not null but doesn't have a default value.",
+        ),
+        ("SELEC 1", "Getting syntax error"),
+    ] {
+        let err = conn.query_drop(sql).await.unwrap_err();
+        match err {
+            mysql_async::Error::Server(e) => {
+                assert_eq!(e.code, 1064, "{sql}");
+                assert!(e.message.contains(needle), "{sql}: {}", e.message);
+            }
+            other => panic!("{other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn alter_faults_slow_and_fail() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, v INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.emu
+        .inject(FaultRule::new(FaultKind::AlterFail).message("disk full"));
+    fx.sql("ALTER TABLE t ADD COLUMN x INT NULL").await;
+    crate::spec7::wait_alter_finished(&fx, "t").await;
+    let out = fx
+        .emu
+        .execute_sql(Some("d"), "SHOW ALTER TABLE COLUMN")
+        .await
+        .unwrap();
+    assert_eq!(out.rows()[0][9].to_text().unwrap(), "CANCELLED");
+    assert_eq!(out.rows()[0][10].to_text().unwrap(), "disk full");
+    assert_eq!(fx.emu.table_columns("d", "t").unwrap().len(), 2);
+    fx.emu
+        .inject(FaultRule::new(FaultKind::AlterSlow).delay_ms(400));
+    fx.sql("ALTER TABLE t ADD COLUMN x INT NULL").await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let out = fx
+        .emu
+        .execute_sql(
+            Some("d"),
+            "SHOW ALTER TABLE COLUMN ORDER BY JobId DESC LIMIT 1",
+        )
+        .await
+        .unwrap();
+    assert!(!matches!(
+        out.rows()[0][9].to_text().unwrap().as_str(),
+        "FINISHED" | "CANCELLED"
+    ));
+    crate::spec7::wait_alter_finished(&fx, "t").await;
+    assert_eq!(fx.emu.table_columns("d", "t").unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused() {
+    let mut config = EmulatorConfig::ephemeral();
+    config.password = "secret".into();
+    let fx = Fixture::with_config(config).await;
+    assert!(connect(&fx, "nope").await.is_err());
+    let mut conn = connect(&fx, "secret").await.unwrap();
+    let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+}
+
+#[tokio::test]
+async fn mysql_cli_if_present() {
+    let Ok(output) = std::process::Command::new("mysql")
+        .arg("--version")
+        .output()
+    else {
+        return;
+    };
+    if !output.status.success() {
+        return;
+    }
+    let fx = Fixture::new().await;
+    let addr = fx.emu.mysql_addr().unwrap();
+    let out = tokio::process::Command::new("mysql")
+        .args([
+            "-h",
+            &addr.ip().to_string(),
+            "-P",
+            &addr.port().to_string(),
+            "-uroot",
+            "-N",
+            "-e",
+            "CREATE TABLE d.c (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id); SELECT COUNT(*) FROM d.c;",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+}

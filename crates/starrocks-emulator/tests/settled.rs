@@ -1,0 +1,294 @@
+//! The behaviours settled from source in spec §9 and §10, and CSV loading.
+
+use crate::support::{message, status, Fixture};
+
+#[tokio::test]
+async fn s9_2_partial_update_with_deletes_applies_them() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, a INT NULL, b INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.load_json("t", &[], r#"[{"id":1,"a":1,"b":1},{"id":2,"a":2,"b":2}]"#)
+        .await;
+    let r = fx
+        .load_json(
+            "t",
+            &[("partial_update", "true"), ("columns", "id,a,__op")],
+            r#"[{"id":1,"a":10,"__op":0},{"id":2,"__op":1},{"id":9,"__op":1}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    assert_eq!(
+        r["NumberLoadedRows"], 3,
+        "§9.6: deleting a missing key still counts"
+    );
+    assert_eq!(fx.text_rows("t"), vec![vec!["1", "10", "1"]]);
+}
+
+#[tokio::test]
+async fn s9_5_bare_nan_tokens_are_lazy() {
+    let fx = Fixture::new().await;
+    fx.sql(
+        "CREATE TABLE f (id INT NOT NULL, x DOUBLE NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)",
+    )
+    .await;
+    // Non-strict: NaN in a mapped nullable column → NULL; an unmapped key is skipped.
+    let r = fx
+        .load(
+            "f",
+            &[("format", "json")],
+            r#"{"id":1,"x":NaN,"other":Infinity}"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    assert_eq!(fx.text_rows("f"), vec![vec!["1", "NULL"]]);
+    // Strict: filtered.
+    let r = fx
+        .load(
+            "f",
+            &[("format", "json"), ("strict_mode", "true")],
+            r#"{"id":2,"x":-Infinity}"#,
+        )
+        .await;
+    assert_eq!(message(&r), "too many filtered rows");
+    // Lower-case bare nan is filtered even in non-strict mode.
+    let r = fx
+        .load("f", &[("format", "json")], r#"{"id":3,"x":nan}"#)
+        .await;
+    assert_eq!(message(&r), "too many filtered rows");
+}
+
+#[tokio::test]
+async fn s9_9_composite_key_size_formula() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE a (i BIGINT NOT NULL, s VARCHAR(200) NOT NULL) PRIMARY KEY (i, s) DISTRIBUTED BY HASH(i)")
+        .await;
+    fx.sql("CREATE TABLE b (s VARCHAR(200) NOT NULL, i BIGINT NOT NULL) PRIMARY KEY (s, i) DISTRIBUTED BY HASH(s)")
+        .await;
+    let row = |n: usize, first: &str| {
+        if first == "i" {
+            format!(r#"[{{"i":1,"s":"{}"}}]"#, "x".repeat(n))
+        } else {
+            format!(r#"[{{"s":"{}","i":1}}]"#, "x".repeat(n))
+        }
+    };
+    assert_eq!(
+        status(&fx.load_json("a", &[], &row(120, "i")).await),
+        "Success"
+    );
+    assert_eq!(
+        message(&fx.load_json("a", &[], &row(121, "i")).await),
+        "primary key size exceed the limit."
+    );
+    assert_eq!(
+        status(&fx.load_json("b", &[], &row(118, "s")).await),
+        "Success"
+    );
+    assert_eq!(
+        message(&fx.load_json("b", &[], &row(119, "s")).await),
+        "primary key size exceed the limit."
+    );
+}
+
+#[tokio::test]
+async fn s10_6_array_json_and_varbinary() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE x (id INT NOT NULL, arr ARRAY<INT> NULL, tags ARRAY<VARCHAR(3)> NULL, bin VARBINARY NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json(
+            "x",
+            &[("strict_mode", "true")],
+            r#"[{"id":1,"arr":[1,"12","a",null],"tags":["ab","abcd",true],"bin":"AQI="}]"#,
+        )
+        .await;
+    assert_eq!(
+        status(&r),
+        "Success",
+        "element failures are NULL even in strict mode"
+    );
+    assert_eq!(
+        fx.text_rows("x"),
+        vec![vec!["1", "[1,12,null,null]", r#"["ab",null,"1"]"#, "AQI="]]
+    );
+    let r = fx.load_json("x", &[], r#"[{"id":2,"arr":"[1,2]"}]"#).await;
+    assert_eq!(status(&r), "Success");
+    assert_eq!(fx.text_rows("x")[1][1], "NULL", "a string is not an array");
+    let r = fx
+        .load_json(
+            "x",
+            &[("strict_mode", "true")],
+            r#"[{"id":3,"arr":"[1,2]"}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Fail");
+}
+
+#[tokio::test]
+async fn s9_7_add_not_null_column_without_default_is_refused() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let err = fx
+        .emu
+        .execute_sql(
+            Some("d"),
+            "ALTER TABLE t ADD COLUMN (a INT NULL, b INT NOT NULL)",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 1064);
+    assert!(err
+        .message
+        .ends_with("Detail message: Field 'b' is not null but doesn't have a default value."));
+}
+
+#[tokio::test]
+async fn csv_loads_with_separators_nulls_and_op_column() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE c (id INT NOT NULL, name VARCHAR(10) NULL, n INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx.load("c", &[], "1\ta\t10\n2\t\\N\t\n3\tc\tx\n").await;
+    assert_eq!(status(&r), "Success");
+    assert_eq!(
+        fx.text_rows("c"),
+        vec![
+            vec!["1", "a", "10"],
+            vec!["2", "NULL", "NULL"],
+            vec!["3", "c", "NULL"]
+        ]
+    );
+    let r = fx
+        .load(
+            "c",
+            &[
+                ("column_separator", ","),
+                ("row_delimiter", "\\n"),
+                ("columns", "id,name,n,__op"),
+            ],
+            "1,a,10,1\n4,d,4,0\n",
+        )
+        .await;
+    assert_eq!(status(&r), "Success");
+    let ids: Vec<String> = fx
+        .text_rows("c")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, ["2", "3", "4"]);
+    let r = fx.load("c", &[("column_separator", ",")], "5,e\n").await;
+    assert_eq!(status(&r), "Fail");
+    assert_eq!(r["NumberFilteredRows"], 1);
+    let r = fx
+        .load("c", &[("columns", "id,__op='delete'")], "2\n")
+        .await;
+    assert_eq!(status(&r), "Success");
+    assert_eq!(fx.rows("c").len(), 2);
+}
+
+#[tokio::test]
+async fn jsonpaths_and_json_root() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE p (id INT NOT NULL, name VARCHAR(10) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json(
+            "p",
+            &[
+                ("jsonpaths", r#"["$.k.id","$.who"]"#),
+                ("columns", "id,name"),
+            ],
+            r#"[{"k":{"id":1},"who":"a"},{"k":{"id":2}}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    assert_eq!(fx.text_rows("p"), vec![vec!["1", "a"], vec!["2", "NULL"]]);
+    let r = fx
+        .load(
+            "p",
+            &[
+                ("format", "json"),
+                ("json_root", "$.data"),
+                ("strip_outer_array", "true"),
+            ],
+            r#"{"data":[{"id":3,"name":"c"}]}"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    assert_eq!(fx.rows("p").len(), 3);
+}
+
+#[tokio::test]
+async fn column_mapping_plan_errors() {
+    let fx = Fixture::new().await;
+    fx.sql(
+        "CREATE TABLE m (id INT NOT NULL, v INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)",
+    )
+    .await;
+    let r = fx
+        .load_json("m", &[("columns", "id")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "Column has no default value. column: v");
+    let r = fx
+        .load_json("m", &[("columns", "id,v,id")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "Duplicate column: id");
+    let r = fx
+        .load_json("m", &[("columns", "id,v,x=id")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "Mapping column is not in table. column: x");
+    let r = fx
+        .load_json("m", &[("columns", "id,v,__op='merge'")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "load op type string not supported: merge");
+    let r = fx
+        .load_json("m", &[("columns", "id,v,__op=2")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(
+        message(&r),
+        "const load op type column should only be upsert(0)/delete(1)"
+    );
+    let r = fx
+        .load_json(
+            "m",
+            &[("columns", "id,v,extra")],
+            r#"[{"id":1,"v":2,"extra":"ignored"}]"#,
+        )
+        .await;
+    assert_eq!(
+        status(&r),
+        "Success",
+        "a plain unknown name is a source-only field"
+    );
+    let r = fx
+        .load_json("m", &[("strict_mode", "yes")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "Invalid strict mode format. Must be bool type");
+    let r = fx
+        .load_json("m", &[("timeout", "-1")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(message(&r), "Invalid timeout format");
+}
+
+#[tokio::test]
+async fn malformed_bodies_fail_the_load_not_the_server() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE m (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    for body in ["x", "{", "[{]", "{\"id\":1", "\u{0}"] {
+        let r = fx.load("m", &[("format", "json")], body).await;
+        assert_eq!(status(&r), "Fail", "{body}");
+    }
+    let r = fx
+        .load(
+            "m",
+            &[("format", "json"), ("strip_outer_array", "true")],
+            "[1, {\"id\":2}]",
+        )
+        .await;
+    assert_eq!(
+        r["NumberFilteredRows"], 1,
+        "a non-object element filters only that row"
+    );
+    let ok = fx.load_json("m", &[], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&ok), "Success");
+}
