@@ -12,7 +12,9 @@ pub struct PgBinaries {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PgBinariesError {
-    #[error("PostgreSQL {major} server binaries not found (looked in {looked}); {hint}")]
+    #[error(
+        "PostgreSQL {major} server binaries not found (looked in {looked}); {hint}"
+    )]
     NotFound {
         major: u32,
         looked: String,

@@ -193,9 +193,7 @@ impl LocalPg {
             .env("PGPASSWORD", &self.options.password)
             .env("PGSSLMODE", "prefer");
         let output = run(command, "psql")?;
-        Ok(String::from_utf8_lossy(&output.stdout)
-            .trim_end()
-            .to_string())
+        Ok(String::from_utf8_lossy(&output.stdout).trim_end().to_string())
     }
 
     /// `CREATE DATABASE` (each test uses its own).
@@ -326,9 +324,7 @@ impl LocalPg {
     fn write_certificate(&self) -> Result<(), LocalPgError> {
         let mut command = Command::new("openssl");
         command
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
             .args(["-subj", "/CN=localhost", "-keyout"])
             .arg(self.data_dir.join("server.key"))
             .arg("-out")
@@ -374,14 +370,7 @@ impl LocalPg {
         command
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.root)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                SUPERUSER,
-                "-d",
-                "postgres",
-            ])
+            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", "postgres"])
             .args(["-c", sql]);
         run(command, "psql (local socket)").map(|_| ())
     }
