@@ -111,9 +111,9 @@ pub fn scan_body(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanne
 }
 
 /// Build one row from its cells. `Err` is the filter reason.
-pub fn build_row(
+pub fn build_row<'c>(
     plan: &Plan,
-    cells: &[Cell<'_>],
+    cells: impl Fn(usize) -> Cell<'c>,
     op_cell: Cell<'_>,
     strict: bool,
 ) -> Result<RowOp, String> {
@@ -124,7 +124,7 @@ pub fn build_row(
             ColumnSource::Unlisted => Value::Null,
             ColumnSource::Const(v) | ColumnSource::Default(v) => v.clone(),
             ColumnSource::Field(f) => {
-                let converted = match cells.get(*f).copied().unwrap_or(Cell::Missing) {
+                let converted = match cells(*f) {
                     Cell::Missing | Cell::Null => Ok(Value::Null),
                     Cell::Json(j) => convert::from_json(j, &column.ty, &column.name),
                     Cell::Text(t) => convert::from_text(t, &column.ty, &column.name),
@@ -149,7 +149,7 @@ pub fn build_row(
         OpSource::Const(op) => op,
         OpSource::Field(_) | OpSource::OptionalKey => read_op(op_cell)?,
     };
-    let key = Key(values[..schema.key_count].to_vec());
+    let key = Key::new(&values[..schema.key_count]);
     Ok(RowOp { key, values, op })
 }
 
@@ -169,14 +169,14 @@ fn read_op(cell: Cell<'_>) -> Result<i64, String> {
 /// The encoded primary-key size (spec §9.9).
 pub fn encoded_key_size(key: &Key, key_types: &[ColumnType]) -> usize {
     if key_types.len() == 1 {
-        return match &key.0[0] {
+        return match &key.values()[0] {
             Value::Str(s) => s.len(),
             _ => 0,
         };
     }
     let last = key_types.len() - 1;
     let mut size = 0;
-    for (i, (value, ty)) in key.0.iter().zip(key_types).enumerate() {
+    for (i, (value, ty)) in key.values().iter().zip(key_types).enumerate() {
         size += match (ty.fixed_key_width(), value) {
             (Some(width), _) => width,
             (None, Value::Str(s)) if i == last => s.len(),

@@ -460,7 +460,12 @@ fn insert(
                 None => crate::load::Cell::Null,
             })
             .collect();
-        match crate::load::build_row(&plan, &cells, crate::load::Cell::Missing, true) {
+        match crate::load::build_row(
+            &plan,
+            |i| cells.get(i).copied().unwrap_or(crate::load::Cell::Missing),
+            crate::load::Cell::Missing,
+            true,
+        ) {
             Ok(r) => {
                 scanned.total += 1;
                 scanned.rows.push(r);
