@@ -292,3 +292,16 @@ async fn malformed_bodies_fail_the_load_not_the_server() {
     let ok = fx.load_json("m", &[], r#"[{"id":1}]"#).await;
     assert_eq!(status(&ok), "Success");
 }
+
+#[tokio::test]
+async fn default_current_timestamp_fills_omitted_columns() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE ts (id INT NOT NULL, at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json("ts", &[("columns", "id")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    let at = fx.text_rows("ts")[0][1].clone();
+    assert!(at.starts_with("20"), "{at}");
+}

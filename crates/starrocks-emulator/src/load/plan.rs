@@ -57,13 +57,7 @@ impl Plan {
 }
 
 fn default_value(column: &crate::catalog::Column) -> Result<Option<Value>, String> {
-    match &column.default {
-        Some(text) => convert::from_text(text, &column.ty, &column.name)
-            .map(Some)
-            .map_err(|e| e.message().to_string()),
-        None if column.nullable => Ok(Some(Value::Null)),
-        None => Ok(None),
-    }
+    column.default_value()
 }
 
 /// The value a new key gets for a column a partial update did not list.
