@@ -122,6 +122,24 @@ fn separator(text: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// The header checks the BE makes before it begins the txn (spec §1.4 steps 8–10): `format` and
+/// `timeout`. Every other header is parsed after begin, so its errors carry a `TxnId` and abort
+/// the txn.
+pub fn check_before_begin(get: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    if let Some(format) = get("format").filter(|f| !f.is_empty()) {
+        let known = ["csv", "json", "gzip", "bzip2", "lz4", "deflate", "zstd"];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&format)) {
+            return Err(format!("unknown data format, format={format}"));
+        }
+    }
+    if let Some(timeout) = get("timeout") {
+        if timeout.trim().parse::<u32>().is_err() {
+            return Err("Invalid timeout format".into());
+        }
+    }
+    Ok(())
+}
+
 impl LoadParams {
     /// Parse the headers; an `Err` is the header-phase `Fail` message.
     pub fn from_headers(get: &dyn Fn(&str) -> Option<String>) -> Result<LoadParams, String> {
