@@ -204,10 +204,11 @@ impl LoadParams {
         };
         let skip_header = match get("skip_header") {
             None => 0,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| "skip_header should be equal or greater than 0".to_string())?,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if n < 0 => return Err("skip_header must be equal or greater than 0".into()),
+                Ok(n) => n as usize,
+                Err(_) => return Err("Invalid csv load skip_header format".into()),
+            },
         };
         if get("partitions").is_some() && get("temporary_partitions").is_some() {
             return Err("Can not specify both partitions and temporary partitions".into());
