@@ -37,6 +37,8 @@ pub struct Settings {
     pub alter_duration: Duration,
     /// Label retention and the cleaner's period.
     pub label_retention: LabelRetention,
+    /// FE `empty_load_as_error` (default true): a load that writes no row fails (spec §9.8).
+    pub empty_load_as_error: bool,
 }
 
 /// Counters kept across the emulator (read by the control endpoint).
@@ -411,9 +413,10 @@ impl Engine {
         let selected = scanned.total;
         let ratio_exceeded =
             selected > 0 && (scanned.filtered as f64 / selected as f64) > params.max_filter_ratio;
+        let empty_is_error = self.settings.lock().empty_load_as_error;
         let failure = if ratio_exceeded {
             Some("too many filtered rows".to_string())
-        } else if loaded == 0 {
+        } else if loaded == 0 && empty_is_error {
             Some(EMPTY_LOAD_MESSAGE.to_string())
         } else {
             injected_failure

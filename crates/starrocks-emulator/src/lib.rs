@@ -132,6 +132,7 @@ impl Emulator {
             strict_expect_continue: config.strict_expect_continue,
             alter_duration: config.alter_duration,
             label_retention: config.label_retention.clone(),
+            empty_load_as_error: true,
         };
         let engine = Arc::new(Engine::new(&config.user, &config.password, settings));
         let host = config.advertised_host.clone().unwrap_or_else(|| {

@@ -305,3 +305,21 @@ async fn default_current_timestamp_fills_omitted_columns() {
     let at = fx.text_rows("ts")[0][1].clone();
     assert!(at.starts_with("20"), "{at}");
 }
+
+#[tokio::test]
+async fn admin_set_frontend_config() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE e (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("ADMIN SET FRONTEND CONFIG ('empty_load_as_error' = 'false')")
+        .await;
+    let r = fx.load_json("e", &[], "[]").await;
+    assert_eq!(status(&r), "Success", "{r}");
+    fx.sql("ADMIN SET FRONTEND CONFIG (\"label_keep_max_num\" = \"1\")")
+        .await;
+    fx.load_json("e", &[("label", "a1")], r#"[{"id":1}]"#).await;
+    fx.load_json("e", &[("label", "a2")], r#"[{"id":2}]"#).await;
+    fx.emu.run_label_cleaner();
+    assert!(fx.emu.label_state("d", "a1").is_none());
+    assert!(fx.emu.label_state("d", "a2").is_some());
+}
