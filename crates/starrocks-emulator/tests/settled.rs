@@ -323,3 +323,65 @@ async fn admin_set_frontend_config() {
     assert!(fx.emu.label_state("d", "a1").is_none());
     assert!(fx.emu.label_state("d", "a2").is_some());
 }
+
+#[tokio::test]
+async fn s10_3_a_transaction_is_bound_to_one_table() {
+    use crate::support::{basic, raw_request, BodyMode};
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE a (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("CREATE TABLE b (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let auth = basic("root", "");
+    let call = |op: &'static str, table: &'static str, body: &'static str| {
+        let auth = auth.clone();
+        let addr = fx.emu.be_http_addr();
+        async move {
+            let method = if op == "load" { "PUT" } else { "POST" };
+            raw_request(
+                addr,
+                method,
+                &format!("/api/transaction/{op}"),
+                &[
+                    ("Authorization", auth.as_str()),
+                    ("label", "multi"),
+                    ("db", "d"),
+                    ("table", table),
+                    ("format", "json"),
+                ],
+                body.as_bytes(),
+                BodyMode::Eager,
+            )
+            .await
+            .unwrap()
+            .json()
+        }
+    };
+    assert_eq!(call("begin", "a", "").await["Status"], "OK");
+    let other = call("load", "b", r#"{"id":1}"#).await;
+    assert_eq!(other["Status"], "INVALID_ARGUMENT");
+    assert_eq!(
+        other["Message"],
+        "Request table b not equal transaction table a"
+    );
+    let multi = raw_request(
+        fx.emu.be_http_addr(),
+        "POST",
+        "/api/transaction/begin",
+        &[
+            ("Authorization", auth.as_str()),
+            ("label", "m2"),
+            ("db", "d"),
+            ("transaction_type", "multi"),
+        ],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap()
+    .json();
+    assert_eq!(
+        multi["Message"],
+        "Multi-statement transaction requests can only be sent to FE nodes, not BE nodes"
+    );
+}
