@@ -407,10 +407,11 @@ impl Engine {
         result.total_rows = scanned.total;
         result.loaded_rows = loaded;
         result.filtered_rows = scanned.filtered;
+        result.unselected_rows = scanned.unselected;
         if !scanned.error_lines.is_empty() {
             result.error_url = Some(self.store_error_log(&scanned.error_lines));
         }
-        let selected = scanned.total;
+        let selected = scanned.total - scanned.unselected;
         let ratio_exceeded =
             selected > 0 && (scanned.filtered as f64 / selected as f64) > params.max_filter_ratio;
         let empty_is_error = self.settings.lock().empty_load_as_error;

@@ -385,3 +385,26 @@ async fn s10_3_a_transaction_is_bound_to_one_table() {
         "Multi-statement transaction requests can only be sent to FE nodes, not BE nodes"
     );
 }
+
+#[tokio::test]
+async fn where_header_drops_rows_as_unselected() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE w (id INT NOT NULL, v INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json(
+            "w",
+            &[("where", "v > 1 AND id != 4")],
+            r#"[{"id":1,"v":1},{"id":2,"v":2},{"id":3,"v":null},{"id":4,"v":9},{"id":5,"v":3}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    assert_eq!(r["NumberTotalRows"], 5);
+    assert_eq!(r["NumberLoadedRows"], 2);
+    assert_eq!(r["NumberUnselectedRows"], 3);
+    assert_eq!(fx.text_rows("w"), vec![vec!["2", "2"], vec!["5", "3"]]);
+    let r = fx
+        .load_json("w", &[("where", "v >")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(status(&r), "Fail");
+}

@@ -56,6 +56,8 @@ pub struct Scanned {
     pub total: u64,
     /// `NumberFilteredRows`.
     pub filtered: u64,
+    /// `NumberUnselectedRows` (rows the `where` header dropped).
+    pub unselected: u64,
     /// Error-log lines (at most [`MAX_ERROR_LOG_LINES`]).
     pub error_lines: Vec<String>,
 }
@@ -67,6 +69,7 @@ impl Scanned {
             rows: Vec::new(),
             total: 0,
             filtered: 0,
+            unselected: 0,
             error_lines: Vec::new(),
         }
     }
@@ -76,6 +79,7 @@ impl Scanned {
         self.rows.extend(other.rows);
         self.total += other.total;
         self.filtered += other.filtered;
+        self.unselected += other.unselected;
         for line in other.error_lines {
             if self.error_lines.len() < MAX_ERROR_LOG_LINES {
                 self.error_lines.push(line);
@@ -83,7 +87,38 @@ impl Scanned {
         }
     }
 
-    fn reject(&mut self, reason: &str, row_text: impl FnOnce() -> String) {
+    /// Record the outcome of [`build_row`].
+    pub fn record(
+        &mut self,
+        plan: &Plan,
+        built: Result<RowOp, String>,
+        row_text: impl FnOnce() -> String,
+    ) {
+        match built {
+            Ok(row) => {
+                self.total += 1;
+                let selected = match &plan.where_filter {
+                    None => true,
+                    Some(expr) => {
+                        let lookup = |name: &str| {
+                            plan.schema
+                                .column_index(name)
+                                .map(|i| row.values[i].clone())
+                        };
+                        crate::sql::row_matches(expr, &lookup).unwrap_or(false)
+                    }
+                };
+                if selected {
+                    self.rows.push(row);
+                } else {
+                    self.unselected += 1;
+                }
+            }
+            Err(reason) => self.reject(&reason, row_text),
+        }
+    }
+
+    pub(crate) fn reject(&mut self, reason: &str, row_text: impl FnOnce() -> String) {
         self.total += 1;
         self.filtered += 1;
         if self.error_lines.len() < MAX_ERROR_LOG_LINES {

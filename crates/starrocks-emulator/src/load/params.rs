@@ -75,8 +75,8 @@ pub struct LoadParams {
     pub enclose: Option<u8>,
     /// `escape` (CSV).
     pub escape: Option<u8>,
-    /// `where` is present (not emulated).
-    pub has_where: bool,
+    /// `where`: rows it rejects count as `NumberUnselectedRows`.
+    pub where_filter: Option<String>,
 }
 
 fn parse_bool_header(value: &str, message: &str) -> Result<bool, String> {
@@ -246,14 +246,14 @@ impl LoadParams {
             trim_space,
             enclose: get("enclose").and_then(|e| e.bytes().next()),
             escape: get("escape").and_then(|e| e.bytes().next()),
-            has_where: get("where").is_some_and(|w| !w.trim().is_empty()),
+            where_filter: get("where").filter(|w| !w.trim().is_empty()),
         })
     }
 
     /// Headers that must stay the same across transaction `load` calls (spec §5.1).
     pub fn fingerprint(&self) -> String {
         format!(
-            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}",
+            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}",
             self.format,
             self.strip_outer_array,
             self.columns,
@@ -263,7 +263,8 @@ impl LoadParams {
             self.strict_mode,
             self.max_filter_ratio,
             self.column_separator,
-            self.row_delimiter
+            self.row_delimiter,
+            self.where_filter
         )
     }
 }

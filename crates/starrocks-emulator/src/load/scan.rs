@@ -126,13 +126,8 @@ pub fn json(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, St
                     _ => Cell::Missing,
                 };
                 let op_cell = op_slot.map_or(Cell::Missing, cell);
-                match build_row(plan, cell, op_cell, params.strict_mode) {
-                    Ok(r) => {
-                        scanned.total += 1;
-                        scanned.rows.push(r);
-                    }
-                    Err(reason) => scanned.reject(&reason, || compact(row_text)),
-                }
+                let built = build_row(plan, cell, op_cell, params.strict_mode);
+                scanned.record(plan, built, || compact(row_text));
             }
         }
         None => {
@@ -205,18 +200,13 @@ fn scan_row<'r>(
         OpSource::OptionalKey => row.get("__op").map(Cell::Json).unwrap_or(Cell::Missing),
         OpSource::Const(_) => Cell::Missing,
     };
-    match build_row(
+    let built = build_row(
         plan,
         |i| cells.get(i).copied().unwrap_or(Cell::Missing),
         op_cell,
         params.strict_mode,
-    ) {
-        Ok(r) => {
-            scanned.total += 1;
-            scanned.rows.push(r);
-        }
-        Err(reason) => scanned.reject(&reason, || row.to_json_text()),
-    }
+    );
+    scanned.record(plan, built, || row.to_json_text());
 }
 
 fn split_bytes<'b>(data: &'b [u8], separator: &[u8]) -> Vec<&'b [u8]> {
@@ -327,18 +317,13 @@ pub fn csv(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, Str
             OpSource::Field(i) => cells.get(i).copied().unwrap_or(Cell::Missing),
             _ => Cell::Missing,
         };
-        match build_row(
+        let built = build_row(
             plan,
             |i| cells.get(i).copied().unwrap_or(Cell::Missing),
             op_cell,
             params.strict_mode,
-        ) {
-            Ok(r) => {
-                scanned.total += 1;
-                scanned.rows.push(r);
-            }
-            Err(reason) => scanned.reject(&reason, row_text),
-        }
+        );
+        scanned.record(plan, built, row_text);
     }
     Ok(scanned)
 }

@@ -160,6 +160,17 @@ pub enum Statement {
     Noop,
 }
 
+/// Parse one expression (the Stream Load `where` header).
+pub fn parse_expr(text: &str) -> Result<Expr, SqlError> {
+    let tokens = tokenize(text)?;
+    let mut p = Parser { tokens, pos: 0 };
+    let expr = p.expr()?;
+    if p.pos < p.tokens.len() {
+        return Err(p.error());
+    }
+    Ok(expr)
+}
+
 /// Parse one statement (a trailing `;` is allowed).
 pub fn parse(sql: &str) -> Result<Statement, SqlError> {
     let tokens = tokenize(sql)?;
