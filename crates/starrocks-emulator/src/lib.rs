@@ -248,6 +248,20 @@ impl EmulatorHandle {
         sql::execute(&self.engine, &mut session, sql)
     }
 
+    /// Run a query and return its rows as text, as a MySQL client sees them (`None` = NULL).
+    pub async fn query_text(
+        &self,
+        db: Option<&str>,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, SqlError> {
+        let output = self.execute_sql(db, sql).await?;
+        Ok(output
+            .rows()
+            .iter()
+            .map(|row| row.iter().map(Value::to_text).collect())
+            .collect())
+    }
+
     /// Every row of a table in primary-key order, each in schema column order.
     pub fn table_rows(&self, db: &str, table: &str) -> Result<Vec<Vec<Value>>, SqlError> {
         let catalog = self.engine.catalog.lock();

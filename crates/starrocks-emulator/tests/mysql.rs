@@ -320,3 +320,24 @@ async fn prepared_statements_with_parameters() {
         .unwrap_err();
     assert!(matches!(err, mysql_async::Error::Server(_)), "{err}");
 }
+
+#[tokio::test]
+async fn query_text_matches_what_a_client_sees() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE q (id INT NOT NULL, v DECIMAL(5,1) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.load_json("q", &[], r#"[{"id":2,"v":1.25},{"id":1}]"#)
+        .await;
+    let rows = fx
+        .emu
+        .query_text(Some("d"), "SELECT id, v FROM q ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".to_string()), None],
+            vec![Some("2".to_string()), Some("1.3".to_string())]
+        ]
+    );
+}
