@@ -59,6 +59,26 @@ pub struct Column {
     pub comment: String,
 }
 
+impl Column {
+    /// The column's DEFAULT as a value: `Some(NULL)` for a nullable column without default,
+    /// `None` for a NOT NULL column without default. `CURRENT_TIMESTAMP` is the current UTC time.
+    pub fn default_value(&self) -> Result<Option<Value>, String> {
+        match &self.default {
+            Some(text) if text.eq_ignore_ascii_case("CURRENT_TIMESTAMP") => {
+                let now = crate::sql::format_time(SystemTime::now());
+                crate::convert::from_text(&now, &self.ty, &self.name)
+                    .map(Some)
+                    .map_err(|e| e.message().to_string())
+            }
+            Some(text) => crate::convert::from_text(text, &self.ty, &self.name)
+                .map(Some)
+                .map_err(|e| e.message().to_string()),
+            None if self.nullable => Ok(Some(Value::Null)),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A table's schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableSchema {
@@ -423,11 +443,7 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
     for op in ops {
         match op {
             AlterOp::Add { column, position } => {
-                let fill = match &column.default {
-                    Some(text) => crate::convert::from_text(text, &column.ty, &column.name)
-                        .map_err(|e| e.message().to_string())?,
-                    None => Value::Null,
-                };
+                let fill = column.default_value()?.unwrap_or(Value::Null);
                 let position = (*position).min(schema.columns.len());
                 schema.columns.insert(position, column.clone());
                 for row in table.rows.values_mut() {

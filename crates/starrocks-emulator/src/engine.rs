@@ -37,6 +37,8 @@ pub struct Settings {
     pub alter_duration: Duration,
     /// Label retention and the cleaner's period.
     pub label_retention: LabelRetention,
+    /// FE `empty_load_as_error` (default true): a load that writes no row fails (spec §9.8).
+    pub empty_load_as_error: bool,
 }
 
 /// Counters kept across the emulator (read by the control endpoint).
@@ -268,17 +270,26 @@ impl Engine {
         load::plan(schema, params)
     }
 
-    /// The BE header phase after header parsing: begin + plan. `Err` is the reply.
+    /// The BE header phase from begin: begin the txn, then the remaining headers (`params`, whose
+    /// parse error aborts the txn), then plan. `Err` is the reply.
     pub fn begin_stream_load(
         &self,
         db: &str,
         table: &str,
-        params: LoadParams,
+        label: &str,
+        params: Result<LoadParams, String>,
     ) -> Result<BegunLoad, Box<LoadResult>> {
         let started = Instant::now();
         self.stats.lock().loads_received += 1;
-        let txn_id = self.begin_txn(db, table, &params.label)?;
+        let txn_id = self.begin_txn(db, table, label)?;
         let begin_ms = ms_since(started);
+        let params = match params {
+            Ok(p) => p,
+            Err(message) => {
+                self.abort_txn(db, txn_id, &message);
+                return Err(Box::new(LoadResult::fail(txn_id, label, message)));
+            }
+        };
         let plan_started = Instant::now();
         let plan = match self.plan_load(db, table, &params) {
             Ok(plan) => plan,
@@ -396,15 +407,17 @@ impl Engine {
         result.total_rows = scanned.total;
         result.loaded_rows = loaded;
         result.filtered_rows = scanned.filtered;
+        result.unselected_rows = scanned.unselected;
         if !scanned.error_lines.is_empty() {
             result.error_url = Some(self.store_error_log(&scanned.error_lines));
         }
-        let selected = scanned.total;
+        let selected = scanned.total - scanned.unselected;
         let ratio_exceeded =
             selected > 0 && (scanned.filtered as f64 / selected as f64) > params.max_filter_ratio;
+        let empty_is_error = self.settings.lock().empty_load_as_error;
         let failure = if ratio_exceeded {
             Some("too many filtered rows".to_string())
-        } else if loaded == 0 {
+        } else if loaded == 0 && empty_is_error {
             Some(EMPTY_LOAD_MESSAGE.to_string())
         } else {
             injected_failure
@@ -450,21 +463,26 @@ impl Engine {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> LoadResult {
+        let label = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("label"))
+            .map(|(_, v)| v.to_string())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let get = |name: &str| {
+            if name.eq_ignore_ascii_case("label") {
+                return Some(label.clone());
+            }
             headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.to_string())
         };
-        let params = match LoadParams::from_headers(&get) {
-            Ok(p) => p,
-            Err(message) => {
-                let label = get("label").unwrap_or_default();
-                return LoadResult::fail(-1, &label, message);
-            }
-        };
-        let label = params.label.clone();
-        match self.begin_stream_load(db, table, params) {
+        if let Err(message) = load::params::check_before_begin(&get) {
+            return LoadResult::fail(-1, &label, message);
+        }
+        let params = LoadParams::from_headers(&get);
+        match self.begin_stream_load(db, table, &label, params) {
             Err(result) => *result,
             Ok(begun) => match self.finish_stream_load(begun, body).await {
                 Finish::Reply(result) => result,

@@ -475,6 +475,14 @@ impl<'a> Parser<'a> {
     fn string(&mut self) -> Result<Cow<'a, str>, DocError> {
         self.pos += 1;
         let start = self.pos;
+        // Skip 8 bytes at a time while none is '"', '\\' or a control character.
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            if has_special_byte(word) {
+                break;
+            }
+            self.pos += 8;
+        }
         // Fast path: no escapes.
         while let Some(&b) = self.bytes.get(self.pos) {
             match b {
@@ -558,6 +566,17 @@ impl<'a> Parser<'a> {
         self.pos += 4;
         Ok(code)
     }
+}
+
+/// True if any byte of `word` is '"', '\\' or below 0x20 (SWAR).
+fn has_special_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (quote | backslash | control) != 0
 }
 
 /// True if `token` is a valid JSON number.
@@ -650,6 +669,25 @@ mod tests {
     fn escapes_and_unicode() {
         let v = parse_value(r#""a\"b\u00e9\ud83d\ude00""#).unwrap();
         assert_eq!(v, Json::Str(Cow::Owned("a\"bé😀".into())));
+    }
+
+    #[test]
+    fn special_byte_detection() {
+        let word = |s: &[u8; 8]| u64::from_le_bytes(*s);
+        assert!(!has_special_byte(word(b"abcdefgh")));
+        assert!(has_special_byte(word(b"abc\"efgh")));
+        assert!(has_special_byte(word(b"abc\\efgh")));
+        assert!(has_special_byte(word(b"abc\nefgh")));
+        assert!(!has_special_byte(word(
+            "ééééé".as_bytes()[..8].try_into().unwrap()
+        )));
+        let long = r#""a fairly long string value with \"escapes\" and more text""#;
+        assert_eq!(
+            parse_value(long).unwrap(),
+            Json::Str(Cow::Owned(
+                "a fairly long string value with \"escapes\" and more text".into()
+            ))
+        );
     }
 
     #[test]

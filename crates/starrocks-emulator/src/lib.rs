@@ -132,6 +132,7 @@ impl Emulator {
             strict_expect_continue: config.strict_expect_continue,
             alter_duration: config.alter_duration,
             label_retention: config.label_retention.clone(),
+            empty_load_as_error: true,
         };
         let engine = Arc::new(Engine::new(&config.user, &config.password, settings));
         let host = config.advertised_host.clone().unwrap_or_else(|| {
@@ -245,6 +246,20 @@ impl EmulatorHandle {
             database: db.map(str::to_string),
         };
         sql::execute(&self.engine, &mut session, sql)
+    }
+
+    /// Run a query and return its rows as text, as a MySQL client sees them (`None` = NULL).
+    pub async fn query_text(
+        &self,
+        db: Option<&str>,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, SqlError> {
+        let output = self.execute_sql(db, sql).await?;
+        Ok(output
+            .rows()
+            .iter()
+            .map(|row| row.iter().map(Value::to_text).collect())
+            .collect())
     }
 
     /// Every row of a table in primary-key order, each in schema column order.

@@ -1,11 +1,15 @@
 //! MySQL protocol front end (FE port 9030, spec §6.1) on `opensrv-mysql`.
 //!
 //! Each connection gets a [`Session`]; every query goes through [`crate::sql::execute`].
+//! Prepared statements (as mysql_async's `exec*` use) are emulated by substituting the
+//! parameters as SQL literals; their result columns are all strings.
 //! Errors are ERR packets with StarRocks's codes (1064 for most) and messages.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use opensrv_mysql::ValueInner;
 use opensrv_mysql::{
     AsyncMysqlIntermediary, AsyncMysqlShim, Column, ColumnFlags, ColumnType as MyType, ErrorKind,
     InitWriter, OkResponse, ParamParser, QueryResultWriter, StatementMetaWriter,
@@ -22,6 +26,110 @@ struct Backend {
     engine: Arc<Engine>,
     session: Session,
     connection_id: u32,
+    /// Prepared statements: id → SQL text with `?` placeholders.
+    statements: HashMap<u32, String>,
+    next_statement: u32,
+}
+
+/// Positions of `?` placeholders outside quotes.
+fn placeholders(sql: &str) -> Vec<usize> {
+    let mut positions = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in sql.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '?') => positions.push(i),
+            _ => {}
+        }
+    }
+    positions
+}
+
+/// A binary-protocol DATE/DATETIME as SQL text.
+fn binary_datetime(bytes: &[u8], with_time: bool) -> String {
+    let get = |i: usize| u32::from(bytes.get(i).copied().unwrap_or(0));
+    let year = get(0) | (get(1) << 8);
+    let date = format!("{year:04}-{:02}-{:02}", get(2), get(3));
+    if !with_time {
+        return date;
+    }
+    let micros = get(7) | (get(8) << 8) | (get(9) << 16) | (get(10) << 24);
+    let mut text = format!("{date} {:02}:{:02}:{:02}", get(4), get(5), get(6));
+    if micros != 0 {
+        text.push_str(&format!(".{micros:06}"));
+    }
+    text
+}
+
+/// A parameter as a SQL literal.
+fn literal(value: opensrv_mysql::Value<'_>) -> String {
+    match value.into_inner() {
+        ValueInner::NULL => "NULL".into(),
+        ValueInner::Int(i) => i.to_string(),
+        ValueInner::UInt(u) => u.to_string(),
+        ValueInner::Double(f) => f.to_string(),
+        ValueInner::Date(b) => format!("'{}'", binary_datetime(b, false)),
+        ValueInner::Datetime(b) => format!("'{}'", binary_datetime(b, true)),
+        ValueInner::Bytes(b) | ValueInner::Time(b) => {
+            let text = String::from_utf8_lossy(b);
+            format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+        }
+    }
+}
+
+/// Write a statement's outcome; `binary` declares every column as a string (prepared
+/// statements use the binary row format, and strings convert on the client).
+async fn write_output<'a, W: AsyncWrite + Send + Unpin>(
+    output: Result<QueryOutput, crate::catalog::SqlError>,
+    results: QueryResultWriter<'a, W>,
+    binary: bool,
+) -> std::io::Result<()> {
+    match output {
+        Err(e) => {
+            results
+                .error(ErrorKind::from(e.code), e.message.as_bytes())
+                .await
+        }
+        Ok(QueryOutput::Ok { affected_rows }) => {
+            results
+                .completed(OkResponse {
+                    affected_rows,
+                    ..OkResponse::default()
+                })
+                .await
+        }
+        Ok(QueryOutput::Rows { columns, rows }) => {
+            let cols: Vec<Column> = columns
+                .iter()
+                .map(|c| Column {
+                    table: String::new(),
+                    column: c.name.clone(),
+                    coltype: if binary {
+                        MyType::MYSQL_TYPE_VAR_STRING
+                    } else {
+                        mysql_type(&c.ty)
+                    },
+                    colflags: ColumnFlags::empty(),
+                })
+                .collect();
+            let mut writer = results.start(&cols).await?;
+            for row in rows {
+                for value in row {
+                    writer.write_col(value.to_text())?;
+                }
+                writer.end_row().await?;
+            }
+            writer.finish().await
+        }
+    }
 }
 
 fn mysql_type(ty: &ColumnType) -> MyType {
@@ -94,34 +202,56 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Backend {
 
     async fn on_prepare<'a>(
         &'a mut self,
-        _query: &'a str,
+        query: &'a str,
         info: StatementMetaWriter<'a, W>,
     ) -> Result<(), Self::Error> {
-        info.error(
-            ErrorKind::ER_UNKNOWN_ERROR,
-            b"emulator: prepared statements are not supported",
-        )
-        .await
+        self.next_statement += 1;
+        let id = self.next_statement;
+        let params: Vec<Column> = placeholders(query)
+            .iter()
+            .map(|_| Column {
+                table: String::new(),
+                column: "?".into(),
+                coltype: MyType::MYSQL_TYPE_VAR_STRING,
+                colflags: ColumnFlags::empty(),
+            })
+            .collect();
+        self.statements.insert(id, query.to_string());
+        info.reply(id, &params, &[]).await
     }
 
     async fn on_execute<'a>(
         &'a mut self,
-        _id: u32,
-        _params: ParamParser<'a>,
+        id: u32,
+        params: ParamParser<'a>,
         results: QueryResultWriter<'a, W>,
     ) -> Result<(), Self::Error> {
-        results
-            .error(
-                ErrorKind::ER_UNKNOWN_ERROR,
-                b"emulator: prepared statements are not supported",
-            )
-            .await
+        let Some(sql) = self.statements.get(&id).cloned() else {
+            return results
+                .error(
+                    ErrorKind::ER_UNKNOWN_STMT_HANDLER,
+                    b"Unknown prepared statement handler",
+                )
+                .await;
+        };
+        let values: Vec<String> = params.into_iter().map(|p| literal(p.value)).collect();
+        let mut text = String::with_capacity(sql.len() + values.len() * 8);
+        let mut last = 0;
+        for (position, value) in placeholders(&sql).into_iter().zip(values.iter()) {
+            text.push_str(&sql[last..position]);
+            text.push_str(value);
+            last = position + 1;
+        }
+        text.push_str(&sql[last..]);
+        let output = execute(&self.engine, &mut self.session, &text);
+        write_output(output, results, true).await
     }
 
-    async fn on_close<'a>(&'a mut self, _stmt: u32)
+    async fn on_close<'a>(&'a mut self, stmt: u32)
     where
         W: 'async_trait,
     {
+        self.statements.remove(&stmt);
     }
 
     async fn on_init<'a>(
@@ -144,40 +274,8 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Backend {
         query: &'a str,
         results: QueryResultWriter<'a, W>,
     ) -> Result<(), Self::Error> {
-        match execute(&self.engine, &mut self.session, query) {
-            Err(e) => {
-                results
-                    .error(ErrorKind::from(e.code), e.message.as_bytes())
-                    .await
-            }
-            Ok(QueryOutput::Ok { affected_rows }) => {
-                results
-                    .completed(OkResponse {
-                        affected_rows,
-                        ..OkResponse::default()
-                    })
-                    .await
-            }
-            Ok(QueryOutput::Rows { columns, rows }) => {
-                let cols: Vec<Column> = columns
-                    .iter()
-                    .map(|c| Column {
-                        table: String::new(),
-                        column: c.name.clone(),
-                        coltype: mysql_type(&c.ty),
-                        colflags: ColumnFlags::empty(),
-                    })
-                    .collect();
-                let mut writer = results.start(&cols).await?;
-                for row in rows {
-                    for value in row {
-                        writer.write_col(value.to_text())?;
-                    }
-                    writer.end_row().await?;
-                }
-                writer.finish().await
-            }
-        }
+        let output = execute(&self.engine, &mut self.session, query);
+        write_output(output, results, false).await
     }
 }
 
@@ -200,6 +298,8 @@ pub async fn serve(
             engine: engine.clone(),
             session: Session::default(),
             connection_id: next_id,
+            statements: HashMap::new(),
+            next_statement: 0,
         };
         next_id = next_id.wrapping_add(1);
         let mut conn_shutdown = shutdown.clone();

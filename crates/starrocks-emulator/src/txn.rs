@@ -427,7 +427,7 @@ fn counters(
         ("NumberTotalRows", J::from(result.total_rows)),
         ("NumberLoadedRows", J::from(result.loaded_rows)),
         ("NumberFilteredRows", J::from(result.filtered_rows)),
-        ("NumberUnselectedRows", J::from(0)),
+        ("NumberUnselectedRows", J::from(result.unselected_rows)),
         ("LoadBytes", J::from(load_bytes)),
         ("LoadTimeMs", J::from(result.load_time_ms)),
         ("StreamLoadPlanTimeMs", J::from(0)),
@@ -478,6 +478,7 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
         result.total_rows = session.scanned.total;
         result.loaded_rows = session.scanned.rows.len() as u64;
         result.filtered_rows = session.scanned.filtered;
+        result.unselected_rows = session.scanned.unselected;
         drop(txns);
         let mut catalog = engine.catalog.lock();
         if let Some(database) = catalog.databases.get_mut(db) {

@@ -446,8 +446,32 @@ pub fn format_decimal(unscaled: i128, scale: u8) -> String {
 }
 
 /// A primary key: the key column values in key order, ordered with [`Value::cmp_total`].
+/// A one-column key is stored inline (no allocation per row).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Key(pub Vec<Value>);
+pub enum Key {
+    /// A single-column key.
+    One(Value),
+    /// A composite key.
+    Many(Vec<Value>),
+}
+
+impl Key {
+    /// Build a key from the key columns' values.
+    pub fn new(values: &[Value]) -> Key {
+        match values {
+            [single] => Key::One(single.clone()),
+            many => Key::Many(many.to_vec()),
+        }
+    }
+
+    /// The key columns' values.
+    pub fn values(&self) -> &[Value] {
+        match self {
+            Key::One(v) => std::slice::from_ref(v),
+            Key::Many(vs) => vs,
+        }
+    }
+}
 
 impl Eq for Key {}
 
@@ -459,16 +483,17 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        if let ([Value::Int(a)], [Value::Int(b)]) = (self.0.as_slice(), other.0.as_slice()) {
+        if let (Key::One(Value::Int(a)), Key::One(Value::Int(b))) = (self, other) {
             return a.cmp(b);
         }
-        for (a, b) in self.0.iter().zip(other.0.iter()) {
-            let ord = a.cmp_total(b);
+        let (a, b) = (self.values(), other.values());
+        for (x, y) in a.iter().zip(b.iter()) {
+            let ord = x.cmp_total(y);
             if ord != Ordering::Equal {
                 return ord;
             }
         }
-        self.0.len().cmp(&other.0.len())
+        a.len().cmp(&b.len())
     }
 }
 

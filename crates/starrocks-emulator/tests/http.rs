@@ -299,3 +299,44 @@ async fn unknown_be_path_is_404_not_found() {
     assert_eq!(r.status, 404);
     assert_eq!(r.body, "Not Found");
 }
+
+#[tokio::test]
+async fn fe_skips_the_expect_check_for_http_1_0_and_checks_db_and_table() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::new().await;
+    let mut stream = tokio::net::TcpStream::connect(fx.emu.fe_http_addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "PUT /api/d/t/_stream_load HTTP/1.0\r\nAuthorization: {}\r\nContent-Length: 0\r\n\r\n",
+        basic("root", "")
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.0 307") || answer.starts_with("HTTP/1.1 307"),
+        "{answer}"
+    );
+    let auth = basic("root", "");
+    for (path, message) in [
+        ("/api//t/_stream_load", "No database selected."),
+        ("/api/d//_stream_load", "No table selected."),
+    ] {
+        let r = raw_request(
+            fx.emu.fe_http_addr(),
+            "PUT",
+            path,
+            &[("Authorization", &auth), ("Expect", "100-continue")],
+            b"",
+            BodyMode::WaitContinue,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.json()["Message"],
+            format!("class com.starrocks.common.DdlException: {message}")
+        );
+    }
+}

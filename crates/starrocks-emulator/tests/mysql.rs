@@ -270,3 +270,74 @@ async fn mysql_cli_if_present() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
+
+#[tokio::test]
+async fn prepared_statements_with_parameters() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE p (id BIGINT NOT NULL, name VARCHAR(20) NULL, at DATETIME NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.load_json(
+        "p",
+        &[],
+        r#"[{"id":1,"name":"o'brien","at":"2024-01-01 10:00:00"},{"id":2,"name":"b","at":null}]"#,
+    )
+    .await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    let names: Vec<(i64, Option<String>)> = conn
+        .exec(
+            "SELECT id, name FROM p WHERE name = ? OR id = ? ORDER BY id",
+            ("o'brien", 2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        vec![(1, Some("o'brien".into())), (2, Some("b".into()))]
+    );
+    let count: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            ("d", "p"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, Some(3));
+    conn.exec_drop(
+        "INSERT INTO p (id, name, at) VALUES (?, ?, ?)",
+        (3, "c", "2024-02-02 00:00:01"),
+    )
+    .await
+    .unwrap();
+    let at: Option<String> = conn
+        .exec_first("SELECT at FROM p WHERE id = ?", (3,))
+        .await
+        .unwrap();
+    assert_eq!(at.as_deref(), Some("2024-02-02 00:00:01"));
+    let err = conn
+        .exec_drop("SELECT nope FROM p WHERE id = ?", (1,))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mysql_async::Error::Server(_)), "{err}");
+}
+
+#[tokio::test]
+async fn query_text_matches_what_a_client_sees() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE q (id INT NOT NULL, v DECIMAL(5,1) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.load_json("q", &[], r#"[{"id":2,"v":1.25},{"id":1}]"#)
+        .await;
+    let rows = fx
+        .emu
+        .query_text(Some("d"), "SELECT id, v FROM q ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec![Some("1".to_string()), None],
+            vec![Some("2".to_string()), Some("1.3".to_string())]
+        ]
+    );
+}

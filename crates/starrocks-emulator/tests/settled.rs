@@ -292,3 +292,119 @@ async fn malformed_bodies_fail_the_load_not_the_server() {
     let ok = fx.load_json("m", &[], r#"[{"id":1}]"#).await;
     assert_eq!(status(&ok), "Success");
 }
+
+#[tokio::test]
+async fn default_current_timestamp_fills_omitted_columns() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE ts (id INT NOT NULL, at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json("ts", &[("columns", "id")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    let at = fx.text_rows("ts")[0][1].clone();
+    assert!(at.starts_with("20"), "{at}");
+}
+
+#[tokio::test]
+async fn admin_set_frontend_config() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE e (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("ADMIN SET FRONTEND CONFIG ('empty_load_as_error' = 'false')")
+        .await;
+    let r = fx.load_json("e", &[], "[]").await;
+    assert_eq!(status(&r), "Success", "{r}");
+    fx.sql("ADMIN SET FRONTEND CONFIG (\"label_keep_max_num\" = \"1\")")
+        .await;
+    fx.load_json("e", &[("label", "a1")], r#"[{"id":1}]"#).await;
+    fx.load_json("e", &[("label", "a2")], r#"[{"id":2}]"#).await;
+    fx.emu.run_label_cleaner();
+    assert!(fx.emu.label_state("d", "a1").is_none());
+    assert!(fx.emu.label_state("d", "a2").is_some());
+}
+
+#[tokio::test]
+async fn s10_3_a_transaction_is_bound_to_one_table() {
+    use crate::support::{basic, raw_request, BodyMode};
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE a (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("CREATE TABLE b (id INT NOT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let auth = basic("root", "");
+    let call = |op: &'static str, table: &'static str, body: &'static str| {
+        let auth = auth.clone();
+        let addr = fx.emu.be_http_addr();
+        async move {
+            let method = if op == "load" { "PUT" } else { "POST" };
+            raw_request(
+                addr,
+                method,
+                &format!("/api/transaction/{op}"),
+                &[
+                    ("Authorization", auth.as_str()),
+                    ("label", "multi"),
+                    ("db", "d"),
+                    ("table", table),
+                    ("format", "json"),
+                ],
+                body.as_bytes(),
+                BodyMode::Eager,
+            )
+            .await
+            .unwrap()
+            .json()
+        }
+    };
+    assert_eq!(call("begin", "a", "").await["Status"], "OK");
+    let other = call("load", "b", r#"{"id":1}"#).await;
+    assert_eq!(other["Status"], "INVALID_ARGUMENT");
+    assert_eq!(
+        other["Message"],
+        "Request table b not equal transaction table a"
+    );
+    let multi = raw_request(
+        fx.emu.be_http_addr(),
+        "POST",
+        "/api/transaction/begin",
+        &[
+            ("Authorization", auth.as_str()),
+            ("label", "m2"),
+            ("db", "d"),
+            ("transaction_type", "multi"),
+        ],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap()
+    .json();
+    assert_eq!(
+        multi["Message"],
+        "Multi-statement transaction requests can only be sent to FE nodes, not BE nodes"
+    );
+}
+
+#[tokio::test]
+async fn where_header_drops_rows_as_unselected() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE w (id INT NOT NULL, v INT NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let r = fx
+        .load_json(
+            "w",
+            &[("where", "v > 1 AND id != 4")],
+            r#"[{"id":1,"v":1},{"id":2,"v":2},{"id":3,"v":null},{"id":4,"v":9},{"id":5,"v":3}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    assert_eq!(r["NumberTotalRows"], 5);
+    assert_eq!(r["NumberLoadedRows"], 2);
+    assert_eq!(r["NumberUnselectedRows"], 3);
+    assert_eq!(fx.text_rows("w"), vec![vec!["2", "2"], vec!["5", "3"]]);
+    let r = fx
+        .load_json("w", &[("where", "v >")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(status(&r), "Fail");
+}

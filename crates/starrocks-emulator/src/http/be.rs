@@ -19,7 +19,7 @@ use crate::http::{
     basic_auth, header, json_ok, path_segments, query_param, respond, ConnInfo, DropConnection,
     HttpResponse,
 };
-use crate::load::{Format, LoadParams};
+use crate::load::LoadParams;
 use crate::response::LoadResult;
 
 /// JSON bodies above this fail unless `ignore_json_size: true` (spec §1.4).
@@ -128,11 +128,14 @@ async fn stream_load(
             "Method Not Allowed",
         ));
     }
-    let get = |name: &str| header(&req, name);
-    let parsed = LoadParams::from_headers(&get);
-    let label = match &parsed {
-        Ok(p) => p.label.clone(),
-        Err(_) => get("label").unwrap_or_default(),
+    let label = header(&req, "label")
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let get = |name: &str| {
+        if name.eq_ignore_ascii_case("label") {
+            return Some(label.clone());
+        }
+        header(&req, name)
     };
     let Some((user, password)) = basic_auth(&req) else {
         return Ok(reply(&LoadResult::fail(
@@ -141,13 +144,13 @@ async fn stream_load(
             "no valid Basic authorization",
         )));
     };
-    let params = match parsed {
-        Ok(p) => p,
-        Err(message) => return Ok(reply(&LoadResult::fail(-1, &label, message))),
-    };
+    if let Err(message) = crate::load::params::check_before_begin(&get) {
+        return Ok(reply(&LoadResult::fail(-1, &label, message)));
+    }
+    let is_json = get("format").is_some_and(|f| f.eq_ignore_ascii_case("json"));
     let content_length: Option<u64> = get("content-length").and_then(|v| v.parse().ok());
     let ignore_json_size = get("ignore_json_size").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if params.format == Format::Json && !ignore_json_size {
+    if is_json && !ignore_json_size {
         if let Some(len) = content_length.filter(|l| *l > MAX_JSON_BATCH_BYTES) {
             return Ok(reply(&LoadResult::fail(-1, &label, format!(
                 "The size of this batch exceed the max size [{MAX_JSON_BATCH_BYTES}]  of json type data  data [ {len} ]. Set ignore_json_size to skip the check, although it may lead huge memory consuming."
@@ -168,8 +171,16 @@ async fn stream_load(
             format!("Access denied for {user}@{}", info.peer.ip()),
         )));
     }
-    let timeout = Duration::from_secs(params.timeout_s.unwrap_or(600).max(1));
-    let begun = match engine.begin_stream_load(db, table, params) {
+    let params = LoadParams::from_headers(&get);
+    let timeout = Duration::from_secs(
+        params
+            .as_ref()
+            .ok()
+            .and_then(|p| p.timeout_s)
+            .unwrap_or(600)
+            .max(1),
+    );
+    let begun = match engine.begin_stream_load(db, table, &label, params) {
         Ok(b) => b,
         Err(result) => return Ok(reply(&result)),
     };

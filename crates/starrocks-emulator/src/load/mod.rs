@@ -56,6 +56,8 @@ pub struct Scanned {
     pub total: u64,
     /// `NumberFilteredRows`.
     pub filtered: u64,
+    /// `NumberUnselectedRows` (rows the `where` header dropped).
+    pub unselected: u64,
     /// Error-log lines (at most [`MAX_ERROR_LOG_LINES`]).
     pub error_lines: Vec<String>,
 }
@@ -67,6 +69,7 @@ impl Scanned {
             rows: Vec::new(),
             total: 0,
             filtered: 0,
+            unselected: 0,
             error_lines: Vec::new(),
         }
     }
@@ -76,6 +79,7 @@ impl Scanned {
         self.rows.extend(other.rows);
         self.total += other.total;
         self.filtered += other.filtered;
+        self.unselected += other.unselected;
         for line in other.error_lines {
             if self.error_lines.len() < MAX_ERROR_LOG_LINES {
                 self.error_lines.push(line);
@@ -83,7 +87,38 @@ impl Scanned {
         }
     }
 
-    fn reject(&mut self, reason: &str, row_text: impl FnOnce() -> String) {
+    /// Record the outcome of [`build_row`].
+    pub fn record(
+        &mut self,
+        plan: &Plan,
+        built: Result<RowOp, String>,
+        row_text: impl FnOnce() -> String,
+    ) {
+        match built {
+            Ok(row) => {
+                self.total += 1;
+                let selected = match &plan.where_filter {
+                    None => true,
+                    Some(expr) => {
+                        let lookup = |name: &str| {
+                            plan.schema
+                                .column_index(name)
+                                .map(|i| row.values[i].clone())
+                        };
+                        crate::sql::row_matches(expr, &lookup).unwrap_or(false)
+                    }
+                };
+                if selected {
+                    self.rows.push(row);
+                } else {
+                    self.unselected += 1;
+                }
+            }
+            Err(reason) => self.reject(&reason, row_text),
+        }
+    }
+
+    pub(crate) fn reject(&mut self, reason: &str, row_text: impl FnOnce() -> String) {
         self.total += 1;
         self.filtered += 1;
         if self.error_lines.len() < MAX_ERROR_LOG_LINES {
@@ -111,9 +146,9 @@ pub fn scan_body(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanne
 }
 
 /// Build one row from its cells. `Err` is the filter reason.
-pub fn build_row(
+pub fn build_row<'c>(
     plan: &Plan,
-    cells: &[Cell<'_>],
+    cells: impl Fn(usize) -> Cell<'c>,
     op_cell: Cell<'_>,
     strict: bool,
 ) -> Result<RowOp, String> {
@@ -124,7 +159,7 @@ pub fn build_row(
             ColumnSource::Unlisted => Value::Null,
             ColumnSource::Const(v) | ColumnSource::Default(v) => v.clone(),
             ColumnSource::Field(f) => {
-                let converted = match cells.get(*f).copied().unwrap_or(Cell::Missing) {
+                let converted = match cells(*f) {
                     Cell::Missing | Cell::Null => Ok(Value::Null),
                     Cell::Json(j) => convert::from_json(j, &column.ty, &column.name),
                     Cell::Text(t) => convert::from_text(t, &column.ty, &column.name),
@@ -149,7 +184,7 @@ pub fn build_row(
         OpSource::Const(op) => op,
         OpSource::Field(_) | OpSource::OptionalKey => read_op(op_cell)?,
     };
-    let key = Key(values[..schema.key_count].to_vec());
+    let key = Key::new(&values[..schema.key_count]);
     Ok(RowOp { key, values, op })
 }
 
@@ -169,14 +204,14 @@ fn read_op(cell: Cell<'_>) -> Result<i64, String> {
 /// The encoded primary-key size (spec §9.9).
 pub fn encoded_key_size(key: &Key, key_types: &[ColumnType]) -> usize {
     if key_types.len() == 1 {
-        return match &key.0[0] {
+        return match &key.values()[0] {
             Value::Str(s) => s.len(),
             _ => 0,
         };
     }
     let last = key_types.len() - 1;
     let mut size = 0;
-    for (i, (value, ty)) in key.0.iter().zip(key_types).enumerate() {
+    for (i, (value, ty)) in key.values().iter().zip(key_types).enumerate() {
         size += match (ty.fixed_key_width(), value) {
             (Some(width), _) => width,
             (None, Value::Str(s)) if i == last => s.len(),

@@ -75,8 +75,8 @@ pub struct LoadParams {
     pub enclose: Option<u8>,
     /// `escape` (CSV).
     pub escape: Option<u8>,
-    /// `where` is present (not emulated).
-    pub has_where: bool,
+    /// `where`: rows it rejects count as `NumberUnselectedRows`.
+    pub where_filter: Option<String>,
 }
 
 fn parse_bool_header(value: &str, message: &str) -> Result<bool, String> {
@@ -120,6 +120,24 @@ fn separator(text: &str) -> Vec<u8> {
         .replace("\\n", "\n")
         .replace("\\r", "\r")
         .into_bytes()
+}
+
+/// The header checks the BE makes before it begins the txn (spec §1.4 steps 8–10): `format` and
+/// `timeout`. Every other header is parsed after begin, so its errors carry a `TxnId` and abort
+/// the txn.
+pub fn check_before_begin(get: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    if let Some(format) = get("format").filter(|f| !f.is_empty()) {
+        let known = ["csv", "json", "gzip", "bzip2", "lz4", "deflate", "zstd"];
+        if !known.iter().any(|k| k.eq_ignore_ascii_case(&format)) {
+            return Err(format!("unknown data format, format={format}"));
+        }
+    }
+    if let Some(timeout) = get("timeout") {
+        if timeout.trim().parse::<u32>().is_err() {
+            return Err("Invalid timeout format".into());
+        }
+    }
+    Ok(())
 }
 
 impl LoadParams {
@@ -186,10 +204,11 @@ impl LoadParams {
         };
         let skip_header = match get("skip_header") {
             None => 0,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| "skip_header should be equal or greater than 0".to_string())?,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if n < 0 => return Err("skip_header must be equal or greater than 0".into()),
+                Ok(n) => n as usize,
+                Err(_) => return Err("Invalid csv load skip_header format".into()),
+            },
         };
         if get("partitions").is_some() && get("temporary_partitions").is_some() {
             return Err("Can not specify both partitions and temporary partitions".into());
@@ -227,14 +246,14 @@ impl LoadParams {
             trim_space,
             enclose: get("enclose").and_then(|e| e.bytes().next()),
             escape: get("escape").and_then(|e| e.bytes().next()),
-            has_where: get("where").is_some_and(|w| !w.trim().is_empty()),
+            where_filter: get("where").filter(|w| !w.trim().is_empty()),
         })
     }
 
     /// Headers that must stay the same across transaction `load` calls (spec §5.1).
     pub fn fingerprint(&self) -> String {
         format!(
-            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}",
+            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}",
             self.format,
             self.strip_outer_array,
             self.columns,
@@ -244,7 +263,8 @@ impl LoadParams {
             self.strict_mode,
             self.max_filter_ratio,
             self.column_separator,
-            self.row_delimiter
+            self.row_delimiter,
+            self.where_filter
         )
     }
 }

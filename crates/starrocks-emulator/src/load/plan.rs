@@ -47,6 +47,8 @@ pub struct Plan {
     pub partial: bool,
     /// Merge-condition column index.
     pub merge_column: Option<usize>,
+    /// The `where` predicate over table columns.
+    pub where_filter: Option<crate::sql::Expr>,
 }
 
 impl Plan {
@@ -57,13 +59,7 @@ impl Plan {
 }
 
 fn default_value(column: &crate::catalog::Column) -> Result<Option<Value>, String> {
-    match &column.default {
-        Some(text) => convert::from_text(text, &column.ty, &column.name)
-            .map(Some)
-            .map_err(|e| e.message().to_string()),
-        None if column.nullable => Ok(Some(Value::Null)),
-        None => Ok(None),
-    }
+    column.default_value()
 }
 
 /// The value a new key gets for a column a partial update did not list.
@@ -237,9 +233,13 @@ pub fn plan(schema: Arc<TableSchema>, params: &LoadParams) -> Result<Plan, Strin
             Some(c)
         }
     };
-    if params.has_where {
-        return Err("emulator: the `where` header is not supported".into());
-    }
+    let where_filter = match &params.where_filter {
+        None => None,
+        Some(text) => Some(
+            crate::sql::parse_expr(text)
+                .map_err(|e| format!("failed to parse where header: {}", e.message))?,
+        ),
+    };
     Ok(Plan {
         schema,
         fields,
@@ -247,5 +247,6 @@ pub fn plan(schema: Arc<TableSchema>, params: &LoadParams) -> Result<Plan, Strin
         op,
         partial: params.partial_update,
         merge_column,
+        where_filter,
     })
 }

@@ -115,6 +115,10 @@ pub fn execute(
     };
     match statement {
         Statement::Noop => ok,
+        Statement::SetFrontendConfig(key, value) => {
+            set_frontend_config(engine, &key, &value)?;
+            ok
+        }
         Statement::CreateDatabase(name, ine) => {
             engine.catalog.lock().create_database(&name, ine)?;
             ok
@@ -460,7 +464,12 @@ fn insert(
                 None => crate::load::Cell::Null,
             })
             .collect();
-        match crate::load::build_row(&plan, &cells, crate::load::Cell::Missing, true) {
+        match crate::load::build_row(
+            &plan,
+            |i| cells.get(i).copied().unwrap_or(crate::load::Cell::Missing),
+            crate::load::Cell::Missing,
+            true,
+        ) {
             Ok(r) => {
                 scanned.total += 1;
                 scanned.rows.push(r);
@@ -492,4 +501,25 @@ fn insert(
     Ok(QueryOutput::Ok {
         affected_rows: count,
     })
+}
+
+/// `ADMIN SET FRONTEND CONFIG`: the FE configs the emulator models; others are accepted and
+/// ignored.
+fn set_frontend_config(engine: &Engine, key: &str, value: &str) -> Result<(), SqlError> {
+    let number = || {
+        value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| SqlError::new(format!("Invalid value '{value}' for config '{key}'")))
+    };
+    let mut settings = engine.settings.lock();
+    match key {
+        "label_keep_max_second" => {
+            settings.label_retention.keep_max = std::time::Duration::from_secs(number()?)
+        }
+        "label_keep_max_num" => settings.label_retention.keep_max_num = number()? as usize,
+        "empty_load_as_error" => settings.empty_load_as_error = value.eq_ignore_ascii_case("true"),
+        _ => {}
+    }
+    Ok(())
 }

@@ -12,4 +12,18 @@ pub use exec::{
     execute, format_time, QueryOutput, ResultColumn, Session, MYSQL_SERVER_VERSION,
     STARROCKS_VERSION,
 };
-pub use parser::{parse, Statement};
+pub use parser::{parse, parse_expr, Expr, Statement};
+
+/// Evaluate a predicate over one row (`lookup` resolves column names); NULL is false.
+pub fn row_matches(
+    expr: &Expr,
+    lookup: &dyn Fn(&str) -> Option<crate::types::Value>,
+) -> Result<bool, String> {
+    let ctx = eval::EvalContext {
+        version: STARROCKS_VERSION.to_string(),
+        server_version: MYSQL_SERVER_VERSION.to_string(),
+        database: None,
+        user: String::new(),
+    };
+    eval::eval(expr, lookup, &ctx).map(|v| eval::truthy(&v))
+}

@@ -154,8 +154,21 @@ pub enum Statement {
         /// Rows of expressions.
         rows: Vec<Vec<Expr>>,
     },
+    /// `ADMIN SET FRONTEND CONFIG ('key' = 'value')`.
+    SetFrontendConfig(String, String),
     /// Statements acknowledged with OK and no effect (SET, BEGIN, COMMIT, ...).
     Noop,
+}
+
+/// Parse one expression (the Stream Load `where` header).
+pub fn parse_expr(text: &str) -> Result<Expr, SqlError> {
+    let tokens = tokenize(text)?;
+    let mut p = Parser { tokens, pos: 0 };
+    let expr = p.expr()?;
+    if p.pos < p.tokens.len() {
+        return Err(p.error());
+    }
+    Ok(expr)
 }
 
 /// Parse one statement (a trailing `;` is allowed).
@@ -354,8 +367,27 @@ impl Parser {
             self.pos += 1;
             return self.insert();
         }
+        if first.is_kw("admin") {
+            self.pos += 1;
+            if self.eat_kw("set") && self.eat_kw("frontend") && self.eat_kw("config") {
+                self.expect_sym("(")?;
+                let key = self.string_or_ident()?;
+                self.expect_sym("=")?;
+                let value = match self.peek().cloned() {
+                    Some(Token::Number(n)) => {
+                        self.pos += 1;
+                        n
+                    }
+                    _ => self.string_or_ident()?,
+                };
+                self.expect_sym(")")?;
+                return Ok(Statement::SetFrontendConfig(key, value));
+            }
+            self.skip_rest();
+            return Ok(Statement::Noop);
+        }
         if [
-            "set", "begin", "commit", "rollback", "start", "kill", "analyze", "admin",
+            "set", "begin", "commit", "rollback", "start", "kill", "analyze",
         ]
         .iter()
         .any(|kw| first.is_kw(kw))
