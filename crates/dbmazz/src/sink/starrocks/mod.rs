@@ -1,0 +1,30 @@
+//! The StarRocks sink: Stream Load of JSON bodies into Primary Key tables.
+//!
+//! This module holds the encoder (rows → one JSON body per load); the HTTP client, labels,
+//! retries and table management live beside it.
+//!
+//! ```text
+//! RowChange ──values()──▶ TableEncoder::push_upsert / push_delete ──▶ JsonBody (Vec<u8>)
+//!                         (ColumnMapping per column: schema::type_map)   │ finish()
+//!                                                                        ▼
+//!                  PUT /api/{db}/{table}/_stream_load  columns: TableEncoder::columns_header
+//! ```
+//!
+//! Values arrive in PostgreSQL's text output format under the session settings the source
+//! sets (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, IntervalStyle=iso_8601,
+//! client_encoding=UTF8); `docs/type-mapping.md` lists every conversion.
+
+mod array;
+pub mod datetime;
+mod encode;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use encode::{
+    audit_columns, ColumnSelection, DeleteMode, EncodeError, EncoderOptions, EncoderSetupError,
+    JsonBody, LossyValue, RowMeta, TableEncoder, AUDIT_IS_DELETED, AUDIT_LSN, AUDIT_OP_TYPE,
+    AUDIT_SYNCED_AT,
+};
+pub use values::LossyReason;
