@@ -23,6 +23,7 @@
 //! NULLed: those fail the row whatever the policy (the load would otherwise fail on a filtered
 //! row with a less useful message).
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use crate::decode::{TupleData, TupleValue};
@@ -578,7 +579,7 @@ impl TableEncoder {
         }
         if self.options.audit_columns {
             out.extend_from_slice(b",\"dbmazz_lsn\":");
-            out.extend_from_slice(meta.commit_lsn.to_string().as_bytes());
+            let _ = write!(out, "{}", meta.commit_lsn);
             out.extend_from_slice(b",\"dbmazz_synced_at\":");
             write_json_string(meta.synced_at, out);
         }

@@ -10,6 +10,16 @@
 //!                  PUT /api/{db}/{table}/_stream_load  columns: TableEncoder::columns_header
 //! ```
 //!
+//! Use, per table shape (rebuild the encoder when the `Arc<TableSchema>` changes):
+//! 1. `TableEncoder::from_schema(&schema, &type_options, encoder_options)` (or `new` with
+//!    mappings from `schema::type_map::map_pg_type`, e.g. after resolving domains);
+//! 2. group the batch's rows by [`ColumnSelection`] (`All`, or `present_in` for rows with
+//!    unchanged TOAST values, `keys` for soft deletes), keeping their order;
+//! 3. per group: `JsonBody::new()`, `push_upsert` / `push_delete` per row, skip the load if
+//!    `is_empty()`, `finish()` → (body, lossy values); send with `columns:
+//!    columns_header(&selection)` (+ `partial_update: true` unless `selection.is_all()`);
+//! 4. count and log every [`LossyValue`]; an [`EncodeError`] stops the pipeline.
+//!
 //! Values arrive in PostgreSQL's text output format under the session settings the source
 //! sets (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, IntervalStyle=iso_8601,
 //! client_encoding=UTF8); `docs/type-mapping.md` lists every conversion.

@@ -252,6 +252,16 @@ fn type_row_text() {
     assert_eq!(exact(oid::TEXT, -1, ""), json!(""));
     let tricky = "quote \" backslash \\ tab \t nl \n cr \r bell \u{7} nul-free é 中 😀 \u{2028}";
     assert_eq!(exact(oid::TEXT, -1, tricky), json!(tricky));
+    let escaped = raw(
+        oid::TEXT,
+        -1,
+        "\u{7}\u{1f}\"\\\n\u{8}\u{c}\r\t\u{7f}",
+        &TypeMapOptions::default(),
+    );
+    assert_eq!(
+        escaped,
+        r#""\u0007\u001f\"\\\n\b\f\r\t\u{7f}""#.replace("\\u{7f}", "\u{7f}")
+    );
     let long = "x".repeat(1_048_577);
     assert_eq!(lossy(oid::TEXT, -1, &long), LossyReason::TooLong);
 }
@@ -411,6 +421,11 @@ fn type_row_json_jsonb() {
         Some(1 << 20)
     );
     assert_eq!(lossy(oid::JSON, -1, "{\"a\": }"), LossyReason::Invalid);
+    // The check is not recursive: deep documents neither fail nor overflow the stack.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(raw(oid::JSON, -1, &deep, &TypeMapOptions::default()), deep);
+    let unbalanced = format!("{}{}", "[".repeat(100_000), "]".repeat(99_999));
+    assert_eq!(lossy(oid::JSON, -1, &unbalanced), LossyReason::Invalid);
 }
 
 #[test]
