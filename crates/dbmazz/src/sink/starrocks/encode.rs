@@ -100,7 +100,7 @@ pub struct RowMeta<'a> {
 pub enum ColumnSelection {
     /// Every column: a full-row upsert.
     All,
-    /// `present[i]` for column `i`; the key columns must be present.
+    /// `present[i]` for column `i` (one entry per column; key columns are always sent).
     Subset(Arc<[bool]>),
 }
 
@@ -430,7 +430,7 @@ impl TableEncoder {
     pub fn columns_header(&self, selection: &ColumnSelection) -> String {
         let mut header = String::new();
         for (index, column) in self.columns.iter().enumerate() {
-            if selection.contains(index) {
+            if column.is_key || selection.contains(index) {
                 header_name(&column.name, &mut header);
                 header.push(',');
             }
@@ -513,7 +513,8 @@ impl TableEncoder {
     ) -> Result<(), EncodeError> {
         body.bytes.extend_from_slice(b"{\"__op\":0");
         for (index, (column, value)) in self.columns.iter().zip(&values.0).enumerate() {
-            if !selection.contains(index) {
+            // Keys are always sent: StarRocks needs them in every load shape.
+            if !(column.is_key || selection.contains(index)) {
                 continue;
             }
             body.bytes.extend_from_slice(&column.prefix);

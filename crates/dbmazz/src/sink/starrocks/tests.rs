@@ -580,6 +580,24 @@ fn type_row_enum_and_unknown_types() {
 }
 
 #[test]
+fn type_row_domains_use_the_base_type() {
+    // `CREATE DOMAIN positive AS numeric(10,2)`: pgoutput sends the domain's OID; the caller
+    // passes the base type's OID and typmod, and gets the base type's mapping.
+    let base = map_pg_type(
+        oid::NUMERIC,
+        numeric_typmod(10, 2),
+        &TypeMapOptions::default(),
+    );
+    assert_eq!(base.unwrap().starrocks_type.to_sql(), "DECIMAL(10,2)");
+    assert_eq!(
+        exact_raw(oid::NUMERIC, numeric_typmod(10, 2), "12.50"),
+        "12.50"
+    );
+    // An unresolved domain OID is an unknown type: its text, in VARCHAR.
+    assert_eq!(exact(16_600, -1, "12.50"), json!("12.50"));
+}
+
+#[test]
 fn type_row_pseudo_types_are_unsupported() {
     let table = schema(&[("id", oid::INT4, -1, true), ("r", 2249, -1, false)]);
     let error = TableEncoder::from_schema(

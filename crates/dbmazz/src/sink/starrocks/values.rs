@@ -134,6 +134,22 @@ fn is_json_integer(text: &[u8]) -> bool {
 }
 
 fn encode_integer(text: &[u8], min: i128, max: i128, out: &mut Vec<u8>) -> EncodeResult {
+    // Fast path, PostgreSQL's own form: `-?[1-9][0-9]{0,17}` fits an i64 without overflow.
+    if text.len() <= 18 && is_json_integer(text) {
+        let (negative, digits) = match text.strip_prefix(b"-") {
+            Some(digits) => (true, digits),
+            None => (false, text),
+        };
+        let magnitude = digits
+            .iter()
+            .fold(0i64, |value, &digit| value * 10 + i64::from(digit - b'0'));
+        let value = i128::from(if negative { -magnitude } else { magnitude });
+        if value < min || value > max {
+            return Err(LossyReason::OutOfRange);
+        }
+        out.extend_from_slice(text);
+        return Ok(Encoded::Exact);
+    }
     let value: i128 = std::str::from_utf8(text)
         .ok()
         .and_then(|text| text.parse().ok())

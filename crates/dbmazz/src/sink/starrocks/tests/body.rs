@@ -143,6 +143,9 @@ fn body_partial_rows_skip_unchanged_toast_columns() {
         body_text(body),
         r#"[{"__op":0,"id":1,"region":"eu","amount":1.00,"tags":null}]"#
     );
+    // Keys are sent even when a selection leaves them out.
+    let note_only = ColumnSelection::Subset(vec![false, false, true, false, false].into());
+    assert_eq!(encoder.columns_header(&note_only), "id,region,note,__op");
     // The same row in a full-row load is refused, and leaves nothing in the body.
     let mut body = JsonBody::new();
     let error = encoder
