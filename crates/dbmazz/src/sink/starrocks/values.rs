@@ -391,33 +391,96 @@ const fn needs_escape_table() -> [bool; 256] {
 
 static NEEDS_ESCAPE: [bool; 256] = needs_escape_table();
 
-/// Writes `text` as a JSON string, copying runs of plain bytes at once.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of 8 bytes needs escaping (the "has a byte less than n" / "has a zero byte"
+/// word tricks; exact as a yes/no answer).
+fn word_needs_escape(word: u64) -> bool {
+    let has_zero_byte = |value: u64| value.wrapping_sub(ONES) & !value & HIGH_BITS != 0;
+    let has_control = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS != 0;
+    has_control
+        || has_zero_byte(word ^ (ONES * u64::from(b'"')))
+        || has_zero_byte(word ^ (ONES * u64::from(b'\\')))
+}
+
+/// Writes `text` as a JSON string, copying runs of plain bytes at once (8 bytes are checked
+/// at a time).
 pub(crate) fn write_json_string(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[usize::from(byte)] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[run_start..index]);
-        run_start = index + 1;
-        match byte {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            control => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(control >> 4)]);
-                out.push(HEX[usize::from(control & 0xf)]);
+    let mut index = 0;
+    while index < bytes.len() {
+        if let Some(word) = bytes.get(index..index + 8) {
+            let mut chunk = [0u8; 8];
+            chunk.copy_from_slice(word);
+            if !word_needs_escape(u64::from_le_bytes(chunk)) {
+                index += 8;
+                continue;
             }
         }
+        let end = (index + 8).min(bytes.len());
+        for (offset, &byte) in bytes[index..end].iter().enumerate() {
+            if NEEDS_ESCAPE[usize::from(byte)] {
+                let at = index + offset;
+                out.extend_from_slice(&bytes[run_start..at]);
+                run_start = at + 1;
+                push_escape(byte, out);
+            }
+        }
+        index = end;
     }
     out.extend_from_slice(&bytes[run_start..]);
     out.push(b'"');
+}
+
+fn push_escape(byte: u8, out: &mut Vec<u8>) {
+    match byte {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        control => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(control >> 4)]);
+            out.push(HEX[usize::from(control & 0xf)]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_escape_check_agrees_with_the_byte_table() {
+        for byte in 0..=255u8 {
+            for position in 0..8 {
+                let mut chunk = *b"abcdefgh";
+                chunk[position] = byte;
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(chunk)),
+                    NEEDS_ESCAPE[usize::from(byte)],
+                    "byte {byte:#x} at {position}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_numbers_follow_the_grammar() {
+        for good in ["0", "-0", "1.5", "1e+20", "1E-5", "-12.0e3", "123"] {
+            assert!(is_json_number(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "", "-", "01", "1.", ".5", "1e", "+1", "NaN", "1e+", "0x1", "1 ",
+        ] {
+            assert!(!is_json_number(bad.as_bytes()), "{bad}");
+        }
+    }
 }

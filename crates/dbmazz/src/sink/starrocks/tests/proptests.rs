@@ -137,6 +137,52 @@ proptest! {
     }
 
     #[test]
+    fn random_rows_keep_the_body_valid_whatever_fails(
+        rows in vec(vec((0u8..4, vec(any::<u8>(), 0..12)), 6), 1..12),
+        policy in prop_oneof![Just(LossyPolicy::Null), Just(LossyPolicy::Error), Just(LossyPolicy::Truncate)],
+        soft in any::<bool>(),
+    ) {
+        let table = schema(&[
+            ("id", oid::INT4, -1, true),
+            ("name", oid::VARCHAR, 2 + 4, false),
+            ("day", oid::DATE, -1, false),
+            ("tags", 1009, -1, false),
+            ("doc", oid::JSONB, -1, false),
+            ("amount", oid::NUMERIC, ((6 << 16) | 2) + 4, false),
+        ]);
+        let options = TypeMapOptions { lossy_policy: policy, ..TypeMapOptions::default() };
+        let encoder_options = EncoderOptions {
+            delete_mode: if soft { DeleteMode::Soft } else { DeleteMode::Hard },
+            audit_columns: soft,
+            not_null_columns: vec![2],
+            ..EncoderOptions::default()
+        };
+        let encoder = TableEncoder::from_schema(&table, &options, encoder_options).unwrap();
+        let mut body = JsonBody::new();
+        let mut accepted = 0;
+        for (index, row) in rows.iter().enumerate() {
+            let values = TupleData(row.iter().map(|(kind, bytes)| match kind {
+                0 => TupleValue::Null,
+                1 => TupleValue::UnchangedToast,
+                2 => TupleValue::Binary(Bytes::from(bytes.clone())),
+                _ => TupleValue::Text(Bytes::from(bytes.clone())),
+            }).collect());
+            let selection = ColumnSelection::present_in(&encoder, &values);
+            let result = if index % 3 == 2 {
+                encoder.push_delete(&mut body, &values, &selection, &META)
+            } else {
+                encoder.push_upsert(&mut body, &values, &selection, &META)
+            };
+            accepted += usize::from(result.is_ok());
+        }
+        prop_assert_eq!(body.rows(), accepted);
+        let (bytes, lossy) = body.finish();
+        let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+        prop_assert_eq!(parsed.as_array().map(Vec::len), Some(accepted));
+        prop_assert!(lossy.iter().all(|value| value.row < accepted));
+    }
+
+    #[test]
     fn array_like_bytes_never_panic(value in "[\\[\\]0-9:={}\",\\\\ NUL;a-]{0,32}") {
         for type_oid in [1007, 1009, 1182, 1020, 3807] {
             let _ = encode_with(type_oid, -1, value.as_bytes(), &TypeMapOptions::default());
