@@ -412,7 +412,6 @@ fn map_scalar(
         oid::TEXT => text(MAX_VARCHAR_BYTES),
         oid::VARCHAR | oid::BPCHAR => match declared_length(type_modifier) {
             Some(chars) => text(chars.saturating_mul(4)),
-            None if type_oid == oid::BPCHAR => text(MAX_VARCHAR_BYTES),
             None => text(MAX_VARCHAR_BYTES),
         },
         // "char" is one byte; name is at most NAMEDATALEN - 1 = 63 bytes.

@@ -196,6 +196,15 @@ fn type_row_numeric_fitting() {
     let typmod = numeric_typmod(38, 10);
     let digits = "1234567890123456789012345678.0123456789";
     assert_eq!(exact_raw(oid::NUMERIC, typmod, digits), digits);
+    // PG15 negative scale and scale > precision.
+    assert_eq!(
+        exact_raw(oid::NUMERIC, numeric_typmod(2, -3), "99000"),
+        "99000"
+    );
+    assert_eq!(
+        exact_raw(oid::NUMERIC, numeric_typmod(3, 5), "0.00123"),
+        "0.00123"
+    );
     assert_eq!(lossy(oid::NUMERIC, typmod, "NaN"), LossyReason::NotANumber);
     assert_eq!(
         lossy(oid::NUMERIC, typmod, "Infinity"),

@@ -203,7 +203,7 @@ proptest! {
     }
 
     #[test]
-    fn timestamptz_offsets_convert_like_chrono_would(
+    fn timestamptz_offsets_convert_to_the_same_utc_instant(
         seconds in -62_135_596_800i64..253_402_300_799,
         offset_minutes in -15 * 60i64..15 * 60,
     ) {
