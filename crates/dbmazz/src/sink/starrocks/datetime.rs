@@ -256,6 +256,14 @@ pub fn format_utc_micros(unix_micros: i64) -> String {
     )
 }
 
+/// The current time as `dbmazz_synced_at` text (once per load).
+pub fn synced_at_now() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros());
+    format_utc_micros(i64::try_from(micros).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +303,7 @@ mod tests {
     #[test]
     fn synced_at_is_formatted_in_utc() {
         assert_eq!(format_utc_micros(0), "1970-01-01 00:00:00.000000");
+        assert!(synced_at_now().starts_with("20"));
         assert_eq!(
             format_utc_micros(1_710_055_800_123_456),
             "2024-03-10 07:30:00.123456"

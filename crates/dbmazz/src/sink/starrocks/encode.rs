@@ -88,7 +88,7 @@ pub fn audit_columns(options: &EncoderOptions) -> Vec<(&'static str, StarRocksTy
 }
 
 /// What the audit columns of a row say; `synced_at` is formatted once per load
-/// (`datetime::format_utc_micros`).
+/// (`datetime::synced_at_now`).
 #[derive(Debug, Clone, Copy)]
 pub struct RowMeta<'a> {
     pub commit_lsn: u64,
