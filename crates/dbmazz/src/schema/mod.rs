@@ -5,8 +5,10 @@
 //! order, even for changes buffered or spilled long before they are applied.
 
 mod relation_cache;
+pub mod type_map;
 
 pub use relation_cache::{RelationCache, RelationUpdate};
+pub use type_map::{map_pg_type, ColumnMapping, LossyPolicy, StarRocksType, TypeMapOptions};
 
 use crate::decode::{RelationBody, ReplicaIdentity};
 use std::fmt;
