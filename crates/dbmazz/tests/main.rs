@@ -6,4 +6,5 @@ mod checkpoint;
 mod local_pg;
 mod memory;
 mod replication_client;
+mod starrocks_ddl;
 mod stream;

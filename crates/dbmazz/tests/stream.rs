@@ -53,7 +53,10 @@ impl Running {
             ..
         } = self;
         shutdown.send_replace(true);
-        let summary = task.await.unwrap().unwrap_or_else(|error| panic!("{error}"));
+        let summary = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"));
         (summary, _state)
     }
 
@@ -263,14 +266,22 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     let running = Running::start(&pg, "shop");
     eventually(Duration::from_secs(30), "slot", || async {
         let slots = pg
-            .psql("shop", "SELECT count(*) FROM pg_replication_slots WHERE active")
+            .psql(
+                "shop",
+                "SELECT count(*) FROM pg_replication_slots WHERE active",
+            )
             .ok()?;
         (slots == "1").then_some(())
     })
     .await;
     // A second pipeline on the same slot (own state dir) is refused, naming the slot.
     let other_state = TempDir::new("dbmazz-stream-test");
-    let config = stream_config(&pg, "shop", &["public.orders", "public.items"], &other_state);
+    let config = stream_config(
+        &pg,
+        "shop",
+        &["public.orders", "public.items"],
+        &other_state,
+    );
     let (_shutdown, receiver) = watch::channel(false);
     let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
         .await
@@ -295,7 +306,8 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     assert!(message.contains("is gone"), "{message}");
     assert!(message.contains("Snapshot the tables again"), "{message}");
     assert_eq!(
-        pg.psql("shop", "SELECT count(*) FROM pg_replication_slots").unwrap(),
+        pg.psql("shop", "SELECT count(*) FROM pg_replication_slots")
+            .unwrap(),
         "0",
         "a lost slot is not silently recreated"
     );

@@ -26,12 +26,14 @@
 
 mod array;
 pub mod datetime;
+pub mod ddl;
 mod encode;
 mod values;
 
 #[cfg(test)]
 mod tests;
 
+pub use ddl::{ColumnDef, DdlError, DescribedColumn, StarRocksDdl};
 pub use encode::{
     audit_columns, ColumnSelection, DeleteMode, EncodeError, EncoderOptions, EncoderSetupError,
     JsonBody, LossyValue, RowMeta, TableEncoder, AUDIT_IS_DELETED, AUDIT_LSN, AUDIT_OP_TYPE,
