@@ -285,8 +285,7 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     let (_shutdown, receiver) = watch::channel(false);
     let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
         .await
-        .err()
-        .expect("second process refused");
+        .expect_err("second process refused");
     let message = error.to_string();
     assert!(message.contains("in use by another process"), "{message}");
     assert!(message.contains("test_slot"), "{message}");
@@ -300,8 +299,7 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     let (_shutdown, receiver) = watch::channel(false);
     let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
         .await
-        .err()
-        .expect("lost slot refused");
+        .expect_err("lost slot refused");
     let message = error.to_string();
     assert!(message.contains("is gone"), "{message}");
     assert!(message.contains("Snapshot the tables again"), "{message}");
