@@ -7,4 +7,5 @@ mod local_pg;
 mod memory;
 mod replication_client;
 mod starrocks_ddl;
+mod starrocks_e2e;
 mod stream;

@@ -170,6 +170,7 @@ impl StarRocksDdl {
             Ok(rows) => rows,
             Err(mysql_async::Error::Server(server))
                 if server.message.contains("Unknown table")
+                    || server.message.contains("Unknown database")
                     || server.message.contains("does not exist")
                     || server.message.contains("not exist") =>
             {
@@ -210,6 +211,40 @@ impl StarRocksDdl {
             properties,
         ))
         .await
+    }
+
+    /// `SELECT columns FROM table WHERE <conditions>`: the first row's values as text.
+    /// `conditions` are `(column, SQL literal)` pairs, joined with AND.
+    pub async fn select_row(
+        &self,
+        table: &str,
+        columns: &[&str],
+        conditions: &[(&str, String)],
+    ) -> Result<Option<Vec<Option<String>>>, DdlError> {
+        let list = columns
+            .iter()
+            .map(|c| quote(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = conditions
+            .iter()
+            .map(|(column, literal)| format!("{} = {literal}", quote(column)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let statement = format!(
+            "SELECT {list} FROM {} WHERE {filter} LIMIT 1",
+            self.qualified(table)
+        );
+        let rows = self.query(&statement).await?;
+        Ok(rows.first().map(|row| {
+            (0..columns.len())
+                .map(|index| {
+                    row.get_opt::<Option<String>, _>(index)
+                        .and_then(Result::ok)
+                        .flatten()
+                })
+                .collect()
+        }))
     }
 
     pub async fn truncate(&self, table: &str) -> Result<(), DdlError> {

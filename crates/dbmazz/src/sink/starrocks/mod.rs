@@ -28,6 +28,8 @@ mod array;
 pub mod datetime;
 pub mod ddl;
 mod encode;
+mod plan;
+mod sink;
 mod values;
 
 #[cfg(test)]
@@ -39,4 +41,6 @@ pub use encode::{
     JsonBody, LossyValue, RowMeta, TableEncoder, AUDIT_IS_DELETED, AUDIT_LSN, AUDIT_OP_TYPE,
     AUDIT_SYNCED_AT,
 };
+pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
+pub use sink::{LoadFailure, LoadRequest, Loader, StarRocksSink, StarRocksSinkOptions};
 pub use values::LossyReason;

@@ -1,0 +1,574 @@
+//! `StarRocksSink`: the [`Sink`] that keeps StarRocks Primary Key tables identical to the
+//! PostgreSQL tables.
+//!
+//! Per table it holds the encoder of the current shape; a batch becomes ordered loads
+//! ([`plan_loads`]), each encoded to one JSON body and handed to a [`Loader`] (Stream Load
+//! with labels, retries and outcome resolution) under a deterministic label. A load returns
+//! only when StarRocks took it durably, so `write_batch` returning `Ok` means durable.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::decode::TupleValue;
+use crate::schema::type_map::{map_pg_type, StarRocksType, TypeMapOptions, ValueEncoding};
+use crate::schema::TableSchema;
+use crate::sink::{Batch, Sink, SinkError};
+
+use super::datetime::synced_at_now;
+use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
+use super::encode::{
+    audit_columns, ColumnSelection, DeleteMode, EncoderOptions, JsonBody, RowMeta, TableEncoder,
+};
+use super::plan::{plan_loads, RowOp};
+
+/// One Stream Load to make durable.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    pub table: String,
+    pub label: String,
+    /// The `columns` header.
+    pub columns: String,
+    pub partial_update: bool,
+    pub body: Vec<u8>,
+    pub rows: usize,
+}
+
+/// A load that could not be made durable (after the loader's own retries).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LoadFailure {
+    pub message: String,
+}
+
+/// Sends loads and resolves their outcome; `Ok` = durable in StarRocks.
+pub trait Loader: Send + Sync + 'static {
+    fn load(&self, request: LoadRequest) -> impl Future<Output = Result<(), LoadFailure>> + Send;
+}
+
+/// The `[sink.starrocks]` options the sink itself uses.
+#[derive(Debug, Clone)]
+pub struct StarRocksSinkOptions {
+    /// Label prefix: the slot name (labels must be unique per database).
+    pub label_prefix: String,
+    pub create_tables: bool,
+    pub delete_mode: DeleteMode,
+    pub audit_columns: bool,
+    pub type_options: TypeMapOptions,
+    /// `PROPERTIES` of created tables (e.g. `replication_num`).
+    pub table_properties: Vec<(String, String)>,
+    pub alter_timeout: Duration,
+}
+
+struct TableState {
+    schema: Arc<TableSchema>,
+    encoder: TableEncoder,
+    key_indexes: Vec<usize>,
+}
+
+pub struct StarRocksSink<L: Loader> {
+    ddl: StarRocksDdl,
+    loader: L,
+    options: StarRocksSinkOptions,
+    tables: Mutex<HashMap<u32, Arc<TableState>>>,
+}
+
+impl<L: Loader> StarRocksSink<L> {
+    pub fn new(ddl: StarRocksDdl, loader: L, options: StarRocksSinkOptions) -> Self {
+        StarRocksSink {
+            ddl,
+            loader,
+            options,
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn error(&self, table: &TableSchema, message: impl Into<String>) -> SinkError {
+        SinkError {
+            sink: "starrocks",
+            table: table.name.to_string(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    fn state(&self, oid: u32) -> Option<Arc<TableState>> {
+        self.tables
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&oid)
+            .cloned()
+    }
+
+    fn encoder_options(&self, not_null_columns: Vec<usize>) -> EncoderOptions {
+        EncoderOptions {
+            delete_mode: self.options.delete_mode,
+            audit_columns: self.options.audit_columns,
+            key_columns: None,
+            not_null_columns,
+        }
+    }
+
+    /// The StarRocks columns a PostgreSQL shape needs: keys, values, audit columns.
+    fn column_defs(
+        &self,
+        schema: &TableSchema,
+    ) -> Result<(Vec<ColumnDef>, Vec<ColumnDef>), SinkError> {
+        let mut keys = Vec::new();
+        let mut values = Vec::new();
+        for column in &schema.columns {
+            let mapping = map_pg_type(
+                column.type_oid,
+                column.type_modifier,
+                &self.options.type_options,
+            )
+            .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))?;
+            let definition = ColumnDef {
+                name: column.name.clone(),
+                sql_type: mapping.starrocks_type.to_sql(),
+                nullable: !column.is_key,
+            };
+            if column.is_key {
+                keys.push(definition);
+            } else {
+                values.push(definition);
+            }
+        }
+        for (name, sql_type) in audit_columns(&self.encoder_options(Vec::new())) {
+            values.push(ColumnDef {
+                name: name.to_string(),
+                sql_type: sql_type.to_sql(),
+                nullable: true,
+            });
+        }
+        Ok((keys, values))
+    }
+
+    /// First sight of a table: check it exists with every column, or create it.
+    async fn prepare_table(
+        &self,
+        schema: &Arc<TableSchema>,
+    ) -> Result<Vec<DescribedColumn>, SinkError> {
+        let table = schema.name.name.as_str();
+        let ddl_error = |error: super::ddl::DdlError| self.error(schema, error.to_string());
+        let (keys, values) = self.column_defs(schema)?;
+        if keys.is_empty() {
+            return Err(self.error(
+                schema,
+                "has no key columns in its replica identity; give it a primary key",
+            ));
+        }
+        let described = match self.ddl.describe(table).await.map_err(ddl_error)? {
+            Some(described) => described,
+            None if self.options.create_tables => {
+                if !self.ddl.database_exists().await.map_err(ddl_error)? {
+                    self.ddl.create_database().await.map_err(ddl_error)?;
+                }
+                self.ddl
+                    .create_table(table, &keys, &values, &self.options.table_properties)
+                    .await
+                    .map_err(ddl_error)?;
+                tracing::info!(table = %schema.name, "created StarRocks table");
+                self.ddl
+                    .describe(table)
+                    .await
+                    .map_err(ddl_error)?
+                    .unwrap_or_default()
+            }
+            None => {
+                return Err(self.error(
+                    schema,
+                    format!(
+                        "table {}.{table} does not exist in StarRocks: create it, or set \
+                         sink.starrocks.create_tables = true",
+                        self.ddl.database()
+                    ),
+                ))
+            }
+        };
+        let missing: Vec<String> = keys
+            .iter()
+            .chain(values.iter())
+            .filter(|wanted| {
+                !described
+                    .iter()
+                    .any(|column| column.name.eq_ignore_ascii_case(&wanted.name))
+            })
+            .map(|wanted| format!("{} {}", wanted.name, wanted.sql_type))
+            .collect();
+        if !missing.is_empty() {
+            return Err(self.error(
+                schema,
+                format!(
+                    "StarRocks table {}.{table} lacks columns: {} (add them with ALTER TABLE ... ADD COLUMN)",
+                    self.ddl.database(),
+                    missing.join(", ")
+                ),
+            ));
+        }
+        Ok(described)
+    }
+
+    /// A changed shape: ADD / DROP / safe MODIFY COLUMN, each waited for.
+    async fn alter_table(&self, old: &TableSchema, new: &TableSchema) -> Result<(), SinkError> {
+        let table = new.name.name.as_str();
+        let old_keys: Vec<&str> = old
+            .columns
+            .iter()
+            .filter(|c| c.is_key)
+            .map(|c| c.name.as_str())
+            .collect();
+        let new_keys: Vec<&str> = new
+            .columns
+            .iter()
+            .filter(|c| c.is_key)
+            .map(|c| c.name.as_str())
+            .collect();
+        if old_keys != new_keys {
+            return Err(self.error(
+                new,
+                format!(
+                    "primary key changed from ({}) to ({}): StarRocks cannot change a Primary Key \
+                     table's key; recreate the StarRocks table and re-snapshot it",
+                    old_keys.join(", "),
+                    new_keys.join(", ")
+                ),
+            ));
+        }
+        let map = |column: &crate::schema::ColumnSchema| {
+            map_pg_type(
+                column.type_oid,
+                column.type_modifier,
+                &self.options.type_options,
+            )
+            .map(|mapping| mapping.starrocks_type)
+            .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
+        };
+        let mut clauses = Vec::new();
+        for column in &new.columns {
+            match old.columns.iter().find(|old| old.name == column.name) {
+                None => clauses.push(format!(
+                    "ADD COLUMN {} {} NULL",
+                    super::ddl::quote(&column.name),
+                    map(column)?.to_sql()
+                )),
+                Some(previous)
+                    if previous.type_oid != column.type_oid
+                        || previous.type_modifier != column.type_modifier =>
+                {
+                    let (from, to) = (map(previous)?, map(column)?);
+                    if from != to {
+                        if !is_safe_widening(&from, &to) {
+                            return Err(self.error(
+                                new,
+                                format!(
+                                    "column {} changed from {} to {}, which StarRocks cannot convert in place; \
+                                     change the StarRocks column yourself and restart",
+                                    column.name,
+                                    from.to_sql(),
+                                    to.to_sql()
+                                ),
+                            ));
+                        }
+                        clauses.push(format!(
+                            "MODIFY COLUMN {} {} NULL",
+                            super::ddl::quote(&column.name),
+                            to.to_sql()
+                        ));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for column in &old.columns {
+            if !new.columns.iter().any(|new| new.name == column.name) {
+                clauses.push(format!("DROP COLUMN {}", super::ddl::quote(&column.name)));
+            }
+        }
+        for clause in clauses {
+            tracing::info!(table = %new.name, clause, "altering StarRocks table");
+            self.ddl
+                .alter_and_wait(table, &clause, self.options.alter_timeout)
+                .await
+                .map_err(|error| self.error(new, error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        schema: &Arc<TableSchema>,
+        described: &[DescribedColumn],
+    ) -> Result<(), SinkError> {
+        let not_null_columns = schema
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, column)| {
+                !column.is_key
+                    && described
+                        .iter()
+                        .any(|d| d.name.eq_ignore_ascii_case(&column.name) && !d.nullable)
+            })
+            .map(|(index, _)| index)
+            .collect();
+        let encoder = TableEncoder::from_schema(
+            schema,
+            &self.options.type_options,
+            self.encoder_options(not_null_columns),
+        )
+        .map_err(|error| self.error(schema, error.to_string()))?;
+        let state = TableState {
+            schema: Arc::clone(schema),
+            encoder,
+            key_indexes: schema.key_indexes().collect(),
+        };
+        self.tables
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(schema.relation_oid, Arc::new(state));
+        Ok(())
+    }
+
+    /// Fills a key-changing upsert's unchanged TOAST columns from the old key's row in
+    /// StarRocks (every earlier load is durable by now, and the delete of the old key is in
+    /// this load, so the row is still there). If it is not — e.g. a replay after the old key
+    /// was already deleted — the upsert becomes partial and leaves those columns as they are
+    /// at the new key.
+    async fn carry_values(
+        &self,
+        schema: &TableSchema,
+        load: &mut super::plan::PlannedLoad,
+        carry: &super::plan::Carry,
+    ) -> Result<(), SinkError> {
+        let mapping = |index: usize| {
+            let column = &schema.columns[index];
+            map_pg_type(
+                column.type_oid,
+                column.type_modifier,
+                &self.options.type_options,
+            )
+            .map(|mapping| mapping.encoding)
+            .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))
+        };
+        let mut conditions = Vec::new();
+        for index in schema.key_indexes() {
+            let literal = match carry.old_key.get(index) {
+                Some(TupleValue::Text(bytes)) => {
+                    sql_literal(&String::from_utf8_lossy(bytes), &mapping(index)?)
+                }
+                _ => return Ok(()),
+            };
+            conditions.push((schema.columns[index].name.as_str(), literal));
+        }
+        let columns: Vec<&str> = carry
+            .columns
+            .iter()
+            .map(|&index| schema.columns[index].name.as_str())
+            .collect();
+        let found = self
+            .ddl
+            .select_row(&schema.name.name, &columns, &conditions)
+            .await
+            .map_err(|error| self.error(schema, error.to_string()))?;
+        let Some(RowOp::Upsert { values, .. }) = load.rows.get_mut(carry.row) else {
+            return Ok(());
+        };
+        match found {
+            Some(found) => {
+                for (&index, value) in carry.columns.iter().zip(found) {
+                    let carried = match value {
+                        None => TupleValue::Null,
+                        Some(text) => match mapping(index)? {
+                            // StarRocks holds bytea as bare hex; PostgreSQL's text form has \x.
+                            ValueEncoding::ByteaHex { .. } => {
+                                TupleValue::Text(Bytes::from(format!("\\x{text}")))
+                            }
+                            ValueEncoding::Text { .. } | ValueEncoding::Json => {
+                                TupleValue::Text(Bytes::from(text))
+                            }
+                            // Other types are not TOASTed in practice; leave them to the
+                            // partial update below.
+                            _ => continue,
+                        },
+                    };
+                    values.0[index] = carried;
+                }
+            }
+            None => tracing::warn!(
+                table = %schema.name,
+                "key-changing update: the old row is not in StarRocks (replay?); unchanged TOAST columns keep the new key's current values"
+            ),
+        }
+        let state = self
+            .state(schema.relation_oid)
+            .ok_or_else(|| self.error(schema, "table not prepared"))?;
+        load.selection = ColumnSelection::present_in(&state.encoder, values);
+        Ok(())
+    }
+
+    fn label(&self, batch: &Batch, part: usize) -> String {
+        format!(
+            "dbmazz-{}-{}-{:x}-{}-{:x}-{}",
+            self.options.label_prefix,
+            batch.table.relation_oid,
+            batch.first_commit_lsn.0,
+            batch.first_change_index,
+            batch.last_commit_lsn.0,
+            part
+        )
+    }
+}
+
+/// A key value as a SQL literal: numbers bare, everything else quoted.
+fn sql_literal(text: &str, encoding: &ValueEncoding) -> String {
+    match encoding {
+        ValueEncoding::Integer { .. } | ValueEncoding::Decimal { .. }
+            if !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'-' || b == b'.') =>
+        {
+            text.to_string()
+        }
+        _ => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''")),
+    }
+}
+
+/// StarRocks can widen these in place (schema change without rewriting keys).
+fn is_safe_widening(from: &StarRocksType, to: &StarRocksType) -> bool {
+    use StarRocksType as T;
+    let rank = |t: &StarRocksType| match t {
+        T::TinyInt => Some(1),
+        T::SmallInt => Some(2),
+        T::Int => Some(3),
+        T::BigInt => Some(4),
+        T::LargeInt => Some(5),
+        _ => None,
+    };
+    match (from, to) {
+        (T::Varchar { bytes: a }, T::Varchar { bytes: b }) => b >= a,
+        (T::Float, T::Double) => true,
+        (
+            T::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            T::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 == s2 && p2 >= p1,
+        _ => matches!((rank(from), rank(to)), (Some(a), Some(b)) if b >= a),
+    }
+}
+
+impl<L: Loader> Sink for StarRocksSink<L> {
+    fn name(&self) -> &'static str {
+        "starrocks"
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        let Some(state) = self.state(batch.table.relation_oid) else {
+            return Err(self.error(&batch.table, "rows before the table was prepared"));
+        };
+        if !state.schema.same_shape(&batch.table) {
+            return Err(self.error(&batch.table, "rows of a shape the table was not altered to"));
+        }
+        let (loads, notes) = plan_loads(
+            &batch.changes,
+            &state.encoder,
+            &state.key_indexes,
+            self.options.delete_mode,
+        );
+        if notes.unfilled_key_changes > 0 {
+            tracing::debug!(
+                table = %batch.table.name,
+                rows = notes.unfilled_key_changes,
+                "carrying unchanged TOAST values of key-changing updates from StarRocks"
+            );
+        }
+        let synced_at = synced_at_now();
+        for (part, mut load) in loads.into_iter().enumerate() {
+            if let Some(carry) = load.carry.take() {
+                self.carry_values(&batch.table, &mut load, &carry).await?;
+            }
+            let mut body = JsonBody::new();
+            for row in &load.rows {
+                let result = match row {
+                    RowOp::Upsert { values, commit_lsn } => state.encoder.push_upsert(
+                        &mut body,
+                        values,
+                        &load.selection,
+                        &RowMeta {
+                            commit_lsn: commit_lsn.0,
+                            synced_at: &synced_at,
+                        },
+                    ),
+                    RowOp::Delete { key, commit_lsn } => state.encoder.push_delete(
+                        &mut body,
+                        key,
+                        &load.selection,
+                        &RowMeta {
+                            commit_lsn: commit_lsn.0,
+                            synced_at: &synced_at,
+                        },
+                    ),
+                };
+                result.map_err(|error| self.error(&batch.table, error.to_string()))?;
+            }
+            if body.is_empty() {
+                continue;
+            }
+            let rows = body.rows();
+            let (bytes, lossy) = body.finish();
+            for value in &lossy {
+                tracing::warn!(
+                    table = %batch.table.name,
+                    column = %value.column,
+                    reason = value.reason.as_str(),
+                    key = %value.key,
+                    "value stored as NULL: StarRocks cannot hold it exactly"
+                );
+            }
+            let request = LoadRequest {
+                table: batch.table.name.name.clone(),
+                label: self.label(batch, part),
+                columns: state.encoder.columns_header(&load.selection),
+                partial_update: !load.selection.is_all(),
+                body: bytes,
+                rows,
+            };
+            let label = request.label.clone();
+            self.loader.load(request).await.map_err(|failure| {
+                self.error(
+                    &batch.table,
+                    format!("load {label} failed: {}", failure.message),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
+        self.ddl
+            .truncate(&table.name.name)
+            .await
+            .map_err(|error| self.error(table, error.to_string()))
+    }
+
+    async fn apply_schema_change(
+        &self,
+        old: Option<&Arc<TableSchema>>,
+        new: &Arc<TableSchema>,
+    ) -> Result<(), SinkError> {
+        if let Some(old) = old {
+            self.alter_table(old, new).await?;
+        }
+        let described = self.prepare_table(new).await?;
+        self.install(new, &described)
+    }
+}
