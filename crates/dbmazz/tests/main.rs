@@ -7,3 +7,4 @@ mod local_pg;
 mod memory;
 mod replication_client;
 mod stream;
+mod stream_load;

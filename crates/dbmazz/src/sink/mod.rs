@@ -15,6 +15,7 @@
 
 mod file;
 mod recording;
+pub mod stream_load;
 
 pub use file::FileSink;
 pub use recording::{RecordedOp, RecordingSink};
