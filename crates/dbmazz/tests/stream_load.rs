@@ -402,3 +402,61 @@ async fn get_load_state_reads_every_state() {
         dbmazz::sink::stream_load::LabelStateAnswer::Failed(ref m) if m.contains("unknown database")
     ));
 }
+
+/// A server that ignores `Expect` (never sends `100 Continue`) still gets the body, once the
+/// client's wait runs out — like curl. Answers one load with a canned Success.
+#[tokio::test]
+async fn body_is_sent_after_the_continue_wait_when_no_100_comes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accepts");
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = socket.read(&mut chunk).await.expect("reads");
+            assert!(n > 0, "client closed");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        assert!(head.contains("expect: 100-continue"), "{head}");
+        assert!(head.contains("authorization: basic"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("content-length");
+        while buf.len() < head_end + length {
+            let n = socket.read(&mut chunk).await.expect("reads body");
+            assert!(n > 0, "client closed before the body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let waited = started.elapsed();
+        let body = br#"{"TxnId":1,"Label":"raw_1","Status":"Success","Message":"OK","NumberLoadedRows":2}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(answer.as_bytes()).await.expect("writes");
+        socket.write_all(body).await.expect("writes");
+        (waited, buf[head_end..].to_vec())
+    });
+    let mut direct = StreamLoadConfig::new(format!("http://{addr}"), "root", "");
+    direct.load_via = LoadVia::Be(vec![format!("http://{addr}")]);
+    direct.expect_continue_timeout = Duration::from_millis(300);
+    let outcome = loader(direct)
+        .load_batch(&request("raw_1", ROWS))
+        .await
+        .expect("loads");
+    assert_eq!(outcome.durability, Durability::Loaded);
+    let (waited, body) = server.await.expect("server");
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert_eq!(body, ROWS.as_bytes());
+}
