@@ -127,13 +127,13 @@ async fn run(args: RunArgs) -> ExitCode {
                 None => return ExitCode::from(EXIT_CONFIG),
             }
         }
-        SinkKind::Starrocks => {
-            eprintln!(
-                "error: the StarRocks sink is not part of this build yet; set sink.type = \"noop\" \
-                 (or --sink noop) to run the stream path without a destination"
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        SinkKind::Starrocks => match dbmazz::sink::starrocks::connect_sink(&config).await {
+            Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        },
     };
     match result {
         Ok(summary) => {

@@ -9,3 +9,4 @@ mod replication_client;
 mod starrocks_ddl;
 mod starrocks_e2e;
 mod stream;
+mod stream_load;

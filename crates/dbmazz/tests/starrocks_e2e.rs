@@ -221,3 +221,87 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
         task.await.unwrap();
     }
 }
+
+/// The whole product path: `connect_sink` from the config, Stream Load over HTTP (FE → 307 →
+/// BE), with load faults injected on the way; the tables still end identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_with_faults_the_tables_converge() {
+    use starrocks_emulator::{FaultKind, FaultRule};
+    let pg = start_pg(18, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", SCHEMA).unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let state = TempDir::new("dbmazz-e2e-test");
+    let mut config = stream_config(&pg, "shop", &["public.orders", "public.items"], &state);
+    let toml = format!(
+        "[source]\nurl = \"{}\"\n[sink.starrocks]\nfe_http = \"http://{}\"\nmysql = \"{}\"\n\
+         user = \"root\"\npassword = \"\"\ndatabase = \"shop\"\n\
+         table_properties = {{ replication_num = \"1\" }}\n",
+        pg.url("shop"),
+        emulator.fe_http_addr(),
+        emulator.mysql_addr().unwrap()
+    );
+    let sink_config = dbmazz::config::Config::from_toml(&toml).unwrap();
+    config.sink = sink_config.sink;
+    let sink = dbmazz::sink::starrocks::connect_sink(&config)
+        .await
+        .unwrap();
+    for kind in [
+        FaultKind::Http5xx,
+        FaultKind::CloseMidBody,
+        FaultKind::DropResponse,
+        FaultKind::PublishTimeout,
+        FaultKind::TooManyVersions,
+    ] {
+        emulator.inject(FaultRule::new(kind).table("orders"));
+    }
+    let (shutdown, receiver) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        replicator::run(&config, Arc::new(sink), receiver, None)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    });
+    eventually(Duration::from_secs(30), "slot", || async {
+        let active = pg
+            .psql(
+                "shop",
+                "SELECT count(*) FROM pg_replication_slots WHERE active",
+            )
+            .ok()?;
+        (active == "1").then_some(())
+    })
+    .await;
+    for round in 0..6 {
+        pg.psql(
+            "shop",
+            &format!(
+                "INSERT INTO orders SELECT g, 'r{round}', g, 'note' FROM generate_series({0}, {0} + 49) g;
+                 UPDATE orders SET status = 'paid' WHERE id % 4 = {1};
+                 DELETE FROM orders WHERE id % 9 = {1};
+                 INSERT INTO items SELECT g, 1, {round} FROM generate_series({0}, {0} + 9) g;",
+                round * 50 + 1,
+                round % 4
+            ),
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    wait_identical(
+        &pg,
+        &emulator,
+        "SELECT id, status, amount, note FROM orders ORDER BY id",
+        "SELECT id, status, amount, note FROM orders ORDER BY id",
+    )
+    .await;
+    wait_identical(
+        &pg,
+        &emulator,
+        "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
+        "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
+    )
+    .await;
+    shutdown.send_replace(true);
+    task.await.unwrap();
+    let stats = emulator.table_stats("shop", "orders").unwrap();
+    assert!(stats.failed_loads >= 1, "faults were hit: {stats:?}");
+}

@@ -99,6 +99,45 @@ pub struct StarRocksConfig {
     #[serde(default)]
     pub password: String,
     pub database: String,
+    /// Create missing Primary Key tables from the PostgreSQL definition.
+    #[serde(default = "default_true")]
+    pub create_tables: bool,
+    /// `hard` (`__op` = 1 removes the row) or `soft` (`dbmazz_is_deleted` = true).
+    #[serde(default)]
+    pub delete_mode: crate::sink::starrocks::DeleteMode,
+    /// Add `dbmazz_op_type`, `dbmazz_lsn`, `dbmazz_synced_at` to every row.
+    #[serde(default)]
+    pub audit_columns: bool,
+    /// Use the Stream Load transaction API (not built yet: must stay false).
+    #[serde(default)]
+    pub transactional: bool,
+    /// `fe` (default: the FE redirects to a BE) or `be` (send to `be_http` directly).
+    #[serde(default)]
+    pub load_via: LoadViaConfig,
+    /// BE HTTP addresses for `load_via = "be"`.
+    #[serde(default)]
+    pub be_http: Vec<String>,
+    /// What to do with a value StarRocks cannot hold exactly: `null`, `error`, `truncate`.
+    #[serde(default)]
+    pub lossy_policy: crate::schema::type_map::LossyPolicy,
+    /// numeric wider than DECIMAL(38): `decimal` (DECIMAL(38,9), loss detected) or `string`.
+    #[serde(default)]
+    pub wide_numeric: crate::schema::type_map::WideNumeric,
+    /// PROPERTIES of created tables, e.g. `{ replication_num = "1" }`.
+    #[serde(default)]
+    pub table_properties: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadViaConfig {
+    #[default]
+    Fe,
+    Be,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,6 +395,20 @@ impl Config {
                 ));
             }
             check_identifier("sink.starrocks.database", &starrocks.database)?;
+            if starrocks.transactional {
+                return Err(ConfigError::new(
+                    "sink.starrocks.transactional",
+                    "the Stream Load transaction API is not supported yet",
+                    "leave it false (every load is already idempotent by label)",
+                ));
+            }
+            if starrocks.load_via == LoadViaConfig::Be && starrocks.be_http.is_empty() {
+                return Err(ConfigError::new(
+                    "sink.starrocks.be_http",
+                    "empty while load_via = \"be\"",
+                    "list the BE HTTP addresses, e.g. [\"http://10.0.0.5:8040\"]",
+                ));
+            }
         }
         Ok(())
     }

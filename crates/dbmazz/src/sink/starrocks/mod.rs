@@ -28,8 +28,10 @@ mod array;
 pub mod datetime;
 pub mod ddl;
 mod encode;
+mod loader;
 mod plan;
 mod sink;
+pub mod stream_load;
 mod values;
 
 #[cfg(test)]
@@ -41,6 +43,7 @@ pub use encode::{
     JsonBody, LossyValue, RowMeta, TableEncoder, AUDIT_IS_DELETED, AUDIT_LSN, AUDIT_OP_TYPE,
     AUDIT_SYNCED_AT,
 };
+pub use loader::{connect_sink, HttpLoader};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
 pub use sink::{LoadFailure, LoadRequest, Loader, StarRocksSink, StarRocksSinkOptions};
 pub use values::LossyReason;

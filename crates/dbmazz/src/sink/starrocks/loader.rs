@@ -1,0 +1,102 @@
+//! The production [`Loader`]: Stream Load over HTTP with outcome resolution and retries.
+
+use bytes::Bytes;
+
+use super::sink::{LoadFailure, LoadRequest, Loader};
+use super::stream_load::{self, StreamLoader};
+
+/// Sends a sink load through [`StreamLoader::load_batch`] into `database`.
+pub struct HttpLoader {
+    pub loader: StreamLoader,
+    pub database: String,
+}
+
+impl Loader for HttpLoader {
+    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
+        let mut headers = vec![("columns".to_string(), request.columns)];
+        if request.partial_update {
+            headers.push(("partial_update".to_string(), "true".to_string()));
+        }
+        let http_request = stream_load::LoadRequest {
+            db: self.database.clone(),
+            table: request.table,
+            label: request.label,
+            body: Bytes::from(request.body),
+            headers,
+        };
+        let outcome = self
+            .loader
+            .load_batch(&http_request)
+            .await
+            .map_err(|error| LoadFailure {
+                message: error.to_string(),
+            })?;
+        if outcome.too_many_versions > 0 {
+            tracing::warn!(
+                table = %http_request.table,
+                label = %outcome.label,
+                "StarRocks reported too many versions; consider a larger batch.max_wait"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Builds the StarRocks sink from the config: checks the MySQL port (auth, version) and sets
+/// up the Stream Load client.
+pub async fn connect_sink(
+    config: &crate::config::Config,
+) -> Result<super::StarRocksSink<HttpLoader>, crate::sink::SinkError> {
+    use crate::config::LoadViaConfig;
+    let error = |message: String| crate::sink::SinkError {
+        sink: "starrocks",
+        table: String::new(),
+        message,
+        source: None,
+    };
+    let Some(starrocks) = &config.sink.starrocks else {
+        return Err(error("[sink.starrocks] is missing".into()));
+    };
+    let ddl = super::StarRocksDdl::connect(
+        &starrocks.mysql,
+        &starrocks.user,
+        &starrocks.password,
+        &starrocks.database,
+    )
+    .await
+    .map_err(|ddl_error| error(ddl_error.to_string()))?;
+    let version = ddl.version().await.unwrap_or_default();
+    tracing::info!(version = %version, database = %starrocks.database, "connected to StarRocks");
+    let mut client_config = stream_load::StreamLoadConfig::new(
+        &starrocks.fe_http,
+        &starrocks.user,
+        &starrocks.password,
+    );
+    if starrocks.load_via == LoadViaConfig::Be {
+        client_config.load_via = stream_load::LoadVia::Be(starrocks.be_http.clone());
+    }
+    let client = stream_load::StreamLoadClient::new(client_config)
+        .map_err(|client_error| error(client_error.to_string()))?;
+    let loader = HttpLoader {
+        loader: StreamLoader::new(client, stream_load::RetryPolicy::default()),
+        database: starrocks.database.clone(),
+    };
+    let options = super::StarRocksSinkOptions {
+        label_prefix: config.source.slot.clone(),
+        create_tables: starrocks.create_tables,
+        delete_mode: starrocks.delete_mode,
+        audit_columns: starrocks.audit_columns,
+        type_options: crate::schema::type_map::TypeMapOptions {
+            lossy_policy: starrocks.lossy_policy,
+            wide_numeric: starrocks.wide_numeric,
+            ..Default::default()
+        },
+        table_properties: starrocks
+            .table_properties
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        alter_timeout: std::time::Duration::from_secs(600),
+    };
+    Ok(super::StarRocksSink::new(ddl, loader, options))
+}

@@ -1,0 +1,682 @@
+//! The Stream Load HTTP client: one `PUT /api/{db}/{table}/_stream_load`, answered by a typed
+//! [`StreamLoadResponse`], and `get_load_state` for the outcome logic.
+//!
+//! # Why this is not a generic HTTP client call
+//! * **The 307.** The FE checks auth and headers, then answers `307` to a BE *without reading
+//!   the body* (spec §1.3). The client follows it itself, resending the same method, headers and
+//!   body — **including `Authorization`**: generic clients drop credentials when a redirect
+//!   changes the port, and FE:8030 → BE:8040 always does. At most `max_redirects` hops.
+//! * **`Expect: 100-continue`.** A BE refuses most bad loads (unknown table, auth, label taken,
+//!   busy) in its header phase, before reading any body byte, and then never sends `100
+//!   Continue` (spec §1.4). hyper's client streams the body right after the head without
+//!   waiting (hyperium/hyper#3833), which would push up to a whole batch into a socket the
+//!   server is about to close. So the body is *held*: [`HeldBody`] yields nothing until
+//!   `hyper::ext::on_informational` sees the `100`, or until `expect_continue_timeout` passes
+//!   without any answer (curl does the same: a server that ignores `Expect` still gets the
+//!   body). If a final answer arrives first, the held body is aborted and never sent; that
+//!   connection is then discarded, not pooled.
+//! * **Keep-alive.** BE connections are pooled by hyper-util's client; the FE closes after
+//!   every `_stream_load` answer anyway.
+//!
+//! Never trust HTTP 200 alone: the outcome is the body's `Status` (see `response.rs`).
+
+use std::future::Future as _;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::response::{excerpt, rest_message, LabelStateAnswer, ParseError, StreamLoadResponse};
+
+/// Where loads are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadVia {
+    /// To the FE, which redirects to a BE (default).
+    Fe,
+    /// Straight to these BE HTTP addresses (`http://host:8040`), round robin.
+    Be(Vec<String>),
+}
+
+/// Connection settings of the client.
+#[derive(Debug, Clone)]
+pub struct StreamLoadConfig {
+    /// FE HTTP base URL, `http://host:8030`.
+    pub fe_http: String,
+    pub user: String,
+    pub password: String,
+    pub load_via: LoadVia,
+    /// Gzip the body (`compression: gzip`); off by default (support varies by release).
+    pub gzip: bool,
+    /// How long to hold the body waiting for `100 Continue` before sending it anyway.
+    pub expect_continue_timeout: Duration,
+    /// Whole request (all redirects, body, answer); past it the outcome is unknown.
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_redirects: usize,
+    /// Headers sent with every load unless the request sets the same name.
+    pub default_headers: Vec<(String, String)>,
+}
+
+impl StreamLoadConfig {
+    /// Defaults for everything but the address and credentials. Strict by default: one value
+    /// StarRocks would NULL or drop fails the load (DESIGN §3).
+    pub fn new(
+        fe_http: impl Into<String>,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        StreamLoadConfig {
+            fe_http: fe_http.into(),
+            user: user.into(),
+            password: password.into(),
+            load_via: LoadVia::Fe,
+            gzip: false,
+            expect_continue_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(660),
+            connect_timeout: Duration::from_secs(10),
+            max_redirects: 3,
+            default_headers: vec![
+                ("strict_mode".into(), "true".into()),
+                ("max_filter_ratio".into(), "0".into()),
+            ],
+        }
+    }
+}
+
+/// One load: where, under which label, and what.
+#[derive(Debug, Clone)]
+pub struct LoadRequest {
+    pub db: String,
+    pub table: String,
+    pub label: String,
+    /// The JSON array of rows (`strip_outer_array: true`).
+    pub body: Bytes,
+    /// Extra headers: `columns`, `partial_update`, `merge_condition`, `timeout`, ...
+    pub headers: Vec<(String, String)>,
+}
+
+/// A request that did not produce a Stream Load answer.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Could not connect: nothing was sent.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// The connection broke after the request started (reset mid-body, dropped answer).
+    #[error("connection to {url} failed before an answer: {source}")]
+    Transport {
+        url: String,
+        #[source]
+        source: hyper_util::client::legacy::Error,
+    },
+    /// No answer within the request timeout.
+    #[error("no answer from {url} within {after:?}")]
+    Timeout { url: String, after: Duration },
+    /// HTTP 401 (FE authentication).
+    #[error("StarRocks refused the credentials at {url}: {message}")]
+    Unauthorized { url: String, message: String },
+    /// A status that carries no Stream Load result (5xx, 404, ...).
+    #[error("HTTP {status} from {url}: {body}")]
+    Status {
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
+    /// A 200 whose body is not the expected JSON.
+    #[error("unreadable answer from {url}")]
+    Body {
+        url: String,
+        #[source]
+        source: ParseError,
+    },
+    /// Redirect loop, or a redirect without a usable `Location`.
+    #[error("bad redirect from {url}: {reason}")]
+    Redirect { url: String, reason: String },
+    /// The configuration or request cannot form a valid HTTP request.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+impl RequestError {
+    /// The request may have reached StarRocks and its effect is unknown: resolve by label.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            RequestError::Transport { .. }
+            | RequestError::Timeout { .. }
+            | RequestError::Body { .. } => true,
+            RequestError::Status { status, .. } => status.is_server_error(),
+            _ => false,
+        }
+    }
+
+    /// Retrying cannot help (credentials, configuration, redirect loop).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            RequestError::Unauthorized { .. }
+            | RequestError::Redirect { .. }
+            | RequestError::Invalid(_) => true,
+            RequestError::Status { status, .. } => status.is_client_error(),
+            _ => false,
+        }
+    }
+}
+
+/// At most this much answer body is read.
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// The Stream Load client. Cheap to clone; clones share the connection pool.
+#[derive(Clone)]
+pub struct StreamLoadClient {
+    http: Client<HttpConnector, HeldBody>,
+    config: Arc<StreamLoadConfig>,
+    authorization: HeaderValue,
+    next_be: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for StreamLoadClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamLoadClient")
+            .field("fe_http", &self.config.fe_http)
+            .field("load_via", &self.config.load_via)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamLoadClient {
+    /// Build the client (no I/O). Only `http://` addresses are supported.
+    pub fn new(config: StreamLoadConfig) -> Result<StreamLoadClient, RequestError> {
+        let mut bases = vec![config.fe_http.as_str()];
+        if let LoadVia::Be(addresses) = &config.load_via {
+            if addresses.is_empty() {
+                return Err(RequestError::Invalid(
+                    "load_via = \"be\" needs BE addresses".into(),
+                ));
+            }
+            bases.extend(addresses.iter().map(String::as_str));
+        }
+        for base in bases {
+            if !base.starts_with("http://") || base.parse::<Uri>().is_err() {
+                return Err(RequestError::Invalid(format!(
+                    "{base:?} is not an http:// URL (TLS is not supported for Stream Load yet)"
+                )));
+            }
+        }
+        let credentials = format!("{}:{}", config.user, config.password);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut authorization = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .map_err(|e| RequestError::Invalid(format!("credentials: {e}")))?;
+        authorization.set_sensitive(true);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(StreamLoadClient {
+            http,
+            config: Arc::new(config),
+            authorization,
+            next_be: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StreamLoadConfig {
+        &self.config
+    }
+
+    /// Send one Stream Load (following the FE's 307) and parse its answer.
+    pub async fn send(&self, request: &LoadRequest) -> Result<StreamLoadResponse, RequestError> {
+        let base = match &self.config.load_via {
+            LoadVia::Fe => self.config.fe_http.as_str(),
+            LoadVia::Be(addresses) => {
+                let i = self.next_be.fetch_add(1, Ordering::Relaxed) % addresses.len();
+                addresses[i].as_str()
+            }
+        };
+        let url = format!(
+            "{}/api/{}/{}/_stream_load",
+            base.trim_end_matches('/'),
+            encode_segment(&request.db),
+            encode_segment(&request.table)
+        );
+        let body = if self.config.gzip {
+            gzip(&request.body).map_err(|e| RequestError::Invalid(format!("gzip: {e}")))?
+        } else {
+            request.body.clone()
+        };
+        let headers = self.load_headers(request)?;
+        let timeout = self.config.request_timeout;
+        let answer = tokio::time::timeout(timeout, self.put_following(url.clone(), headers, body))
+            .await
+            .map_err(|_| RequestError::Timeout {
+                url,
+                after: timeout,
+            })??;
+        let (url, status, bytes) = answer;
+        match status {
+            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
+                url,
+                message: rest_message(&bytes),
+            }),
+            s if s.is_success() => StreamLoadResponse::parse(&bytes)
+                .map_err(|source| RequestError::Body { url, source }),
+            status => Err(RequestError::Status {
+                url,
+                status,
+                body: excerpt(&bytes),
+            }),
+        }
+    }
+
+    /// `GET /api/{db}/get_load_state?label=` on the FE (spec §10.4).
+    pub async fn get_load_state(
+        &self,
+        db: &str,
+        label: &str,
+    ) -> Result<LabelStateAnswer, RequestError> {
+        let mut url = format!(
+            "{}/api/{}/get_load_state?label={}",
+            self.config.fe_http.trim_end_matches('/'),
+            encode_segment(db),
+            encode_segment(label)
+        );
+        let timeout = self.config.connect_timeout + Duration::from_secs(20);
+        for _ in 0..=self.config.max_redirects {
+            let mut req = Request::builder()
+                .method(Method::GET)
+                .uri(&url)
+                .body(HeldBody::empty())
+                .map_err(|e| RequestError::Invalid(format!("{url}: {e}")))?;
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, self.authorization.clone());
+            let (status, location, bytes) =
+                tokio::time::timeout(timeout, self.exchange(&url, req, None))
+                    .await
+                    .map_err(|_| RequestError::Timeout {
+                        url: url.clone(),
+                        after: timeout,
+                    })??;
+            if status.is_redirection() {
+                url = redirect_target(&url, location)?;
+                continue;
+            }
+            return match status {
+                StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
+                    url,
+                    message: rest_message(&bytes),
+                }),
+                s if s.is_success() => LabelStateAnswer::parse(&bytes)
+                    .map_err(|source| RequestError::Body { url, source }),
+                status => Err(RequestError::Status {
+                    url,
+                    status,
+                    body: excerpt(&bytes),
+                }),
+            };
+        }
+        Err(RequestError::Redirect {
+            url,
+            reason: format!("more than {} redirects", self.config.max_redirects),
+        })
+    }
+
+    fn load_headers(
+        &self,
+        request: &LoadRequest,
+    ) -> Result<Vec<(HeaderName, HeaderValue)>, RequestError> {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            ("expect", "100-continue"),
+            ("label", &request.label),
+            ("format", "json"),
+            ("strip_outer_array", "true"),
+        ];
+        if self.config.gzip {
+            pairs.push(("compression", "gzip"));
+        }
+        let given = |name: &str| {
+            request
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+        };
+        for (name, value) in &self.config.default_headers {
+            if !given(name) {
+                pairs.push((name, value));
+            }
+        }
+        for (name, value) in &request.headers {
+            pairs.push((name, value));
+        }
+        let mut headers = Vec::with_capacity(pairs.len() + 1);
+        for (name, value) in pairs {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| RequestError::Invalid(format!("header name {name:?}: {e}")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|e| RequestError::Invalid(format!("header {name}: {e}")))?;
+            headers.push((name, value));
+        }
+        headers.push((http::header::AUTHORIZATION, self.authorization.clone()));
+        Ok(headers)
+    }
+
+    /// PUT to `url`, following redirects with the same headers (credentials included) and body.
+    async fn put_following(
+        &self,
+        mut url: String,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+    ) -> Result<(String, StatusCode, Bytes), RequestError> {
+        for _ in 0..=self.config.max_redirects {
+            let gate = Arc::new(ContinueGate::default());
+            let mut req = Request::builder()
+                .method(Method::PUT)
+                .uri(&url)
+                .body(HeldBody::held(
+                    body.clone(),
+                    gate.clone(),
+                    self.config.expect_continue_timeout,
+                ))
+                .map_err(|e| RequestError::Invalid(format!("{url}: {e}")))?;
+            for (name, value) in &headers {
+                req.headers_mut().append(name.clone(), value.clone());
+            }
+            let on_continue = gate.clone();
+            hyper::ext::on_informational(&mut req, move |res| {
+                if res.status() == StatusCode::CONTINUE {
+                    on_continue.release();
+                }
+            });
+            let (status, location, bytes) = self.exchange(&url, req, Some(&gate)).await?;
+            if status.is_redirection() {
+                url = redirect_target(&url, location)?;
+                continue;
+            }
+            return Ok((url, status, bytes));
+        }
+        Err(RequestError::Redirect {
+            url,
+            reason: format!("more than {} redirects", self.config.max_redirects),
+        })
+    }
+
+    /// One request/answer. A final answer that arrives while the body is still held aborts
+    /// the body: it is never sent (after the answer's own body was read).
+    async fn exchange(
+        &self,
+        url: &str,
+        req: Request<HeldBody>,
+        gate: Option<&ContinueGate>,
+    ) -> Result<(StatusCode, Option<HeaderValue>, Bytes), RequestError> {
+        let result = self.http.request(req).await;
+        let response = match result {
+            Ok(response) => response,
+            Err(source) => {
+                if let Some(gate) = gate {
+                    gate.abort();
+                }
+                let url = url.to_string();
+                return Err(if source.is_connect() {
+                    RequestError::Connect { url, source }
+                } else {
+                    RequestError::Transport { url, source }
+                });
+            }
+        };
+        let status = response.status();
+        let location = response.headers().get(http::header::LOCATION).cloned();
+        let collected = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await;
+        if let Some(gate) = gate {
+            gate.abort();
+        }
+        let bytes = collected
+            .map_err(|e| RequestError::Status {
+                url: url.to_string(),
+                status,
+                body: format!("answer body unreadable: {e}"),
+            })?
+            .to_bytes();
+        Ok((status, location, bytes))
+    }
+}
+
+/// Resolve a `Location` against the URL that answered it.
+fn redirect_target(current: &str, location: Option<HeaderValue>) -> Result<String, RequestError> {
+    let redirect_error = |reason: &str| RequestError::Redirect {
+        url: current.to_string(),
+        reason: reason.to_string(),
+    };
+    let location = location.ok_or_else(|| redirect_error("no Location header"))?;
+    let location = location
+        .to_str()
+        .map_err(|_| redirect_error("Location is not text"))?;
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(location.to_string());
+    }
+    if !location.starts_with('/') {
+        return Err(redirect_error("relative Location without a leading /"));
+    }
+    let uri: Uri = current
+        .parse()
+        .map_err(|_| redirect_error("bad current URL"))?;
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        return Err(redirect_error("current URL has no host"));
+    };
+    Ok(format!("{scheme}://{authority}{location}"))
+}
+
+/// Percent-encode one path segment or query value (identifiers and labels are usually plain).
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn gzip(body: &[u8]) -> std::io::Result<Bytes> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    Ok(Bytes::from(encoder.finish()?))
+}
+
+/// Shared between [`HeldBody`] and the `100 Continue` callback.
+#[derive(Debug, Default)]
+pub(crate) struct ContinueGate {
+    inner: Mutex<GateInner>,
+}
+
+#[derive(Debug, Default)]
+struct GateInner {
+    state: GateState,
+    waker: Option<Waker>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum GateState {
+    #[default]
+    Held,
+    Released,
+    Aborted,
+}
+
+impl ContinueGate {
+    fn set(&self, from_held_to: GateState) {
+        let waker = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.state != GateState::Held {
+                return;
+            }
+            inner.state = from_held_to;
+            inner.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// `100 Continue` arrived (or the wait timed out): send the body.
+    fn release(&self) {
+        self.set(GateState::Released);
+    }
+
+    /// A final answer arrived first: never send the body.
+    fn abort(&self) {
+        self.set(GateState::Aborted);
+    }
+
+    fn poll(&self, cx: &mut Context<'_>) -> GateState {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.state == GateState::Held {
+            inner.waker = Some(cx.waker().clone());
+        }
+        inner.state
+    }
+}
+
+/// The body was not sent because the server answered first.
+#[derive(Debug, thiserror::Error)]
+#[error("request body withheld: the server answered before 100 Continue")]
+pub struct BodyWithheld;
+
+/// A request body whose single frame waits for its [`ContinueGate`].
+pub(crate) struct HeldBody {
+    data: Option<Bytes>,
+    len: u64,
+    gate: Option<Arc<ContinueGate>>,
+    wait: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl HeldBody {
+    fn empty() -> HeldBody {
+        HeldBody {
+            data: None,
+            len: 0,
+            gate: None,
+            wait: Duration::ZERO,
+            timer: None,
+        }
+    }
+
+    fn held(data: Bytes, gate: Arc<ContinueGate>, wait: Duration) -> HeldBody {
+        HeldBody {
+            len: data.len() as u64,
+            data: (!data.is_empty()).then_some(data),
+            gate: Some(gate),
+            wait,
+            timer: None,
+        }
+    }
+}
+
+impl Body for HeldBody {
+    type Data = Bytes;
+    type Error = BodyWithheld;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyWithheld>>> {
+        let this = &mut *self;
+        if this.data.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(gate) = &this.gate {
+            match gate.poll(cx) {
+                GateState::Aborted => {
+                    this.data = None;
+                    return Poll::Ready(Some(Err(BodyWithheld)));
+                }
+                GateState::Released => {}
+                GateState::Held => {
+                    // First poll ≈ the head was written: start the wait now.
+                    let wait = this.wait;
+                    let timer = this
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    tracing::debug!(wait = ?wait, "no 100 Continue in time, sending the body anyway");
+                    gate.release();
+                }
+            }
+        }
+        Poll::Ready(this.data.take().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets() {
+        let here = "http://fe:8030/api/d/t/_stream_load";
+        let abs = HeaderValue::from_static("http://be:8040/api/d/t/_stream_load");
+        assert_eq!(
+            redirect_target(here, Some(abs)).ok().as_deref(),
+            Some("http://be:8040/api/d/t/_stream_load")
+        );
+        let rel = HeaderValue::from_static("/api/x/get_load_state?label=l");
+        assert_eq!(
+            redirect_target(here, Some(rel)).ok().as_deref(),
+            Some("http://fe:8030/api/x/get_load_state?label=l")
+        );
+        assert!(matches!(
+            redirect_target(here, None),
+            Err(RequestError::Redirect { .. })
+        ));
+    }
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("orders_2024-x"), "orders_2024-x");
+        assert_eq!(encode_segment("a b/ü"), "a%20b%2F%C3%BC");
+    }
+
+    #[test]
+    fn https_is_refused_up_front() {
+        let err = StreamLoadClient::new(StreamLoadConfig::new("https://fe:8030", "root", ""));
+        assert!(matches!(err, Err(RequestError::Invalid(_))));
+        let mut config = StreamLoadConfig::new("http://fe:8030", "root", "");
+        config.load_via = LoadVia::Be(Vec::new());
+        assert!(matches!(
+            StreamLoadClient::new(config),
+            Err(RequestError::Invalid(_))
+        ));
+    }
+}

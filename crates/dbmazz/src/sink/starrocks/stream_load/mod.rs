@@ -1,0 +1,22 @@
+//! StarRocks Stream Load: the HTTP client, its typed answers, and the label/outcome rules that
+//! turn a batch into a durable load (DESIGN §3, docs/starrocks-spec.md §1, §2, §10).
+//!
+//! * `client` — `PUT /api/{db}/{table}/_stream_load` with `Expect: 100-continue` (the body
+//!   is held until the `100`), the FE's 307 followed with credentials, keep-alive BE
+//!   connections, optional direct-to-BE and gzip; `get_load_state`.
+//! * `response` — the result JSON and label states; HTTP 200 alone means nothing.
+//! * `retry` — retryable vs permanent failures, exponential backoff with jitter.
+//! * `outcome` — `load_batch`: same label on every attempt, unknown outcomes resolved by label
+//!   state before anything else is sent.
+
+mod client;
+mod outcome;
+mod response;
+mod retry;
+
+pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
+pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
+pub use response::{
+    ExistingJob, LabelState, LabelStateAnswer, LoadStatus, ParseError, StreamLoadResponse,
+};
+pub use retry::{classify_fail, FailureClass, RetryPolicy};
