@@ -71,6 +71,16 @@ struct Args {
     /// Where the per-run state directories go (default: the system temp dir).
     #[arg(long)]
     state_root: Option<PathBuf>,
+    /// Do not create slots: they exist already (profiling against a long-lived cluster).
+    #[arg(long)]
+    existing_slots: bool,
+    /// Experiment: run the replicator loop in a spawned task on a runtime worker instead of on
+    /// the `block_on` thread (where `dbmazz`'s main runs it).
+    #[arg(long)]
+    loop_on_worker: bool,
+    /// Experiment: tokio worker threads (default: tokio's default, one per CPU).
+    #[arg(long)]
+    worker_threads: Option<usize>,
     /// Give up on one drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
@@ -198,6 +208,18 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
+/// (read syscalls, bytes read) of this process so far, from /proc/self/io (`syscr`, `rchar`):
+/// how many socket reads a drain took and how big they were on average.
+fn read_io() -> (u64, u64) {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |key: &str| {
+        io.lines()
+            .find_map(|line| line.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("syscr:"), field("rchar:"))
+}
+
 /// A `kB` line of /proc/self/status (`VmHWM`, `VmRSS`).
 fn status_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -261,6 +283,8 @@ struct Outcome {
     secs: f64,
     cpu: f64,
     transactions: u64,
+    reads: u64,
+    read_bytes: u64,
 }
 
 async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
@@ -277,14 +301,30 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     let sink = Arc::new(CountingSink::new(args.expected_events, shutdown.clone()));
 
     let cpu0 = cpu_secs();
+    let io0 = read_io();
     let started = Instant::now();
-    let run = replicator::run(&config, Arc::clone(&sink), shutdown_rx, None);
-    let result = match tokio::time::timeout(Duration::from_secs(args.timeout_secs), run).await {
-        Ok(result) => result.map_err(|error| error.to_string()),
-        Err(_) => Err(format!("no result after {}s", args.timeout_secs)),
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let result = if args.loop_on_worker {
+        let task_sink = Arc::clone(&sink);
+        let task = tokio::spawn(async move {
+            let run = replicator::run(&config, task_sink, shutdown_rx, None);
+            tokio::time::timeout(timeout, run).await
+        });
+        match task.await {
+            Ok(Ok(result)) => result.map_err(|error| error.to_string()),
+            Ok(Err(_)) => Err(format!("no result after {}s", args.timeout_secs)),
+            Err(error) => Err(format!("task: {error}")),
+        }
+    } else {
+        let run = replicator::run(&config, Arc::clone(&sink), shutdown_rx, None);
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("no result after {}s", args.timeout_secs)),
+        }
     };
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
+    let io1 = read_io();
     let _ = std::fs::remove_dir_all(&state_dir);
     let (ok, transactions) = match result {
         Ok(summary) => (sink.events() == args.expected_events, summary.stats.transactions),
@@ -300,6 +340,8 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
         secs,
         cpu,
         transactions,
+        reads: io1.0 - io0.0,
+        read_bytes: io1.1 - io0.1,
     })
 }
 
@@ -315,7 +357,8 @@ fn result_line(outcome: &Outcome) -> String {
     format!(
         "RESULT ok={} events={} inserts={} updates={} deletes={} batches={} max_batch={} \
          secs={:.3} events_per_s={:.0} cpu_s={:.2} vmhwm_kb={} vmrss_kb={} ack_secs={:.3} \
-         first_batch_secs={:.3} transactions={}",
+         first_batch_secs={:.3} transactions={} read_syscalls={} read_mib={:.1} \
+         avg_read_bytes={:.0}",
         outcome.ok,
         events,
         sink.inserts.load(Ordering::Relaxed),
@@ -331,6 +374,9 @@ fn result_line(outcome: &Outcome) -> String {
         ms(&sink.done),
         ms(&sink.first_batch),
         outcome.transactions,
+        outcome.reads,
+        outcome.read_bytes as f64 / 1048576.0,
+        outcome.read_bytes as f64 / outcome.reads.max(1) as f64,
     )
 }
 
@@ -343,13 +389,19 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // Built like `dbmazz`'s main: multi-threaded, the stream loop on the block_on thread.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.worker_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
 
     let mut stdout = std::io::stdout().lock();
-    if let Err(error) = runtime.block_on(create_slots(&args)) {
+    let prepared = if args.existing_slots {
+        Ok(())
+    } else {
+        runtime.block_on(create_slots(&args))
+    };
+    if let Err(error) = prepared {
         eprintln!("prepare failed: {error}");
         let _ = writeln!(stdout, "FAILED {error}");
         return std::process::ExitCode::FAILURE;
