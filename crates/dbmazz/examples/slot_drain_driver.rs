@@ -208,18 +208,6 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// (read syscalls, bytes read) of this process so far, from /proc/self/io (`syscr`, `rchar`):
-/// how many socket reads a drain took and how big they were on average.
-fn read_io() -> (u64, u64) {
-    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
-    let field = |key: &str| {
-        io.lines()
-            .find_map(|line| line.strip_prefix(key)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("syscr:"), field("rchar:"))
-}
-
 /// A `kB` line of /proc/self/status (`VmHWM`, `VmRSS`).
 fn status_kb(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -283,16 +271,11 @@ struct Outcome {
     secs: f64,
     cpu: f64,
     transactions: u64,
-    reads: u64,
-    read_bytes: u64,
 }
 
 async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     let root = args.state_root.clone().unwrap_or_else(std::env::temp_dir);
-    let state_dir = root.join(format!(
-        "dbmazz-bench-{}-{index}",
-        std::process::id()
-    ));
+    let state_dir = root.join(format!("dbmazz-bench-{}-{index}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state_dir);
     std::fs::create_dir_all(&state_dir)
         .map_err(|error| format!("state dir {}: {error}", state_dir.display()))?;
@@ -301,7 +284,6 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     let sink = Arc::new(CountingSink::new(args.expected_events, shutdown.clone()));
 
     let cpu0 = cpu_secs();
-    let io0 = read_io();
     let started = Instant::now();
     let timeout = Duration::from_secs(args.timeout_secs);
     let result = if args.loop_on_worker {
@@ -324,10 +306,12 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     };
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
-    let io1 = read_io();
     let _ = std::fs::remove_dir_all(&state_dir);
     let (ok, transactions) = match result {
-        Ok(summary) => (sink.events() == args.expected_events, summary.stats.transactions),
+        Ok(summary) => (
+            sink.events() == args.expected_events,
+            summary.stats.transactions,
+        ),
         Err(error) => {
             tracing::error!(slot = %args.slot(index), %error, "drain failed");
             eprintln!("drain of {} failed: {error}", args.slot(index));
@@ -340,8 +324,6 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
         secs,
         cpu,
         transactions,
-        reads: io1.0 - io0.0,
-        read_bytes: io1.1 - io0.1,
     })
 }
 
@@ -357,8 +339,7 @@ fn result_line(outcome: &Outcome) -> String {
     format!(
         "RESULT ok={} events={} inserts={} updates={} deletes={} batches={} max_batch={} \
          secs={:.3} events_per_s={:.0} cpu_s={:.2} vmhwm_kb={} vmrss_kb={} ack_secs={:.3} \
-         first_batch_secs={:.3} transactions={} read_syscalls={} read_mib={:.1} \
-         avg_read_bytes={:.0}",
+         first_batch_secs={:.3} transactions={}",
         outcome.ok,
         events,
         sink.inserts.load(Ordering::Relaxed),
@@ -374,9 +355,6 @@ fn result_line(outcome: &Outcome) -> String {
         ms(&sink.done),
         ms(&sink.first_batch),
         outcome.transactions,
-        outcome.reads,
-        outcome.read_bytes as f64 / 1048576.0,
-        outcome.read_bytes as f64 / outcome.reads.max(1) as f64,
     )
 }
 
