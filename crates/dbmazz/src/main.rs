@@ -114,26 +114,16 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let shutdown = shutdown_on_signals();
-    let result = match config.sink.kind {
-        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
-        SinkKind::File => {
-            let path = config.sink.file.as_ref().map(|file| file.path.clone());
-            match path.as_deref().map(FileSink::open) {
-                Some(Ok(sink)) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
-                Some(Err(error)) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(EXIT_ERROR);
-                }
-                None => return ExitCode::from(EXIT_CONFIG),
-            }
+    // The stream loop runs on a runtime worker, not on the block_on thread: otherwise every
+    // socket readiness and sink completion is a cross-thread wake-up (docs/benchmarks.md).
+    let task = tokio::spawn(async move { run_sink(config, shutdown).await });
+    let result = match task.await {
+        Ok(Some(result)) => result,
+        Ok(None) => return ExitCode::from(EXIT_ERROR),
+        Err(error) => {
+            eprintln!("error: the stream task failed: {error}");
+            return ExitCode::from(EXIT_ERROR);
         }
-        SinkKind::Starrocks => match dbmazz::sink::starrocks::connect_sink(&config).await {
-            Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_ERROR);
-            }
-        },
     };
     match result {
         Ok(summary) => {
@@ -152,6 +142,34 @@ async fn run(args: RunArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Runs the configured sink; `None` when the sink could not be set up (already reported).
+async fn run_sink(
+    config: Config,
+    shutdown: watch::Receiver<bool>,
+) -> Option<Result<replicator::RunSummary, RunError>> {
+    let result = match config.sink.kind {
+        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
+        SinkKind::File => {
+            let path = config.sink.file.as_ref().map(|file| file.path.clone())?;
+            match FileSink::open(&path) {
+                Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return None;
+                }
+            }
+        }
+        SinkKind::Starrocks => match dbmazz::sink::starrocks::connect_sink(&config).await {
+            Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return None;
+            }
+        },
+    };
+    Some(result)
 }
 
 /// The error and its causes on one line.
