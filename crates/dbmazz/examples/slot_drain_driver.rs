@@ -388,8 +388,7 @@ fn main() -> std::process::ExitCode {
     let _ = stdout.flush();
 
     let stdin = std::io::stdin();
-    let mut index = 0;
-    for line in stdin.lock().lines() {
+    for (index, line) in stdin.lock().lines().enumerate() {
         let Ok(_line) = line else { break };
         let line = if index >= args.pipelines {
             eprintln!("no slot left: {} pipelines were prepared", args.pipelines);
@@ -409,7 +408,6 @@ fn main() -> std::process::ExitCode {
                 }
             }
         };
-        index += 1;
         eprintln!("{line}");
         let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
