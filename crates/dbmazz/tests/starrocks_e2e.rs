@@ -12,7 +12,7 @@ use dbmazz::sink::starrocks::{
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, LoadStatus};
 use tokio::sync::watch;
 
-use crate::support::{eventually, start_pg, stream_config, TempDir, PG_VERSIONS};
+use crate::support::{start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS};
 
 /// Loads through the emulator's in-process Stream Load (same checks as over HTTP).
 struct EmulatorLoader {
@@ -172,16 +172,8 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
         pg.psql("shop", SCHEMA).unwrap();
         let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
         let (shutdown, task, _state) = start(&pg, &emulator, DeleteMode::Hard).await;
-        eventually(Duration::from_secs(30), "slot", || async {
-            let active = pg
-                .psql(
-                    "shop",
-                    "SELECT count(*) FROM pg_replication_slots WHERE active",
-                )
-                .ok()?;
-            (active == "1").then_some(())
-        })
-        .await;
+        // The replicator creates the slot; write only once it streams.
+        wait_for_streaming(&pg).await;
         pg.psql(
             "shop",
             "INSERT INTO orders SELECT g, 'new', g * 1.5, repeat(md5(g::text), 200) FROM generate_series(1, 300) g;
@@ -261,16 +253,8 @@ async fn over_http_with_faults_the_tables_converge() {
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     });
-    eventually(Duration::from_secs(30), "slot", || async {
-        let active = pg
-            .psql(
-                "shop",
-                "SELECT count(*) FROM pg_replication_slots WHERE active",
-            )
-            .ok()?;
-        (active == "1").then_some(())
-    })
-    .await;
+    // The replicator creates the slot; write only once it streams.
+    wait_for_streaming(&pg).await;
     for round in 0..6 {
         pg.psql(
             "shop",

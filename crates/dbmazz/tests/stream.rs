@@ -11,7 +11,9 @@ use dbmazz::sink::{RecordedOp, RecordingSink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::support::{eventually, start_pg, stream_config, TempDir, PG_VERSIONS};
+use crate::support::{
+    eventually, start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), note text);
@@ -106,17 +108,8 @@ async fn changes_arrive_in_commit_order_with_their_values() {
     for major in PG_VERSIONS {
         let pg = prepare(major);
         let running = Running::start(&pg, "shop");
-        // Wait until the slot exists (created by the replicator) before writing.
-        eventually(Duration::from_secs(30), "slot", || async {
-            let slots = pg
-                .psql(
-                    "shop",
-                    "SELECT count(*) FROM pg_replication_slots WHERE active",
-                )
-                .ok()?;
-            (slots == "1").then_some(())
-        })
-        .await;
+        // The replicator creates the slot; write only once it streams.
+        wait_for_streaming(&pg).await;
         let big = "x".repeat(10_000);
         pg.psql(
             "shop",
@@ -200,16 +193,8 @@ async fn a_streamed_200k_row_transaction_arrives_whole_and_rolled_back_savepoint
     for major in PG_VERSIONS {
         let pg = prepare(major);
         let running = Running::start(&pg, "shop");
-        eventually(Duration::from_secs(30), "slot", || async {
-            let slots = pg
-                .psql(
-                    "shop",
-                    "SELECT count(*) FROM pg_replication_slots WHERE active",
-                )
-                .ok()?;
-            (slots == "1").then_some(())
-        })
-        .await;
+        // The replicator creates the slot; write only once it streams.
+        wait_for_streaming(&pg).await;
         pg.psql(
             "shop",
             "BEGIN;
@@ -264,16 +249,8 @@ async fn a_streamed_200k_row_transaction_arrives_whole_and_rolled_back_savepoint
 async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     let pg = prepare(15);
     let running = Running::start(&pg, "shop");
-    eventually(Duration::from_secs(30), "slot", || async {
-        let slots = pg
-            .psql(
-                "shop",
-                "SELECT count(*) FROM pg_replication_slots WHERE active",
-            )
-            .ok()?;
-        (slots == "1").then_some(())
-    })
-    .await;
+    // The replicator creates the slot; write only once it streams.
+    wait_for_streaming(&pg).await;
     // A second pipeline on the same slot (own state dir) is refused, naming the slot.
     let other_state = TempDir::new("dbmazz-stream-test");
     let config = stream_config(

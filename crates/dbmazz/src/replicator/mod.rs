@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::decode::{DecoderOptions, ReplicationMessage};
 use crate::pipeline::{CoreStats, StreamCore};
 use crate::sink::Sink;
-use crate::source::{ReplicationWriter, SourceError};
+use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
 
@@ -99,6 +99,7 @@ pub async fn stream<S: Sink>(
 
     let result: Result<(), RunError> = loop {
         let deadline = core.next_deadline();
+        let mut read_a_frame = false;
         tokio::select! {
             biased;
             changed = shutdown.changed() => {
@@ -113,7 +114,7 @@ pub async fn stream<S: Sink>(
             }
             frame = reader.next_copy_data(), if core.can_read() => {
                 match handle_frame(frame, &mut core, &mut writer, &mut feedback).await {
-                    Ok(()) => {}
+                    Ok(()) => read_a_frame = true,
                     Err(error) => break Err(error),
                 }
             }
@@ -137,6 +138,15 @@ pub async fn stream<S: Sink>(
                         reading: core.can_read(),
                     });
                 }
+            }
+        }
+        // Handle the rest of that socket read without a select! round (and its wake-ups) per
+        // message; bounded so completions, timers and shutdown are not starved.
+        if read_a_frame {
+            if let Err(error) =
+                drain_buffered(&mut reader, &mut core, &mut writer, &mut feedback).await
+            {
+                break Err(error);
             }
         }
     };
@@ -186,6 +196,27 @@ async fn handle_frame<S: Sink>(
             if reply_requested {
                 feedback.maybe_send(writer, core, true).await?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Frames handled per wake-up at most before the select! loop runs again.
+const MAX_FRAMES_PER_WAKEUP: usize = 4096;
+
+async fn drain_buffered<S: Sink>(
+    reader: &mut ReplicationReader,
+    core: &mut StreamCore<S>,
+    writer: &mut ReplicationWriter,
+    feedback: &mut Feedback,
+) -> Result<(), RunError> {
+    for _ in 0..MAX_FRAMES_PER_WAKEUP {
+        if !core.can_read() {
+            break;
+        }
+        match reader.try_next_buffered()? {
+            Some(frame) => handle_frame(Ok(Some(frame)), core, writer, feedback).await?,
+            None => break,
         }
     }
     Ok(())

@@ -33,7 +33,9 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::config::PgConnectConfig;
-use super::connection::{protocol, read_frame, unexpected, AuthMethod, Connection, Transport};
+use super::connection::{
+    protocol, read_frame, split_frame, unexpected, AuthMethod, Connection, Frame, Transport,
+};
 use super::error::{ServerErrorFields, SourceError};
 use crate::Lsn;
 
@@ -418,25 +420,48 @@ impl ReplicationReader {
     /// A payload shares its read chunk (≥ 256 KiB) with its neighbours and keeps it alive;
     /// copy out what must be held for long (e.g. a spilled transaction's values).
     pub async fn next_copy_data(&mut self) -> Result<Option<Bytes>, SourceError> {
-        if self.finished {
-            return Ok(None);
-        }
         loop {
-            let frame = read_frame(&mut self.read, &mut self.buf).await?;
-            match frame.tag {
-                b'd' => return Ok(Some(frame.body)),
-                b'c' => {
-                    self.finished = true;
-                    return Ok(None);
-                }
-                b'E' => {
-                    let fields = ServerErrorFields::parse(&frame.body);
-                    return Err(SourceError::from_server(fields, &self.user).for_slot(&self.slot));
-                }
-                // Notices, parameter changes, notifications: not part of the stream.
-                b'N' | b'S' | b'A' => {}
-                other => return Err(unexpected(other, "replication streaming")),
+            if self.finished {
+                return Ok(None);
             }
+            let frame = read_frame(&mut self.read, &mut self.buf).await?;
+            if let Some(payload) = self.accept(frame)? {
+                return Ok(Some(payload));
+            }
+        }
+    }
+
+    /// The next CopyData payload that is already complete in the read buffer, without touching
+    /// the socket: lets the caller handle a whole socket read per wake-up. `None` when nothing
+    /// complete is buffered or the stream ended (then [`Self::next_copy_data`] says which).
+    pub fn try_next_buffered(&mut self) -> Result<Option<Bytes>, SourceError> {
+        while !self.finished {
+            let Some(frame) = split_frame(&mut self.buf)? else {
+                return Ok(None);
+            };
+            if let Some(payload) = self.accept(frame)? {
+                return Ok(Some(payload));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A backend message during streaming: the CopyData payload, or `None` for messages that
+    /// are not part of the stream (and for CopyDone, which ends it).
+    fn accept(&mut self, frame: Frame) -> Result<Option<Bytes>, SourceError> {
+        match frame.tag {
+            b'd' => Ok(Some(frame.body)),
+            b'c' => {
+                self.finished = true;
+                Ok(None)
+            }
+            b'E' => {
+                let fields = ServerErrorFields::parse(&frame.body);
+                Err(SourceError::from_server(fields, &self.user).for_slot(&self.slot))
+            }
+            // Notices, parameter changes, notifications: not part of the stream.
+            b'N' | b'S' | b'A' => Ok(None),
+            other => Err(unexpected(other, "replication streaming")),
         }
     }
 

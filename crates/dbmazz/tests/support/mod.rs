@@ -93,3 +93,22 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until one replication slot of `pg` is active (the replicator created it and streams),
+/// so that what a test writes next is captured.
+pub async fn wait_for_streaming(pg: &LocalPg) {
+    eventually(
+        Duration::from_secs(30),
+        "an active replication slot",
+        || async {
+            let active = pg
+                .psql(
+                    "postgres",
+                    "SELECT count(*) FROM pg_replication_slots WHERE active",
+                )
+                .ok()?;
+            (active == "1").then_some(())
+        },
+    )
+    .await;
+}
