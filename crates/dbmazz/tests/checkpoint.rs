@@ -233,6 +233,13 @@ async fn after_kill_9_every_committed_change_arrives_in_order() {
         let mut next_id = 1;
         let mut restarts: Vec<(usize, Lsn)> = Vec::new();
         for round in 0..4 {
+            // Where this run starts, read before it can write anything: the previous process
+            // is dead, so the file and the slot are still. (Slot position 0 before the
+            // first run: the slot does not exist yet.)
+            restarts.push((
+                read_changes(&changes_path).len(),
+                confirmed_flush(&pg, "kill_slot").unwrap_or(Lsn::ZERO),
+            ));
             let log_path = dir.0.join("dbmazz.log");
             let mut child = spawn_dbmazz(&config_path, &log_path);
             let started = Instant::now();
@@ -254,10 +261,6 @@ async fn after_kill_9_every_committed_change_arrives_in_order() {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            restarts.push((
-                read_changes(&changes_path).len(),
-                confirmed_flush(&pg, "kill_slot").unwrap(),
-            ));
             // Write while it streams, then kill it at a random moment.
             let batches = if round == 3 { total_batches } else { 3 };
             for _ in 0..batches {
