@@ -123,9 +123,24 @@ pub struct StarRocksConfig {
     /// numeric wider than DECIMAL(38): `decimal` (DECIMAL(38,9), loss detected) or `string`.
     #[serde(default)]
     pub wide_numeric: crate::schema::type_map::WideNumeric,
+    /// Types dbmazz does not know (user-defined: enums, composites, extension types): `text`
+    /// (default: store their text form) or `reject` (`dbmazz check` and the sink refuse them).
+    #[serde(default)]
+    pub unknown_types: crate::schema::type_map::UnknownTypes,
     /// PROPERTIES of created tables, e.g. `{ replication_num = "1" }`.
     #[serde(default)]
     pub table_properties: std::collections::BTreeMap<String, String>,
+}
+
+impl StarRocksConfig {
+    /// The type map options these settings choose (the sink and `dbmazz check` share them).
+    pub fn type_map_options(&self) -> crate::schema::TypeMapOptions {
+        crate::schema::TypeMapOptions {
+            lossy_policy: self.lossy_policy,
+            wide_numeric: self.wide_numeric,
+            unknown_types: self.unknown_types,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -86,11 +86,7 @@ pub async fn connect_sink(
         create_tables: starrocks.create_tables,
         delete_mode: starrocks.delete_mode,
         audit_columns: starrocks.audit_columns,
-        type_options: crate::schema::type_map::TypeMapOptions {
-            lossy_policy: starrocks.lossy_policy,
-            wide_numeric: starrocks.wide_numeric,
-            ..Default::default()
-        },
+        type_options: starrocks.type_map_options(),
         table_properties: starrocks
             .table_properties
             .iter()

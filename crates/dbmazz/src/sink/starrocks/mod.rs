@@ -45,5 +45,8 @@ pub use encode::{
 };
 pub use loader::{connect_sink, HttpLoader};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
-pub use sink::{LoadFailure, LoadRequest, Loader, StarRocksSink, StarRocksSinkOptions};
+pub use sink::{
+    missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StarRocksSink,
+    StarRocksSinkOptions, UnsupportedColumn,
+};
 pub use values::LossyReason;
