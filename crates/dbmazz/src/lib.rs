@@ -3,7 +3,9 @@
 //! The modules follow the data flow:
 //! `source` → `decode` → `schema` → `pipeline` → `sink` → `checkpoint`.
 
+pub mod check;
 pub mod checkpoint;
+pub mod cleanup;
 pub mod config;
 pub mod decode;
 pub mod local_pg;

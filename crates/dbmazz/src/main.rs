@@ -39,6 +39,25 @@ enum LogFormat {
 enum Command {
     /// Stream changes from the publication's tables until stopped (SIGINT/SIGTERM).
     Run(RunArgs),
+    /// Preflight both sides without changing anything: one line per check (ok, warn, fail) with
+    /// the fix. Exit code 0 when nothing failed (warnings allowed), 1 on any fail, 2 on a bad config.
+    Check(RunArgs),
+    /// Drop the replication slot and the publication (after a confirmation). Refuses while a
+    /// process streams from the slot. StarRocks tables are not touched.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(clap::Args)]
+struct CleanupArgs {
+    #[command(flatten)]
+    config: RunArgs,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Also remove state_dir/state.json (the record of which slot this state_dir streamed
+    /// from). Do this to re-snapshot from scratch; without it, the next start reports the lost slot.
+    #[arg(long)]
+    state: bool,
 }
 
 #[derive(clap::Args)]
@@ -101,6 +120,8 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Check(args) => check(args).await,
+            Command::Cleanup(args) => cleanup(args).await,
         }
     })
 }
@@ -138,6 +159,86 @@ async fn run(args: RunArgs) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+fn load_config(args: &RunArgs) -> Result<Config, ExitCode> {
+    Config::load(args.config.as_deref(), &args.overrides()).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+async fn check(args: RunArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let report = dbmazz::check::run_checks(&config).await;
+    print!("{}", dbmazz::check::render(&report));
+    if report.has_failures() {
+        ExitCode::from(EXIT_ERROR)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn cleanup(args: CleanupArgs) -> ExitCode {
+    let config = match load_config(&args.config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    let plan = match dbmazz::cleanup::plan(&config, args.state).await {
+        Ok(plan) => plan,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    if plan.is_empty() {
+        eprintln!(
+            "nothing to clean up: no slot {:?}, no publication {:?}{}",
+            config.source.slot,
+            config.source.publication,
+            if args.state { ", no state file" } else { "" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("dbmazz cleanup will remove:");
+    for line in plan.describe() {
+        eprintln!("  - {line}");
+    }
+    if !args.yes && !confirmed() {
+        return ExitCode::from(EXIT_ERROR);
+    }
+    match plan.execute(&config).await {
+        Ok(done) => {
+            for line in done {
+                eprintln!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Asks on the terminal; refuses without one (a script must say --yes).
+fn confirmed() -> bool {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        eprintln!("refusing to drop without confirmation: stdin is not a terminal (pass --yes)");
+        return false;
+    }
+    eprint!("Type \"yes\" to drop them: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() || answer.trim() != "yes" {
+        eprintln!("aborted: nothing was dropped");
+        return false;
+    }
+    true
 }
 
 /// Runs the configured sink; `None` when the sink could not be set up (already reported).

@@ -2,7 +2,9 @@
 
 mod support;
 
+mod check;
 mod checkpoint;
+mod cleanup;
 mod local_pg;
 mod memory;
 mod replication_client;

@@ -1,0 +1,306 @@
+//! `dbmazz check` against real PostgreSQL clusters and the in-process StarRocks emulator: a
+//! misconfigured source reports each problem with its fix and exits 1; a good setup is all ok
+//! and exits 0. The exit codes come from the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use dbmazz::check::{render, run_checks, CheckReport, CheckStatus};
+use dbmazz::config::Config;
+use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+
+use crate::support::{start_pg, TempDir, PG_VERSIONS};
+
+/// Writes a dbmazz.toml for `url` streaming `tables`, into `dir`; `sink` is the `[sink…]` part.
+pub fn write_config(dir: &TempDir, url: &str, tables: &[&str], sink: &str) -> PathBuf {
+    let tables = tables
+        .iter()
+        .map(|table| format!("\"{table}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        r#"
+state_dir = "{state}"
+[source]
+url = "{url}"
+tables = [{tables}]
+status_interval = "1s"
+[batch]
+max_wait = "100ms"
+[http]
+listen = ""
+{sink}
+"#,
+        state = dir.0.join("state").display(),
+    );
+    let path = dir.0.join("dbmazz.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn load(path: &Path) -> Config {
+    let text = std::fs::read_to_string(path).unwrap();
+    Config::from_toml(&text).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Runs the built `dbmazz` binary with `args` (stdin closed) off the async threads, so an
+/// in-process emulator keeps serving meanwhile.
+pub async fn dbmazz(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dbmazz"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn starrocks_sink(emulator: &EmulatorHandle, create_tables: bool) -> String {
+    format!(
+        r#"
+[sink]
+type = "starrocks"
+[sink.starrocks]
+fe_http = "http://{fe}"
+mysql = "{mysql}"
+user = "root"
+password = ""
+database = "shop"
+create_tables = {create_tables}
+unknown_types = "reject"
+"#,
+        fe = emulator.fe_http_addr(),
+        mysql = emulator.mysql_addr().unwrap(),
+    )
+}
+
+/// The one line about `subject` (exact match), with its status.
+fn line<'a>(report: &'a CheckReport, subject: &str) -> &'a dbmazz::check::CheckLine {
+    report
+        .lines
+        .iter()
+        .find(|line| line.subject == subject)
+        .unwrap_or_else(|| panic!("no line about {subject:?} in\n{}", render(report)))
+}
+
+fn assert_line(report: &CheckReport, subject: &str, status: CheckStatus, fix_has: &str) {
+    let found = line(report, subject);
+    assert_eq!(found.status, status, "{subject}\n{}", render(report));
+    let fix = found.fix.as_deref().unwrap_or("");
+    assert!(
+        fix.contains(fix_has),
+        "fix of {subject:?} lacks {fix_has:?}\n{}",
+        render(report)
+    );
+}
+
+const BROKEN_SCHEMA: &str = "
+CREATE ROLE app LOGIN;
+CREATE TYPE mood AS ENUM ('sad', 'fine');
+CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric, note text);
+CREATE TABLE events (at timestamptz, payload text);
+CREATE TABLE people (id int PRIMARY KEY, feeling mood);
+CREATE TABLE secrets (id int PRIMARY KEY, v text);
+GRANT SELECT ON orders, events, people TO app;
+";
+
+/// ~3 s: one PostgreSQL 15 cluster, one emulator, one run of the binary.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
+    let pg = start_pg(
+        15,
+        LocalPgOptions::default().setting("wal_level", "replica"),
+    );
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", BROKEN_SCHEMA).unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let dir = TempDir::new("dbmazz-check-broken");
+    // Trust authentication: the role needs no password.
+    let url = format!("postgres://app@127.0.0.1:{}/shop", pg.port());
+    let tables = [
+        "public.orders",
+        "public.events",
+        "public.people",
+        "public.secrets",
+    ];
+    let path = write_config(&dir, &url, &tables, &starrocks_sink(&emulator, false));
+
+    let report = run_checks(&load(&path)).await;
+    eprintln!("{}", render(&report));
+    assert_line(
+        &report,
+        "wal_level",
+        CheckStatus::Fail,
+        "ALTER SYSTEM SET wal_level = logical",
+    );
+    assert_line(
+        &report,
+        "REPLICATION privilege",
+        CheckStatus::Fail,
+        "ALTER ROLE \"app\" WITH REPLICATION",
+    );
+    assert_line(
+        &report,
+        "publication dbmazz_pub",
+        CheckStatus::Fail,
+        "CREATE PUBLICATION \"dbmazz_pub\" FOR TABLE \"public\".\"orders\"",
+    );
+    assert_line(
+        &report,
+        "SELECT on public.secrets",
+        CheckStatus::Fail,
+        "GRANT SELECT ON \"public\".\"secrets\" TO \"app\"",
+    );
+    assert_line(
+        &report,
+        "key of public.events",
+        CheckStatus::Fail,
+        "ADD PRIMARY KEY",
+    );
+    assert_line(
+        &report,
+        "column public.people.feeling",
+        CheckStatus::Fail,
+        "unknown_types",
+    );
+    assert_line(
+        &report,
+        "column public.orders.amount",
+        CheckStatus::Warn,
+        "wide_numeric",
+    );
+    assert!(line(&report, "column public.orders.amount")
+        .message
+        .contains("lossy_policy = \"null\""));
+    assert_line(
+        &report,
+        "StarRocks database shop",
+        CheckStatus::Fail,
+        "CREATE DATABASE `shop`",
+    );
+    // What is fine says so.
+    assert_eq!(
+        line(&report, "key of public.orders").status,
+        CheckStatus::Ok
+    );
+    assert_eq!(
+        line(&report, "replication slot dbmazz_slot").status,
+        CheckStatus::Ok
+    );
+    assert_eq!(line(&report, "StarRocks FE HTTP").status, CheckStatus::Ok);
+
+    let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("fail  wal_level: replica")
+            && stdout.contains("      fix: ALTER SYSTEM SET wal_level = logical"),
+        "{stdout}"
+    );
+    emulator.shutdown().await;
+}
+
+const GOOD_SCHEMA: &str = "
+CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), doc jsonb);
+CREATE TABLE items (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
+CREATE PUBLICATION dbmazz_pub FOR TABLE orders, items;
+";
+
+/// ~3 s per PostgreSQL version: every check ok and exit 0; then an incompatible table fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_is_all_ok_on_a_good_setup_and_exits_0() {
+    for major in PG_VERSIONS {
+        check_good_setup(start_pg(major, LocalPgOptions::default())).await;
+    }
+}
+
+async fn check_good_setup(pg: LocalPg) {
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", GOOD_SCHEMA).unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    emulator
+        .execute_sql(None, "CREATE DATABASE shop")
+        .await
+        .unwrap();
+    emulator
+        .execute_sql(
+            Some("shop"),
+            "CREATE TABLE items (order_id BIGINT NOT NULL, line INT NOT NULL, qty INT NULL) \
+             PRIMARY KEY (order_id, line) DISTRIBUTED BY HASH (order_id, line)",
+        )
+        .await
+        .unwrap();
+    let dir = TempDir::new("dbmazz-check-good");
+    let path = write_config(
+        &dir,
+        &pg.url("shop"),
+        &["public.orders", "public.items"],
+        &starrocks_sink(&emulator, true),
+    );
+
+    let report = run_checks(&load(&path)).await;
+    eprintln!("{}", render(&report));
+    assert_eq!(
+        report.worst(),
+        CheckStatus::Ok,
+        "PostgreSQL {}:\n{}",
+        pg.major_version(),
+        render(&report)
+    );
+    assert!(line(&report, "PostgreSQL version")
+        .message
+        .contains(if pg.major_version() >= 16 {
+            "protocol v4"
+        } else {
+            "protocol v2"
+        }));
+    assert!(line(&report, "StarRocks table shop.orders")
+        .message
+        .contains("creates it"));
+    assert!(line(&report, "StarRocks table shop.items")
+        .message
+        .contains("exists"));
+    let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(" 0 warn, 0 fail"), "{stdout}");
+
+    // A StarRocks table that lacks a column the PostgreSQL table has is reported by name.
+    emulator
+        .execute_sql(
+            Some("shop"),
+            "CREATE TABLE orders (id BIGINT NOT NULL, status VARCHAR(100) NULL) \
+             PRIMARY KEY (id) DISTRIBUTED BY HASH (id)",
+        )
+        .await
+        .unwrap();
+    let report = run_checks(&load(&path)).await;
+    let orders = line(&report, "StarRocks table shop.orders");
+    assert_eq!(orders.status, CheckStatus::Fail, "{}", render(&report));
+    assert!(
+        orders.message.contains("amount DECIMAL(12,2)") && orders.message.contains("doc JSON"),
+        "{}",
+        orders.message
+    );
+    emulator.shutdown().await;
+}
+
+/// A config that does not load is exit code 2, before anything connects. ~0.1 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_exits_2_on_a_bad_config() {
+    let dir = TempDir::new("dbmazz-check-config");
+    let path = dir.0.join("dbmazz.toml");
+    std::fs::write(
+        &path,
+        "[source]\nurl = \"postgres://x@127.0.0.1:1/db\"\nslot = \"Bad-Slot\"\n",
+    )
+    .unwrap();
+    let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("source.slot"), "{stderr}");
+}

@@ -1,0 +1,103 @@
+//! `dbmazz cleanup` (the built binary) against a real PostgreSQL: it refuses while a process
+//! streams from the slot (naming the PID) and without confirmation; with `--yes` the slot and
+//! the publication are gone, and `--state` also removes state.json.
+
+use std::sync::Arc;
+
+use dbmazz::check::{run_checks, CheckStatus};
+use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::replicator;
+use dbmazz::sink::NoopSink;
+use tokio::sync::watch;
+
+use crate::check::{dbmazz, load, write_config};
+use crate::support::{start_pg, wait_for_streaming, TempDir};
+
+fn count(pg: &LocalPg, sql: &str) -> String {
+    pg.psql("shop", sql).unwrap()
+}
+
+/// ~4 s: one PostgreSQL 15 cluster, a short in-process stream, five runs of the binary.
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, note text)",
+    )
+    .unwrap();
+    let dir = TempDir::new("dbmazz-cleanup");
+    let path = write_config(
+        &dir,
+        &pg.url("shop"),
+        &["public.orders"],
+        "[sink]\ntype = \"noop\"",
+    );
+    let config = path.to_str().unwrap();
+
+    let run_config = load(&path);
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        replicator::run(&run_config, Arc::new(NoopSink), stopped, None).await
+    });
+    wait_for_streaming(&pg).await;
+    let pid = count(
+        &pg,
+        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'dbmazz_slot'",
+    );
+
+    let refused = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("in use by PID {pid}")), "{stderr}");
+    // check says the same.
+    let report = run_checks(&load(&path)).await;
+    let slot = report.about("replication slot dbmazz_slot").next().unwrap();
+    assert_eq!(slot.status, CheckStatus::Fail);
+    assert!(
+        slot.message.contains(&format!("PID {pid}")),
+        "{}",
+        slot.message
+    );
+
+    stop.send_replace(true);
+    task.await
+        .unwrap()
+        .unwrap_or_else(|error| panic!("{error}"));
+
+    // Without a terminal and without --yes nothing is dropped.
+    let unconfirmed = dbmazz(&["cleanup", "--config", config]).await;
+    let stderr = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert_eq!(unconfirmed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not a terminal"), "{stderr}");
+    assert_eq!(count(&pg, "SELECT count(*) FROM pg_replication_slots"), "1");
+
+    let dropped = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
+    let stderr = String::from_utf8_lossy(&dropped.stderr);
+    assert_eq!(dropped.status.code(), Some(0), "{stderr}");
+    assert_eq!(count(&pg, "SELECT count(*) FROM pg_replication_slots"), "0");
+    assert_eq!(count(&pg, "SELECT count(*) FROM pg_publication"), "0");
+
+    // The state file still names the dropped slot: check says a re-snapshot is due.
+    let state = dir.0.join("state").join("state.json");
+    assert!(state.exists());
+    let report = run_checks(&load(&path)).await;
+    let line = report.about("state file").next().unwrap();
+    assert_eq!(line.status, CheckStatus::Fail);
+    assert!(
+        line.message.contains("the slot is gone"),
+        "{}",
+        line.message
+    );
+
+    let with_state = dbmazz(&["cleanup", "--config", config, "--yes", "--state"]).await;
+    let stderr = String::from_utf8_lossy(&with_state.stderr);
+    assert_eq!(with_state.status.code(), Some(0), "{stderr}");
+    assert!(!state.exists(), "{stderr}");
+
+    let nothing = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
+    let stderr = String::from_utf8_lossy(&nothing.stderr);
+    assert_eq!(nothing.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("nothing to clean up"), "{stderr}");
+}
