@@ -529,4 +529,6 @@ fn check_slot_name(slot: &str) -> Result<(), ConfigError> {
 }
 
 #[cfg(test)]
+mod deploy_tests;
+#[cfg(test)]
 mod tests;
