@@ -304,3 +304,57 @@ async fn check_exits_2_on_a_bad_config() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("source.slot"), "{stderr}");
 }
+
+/// ~3 s: PostgreSQL 15 really invalidates a slot (max_slot_wal_keep_size exceeded at a
+/// checkpoint); check reports it as lost with the way back.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_on_a_slot_postgresql_invalidated() {
+    let pg = start_pg(
+        15,
+        LocalPgOptions::default().setting("max_slot_wal_keep_size", "'1MB'"),
+    );
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, note text);
+         CREATE PUBLICATION dbmazz_pub FOR TABLE orders;
+         SELECT pg_create_logical_replication_slot('dbmazz_slot', 'pgoutput');",
+    )
+    .unwrap();
+    // Move the WAL past the slot by more than the limit, then let a checkpoint remove it.
+    for round in 0..3 {
+        pg.psql(
+            "shop",
+            &format!(
+                "INSERT INTO orders SELECT g + {round} * 1000, repeat('x', 100) FROM generate_series(1, 1000) g;
+                 SELECT pg_switch_wal();"
+            ),
+        )
+        .unwrap();
+    }
+    pg.psql("shop", "CHECKPOINT").unwrap();
+    let status = pg
+        .psql(
+            "shop",
+            "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'dbmazz_slot'",
+        )
+        .unwrap();
+    assert_eq!(status, "lost", "the setup did not invalidate the slot");
+
+    let dir = TempDir::new("dbmazz-check-lost");
+    let path = write_config(
+        &dir,
+        &pg.url("shop"),
+        &["public.orders"],
+        "[sink]\ntype = \"noop\"",
+    );
+    let report = run_checks(&load(&path)).await;
+    let slot = line(&report, "replication slot dbmazz_slot");
+    assert_eq!(slot.status, CheckStatus::Fail, "{}", render(&report));
+    assert!(slot.message.contains("invalidated"), "{}", slot.message);
+    assert!(slot
+        .fix
+        .as_deref()
+        .unwrap()
+        .contains("dbmazz cleanup --state"));
+}

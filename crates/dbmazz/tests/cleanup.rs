@@ -3,6 +3,7 @@
 //! the publication are gone, and `--state` also removes state.json.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dbmazz::check::{run_checks, CheckStatus};
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
@@ -11,7 +12,7 @@ use dbmazz::sink::NoopSink;
 use tokio::sync::watch;
 
 use crate::check::{dbmazz, load, write_config};
-use crate::support::{start_pg, wait_for_streaming, TempDir};
+use crate::support::{eventually, start_pg, wait_for_streaming, TempDir};
 
 fn count(pg: &LocalPg, sql: &str) -> String {
     pg.psql("shop", sql).unwrap()
@@ -65,6 +66,19 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
     task.await
         .unwrap()
         .unwrap_or_else(|error| panic!("{error}"));
+    // The walsender exits a moment after dbmazz hangs up.
+    eventually(
+        Duration::from_secs(30),
+        "the slot to be inactive",
+        || async {
+            let active = count(
+                &pg,
+                "SELECT count(*) FROM pg_replication_slots WHERE active",
+            );
+            (active == "0").then_some(())
+        },
+    )
+    .await;
 
     // Without a terminal and without --yes nothing is dropped.
     let unconfirmed = dbmazz(&["cleanup", "--config", config]).await;

@@ -943,6 +943,79 @@ mod tests {
         assert_eq!(human_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
     }
 
+    fn config() -> Config {
+        Config::from_toml(
+            "[source]\nurl = \"postgres://u@h/shop\"\nslot = \"s\"\n[sink]\ntype = \"noop\"\n",
+        )
+        .unwrap()
+    }
+
+    fn slot(retained_mib: i64) -> SlotRow {
+        SlotRow {
+            plugin: Some("pgoutput".into()),
+            slot_type: "logical".into(),
+            database: Some("shop".into()),
+            active_pid: None,
+            wal_status: Some("reserved".into()),
+            invalidation_reason: None,
+            confirmed_flush: Some("0/1000".into()),
+            retained_bytes: Some(retained_mib * 1024 * 1024),
+        }
+    }
+
+    fn settings(keep_mb: Option<i64>) -> Settings {
+        Settings {
+            wal_level: "logical".into(),
+            max_replication_slots: 10,
+            max_wal_senders: 10,
+            max_slot_wal_keep_mb: keep_mb,
+        }
+    }
+
+    #[test]
+    fn slot_states_each_get_their_verdict() {
+        use super::super::CheckStatus::{Fail, Ok, Warn};
+        let config = config();
+        let status = |row: Option<&SlotRow>, keep: Option<i64>| {
+            slot_line(&config, row, &settings(keep)).status
+        };
+        assert_eq!(status(None, None), Ok, "a missing slot will be created");
+        assert_eq!(status(Some(&slot(100)), Some(1024)), Ok);
+        assert_eq!(status(Some(&slot(900)), None), Ok, "no limit set");
+        let near_limit = slot_line(&config, Some(&slot(900)), &settings(Some(1024)));
+        assert_eq!(near_limit.status, Warn);
+        assert!(
+            near_limit.message.contains("900.0 MiB"),
+            "{}",
+            near_limit.message
+        );
+        let lost = SlotRow {
+            wal_status: Some("lost".into()),
+            retained_bytes: None,
+            ..slot(0)
+        };
+        let line = slot_line(&config, Some(&lost), &settings(Some(1024)));
+        assert_eq!(line.status, Fail);
+        assert!(line.fix.unwrap().contains("dbmazz cleanup --state"));
+        let active = SlotRow {
+            active_pid: Some(4242),
+            ..slot(1)
+        };
+        let line = slot_line(&config, Some(&active), &settings(None));
+        assert_eq!(line.status, Fail);
+        assert!(line.message.contains("PID 4242"), "{}", line.message);
+        let elsewhere = SlotRow {
+            database: Some("other".into()),
+            ..slot(1)
+        };
+        assert_eq!(status(Some(&elsewhere), None), Fail);
+        let unreserved = SlotRow {
+            wal_status: Some("unreserved".into()),
+            ..slot(1)
+        };
+        assert_eq!(status(Some(&unreserved), None), Warn);
+    }
+
     #[test]
     fn old_servers_fail_and_new_ones_name_their_protocol() {
         assert_eq!(
