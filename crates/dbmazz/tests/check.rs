@@ -286,6 +286,30 @@ async fn check_good_setup(pg: LocalPg) {
         "{}",
         orders.message
     );
+
+    // A StarRocks table keyed differently from PostgreSQL is refused.
+    emulator
+        .execute_sql(Some("shop"), "DROP TABLE items")
+        .await
+        .unwrap();
+    emulator
+        .execute_sql(
+            Some("shop"),
+            "CREATE TABLE items (order_id BIGINT NOT NULL, line INT NULL, qty INT NULL) \
+             PRIMARY KEY (order_id) DISTRIBUTED BY HASH (order_id)",
+        )
+        .await
+        .unwrap();
+    let report = run_checks(&load(&path)).await;
+    let items = line(&report, "StarRocks table shop.items");
+    assert_eq!(items.status, CheckStatus::Fail, "{}", render(&report));
+    assert!(
+        items
+            .message
+            .contains("(order_id) but the PostgreSQL key is (line, order_id)"),
+        "{}",
+        items.message
+    );
     emulator.shutdown().await;
 }
 

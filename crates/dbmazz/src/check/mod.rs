@@ -17,8 +17,11 @@
 //! created here.
 
 mod postgres;
+mod publication;
 mod render;
+mod slot;
 mod starrocks;
+mod tables;
 
 pub use render::render;
 

@@ -247,6 +247,30 @@ async fn table_line(
             ),
         ));
     }
+    // Upserts and deletes find rows by the StarRocks key: it must be PostgreSQL's.
+    let mut wanted_key: Vec<String> = keys
+        .iter()
+        .map(|key| key.name.to_ascii_lowercase())
+        .collect();
+    let mut actual_key: Vec<String> = described
+        .iter()
+        .filter(|column| column.is_key)
+        .map(|column| column.name.to_ascii_lowercase())
+        .collect();
+    wanted_key.sort();
+    actual_key.sort();
+    if !actual_key.is_empty() && actual_key != wanted_key {
+        return Some(CheckLine::fail(
+            subject,
+            format!(
+                "its key is ({}) but the PostgreSQL key is ({}): rows would be matched wrongly",
+                actual_key.join(", "),
+                wanted_key.join(", ")
+            ),
+            "recreate the StarRocks table with PRIMARY KEY on the PostgreSQL key (or drop it and \
+             let create_tables create it), then re-snapshot",
+        ));
+    }
     let soft = if starrocks.delete_mode == DeleteMode::Soft {
         ", soft deletes"
     } else {

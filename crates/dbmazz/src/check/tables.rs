@@ -1,0 +1,290 @@
+//! One table: exists, may be read, has a key StarRocks can use (from its replica identity, as
+//! pgoutput will flag key columns), and every column maps to a StarRocks type through
+//! `schema::type_map` (unsupported = fail, possibly lossy = warn naming `lossy_policy`).
+
+use crate::config::Config;
+use crate::decode::ReplicaIdentity;
+use crate::schema::type_map::{map_pg_type, numeric_precision_scale, oid, WideNumeric};
+use crate::schema::{ColumnSchema, LossyPolicy, TableName, TableSchema, TypeMapOptions};
+use crate::source::{quote_ident, quote_table, SourceError};
+
+use super::postgres::Role;
+use super::{CheckLine, CheckReport};
+
+/// One table: exists, SELECT, key and replica identity, column types. Returns its shape.
+pub(super) async fn check_table(
+    config: &Config,
+    client: &tokio_postgres::Client,
+    role: &Role,
+    table: &TableName,
+    version_num: u32,
+    report: &mut CheckReport,
+) -> Result<Option<TableSchema>, SourceError> {
+    let subject = format!("table {table}");
+    let row = client
+        .query_opt(
+            "SELECT c.oid, c.relreplident::text, has_table_privilege(c.oid, 'SELECT') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&table.schema, &table.name],
+        )
+        .await?;
+    let Some(row) = row else {
+        report.push(CheckLine::fail(
+            &subject,
+            "does not exist (or is not a table)",
+            "create it, or remove it from source.tables",
+        ));
+        return Ok(None);
+    };
+    let relation_oid: u32 = row.get(0);
+    let replica_identity = match row.get::<_, String>(1).as_str() {
+        "n" => ReplicaIdentity::Nothing,
+        "f" => ReplicaIdentity::Full,
+        "i" => ReplicaIdentity::Index,
+        _ => ReplicaIdentity::Default,
+    };
+    if !row.get::<_, bool>(2) {
+        report.push(CheckLine::fail(
+            format!("SELECT on {table}"),
+            format!(
+                "{:?} may not read {table}: the initial snapshot cannot copy it",
+                role.name
+            ),
+            format!(
+                "GRANT SELECT ON {} TO {};",
+                quote_table(table),
+                quote_ident(&role.name)
+            ),
+        ));
+    }
+    let columns = read_columns(client, relation_oid, version_num).await?;
+    let shape = TableSchema {
+        relation_oid,
+        name: table.clone(),
+        replica_identity,
+        columns: columns
+            .iter()
+            .map(|column| ColumnSchema {
+                name: column.name.clone(),
+                type_oid: column.type_oid,
+                type_modifier: column.type_modifier,
+                is_key: match replica_identity {
+                    ReplicaIdentity::Default => column.in_primary_key,
+                    ReplicaIdentity::Index => column.in_identity_index,
+                    ReplicaIdentity::Full => true,
+                    ReplicaIdentity::Nothing => false,
+                },
+            })
+            .collect(),
+        version: 0,
+    };
+    report.push(key_line(table, replica_identity, &columns));
+    let options = config
+        .sink
+        .starrocks
+        .as_ref()
+        .map(|starrocks| starrocks.type_map_options())
+        .unwrap_or_default();
+    type_lines(table, &columns, &options, report);
+    Ok(Some(shape))
+}
+
+/// A column as the catalog describes it.
+struct CatalogColumn {
+    name: String,
+    type_oid: u32,
+    type_modifier: i32,
+    type_text: String,
+    dimensions: i32,
+    in_primary_key: bool,
+    in_identity_index: bool,
+}
+
+/// The published columns (pgoutput leaves out generated columns).
+async fn read_columns(
+    client: &tokio_postgres::Client,
+    relation_oid: u32,
+    version_num: u32,
+) -> Result<Vec<CatalogColumn>, SourceError> {
+    let not_generated = if version_num >= 120_000 {
+        "AND a.attgenerated = ''"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT a.attname::text, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), \
+                a.attndims::int4, \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid \
+                        AND i.indisprimary AND a.attnum = ANY (i.indkey)), \
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid \
+                        AND i.indisreplident AND a.attnum = ANY (i.indkey)) \
+         FROM pg_attribute a \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped {not_generated} \
+         ORDER BY a.attnum"
+    );
+    let rows = client.query(&sql, &[&relation_oid]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| CatalogColumn {
+            name: row.get(0),
+            type_oid: row.get(1),
+            type_modifier: row.get(2),
+            type_text: row.get(3),
+            dimensions: row.get(4),
+            in_primary_key: row.get(5),
+            in_identity_index: row.get(6),
+        })
+        .collect())
+}
+
+/// The key StarRocks will use, from the replica identity (as pgoutput flags key columns).
+fn key_line(table: &TableName, identity: ReplicaIdentity, columns: &[CatalogColumn]) -> CheckLine {
+    let subject = format!("key of {table}");
+    let names = |pick: fn(&CatalogColumn) -> bool| {
+        columns
+            .iter()
+            .filter(|column| pick(column))
+            .map(|column| column.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let primary_key = names(|column| column.in_primary_key);
+    let identity_index = names(|column| column.in_identity_index);
+    let add_key = format!(
+        "ALTER TABLE {} ADD PRIMARY KEY (...); (or REPLICA IDENTITY USING INDEX on a unique NOT NULL index)",
+        quote_table(table)
+    );
+    if primary_key.is_empty() && identity_index.is_empty() {
+        let why = if identity == ReplicaIdentity::Full {
+            "no primary key (REPLICA IDENTITY FULL is not enough: a StarRocks Primary Key table needs a key)"
+        } else {
+            "no primary key: StarRocks Primary Key tables need one, and PostgreSQL cannot publish \
+             its UPDATEs and DELETEs"
+        };
+        return CheckLine::fail(subject, why, add_key);
+    }
+    match identity {
+        ReplicaIdentity::Default if primary_key.is_empty() => CheckLine::fail(
+            subject,
+            "REPLICA IDENTITY DEFAULT but no primary key",
+            add_key,
+        ),
+        ReplicaIdentity::Default => CheckLine::ok(subject, format!("primary key ({primary_key})")),
+        ReplicaIdentity::Index => CheckLine::ok(
+            subject,
+            format!("({identity_index}) from REPLICA IDENTITY USING INDEX"),
+        ),
+        ReplicaIdentity::Nothing => CheckLine::fail(
+            subject,
+            "REPLICA IDENTITY NOTHING: PostgreSQL refuses UPDATE and DELETE on a published table \
+             without a replica identity",
+            format!(
+                "ALTER TABLE {} REPLICA IDENTITY DEFAULT;",
+                quote_table(table)
+            ),
+        ),
+        ReplicaIdentity::Full => CheckLine::warn(
+            subject,
+            format!(
+                "REPLICA IDENTITY FULL: pgoutput flags all {} columns as key, so the StarRocks \
+                 table would be keyed on all of them instead of ({primary_key})",
+                columns.len()
+            ),
+            format!(
+                "ALTER TABLE {} REPLICA IDENTITY DEFAULT; (dbmazz never needs FULL)",
+                quote_table(table)
+            ),
+        ),
+    }
+}
+
+/// One ok line per table, plus a line per column that is unsupported or lossy.
+fn type_lines(
+    table: &TableName,
+    columns: &[CatalogColumn],
+    options: &TypeMapOptions,
+    report: &mut CheckReport,
+) {
+    let mut trouble = false;
+    for column in columns {
+        let subject = format!("column {table}.{}", column.name);
+        match map_pg_type(column.type_oid, column.type_modifier, options) {
+            Err(error) => {
+                trouble = true;
+                report.push(CheckLine::fail(
+                    subject,
+                    format!(
+                        "type {} cannot be replicated: {}",
+                        column.type_text, error.reason
+                    ),
+                    "set sink.starrocks.unknown_types = \"text\" to store its text form, change \
+                     the column's type, or leave the table out of the publication",
+                ));
+            }
+            Ok(mapping) => {
+                if let Some(loss) = lossy_note(column, options) {
+                    trouble = true;
+                    report.push(CheckLine::warn(
+                        subject,
+                        format!(
+                            "{} → {}: {loss}; lossy_policy = {}",
+                            column.type_text,
+                            mapping.starrocks_type.to_sql(),
+                            policy_effect(options.lossy_policy)
+                        ),
+                        lossy_fix(column),
+                    ));
+                }
+            }
+        }
+    }
+    if !trouble {
+        report.push(CheckLine::ok(
+            format!("columns of {table}"),
+            format!("all {} map to StarRocks types exactly", columns.len()),
+        ));
+    }
+}
+
+/// Why some values of this column may not reach StarRocks exactly, if they may not.
+fn lossy_note(column: &CatalogColumn, options: &TypeMapOptions) -> Option<String> {
+    let is_numeric = column.type_oid == oid::NUMERIC || column.type_oid == 1231;
+    if is_numeric && options.wide_numeric == WideNumeric::Decimal {
+        let fits = numeric_precision_scale(column.type_modifier).is_some_and(|(p, s)| {
+            let digits = (p - s).max(0) + s.max(0);
+            (1..=38).contains(&digits)
+        });
+        if !fits {
+            return Some(
+                "numeric without a precision that fits DECIMAL(38): values with more than 29 \
+                 integer digits or more than 9 decimals, NaN and ±Infinity are lossy"
+                    .to_string(),
+            );
+        }
+    }
+    if column.dimensions > 1 {
+        return Some(format!(
+            "a {}-dimensional array becomes a one-dimensional StarRocks ARRAY",
+            column.dimensions
+        ));
+    }
+    None
+}
+
+fn lossy_fix(column: &CatalogColumn) -> &'static str {
+    if column.dimensions > 1 {
+        "store it as a one-dimensional array or as json in PostgreSQL"
+    } else {
+        "declare numeric(p,s) with p <= 38, or set sink.starrocks.wide_numeric = \"string\" \
+         (exact text in VARCHAR)"
+    }
+}
+
+fn policy_effect(policy: LossyPolicy) -> &'static str {
+    match policy {
+        LossyPolicy::Null => "\"null\" (such values are stored as NULL, counted and logged)",
+        LossyPolicy::Error => "\"error\" (dbmazz stops at the first such value)",
+        LossyPolicy::Truncate => "\"truncate\" (non-string values are stored as NULL and counted)",
+    }
+}
