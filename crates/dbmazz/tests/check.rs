@@ -117,7 +117,14 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
     );
     pg.create_database("shop").unwrap();
     pg.psql("shop", BROKEN_SCHEMA).unwrap();
-    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    // Like an all-in-one container: the BE registered under an address dbmazz cannot reach
+    // (the BE listens on 127.0.0.1 only).
+    let emulator = Emulator::start(EmulatorConfig {
+        advertised_host: Some("127.0.0.2".into()),
+        ..EmulatorConfig::ephemeral()
+    })
+    .await
+    .unwrap();
     let dir = TempDir::new("dbmazz-check-broken");
     // Trust authentication: the role needs no password.
     let url = format!("postgres://app@127.0.0.1:{}/shop", pg.port());
@@ -192,6 +199,12 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
         CheckStatus::Ok
     );
     assert_eq!(line(&report, "StarRocks FE HTTP").status, CheckStatus::Ok);
+    assert_line(
+        &report,
+        "StarRocks BE via FE redirect",
+        CheckStatus::Fail,
+        "load_via = \"be\"",
+    );
 
     let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -264,6 +277,10 @@ async fn check_good_setup(pg: LocalPg) {
     assert!(line(&report, "StarRocks table shop.items")
         .message
         .contains("exists"));
+    assert_eq!(
+        line(&report, "StarRocks BE via FE redirect").status,
+        CheckStatus::Ok
+    );
     let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");

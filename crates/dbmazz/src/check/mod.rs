@@ -8,7 +8,8 @@
 //! Config ─▶ postgres::check ─▶ lines + the tables' shapes (as pgoutput will describe them)
 //!                                   │
 //!                                   ▼
-//!           starrocks::check ─▶ lines (FE HTTP, MySQL auth/version, database, each table)
+//!           starrocks::check ─▶ lines (FE HTTP, the BE it redirects to, MySQL auth/version,
+//!                               database, each table)
 //! ```
 //!
 //! The checks reuse what `dbmazz run` does (the source's connect errors and publication
@@ -16,6 +17,7 @@
 //! clean start. A check never changes anything: no publication, slot, database or table is
 //! created here.
 
+mod be_probe;
 mod postgres;
 mod publication;
 mod render;

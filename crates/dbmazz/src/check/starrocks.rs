@@ -13,7 +13,7 @@ use crate::sink::starrocks::{
     missing_columns, required_columns, DdlError, DeleteMode, EncoderOptions, StarRocksDdl,
 };
 
-use super::{CheckLine, CheckReport};
+use super::{be_probe, CheckLine, CheckReport, CheckStatus};
 
 /// The label asked about to probe the FE; it never names a real load.
 const PROBE_LABEL: &str = "dbmazz_check_probe";
@@ -29,11 +29,22 @@ pub(super) async fn check(config: &Config, tables: &[TableSchema], report: &mut 
         ));
         return;
     };
-    report.push(fe_http_line(starrocks).await);
-    if starrocks.load_via == LoadViaConfig::Be {
-        for address in &starrocks.be_http {
-            report.push(be_http_line(address).await);
+    let fe_line = fe_http_line(starrocks).await;
+    let fe_reachable = fe_line.status != CheckStatus::Fail;
+    report.push(fe_line);
+    match starrocks.load_via {
+        LoadViaConfig::Be => {
+            for address in &starrocks.be_http {
+                report.push(be_http_line(address).await);
+            }
         }
+        // The BE the FE redirects to; probed with a table dbmazz will load.
+        LoadViaConfig::Fe if fe_reachable => {
+            if let Some(table) = tables.first() {
+                report.push(be_probe::be_via_fe_line(starrocks, &table.name.name).await);
+            }
+        }
+        LoadViaConfig::Fe => {}
     }
     let ddl = match StarRocksDdl::connect(
         &starrocks.mysql,
@@ -288,7 +299,6 @@ async fn table_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::CheckStatus;
 
     #[test]
     fn starrocks_3_is_ok_and_others_warn() {
