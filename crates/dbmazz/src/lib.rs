@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 pub mod local_pg;
 pub mod lsn;
+pub mod ops;
 pub mod pipeline;
 pub mod replicator;
 pub mod schema;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dbmazz::config::{Config, Overrides, SinkKind};
-use dbmazz::replicator::{self, RunError};
+use dbmazz::ops::{self, Telemetry};
+use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::sink::{FileSink, NoopSink};
 use tokio::sync::watch;
 
@@ -114,11 +115,24 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let shutdown = shutdown_on_signals();
+    let telemetry = Telemetry::new();
+    let _http = if config.http.listen.is_empty() {
+        None
+    } else {
+        match ops::serve(&config.http.listen, Arc::clone(&telemetry)).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                eprintln!("error: {}", one_line(&error));
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    };
+    let context = RunContext::new(shutdown).with_telemetry(telemetry);
     // Note: running this on a runtime worker (tokio::spawn) cut the drain's CPU by ~45% in
     // the profile (docs/benchmarks.md) but raised the 1M-row transaction's peak RSS from
     // ~68 to ~113 MiB (per-thread malloc arenas); kept on the block_on thread until memory
     // accounting and the allocator are sorted out.
-    let Some(result) = run_sink(config, shutdown).await else {
+    let Some(result) = run_sink(config, context).await else {
         return ExitCode::from(EXIT_ERROR);
     };
     match result {
@@ -143,14 +157,14 @@ async fn run(args: RunArgs) -> ExitCode {
 /// Runs the configured sink; `None` when the sink could not be set up (already reported).
 async fn run_sink(
     config: Config,
-    shutdown: watch::Receiver<bool>,
+    context: RunContext,
 ) -> Option<Result<replicator::RunSummary, RunError>> {
     let result = match config.sink.kind {
-        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
+        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), context).await,
         SinkKind::File => {
             let path = config.sink.file.as_ref().map(|file| file.path.clone())?;
             match FileSink::open(&path) {
-                Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+                Ok(sink) => replicator::run(&config, Arc::new(sink), context).await,
                 Err(error) => {
                     eprintln!("error: {error}");
                     return None;
@@ -158,7 +172,7 @@ async fn run_sink(
             }
         }
         SinkKind::Starrocks => match dbmazz::sink::starrocks::connect_sink(&config).await {
-            Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+            Ok(sink) => replicator::run(&config, Arc::new(sink), context).await,
             Err(error) => {
                 eprintln!("error: {error}");
                 return None;
@@ -169,7 +183,7 @@ async fn run_sink(
 }
 
 /// The error and its causes on one line.
-fn one_line(error: &RunError) -> String {
+fn one_line(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -31,6 +31,14 @@ impl Loader for HttpLoader {
             .map_err(|error| LoadFailure {
                 message: error.to_string(),
             })?;
+        if outcome.filtered_rows > 0 {
+            crate::ops::metrics()
+                .filtered_rows
+                .get_or_create(&crate::ops::TableLabels {
+                    table: format!("{}.{}", self.database, http_request.table),
+                })
+                .inc_by(outcome.filtered_rows);
+        }
         if outcome.too_many_versions > 0 {
             tracing::warn!(
                 table = %http_request.table,
