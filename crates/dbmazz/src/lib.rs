@@ -6,6 +6,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod local_pg;
 pub mod lsn;
 pub mod ops;

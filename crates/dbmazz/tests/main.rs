@@ -3,6 +3,7 @@
 mod support;
 
 mod checkpoint;
+mod demo;
 mod local_pg;
 mod memory;
 mod ops;
