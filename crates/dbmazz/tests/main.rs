@@ -3,6 +3,7 @@
 mod support;
 
 mod checkpoint;
+mod dashboards;
 mod demo;
 mod local_pg;
 mod memory;
