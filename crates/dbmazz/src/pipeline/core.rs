@@ -203,6 +203,13 @@ impl<S: Sink> StreamCore<S> {
     pub fn on_completion(&mut self, completion: Completion, now: Instant) -> Result<(), CoreError> {
         self.dispatcher.complete(&completion);
         self.record(&completion);
+        if completion.summary.kind == OpKind::Rows && completion.result.is_ok() {
+            if completion.summary.slow_down {
+                self.batcher.slow_down(completion.relation_oid);
+            } else {
+                self.batcher.speed_up(completion.relation_oid);
+            }
+        }
         completion.result.map_err(PipelineError::from)?;
         self.tracker.finish_work(completion.work);
         self.advance();

@@ -34,6 +34,8 @@ pub struct OpSummary {
     /// Newest commit LSN in the operation.
     pub last_commit_lsn: crate::Lsn,
     pub elapsed: std::time::Duration,
+    /// The sink asked this table to load less often.
+    pub slow_down: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,7 @@ impl OpSummary {
             deletes: 0,
             last_commit_lsn,
             elapsed: std::time::Duration::ZERO,
+            slow_down: false,
         };
         if let TableOp::Rows(batch) = op {
             summary.count(batch);
@@ -190,6 +193,7 @@ impl<S: Sink> Dispatcher<S> {
                 };
                 let mut summary = OpSummary::of(&op);
                 summary.elapsed = started.elapsed();
+                summary.slow_down = sink.take_slow_down(oid);
                 // The receiver is gone only when the pipeline stopped; nothing to report to.
                 let _ = completions.send(Completion {
                     relation_oid: oid,

@@ -9,9 +9,28 @@ use super::stream_load::{self, StreamLoader};
 pub struct HttpLoader {
     pub loader: StreamLoader,
     pub database: String,
+    /// Tables StarRocks answered "too many versions" for, until the pipeline asks.
+    pub too_many_versions: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl HttpLoader {
+    pub fn new(loader: StreamLoader, database: &str) -> Self {
+        HttpLoader {
+            loader,
+            database: database.to_string(),
+            too_many_versions: Default::default(),
+        }
+    }
 }
 
 impl Loader for HttpLoader {
+    fn take_too_many_versions(&self, table: &str) -> bool {
+        self.too_many_versions
+            .lock()
+            .map(|mut tables| tables.remove(table))
+            .unwrap_or(false)
+    }
+
     async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
         let mut headers = vec![("columns".to_string(), request.columns)];
         if request.partial_update {
@@ -43,8 +62,11 @@ impl Loader for HttpLoader {
             tracing::warn!(
                 table = %http_request.table,
                 label = %outcome.label,
-                "StarRocks reported too many versions; consider a larger batch.max_wait"
+                "StarRocks reported too many versions; loading this table less often"
             );
+            if let Ok(mut tables) = self.too_many_versions.lock() {
+                tables.insert(http_request.table.clone());
+            }
         }
         Ok(())
     }
@@ -85,10 +107,10 @@ pub async fn connect_sink(
     }
     let client = stream_load::StreamLoadClient::new(client_config)
         .map_err(|client_error| error(client_error.to_string()))?;
-    let loader = HttpLoader {
-        loader: StreamLoader::new(client, stream_load::RetryPolicy::default()),
-        database: starrocks.database.clone(),
-    };
+    let loader = HttpLoader::new(
+        StreamLoader::new(client, stream_load::RetryPolicy::default()),
+        &starrocks.database,
+    );
     let options = super::StarRocksSinkOptions {
         label_prefix: config.source.slot.clone(),
         create_tables: starrocks.create_tables,

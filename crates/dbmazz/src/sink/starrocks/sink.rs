@@ -47,6 +47,11 @@ pub struct LoadFailure {
 /// Sends loads and resolves their outcome; `Ok` = durable in StarRocks.
 pub trait Loader: Send + Sync + 'static {
     fn load(&self, request: LoadRequest) -> impl Future<Output = Result<(), LoadFailure>> + Send;
+
+    /// Whether StarRocks said "too many versions" for `table` since the last call.
+    fn take_too_many_versions(&self, _table: &str) -> bool {
+        false
+    }
 }
 
 /// The `[sink.starrocks]` options the sink itself uses.
@@ -566,6 +571,11 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             .truncate(&table.name.name)
             .await
             .map_err(|error| self.error(table, error.to_string()))
+    }
+
+    fn take_slow_down(&self, relation_oid: u32) -> bool {
+        self.state(relation_oid)
+            .is_some_and(|state| self.loader.take_too_many_versions(&state.schema.name.name))
     }
 
     async fn apply_schema_change(
