@@ -13,3 +13,4 @@ mod starrocks_ddl;
 mod starrocks_e2e;
 mod stream;
 mod stream_load;
+mod transactional;

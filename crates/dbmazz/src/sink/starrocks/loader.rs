@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::sink::{LoadFailure, LoadRequest, Loader};
+use super::sink::{LoadFailure, LoadRequest, Loader, StagedLoad};
 use super::stream_load::{self, StreamLoader};
 
 /// Sends a sink load through [`StreamLoader::load_batch`] into `database`.
@@ -11,6 +11,8 @@ pub struct HttpLoader {
     pub database: String,
     /// Tables StarRocks answered "too many versions" for, until the pipeline asks.
     pub too_many_versions: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// `sink.starrocks.transactional`: stage through the transaction API.
+    pub transactional: bool,
 }
 
 impl HttpLoader {
@@ -19,6 +21,21 @@ impl HttpLoader {
             loader,
             database: database.to_string(),
             too_many_versions: Default::default(),
+            transactional: false,
+        }
+    }
+
+    fn http_request(&self, request: LoadRequest) -> stream_load::LoadRequest {
+        let mut headers = vec![("columns".to_string(), request.columns)];
+        if request.partial_update {
+            headers.push(("partial_update".to_string(), "true".to_string()));
+        }
+        stream_load::LoadRequest {
+            db: self.database.clone(),
+            table: request.table,
+            label: request.label,
+            body: Bytes::from(request.body),
+            headers,
         }
     }
 }
@@ -31,18 +48,45 @@ impl Loader for HttpLoader {
             .unwrap_or(false)
     }
 
-    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
-        let mut headers = vec![("columns".to_string(), request.columns)];
-        if request.partial_update {
-            headers.push(("partial_update".to_string(), "true".to_string()));
+    async fn stage(&self, request: LoadRequest) -> Result<Option<StagedLoad>, LoadFailure> {
+        if !self.transactional {
+            return self.load(request).await.map(|()| None);
         }
-        let http_request = stream_load::LoadRequest {
+        let http_request = self.http_request(request);
+        let stage = self
+            .loader
+            .prepare_txn(&http_request)
+            .await
+            .map_err(|error| LoadFailure {
+                message: error.to_string(),
+            })?;
+        Ok(match stage {
+            stream_load::TxnStage::Prepared => Some(StagedLoad {
+                table: http_request.table,
+                label: http_request.label,
+            }),
+            stream_load::TxnStage::Committed => None,
+        })
+    }
+
+    async fn commit(&self, staged: StagedLoad) -> Result<(), LoadFailure> {
+        let request = stream_load::LoadRequest {
             db: self.database.clone(),
-            table: request.table,
-            label: request.label,
-            body: Bytes::from(request.body),
-            headers,
+            table: staged.table,
+            label: staged.label,
+            body: Bytes::new(),
+            headers: Vec::new(),
         };
+        self.loader
+            .commit_txn(&request)
+            .await
+            .map_err(|error| LoadFailure {
+                message: error.to_string(),
+            })
+    }
+
+    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
+        let http_request = self.http_request(request);
         let outcome = self
             .loader
             .load_batch(&http_request)
@@ -107,10 +151,11 @@ pub async fn connect_sink(
     }
     let client = stream_load::StreamLoadClient::new(client_config)
         .map_err(|client_error| error(client_error.to_string()))?;
-    let loader = HttpLoader::new(
+    let mut loader = HttpLoader::new(
         StreamLoader::new(client, stream_load::RetryPolicy::default()),
         &starrocks.database,
     );
+    loader.transactional = starrocks.transactional;
     let options = super::StarRocksSinkOptions {
         label_prefix: config.source.slot.clone(),
         create_tables: starrocks.create_tables,

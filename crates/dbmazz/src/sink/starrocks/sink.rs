@@ -52,6 +52,28 @@ pub trait Loader: Send + Sync + 'static {
     fn take_too_many_versions(&self, _table: &str) -> bool {
         false
     }
+
+    /// Makes a load ready to commit (`transactional = true`: begin, load, prepare) and returns
+    /// what `commit` needs; `None` when nothing is left to commit. By default a load is
+    /// committed at once.
+    fn stage(
+        &self,
+        request: LoadRequest,
+    ) -> impl Future<Output = Result<Option<StagedLoad>, LoadFailure>> + Send {
+        async move { self.load(request).await.map(|()| None) }
+    }
+
+    /// Commits what `stage` prepared.
+    fn commit(&self, _staged: StagedLoad) -> impl Future<Output = Result<(), LoadFailure>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A prepared, uncommitted load (transactional mode).
+#[derive(Debug, Clone)]
+pub struct StagedLoad {
+    pub table: String,
+    pub label: String,
 }
 
 /// The `[sink.starrocks]` options the sink itself uses.
@@ -106,6 +128,23 @@ impl<L: Loader> StarRocksSink<L> {
             .unwrap_or_else(|poison| poison.into_inner())
             .get(&oid)
             .cloned()
+    }
+
+    async fn commit_staged(
+        &self,
+        table: &TableSchema,
+        staged: &mut Vec<StagedLoad>,
+    ) -> Result<(), SinkError> {
+        for load in staged.drain(..) {
+            let label = load.label.clone();
+            self.loader.commit(load).await.map_err(|failure| {
+                self.error(
+                    table,
+                    format!("commit of {label} failed: {}", failure.message),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     fn encoder_options(&self, not_null_columns: Vec<usize>) -> EncoderOptions {
@@ -497,8 +536,12 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             );
         }
         let synced_at = synced_at_now();
+        // Transactional mode: every part is prepared first, then all are committed in order.
+        let mut staged: Vec<StagedLoad> = Vec::new();
         for (part, mut load) in loads.into_iter().enumerate() {
             if let Some(carry) = load.carry.take() {
+                // Carried values are read from StarRocks: earlier parts must be visible.
+                self.commit_staged(&batch.table, &mut staged).await?;
                 self.carry_values(&batch.table, &mut load, &carry).await?;
             }
             let mut body = JsonBody::new();
@@ -556,14 +599,15 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 rows,
             };
             let label = request.label.clone();
-            self.loader.load(request).await.map_err(|failure| {
+            let stage = self.loader.stage(request).await.map_err(|failure| {
                 self.error(
                     &batch.table,
                     format!("load {label} failed: {}", failure.message),
                 )
             })?;
+            staged.extend(stage);
         }
-        Ok(())
+        self.commit_staged(&batch.table, &mut staged).await
     }
 
     async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {

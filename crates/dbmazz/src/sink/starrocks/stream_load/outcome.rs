@@ -102,8 +102,8 @@ impl LoadError {
 /// Sends batches with the label/outcome rules of DESIGN §3.
 #[derive(Debug, Clone)]
 pub struct StreamLoader {
-    client: StreamLoadClient,
-    policy: RetryPolicy,
+    pub(super) client: StreamLoadClient,
+    pub(super) policy: RetryPolicy,
 }
 
 /// Internal error type: boxed, the variants are large.
