@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dbmazz::check::{run_checks, CheckStatus};
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::replicator;
+use dbmazz::replicator::{self, RunContext};
 use dbmazz::sink::NoopSink;
 use tokio::sync::watch;
 
@@ -40,7 +40,7 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
     let run_config = load(&path);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        replicator::run(&run_config, Arc::new(NoopSink), stopped, None).await
+        replicator::run(&run_config, Arc::new(NoopSink), RunContext::new(stopped)).await
     });
     wait_for_streaming(&pg).await;
     let pid = count(

@@ -46,7 +46,7 @@ pub use encode::{
 pub use loader::{connect_sink, HttpLoader};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
 pub use sink::{
-    missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StarRocksSink,
+    missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink,
     StarRocksSinkOptions, UnsupportedColumn,
 };
 pub use values::LossyReason;
