@@ -1,70 +1,75 @@
--- The demo e-commerce schema (the same tables `dbmazz demo` creates), run once by the
--- postgres image's entrypoint on an empty data directory. Database: demo_db (POSTGRES_DB).
+-- The demo's e-commerce schema, the same tables and columns `dbmazz demo` creates
+-- (crates/dbmazz/src/demo/schema.rs; a test keeps the two in step). Run once by the postgres
+-- image's entrypoint on an empty data directory, in demo_db (POSTGRES_DB).
 
 CREATE TABLE customers (
-    id          bigserial PRIMARY KEY,
-    email       text NOT NULL UNIQUE,
-    name        text NOT NULL,
-    country     char(2),
-    created_at  timestamptz NOT NULL DEFAULT now()
+    id bigint PRIMARY KEY,
+    name text NOT NULL,
+    email text NOT NULL,
+    city text,
+    created_at timestamptz NOT NULL DEFAULT now()
 );
-
 CREATE TABLE products (
-    id          bigserial PRIMARY KEY,
-    sku         varchar(32) NOT NULL UNIQUE,
-    name        text NOT NULL,
-    price       numeric(12,2) NOT NULL,
-    attributes  jsonb NOT NULL DEFAULT '{}',
-    description text            -- large: TOASTed, often unchanged by updates
+    id int PRIMARY KEY,
+    name text NOT NULL,
+    price numeric(10,2) NOT NULL,
+    attrs jsonb,
+    stock int NOT NULL
 );
-
 CREATE TABLE orders (
-    id          bigserial PRIMARY KEY,
-    customer_id bigint NOT NULL REFERENCES customers(id),
-    status      text NOT NULL DEFAULT 'new',
-    total       numeric(14,2) NOT NULL DEFAULT 0,
-    placed_at   timestamptz NOT NULL DEFAULT now(),
-    deleted_at  timestamptz      -- soft delete: the row stays, marked
+    id bigint PRIMARY KEY,
+    customer_id bigint NOT NULL,
+    status text NOT NULL,
+    total numeric(12,2) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    notes text
 );
-
+-- Stored out of line: status updates then leave an unchanged TOAST value.
+ALTER TABLE orders ALTER COLUMN notes SET STORAGE EXTERNAL;
 CREATE TABLE order_items (
-    order_id    bigint NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-    line        int NOT NULL,
-    product_id  bigint NOT NULL REFERENCES products(id),
-    quantity    int NOT NULL,
-    unit_price  numeric(12,2) NOT NULL,
-    PRIMARY KEY (order_id, line)
+    order_id bigint NOT NULL,
+    line_no int NOT NULL,
+    product_id int NOT NULL,
+    qty int NOT NULL,
+    unit_price numeric(10,2) NOT NULL,
+    attrs jsonb,
+    PRIMARY KEY (order_id, line_no)
 );
+CREATE SEQUENCE order_ids START 1;
 
--- A starting data set: 500 customers, 200 products, 2,000 orders, ~5,000 items.
-INSERT INTO customers (email, name, country)
-SELECT 'customer' || i || '@example.com', 'Customer ' || i,
-       (ARRAY['US','DE','FR','BR','JP','IN'])[1 + i % 6]
-FROM generate_series(1, 500) AS i;
-
-INSERT INTO products (sku, name, price, attributes, description)
-SELECT 'SKU-' || lpad(i::text, 5, '0'), 'Product ' || i, (5 + (i * 37) % 500)::numeric(12,2),
-       jsonb_build_object('color', (ARRAY['red','green','blue'])[1 + i % 3], 'weight_g', 100 + i),
-       repeat('A long description of product ' || i || '. ', 200)
-FROM generate_series(1, 200) AS i;
-
-INSERT INTO orders (customer_id, status, placed_at)
-SELECT 1 + (i * 7) % 500, (ARRAY['new','paid','shipped','delivered'])[1 + i % 4],
-       now() - (i || ' minutes')::interval
-FROM generate_series(1, 2000) AS i;
-
-INSERT INTO order_items (order_id, line, product_id, quantity, unit_price)
-SELECT o.id, l.line, 1 + (o.id * 13 + l.line) % 200, 1 + (o.id + l.line) % 4, p.price
-FROM orders o
-CROSS JOIN LATERAL generate_series(1, 1 + (o.id % 4)::int) AS l(line)
-JOIN products p ON p.id = 1 + (o.id * 13 + l.line) % 200;
-
-UPDATE orders o SET total = s.total
-FROM (SELECT order_id, sum(quantity * unit_price) AS total FROM order_items GROUP BY order_id) s
-WHERE s.order_id = o.id;
-
--- What dbmazz needs, and no more (docs/operations.md, "Privileges"): a role that may open a
--- replication connection and read the tables; the publication is created here by the owner.
+-- What dbmazz needs, and no more (docs/operations.md, "Privileges to grant"): a role that may
+-- open a replication connection and read the tables; the owner creates the publication.
 CREATE ROLE dbmazz WITH LOGIN REPLICATION PASSWORD 'dbmazz';
 GRANT SELECT ON customers, products, orders, order_items TO dbmazz;
 CREATE PUBLICATION dbmazz_pub FOR TABLE customers, products, orders, order_items;
+
+-- The seed: 500 customers, 200 products, 2,000 orders, ~5,000 items. dbmazz copies it with its
+-- initial snapshot.
+INSERT INTO customers (id, name, email, city, created_at)
+SELECT g, 'Customer ' || g, 'customer' || g || '@example.com',
+       (ARRAY['Lisbon','Berlin','Lima','Osaka','Austin','Nairobi'])[1 + g % 6],
+       now() - (g || ' minutes')::interval
+FROM generate_series(1, 500) g;
+
+INSERT INTO products (id, name, price, attrs, stock)
+SELECT g, 'Product ' || g, round((5 + random() * 495)::numeric, 2),
+       jsonb_build_object('color', (ARRAY['red','green','blue','black'])[1 + g % 4],
+                          'tags', jsonb_build_array('demo', 'p' || g), 'weight_g', 100 + g),
+       (random() * 1000)::int
+FROM generate_series(1, 200) g;
+
+INSERT INTO orders (id, customer_id, status, total, created_at, updated_at, notes)
+SELECT nextval('order_ids'), 1 + (g * 7) % 500,
+       (ARRAY['new','paid','shipped','delivered'])[1 + g % 4],
+       round((10 + random() * 990)::numeric, 2),
+       now() - (g || ' seconds')::interval, now(),
+       CASE WHEN g % 10 = 0
+            THEN (SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 256)) END
+FROM generate_series(1, 2000) g;
+
+INSERT INTO order_items (order_id, line_no, product_id, qty, unit_price, attrs)
+SELECT o.id, l, 1 + (o.id * 13 + l) % 200, 1 + (o.id + l) % 5,
+       round((5 + random() * 95)::numeric, 2),
+       jsonb_build_object('gift', (o.id + l) % 7 = 0, 'source', 'seed')
+FROM orders o, generate_series(1, 1 + (o.id % 4)::int) l;

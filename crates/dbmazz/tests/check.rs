@@ -399,3 +399,38 @@ async fn check_fails_on_a_slot_postgresql_invalidated() {
         .unwrap()
         .contains("dbmazz cleanup --state"));
 }
+
+/// ~2 s: deploy/postgres-init/*.sql (what docker compose runs) gives a source that `dbmazz
+/// check` accepts line by line as the least-privileged `dbmazz` role it creates.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compose_init_sql_passes_check_as_the_dbmazz_role() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("demo_db").unwrap();
+    let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/postgres-init");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&init)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    scripts.sort();
+    assert!(!scripts.is_empty());
+    for script in &scripts {
+        pg.psql("demo_db", &std::fs::read_to_string(script).unwrap())
+            .unwrap_or_else(|error| panic!("{}: {error}", script.display()));
+    }
+    assert_eq!(
+        pg.psql("demo_db", "SELECT count(*) FROM orders").unwrap(),
+        "2000"
+    );
+
+    let dir = TempDir::new("dbmazz-check-compose");
+    // Trust authentication here; compose uses the role's password.
+    let url = format!("postgres://dbmazz@127.0.0.1:{}/demo_db", pg.port());
+    let path = write_config(&dir, &url, &[], "[sink]\ntype = \"noop\"");
+    let report = run_checks(&load(&path)).await;
+    eprintln!("{}", render(&report));
+    assert_eq!(report.worst(), CheckStatus::Ok, "{}", render(&report));
+    assert!(line(&report, "publication dbmazz_pub")
+        .message
+        .contains("4 table(s)"));
+}

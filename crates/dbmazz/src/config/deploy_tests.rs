@@ -130,13 +130,22 @@ fn compose_services_ports_and_env_match_the_config_and_the_docs() {
     assert!(mounts
         .iter()
         .any(|mount| mount.starts_with("./postgres-init:/docker-entrypoint-initdb.d")));
+    // The same schema as `dbmazz demo`: every demo table and column.
     let init_sql = read("deploy/postgres-init/01-demo-schema.sql");
-    for table in ["customers", "products", "orders", "order_items"] {
-        assert!(
-            init_sql.contains(&format!("CREATE TABLE {table} (")),
-            "{table}"
-        );
+    for table in crate::demo::TABLES {
+        let start = init_sql
+            .find(&format!("CREATE TABLE {} (", table.name))
+            .unwrap_or_else(|| panic!("the init SQL does not create {}", table.name));
+        let definition = &init_sql[start..start + init_sql[start..].find(");").unwrap()];
+        for column in table.columns {
+            assert!(
+                definition.contains(&format!("\n    {column} ")),
+                "{}.{column} is not in the init SQL",
+                table.name
+            );
+        }
     }
+    assert!(init_sql.contains("CREATE PUBLICATION dbmazz_pub FOR TABLE"));
 
     let starrocks = &services["starrocks"];
     assert!(text(&starrocks["image"]).starts_with("starrocks/allin1-ubuntu"));
