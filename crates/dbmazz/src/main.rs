@@ -43,11 +43,15 @@ enum Command {
     /// Everything on one machine: a throwaway PostgreSQL, an in-process StarRocks emulator,
     /// an e-commerce database, the pipeline and a traffic generator (Ctrl-C stops it).
     Demo(DemoArgs),
-    /// Preflight both sides without changing anything: one line per check (ok, warn, fail) with
-    /// the fix. Exit code 0 when nothing failed (warnings allowed), 1 on any fail, 2 on a bad config.
+    /// Preflight PostgreSQL and StarRocks: one ok/warn/fail line per check, with the fix.
+    ///
+    /// Changes nothing. Exit code 0 when nothing failed (warnings allowed), 1 on any fail, 2 on a
+    /// bad config. docs/operations.md lists the checks.
     Check(RunArgs),
-    /// Drop the replication slot and the publication (after a confirmation). Refuses while a
-    /// process streams from the slot. StarRocks tables are not touched.
+    /// Drop the replication slot and the publication, after a confirmation.
+    ///
+    /// Refuses while a process streams from the slot (naming its PID). StarRocks tables are not
+    /// touched. Exit code 0 when done (or nothing to do), 1 when refused or failed.
     Cleanup(CleanupArgs),
 }
 

@@ -32,10 +32,9 @@ pub(super) async fn check_publication(
     let published = published_tables(client, publication)
         .await
         .map_err(setup_source_error)?;
-    let missing: Vec<String> = configured
+    let missing: Vec<&TableName> = configured
         .iter()
         .filter(|table| !published.contains(table))
-        .map(ToString::to_string)
         .collect();
     let actions: Vec<&str> = [(0, "insert"), (1, "update"), (2, "delete")]
         .into_iter()
@@ -45,11 +44,22 @@ pub(super) async fn check_publication(
     report.push(if !missing.is_empty() {
         CheckLine::fail(
             &subject,
-            format!("does not publish {}", missing.join(", ")),
+            format!(
+                "does not publish {}",
+                missing
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             format!(
                 "ALTER PUBLICATION {} ADD TABLE {};",
                 quote_ident(publication),
-                missing.join(", ")
+                missing
+                    .iter()
+                    .map(|table| quote_table(table))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
     } else if published.is_empty() {
