@@ -7,7 +7,7 @@ use std::process::Output;
 
 use dbmazz::check::{render, run_checks, CheckReport, CheckStatus};
 use dbmazz::config::Config;
-use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::local_pg::{HbaAuth, LocalPg, LocalPgOptions};
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 use crate::support::{start_pg, TempDir, PG_VERSIONS};
@@ -352,7 +352,11 @@ async fn check_exits_2_on_a_bad_config() {
 async fn check_fails_on_a_slot_postgresql_invalidated() {
     let pg = start_pg(
         15,
-        LocalPgOptions::default().setting("max_slot_wal_keep_size", "'1MB'"),
+        LocalPgOptions {
+            auth: HbaAuth::ScramSha256,
+            ..LocalPgOptions::default()
+        }
+        .setting("max_slot_wal_keep_size", "'1MB'"),
     );
     pg.create_database("shop").unwrap();
     pg.psql(
@@ -391,6 +395,10 @@ async fn check_fails_on_a_slot_postgresql_invalidated() {
     );
     let report = run_checks(&load(&path)).await;
     let slot = line(&report, "replication slot dbmazz_slot");
+    assert_eq!(
+        line(&report, "replication connection").message,
+        "accepted (scram-sha-256 authentication)"
+    );
     assert_eq!(slot.status, CheckStatus::Fail, "{}", render(&report));
     assert!(slot.message.contains("invalidated"), "{}", slot.message);
     assert!(slot
@@ -398,6 +406,40 @@ async fn check_fails_on_a_slot_postgresql_invalidated() {
         .as_deref()
         .unwrap()
         .contains("dbmazz cleanup --state"));
+
+    // A wrong password is one line naming the user, with the fix; nothing else is checked.
+    let wrong = format!("postgres://postgres:wrong@127.0.0.1:{}/shop", pg.port());
+    let path = write_config(&dir, &wrong, &["public.orders"], "[sink]\ntype = \"noop\"");
+    let report = run_checks(&load(&path)).await;
+    assert_line(
+        &report,
+        "PostgreSQL connection",
+        CheckStatus::Fail,
+        "check user and password in source.url",
+    );
+    assert!(line(&report, "PostgreSQL connection")
+        .message
+        .contains("authentication failed for user \"postgres\""));
+}
+
+/// ~0.1 s: nothing listens on the port: one fail line with the fix, exit code 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_an_unreachable_postgresql_and_exits_1() {
+    let dir = TempDir::new("dbmazz-check-unreachable");
+    let path = write_config(
+        &dir,
+        "postgres://dbmazz@127.0.0.1:1/app",
+        &["public.orders"],
+        "[sink]\ntype = \"noop\"",
+    );
+    let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("fail  PostgreSQL connection: cannot connect to PostgreSQL at 127.0.0.1:1")
+            && stdout.contains("fix: check host and port in source.url"),
+        "{stdout}"
+    );
 }
 
 /// ~2 s: deploy/postgres-init/*.sql (what docker compose runs) gives a source that `dbmazz
