@@ -45,6 +45,27 @@ pub struct CleanupPlan {
     pub publication: Option<(String, i64)>,
     /// `state_dir/state.json`, when `--state` was given and the file exists.
     pub state_file: Option<PathBuf>,
+    /// A publication this role may not drop (it is not its owner): kept, with a note.
+    pub kept_publication: Option<KeptPublication>,
+}
+
+/// A publication owned by another role (typically created by the tables' owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPublication {
+    pub name: String,
+    pub owner: String,
+}
+
+impl KeptPublication {
+    /// What to tell the operator.
+    pub fn note(&self) -> String {
+        format!(
+            "publication {:?} is kept: it belongs to {:?}, which may drop it (DROP PUBLICATION {};)",
+            self.name,
+            self.owner,
+            quote_ident(&self.name)
+        )
+    }
 }
 
 impl CleanupPlan {
@@ -152,22 +173,34 @@ pub async fn plan(config: &Config, include_state: bool) -> Result<CleanupPlan, C
             database: row.get(0),
             confirmed_flush_lsn: row.get(1),
         });
-    let publication = &config.source.publication;
-    let publication = client
+    let name = &config.source.publication;
+    let row = client
         .query_opt(
-            "SELECT (SELECT count(*) FROM pg_publication_tables t WHERE t.pubname = p.pubname) \
+            "SELECT (SELECT count(*) FROM pg_publication_tables t WHERE t.pubname = p.pubname), \
+                    pg_has_role(p.pubowner, 'USAGE'), pg_get_userbyid(p.pubowner)::text \
              FROM pg_publication p WHERE p.pubname = $1",
-            &[publication],
+            &[name],
         )
         .await
-        .map_err(SourceError::from)?
-        .map(|row| (publication.clone(), row.get::<_, i64>(0)));
+        .map_err(SourceError::from)?;
+    let (publication, kept_publication) = match row {
+        Some(row) if row.get::<_, bool>(1) => (Some((name.clone(), row.get::<_, i64>(0))), None),
+        Some(row) => (
+            None,
+            Some(KeptPublication {
+                name: name.clone(),
+                owner: row.get(2),
+            }),
+        ),
+        None => (None, None),
+    };
     let state_path = StateFile::path(&config.state_dir);
     let state_file = (include_state && state_path.exists()).then_some(state_path);
     Ok(CleanupPlan {
         slot,
         publication,
         state_file,
+        kept_publication,
     })
 }
 
@@ -198,6 +231,7 @@ mod tests {
             }),
             publication: Some(("p".into(), 2)),
             state_file: Some(PathBuf::from("/x/state.json")),
+            kept_publication: None,
         };
         let lines = plan.describe();
         assert_eq!(lines.len(), 3);
@@ -205,5 +239,10 @@ mod tests {
         assert!(lines[1].contains("2 table(s)"));
         assert!(lines[2].contains("/x/state.json"));
         assert!(!plan.is_empty());
+        let kept = KeptPublication {
+            name: "p".into(),
+            owner: "app_owner".into(),
+        };
+        assert!(kept.note().contains("DROP PUBLICATION \"p\""));
     }
 }

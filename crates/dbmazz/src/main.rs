@@ -305,9 +305,12 @@ async fn cleanup(args: CleanupArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    if let Some(kept) = &plan.kept_publication {
+        eprintln!("{}", kept.note());
+    }
     if plan.is_empty() {
         eprintln!(
-            "nothing to clean up: no slot {:?}, no publication {:?}{}",
+            "nothing to clean up: no slot {:?}, no publication {:?} to drop{}",
             config.source.slot,
             config.source.publication,
             if args.state { ", no state file" } else { "" }

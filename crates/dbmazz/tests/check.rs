@@ -475,4 +475,18 @@ async fn the_compose_init_sql_passes_check_as_the_dbmazz_role() {
     assert!(line(&report, "publication dbmazz_pub")
         .message
         .contains("4 table(s)"));
+
+    // cleanup as that role: the publication belongs to the tables' owner and is kept.
+    let output = dbmazz(&["cleanup", "--config", path.to_str().unwrap(), "--yes"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("publication \"dbmazz_pub\" is kept: it belongs to \"postgres\""),
+        "{stderr}"
+    );
+    assert_eq!(
+        pg.psql("demo_db", "SELECT count(*) FROM pg_publication")
+            .unwrap(),
+        "1"
+    );
 }

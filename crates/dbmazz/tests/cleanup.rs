@@ -43,10 +43,18 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
         replicator::run(&run_config, Arc::new(NoopSink), RunContext::new(stopped)).await
     });
     wait_for_streaming(&pg).await;
-    let pid = count(
-        &pg,
-        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'dbmazz_slot'",
-    );
+    // The slot is also active while the connection that creates it runs
+    // CREATE_REPLICATION_SLOT; wait for the walsender that streams (START_REPLICATION).
+    let pid = eventually(Duration::from_secs(30), "a streaming walsender", || async {
+        let pid = count(
+            &pg,
+            "SELECT s.active_pid FROM pg_replication_slots s \
+             JOIN pg_stat_replication r ON r.pid = s.active_pid \
+             WHERE s.slot_name = 'dbmazz_slot' AND r.state = 'streaming'",
+        );
+        (!pid.is_empty()).then_some(pid)
+    })
+    .await;
 
     let refused = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
