@@ -574,14 +574,11 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             let rows = body.rows();
             let (bytes, lossy) = body.finish();
             for value in &lossy {
-                crate::ops::metrics()
-                    .lossy_values
-                    .get_or_create(&crate::ops::LossyLabels {
-                        table: batch.table.name.to_string(),
-                        column: value.column.to_string(),
-                        reason: value.reason.as_str(),
-                    })
-                    .inc();
+                crate::ops::metrics().count_lossy(
+                    &batch.table.name.to_string(),
+                    &value.column,
+                    value.reason.as_str(),
+                );
                 tracing::warn!(
                     table = %batch.table.name,
                     column = %value.column,

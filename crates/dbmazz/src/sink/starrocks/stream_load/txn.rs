@@ -42,7 +42,9 @@ impl StreamLoader {
     /// begin → load → prepare, retrying with the same label until the transaction is
     /// prepared (or found committed).
     pub async fn prepare_txn(&self, request: &LoadRequest) -> Result<TxnStage, LoadError> {
-        self.prepare_txn_boxed(request).await.map_err(|error| *error)
+        self.prepare_txn_boxed(request)
+            .await
+            .map_err(|error| *error)
     }
 
     async fn prepare_txn_boxed(&self, request: &LoadRequest) -> Result<TxnStage, Stop> {
