@@ -8,6 +8,7 @@ mod demo;
 mod local_pg;
 mod memory;
 mod ops;
+mod pacing;
 mod replication_client;
 mod starrocks_ddl;
 mod starrocks_e2e;

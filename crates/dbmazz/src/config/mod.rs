@@ -58,6 +58,11 @@ pub struct SourceConfig {
     /// Standby status updates at least this often.
     #[serde(default = "default_status_interval")]
     pub status_interval: HumanDuration,
+    /// After a socket read that brought little data, wait this long before reading again, so
+    /// the walsender fills the socket and sends in large chunks instead of one small write
+    /// per change (its CPU is what bounds the drain rate). Adds at most this much latency.
+    #[serde(default = "default_read_pacing")]
+    pub read_pacing: HumanDuration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -213,6 +218,10 @@ fn default_slot() -> String {
 }
 fn default_status_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
+}
+
+fn default_read_pacing() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
 }
 fn default_starrocks_user() -> String {
     "root".into()

@@ -168,6 +168,8 @@ pub async fn stream<S: Sink>(
     let mut paused = telemetry.paused_changes();
     core.set_paused(*paused.borrow_and_update());
     telemetry.set_state(RunState::Streaming);
+    let pacing = config.source.read_pacing.0;
+    let mut read_paused_until: Option<TokioInstant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -196,7 +198,10 @@ pub async fn stream<S: Sink>(
                     break Err(error.into());
                 }
             }
-            frame = reader.next_copy_data(), if core.can_read() => {
+            _ = sleep_until(read_paused_until.unwrap_or_else(TokioInstant::now)), if read_paused_until.is_some() => {
+                read_paused_until = None;
+            }
+            frame = reader.next_copy_data(), if core.can_read() && read_paused_until.is_none() => {
                 match handle_frame(frame, &mut core, &mut writer, &mut feedback).await {
                     Ok(()) => read_a_frame = true,
                     Err(error) => break Err(error),
@@ -232,6 +237,13 @@ pub async fn stream<S: Sink>(
                 drain_buffered(&mut reader, &mut core, &mut writer, &mut feedback).await
             {
                 break Err(error);
+            }
+            // A small read: let the walsender fill the socket before the next one.
+            if !pacing.is_zero()
+                && reader.last_read_len() < SMALL_READ
+                && reader.buffered_len() < SMALL_READ
+            {
+                read_paused_until = Some(TokioInstant::now() + pacing);
             }
         }
     };
@@ -290,6 +302,9 @@ async fn handle_frame<S: Sink>(
     }
     Ok(())
 }
+
+/// A socket read below this is "small" for `source.read_pacing`.
+const SMALL_READ: usize = 64 * 1024;
 
 /// Frames handled per wake-up at most before the select! loop runs again.
 const MAX_FRAMES_PER_WAKEUP: usize = 4096;
