@@ -137,6 +137,7 @@ impl Batcher {
                 last_commit_lsn: change.commit_lsn,
                 first_change_index: index,
                 byte_len: 0,
+                origin: crate::sink::BatchOrigin::Stream,
             },
             opened_at: now,
         });

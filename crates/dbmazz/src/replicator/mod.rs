@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::decode::{DecoderOptions, ReplicationMessage};
 use crate::pipeline::{CoreStats, StreamCore};
 use crate::sink::Sink;
+use crate::snapshot::{run_snapshot, SnapshotOutcome, SnapshotProgress};
 use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
@@ -52,7 +53,39 @@ pub async fn run<S: Sink>(
     shutdown: watch::Receiver<bool>,
     progress: Option<watch::Sender<Progress>>,
 ) -> Result<RunSummary, RunError> {
-    let prepared = prepare(config).await?;
+    run_with_snapshot_progress(config, sink, shutdown, progress, SnapshotProgress::new()).await
+}
+
+/// [`run`], with the snapshot's figures kept in `snapshot_progress` (for /status).
+pub async fn run_with_snapshot_progress<S: Sink>(
+    config: &Config,
+    sink: Arc<S>,
+    shutdown: watch::Receiver<bool>,
+    progress: Option<watch::Sender<Progress>>,
+    snapshot_progress: Arc<SnapshotProgress>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let mut prepared = prepare(config).await?;
+    if let Some(job) = prepared.snapshot.take() {
+        let outcome = run_snapshot(
+            config,
+            &sink,
+            job,
+            &mut prepared.state,
+            shutdown.clone(),
+            snapshot_progress,
+        )
+        .await?;
+        if outcome == SnapshotOutcome::Interrupted {
+            // The slot has not moved: the next start reads the unfinished chunks.
+            return Ok(RunSummary {
+                start: prepared.start,
+                durable: prepared.start,
+                stats: CoreStats::default(),
+                elapsed: started.elapsed(),
+            });
+        }
+    }
     stream(config, prepared, sink, shutdown, progress).await
 }
 
@@ -70,6 +103,7 @@ pub async fn stream<S: Sink>(
         start,
         protocol,
         state,
+        snapshot: _,
     } = prepared;
     let decoder_options = DecoderOptions {
         protocol_version: protocol.version,
