@@ -6,6 +6,7 @@ mod checkpoint;
 mod local_pg;
 mod memory;
 mod replication_client;
+mod snapshot;
 mod starrocks_ddl;
 mod starrocks_e2e;
 mod stream;

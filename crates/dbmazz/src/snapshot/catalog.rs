@@ -111,14 +111,18 @@ pub async fn heap_relations(
 ) -> Result<Vec<HeapRelation>, SnapshotError> {
     let rows = client
         .query(
+            // pg_partition_tree lists nothing for a table outside any partition tree.
             "WITH t AS (SELECT c.oid, c.relkind FROM pg_class c \
                         JOIN pg_namespace n ON n.oid = c.relnamespace \
-                        WHERE n.nspname = $1 AND c.relname = $2) \
+                        WHERE n.nspname = $1 AND c.relname = $2), \
+                  leaves AS (SELECT p.relid AS oid FROM t, pg_partition_tree(t.oid) p \
+                             WHERE t.relkind = 'p' AND p.isleaf \
+                             UNION ALL SELECT t.oid FROM t WHERE t.relkind = 'r') \
              SELECT n.nspname::text, c.relname::text, \
                     pg_relation_size(c.oid) / current_setting('block_size')::bigint \
-             FROM t, pg_partition_tree(t.oid) p \
-             JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE p.isleaf AND c.relkind = 'r' \
+             FROM leaves JOIN pg_class c ON c.oid = leaves.oid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' \
              ORDER BY 1, 2",
             &[&table.schema, &table.name],
         )
