@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use dbmazz::config::Config;
 use dbmazz::pipeline::ChangeKind;
-use dbmazz::replicator;
+use dbmazz::replicator::{self, RunContext};
 use dbmazz::schema::TableSchema;
 use dbmazz::sink::{Batch, Sink, SinkError};
 use dbmazz::source::{PgConnectConfig, ReplicationClient, SnapshotAction};
@@ -289,7 +289,7 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     let result = if args.loop_on_worker {
         let task_sink = Arc::clone(&sink);
         let task = tokio::spawn(async move {
-            let run = replicator::run(&config, task_sink, shutdown_rx, None);
+            let run = replicator::run(&config, task_sink, RunContext::new(shutdown_rx));
             tokio::time::timeout(timeout, run).await
         });
         match task.await {
@@ -298,7 +298,7 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
             Err(error) => Err(format!("task: {error}")),
         }
     } else {
-        let run = replicator::run(&config, Arc::clone(&sink), shutdown_rx, None);
+        let run = replicator::run(&config, Arc::clone(&sink), RunContext::new(shutdown_rx));
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result.map_err(|error| error.to_string()),
             Err(_) => Err(format!("no result after {}s", args.timeout_secs)),

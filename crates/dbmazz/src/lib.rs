@@ -6,8 +6,10 @@
 pub mod checkpoint;
 pub mod config;
 pub mod decode;
+pub mod demo;
 pub mod local_pg;
 pub mod lsn;
+pub mod ops;
 pub mod pipeline;
 pub mod replicator;
 pub mod schema;

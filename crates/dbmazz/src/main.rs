@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dbmazz::config::{Config, Overrides, SinkKind};
-use dbmazz::replicator::{self, RunError};
+use dbmazz::ops::{self, Telemetry};
+use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::sink::{FileSink, NoopSink};
 use tokio::sync::watch;
 
@@ -39,6 +40,48 @@ enum LogFormat {
 enum Command {
     /// Stream changes from the publication's tables until stopped (SIGINT/SIGTERM).
     Run(RunArgs),
+    /// Everything on one machine: a throwaway PostgreSQL, an in-process StarRocks emulator,
+    /// an e-commerce database, the pipeline and a traffic generator (Ctrl-C stops it).
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Traffic operations per second.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Stop after this long (e.g. `20s`, `5m`); default: until Ctrl-C (30s with --verify).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<std::time::Duration>,
+    /// At the end stop traffic, wait for the stream to catch up and compare every table row
+    /// by row; exit code 0 only when identical.
+    #[arg(long)]
+    verify: bool,
+    /// Use this PostgreSQL database instead of a throwaway cluster (needs wal_level=logical).
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// Use this StarRocks FE (`host`, `host:http_port` or `http://host:8030`) instead of the
+    /// in-process emulator.
+    #[arg(long)]
+    starrocks: Option<String>,
+    /// StarRocks MySQL address (default: the FE host, port 9030).
+    #[arg(long, requires = "starrocks")]
+    starrocks_mysql: Option<String>,
+    #[arg(long, default_value = "root", requires = "starrocks")]
+    starrocks_user: String,
+    #[arg(
+        long,
+        default_value = "",
+        env = "DBMAZZ_DEMO_STARROCKS_PASSWORD",
+        requires = "starrocks"
+    )]
+    starrocks_password: String,
+    /// Drop the demo's tables, publication and slot first (when reusing servers).
+    #[arg(long)]
+    reset: bool,
+    /// HTTP API address (a free port is used if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:9808")]
+    http_listen: String,
 }
 
 #[derive(clap::Args)]
@@ -87,7 +130,12 @@ impl RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo prints its own progress; its logs stay quiet unless DBMAZZ_LOG asks.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -101,6 +149,7 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Demo(args) => demo(args).await,
         }
     })
 }
@@ -114,11 +163,24 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let shutdown = shutdown_on_signals();
+    let telemetry = Telemetry::new();
+    let _http = if config.http.listen.is_empty() {
+        None
+    } else {
+        match ops::serve(&config.http.listen, Arc::clone(&telemetry)).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                eprintln!("error: {}", one_line(&error));
+                return ExitCode::from(EXIT_ERROR);
+            }
+        }
+    };
+    let context = RunContext::new(shutdown).with_telemetry(telemetry);
     // Note: running this on a runtime worker (tokio::spawn) cut the drain's CPU by ~45% in
     // the profile (docs/benchmarks.md) but raised the 1M-row transaction's peak RSS from
     // ~68 to ~113 MiB (per-thread malloc arenas); kept on the block_on thread until memory
     // accounting and the allocator are sorted out.
-    let Some(result) = run_sink(config, shutdown).await else {
+    let Some(result) = run_sink(config, context).await else {
         return ExitCode::from(EXIT_ERROR);
     };
     match result {
@@ -140,17 +202,62 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+async fn demo(args: DemoArgs) -> ExitCode {
+    let options = dbmazz::demo::DemoOptions {
+        rate: args.rate,
+        duration: args.duration,
+        verify: args.verify,
+        pg_url: args.pg_url,
+        starrocks: args.starrocks.as_deref().map(|fe| {
+            dbmazz::demo::StarRocksTarget::from_flag(
+                fe,
+                args.starrocks_mysql.as_deref(),
+                &args.starrocks_user,
+                &args.starrocks_password,
+            )
+        }),
+        reset: args.reset,
+        http_listen: args.http_listen,
+        quiet: false,
+    };
+    let verify = options.verify;
+    match dbmazz::demo::run(options, shutdown_on_signals()).await {
+        Ok(outcome) => {
+            if let Some(checks) = &outcome.checks {
+                print!("{}", dbmazz::demo::render_checks(checks));
+            }
+            println!(
+                "demo stopped: {} traffic operations in {:.0}s",
+                outcome.traffic_ops,
+                outcome.elapsed.as_secs_f64()
+            );
+            if verify && !outcome.verified() {
+                eprintln!("error: StarRocks is not identical to PostgreSQL (see the table above)");
+                return ExitCode::from(EXIT_ERROR);
+            }
+            if verify {
+                println!("verify: every table identical");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
 /// Runs the configured sink; `None` when the sink could not be set up (already reported).
 async fn run_sink(
     config: Config,
-    shutdown: watch::Receiver<bool>,
+    context: RunContext,
 ) -> Option<Result<replicator::RunSummary, RunError>> {
     let result = match config.sink.kind {
-        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), shutdown, None).await,
+        SinkKind::Noop => replicator::run(&config, Arc::new(NoopSink), context).await,
         SinkKind::File => {
             let path = config.sink.file.as_ref().map(|file| file.path.clone())?;
             match FileSink::open(&path) {
-                Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+                Ok(sink) => replicator::run(&config, Arc::new(sink), context).await,
                 Err(error) => {
                     eprintln!("error: {error}");
                     return None;
@@ -158,7 +265,7 @@ async fn run_sink(
             }
         }
         SinkKind::Starrocks => match dbmazz::sink::starrocks::connect_sink(&config).await {
-            Ok(sink) => replicator::run(&config, Arc::new(sink), shutdown, None).await,
+            Ok(sink) => replicator::run(&config, Arc::new(sink), context).await,
             Err(error) => {
                 eprintln!("error: {error}");
                 return None;
@@ -169,7 +276,7 @@ async fn run_sink(
 }
 
 /// The error and its causes on one line.
-fn one_line(error: &RunError) -> String {
+fn one_line(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -220,9 +327,9 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DBMAZZ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

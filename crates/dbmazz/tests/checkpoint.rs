@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::replicator;
+use dbmazz::replicator::{self, RunContext};
 use dbmazz::sink::RecordingSink;
 use dbmazz::Lsn;
 use tokio::sync::watch;
@@ -56,8 +56,9 @@ async fn the_slot_never_passes_what_the_sink_made_durable() {
         sink.hold();
         let (shutdown, receiver) = watch::channel(false);
         let task_sink = Arc::new(sink.clone());
-        let task =
-            tokio::spawn(async move { replicator::run(&config, task_sink, receiver, None).await });
+        let task = tokio::spawn(async move {
+            replicator::run(&config, task_sink, RunContext::new(receiver)).await
+        });
         let start = eventually(Duration::from_secs(30), "slot", || async {
             confirmed_flush(&pg, "test_slot")
         })
@@ -105,7 +106,9 @@ async fn an_idle_publication_does_not_pin_wal() {
         let (shutdown, receiver) = watch::channel(false);
         let sink = Arc::new(RecordingSink::new());
         let task =
-            tokio::spawn(async move { replicator::run(&config, sink, receiver, None).await });
+            tokio::spawn(
+                async move { replicator::run(&config, sink, RunContext::new(receiver)).await },
+            );
         eventually(Duration::from_secs(30), "slot", || async {
             confirmed_flush(&pg, "test_slot")
         })

@@ -3,11 +3,15 @@
 mod support;
 
 mod checkpoint;
+mod dashboards;
+mod demo;
 mod local_pg;
 mod memory;
+mod ops;
 mod replication_client;
 mod snapshot;
 mod starrocks_ddl;
 mod starrocks_e2e;
 mod stream;
 mod stream_load;
+mod transactional;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use dbmazz::checkpoint::StateFile;
 use dbmazz::config::Config;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::replicator::{self, RunError};
+use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::schema::type_map::TypeMapOptions;
 use dbmazz::schema::{TableName, TableSchema};
 use dbmazz::sink::starrocks::{DeleteMode, StarRocksDdl, StarRocksSink, StarRocksSinkOptions};
@@ -88,12 +88,10 @@ async fn start(
     let (shutdown, receiver) = watch::channel(false);
     let task_progress = Arc::clone(&progress);
     let task = tokio::spawn(async move {
-        replicator::run_with_snapshot_progress(
+        replicator::run(
             &config,
             Arc::new(sink),
-            receiver,
-            None,
-            task_progress,
+            RunContext::new(receiver).with_snapshot_progress(task_progress),
         )
         .await
     });
@@ -564,7 +562,7 @@ async fn catalog_shapes_equal_the_relation_messages() {
     let task_sink = Arc::new(sink.clone());
     let task_config = config.clone();
     let task = tokio::spawn(async move {
-        replicator::run(&task_config, task_sink, receiver, None)
+        replicator::run(&task_config, task_sink, RunContext::new(receiver))
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     });

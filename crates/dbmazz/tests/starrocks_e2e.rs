@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::replicator;
+use dbmazz::replicator::{self, RunContext};
 use dbmazz::schema::type_map::TypeMapOptions;
 use dbmazz::sink::starrocks::{
     DeleteMode, LoadFailure, LoadRequest, Loader, StarRocksDdl, StarRocksSink, StarRocksSinkOptions,
@@ -80,7 +80,7 @@ async fn start(
     );
     let (shutdown, receiver) = watch::channel(false);
     let task = tokio::spawn(async move {
-        replicator::run(&config, Arc::new(sink), receiver, None)
+        replicator::run(&config, Arc::new(sink), RunContext::new(receiver))
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     });
@@ -254,7 +254,7 @@ async fn over_http_with_faults_the_tables_converge() {
     }
     let (shutdown, receiver) = watch::channel(false);
     let task = tokio::spawn(async move {
-        replicator::run(&config, Arc::new(sink), receiver, None)
+        replicator::run(&config, Arc::new(sink), RunContext::new(receiver))
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     });

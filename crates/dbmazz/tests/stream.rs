@@ -6,7 +6,7 @@ use std::time::Duration;
 use dbmazz::decode::TupleValue;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
 use dbmazz::pipeline::{ChangeKind, OldImage, RowChange};
-use dbmazz::replicator::{self, RunSummary};
+use dbmazz::replicator::{self, RunContext, RunSummary};
 use dbmazz::sink::{RecordedOp, RecordingSink};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -36,8 +36,9 @@ impl Running {
         let sink = RecordingSink::new();
         let (shutdown, receiver) = watch::channel(false);
         let task_sink = Arc::new(sink.clone());
-        let task =
-            tokio::spawn(async move { replicator::run(&config, task_sink, receiver, None).await });
+        let task = tokio::spawn(async move {
+            replicator::run(&config, task_sink, RunContext::new(receiver)).await
+        });
         Running {
             sink,
             shutdown,
@@ -260,9 +261,13 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
         &other_state,
     );
     let (_shutdown, receiver) = watch::channel(false);
-    let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
-        .await
-        .expect_err("second process refused");
+    let error = replicator::run(
+        &config,
+        Arc::new(RecordingSink::new()),
+        RunContext::new(receiver),
+    )
+    .await
+    .expect_err("second process refused");
     let message = error.to_string();
     assert!(message.contains("in use by another process"), "{message}");
     assert!(message.contains("test_slot"), "{message}");
@@ -274,9 +279,13 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     pg.psql("shop", "SELECT pg_drop_replication_slot('test_slot')")
         .unwrap();
     let (_shutdown, receiver) = watch::channel(false);
-    let error = replicator::run(&config, Arc::new(RecordingSink::new()), receiver, None)
-        .await
-        .expect_err("lost slot refused");
+    let error = replicator::run(
+        &config,
+        Arc::new(RecordingSink::new()),
+        RunContext::new(receiver),
+    )
+    .await
+    .expect_err("lost slot refused");
     let message = error.to_string();
     assert!(message.contains("is gone"), "{message}");
     assert!(message.contains("Snapshot the tables again"), "{message}");

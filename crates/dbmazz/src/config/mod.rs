@@ -149,7 +149,8 @@ pub struct StarRocksConfig {
     /// Add `dbmazz_op_type`, `dbmazz_lsn`, `dbmazz_synced_at` to every row.
     #[serde(default)]
     pub audit_columns: bool,
-    /// Use the Stream Load transaction API (not built yet: must stay false).
+    /// Use the Stream Load transaction API: every load of a batch is prepared before any is
+    /// committed, so a batch split into several loads becomes visible at once.
     #[serde(default)]
     pub transactional: bool,
     /// `fe` (default: the FE redirects to a BE) or `be` (send to `be_http` directly).
@@ -461,13 +462,6 @@ impl Config {
                 ));
             }
             check_identifier("sink.starrocks.database", &starrocks.database)?;
-            if starrocks.transactional {
-                return Err(ConfigError::new(
-                    "sink.starrocks.transactional",
-                    "the Stream Load transaction API is not supported yet",
-                    "leave it false (every load is already idempotent by label)",
-                ));
-            }
             if starrocks.load_via == LoadViaConfig::Be && starrocks.be_http.is_empty() {
                 return Err(ConfigError::new(
                     "sink.starrocks.be_http",

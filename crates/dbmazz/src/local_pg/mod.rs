@@ -262,15 +262,20 @@ impl LocalPg {
 
     /// A command for a server binary, run as the unprivileged user when we are root.
     fn server_command(&self, tool: &str) -> Command {
+        use std::os::unix::process::CommandExt;
         let program = self.binaries.tool(tool);
-        match &self.run_as {
+        let mut command = match &self.run_as {
             Some(user) => {
                 let mut command = Command::new("runuser");
                 command.args(["-u", user, "--"]).arg(program);
                 command
             }
             None => Command::new(program),
-        }
+        };
+        // A process group of its own: Ctrl-C in the terminal goes to dbmazz, which then
+        // stops the cluster after its own clean shutdown (the demo), not to the server.
+        command.process_group(0);
+        command
     }
 
     fn initdb(&self) -> Result<(), LocalPgError> {

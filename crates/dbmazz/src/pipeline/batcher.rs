@@ -67,8 +67,12 @@ impl TableOp {
 #[derive(Debug)]
 struct OpenBatch {
     batch: Batch,
-    opened_at: Instant,
+    /// When it is due by time: opened + max_wait × the table's slow-down factor.
+    due_at: Instant,
 }
+
+/// A table told to slow down waits up to this many times `max_wait` per batch.
+const MAX_SLOW_DOWN: u32 = 16;
 
 #[derive(Debug)]
 pub struct Batcher {
@@ -81,6 +85,8 @@ pub struct Batcher {
     held_bytes: usize,
     /// Index of the next change within the current transaction.
     change_index: u64,
+    /// Tables the sink asked to load less often: factor on `max_wait` (absent = 1).
+    slow_down: HashMap<u32, u32>,
 }
 
 impl Batcher {
@@ -92,7 +98,35 @@ impl Batcher {
             ready: VecDeque::new(),
             held_bytes: 0,
             change_index: 0,
+            slow_down: HashMap::new(),
         }
+    }
+
+    /// The sink was overwhelmed by this table's loads ("too many versions"): double the time
+    /// its batches may wait (up to 16 × max_wait), so each load carries more rows.
+    pub fn slow_down(&mut self, relation_oid: u32) {
+        let factor = self.slow_down.entry(relation_oid).or_insert(1);
+        *factor = (*factor * 2).min(MAX_SLOW_DOWN);
+        tracing::warn!(
+            relation_oid,
+            wait = ?self.limits.max_wait * *factor,
+            "the destination asks for fewer loads of this table; batching it longer"
+        );
+    }
+
+    /// A load went through without complaint: halve the slow-down again.
+    pub fn speed_up(&mut self, relation_oid: u32) {
+        if let Some(factor) = self.slow_down.get_mut(&relation_oid) {
+            *factor /= 2;
+            if *factor <= 1 {
+                self.slow_down.remove(&relation_oid);
+            }
+        }
+    }
+
+    /// How long a batch of this table may wait.
+    pub fn max_wait(&self, relation_oid: u32) -> Duration {
+        self.limits.max_wait * self.slow_down.get(&relation_oid).copied().unwrap_or(1)
     }
 
     pub fn begin_transaction(&mut self) {
@@ -129,6 +163,7 @@ impl Batcher {
         self.change_index += 1;
         self.announce(&change.schema, change.commit_lsn);
         let bytes = change.byte_len();
+        let (max_wait, slow_down) = (self.limits.max_wait, &self.slow_down);
         let open = self.open.entry(oid).or_insert_with(|| OpenBatch {
             batch: Batch {
                 table: Arc::clone(&change.schema),
@@ -139,7 +174,7 @@ impl Batcher {
                 byte_len: 0,
                 origin: crate::sink::BatchOrigin::Stream,
             },
-            opened_at: now,
+            due_at: now + max_wait * slow_down.get(&oid).copied().unwrap_or(1),
         });
         open.batch.last_commit_lsn = change.commit_lsn;
         open.batch.byte_len += bytes;
@@ -165,10 +200,7 @@ impl Batcher {
 
     /// When the oldest open batch is due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.open
-            .values()
-            .map(|open| open.opened_at + self.limits.max_wait)
-            .min()
+        self.open.values().map(|open| open.due_at).min()
     }
 
     /// Flushes the batches that waited `max_wait`.
@@ -176,7 +208,7 @@ impl Batcher {
         let due: Vec<u32> = self
             .open
             .iter()
-            .filter(|(_, open)| open.opened_at + self.limits.max_wait <= now)
+            .filter(|(_, open)| open.due_at <= now)
             .map(|(oid, _)| *oid)
             .collect();
         for oid in due {

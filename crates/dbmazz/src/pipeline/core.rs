@@ -20,10 +20,11 @@ use tokio::sync::mpsc;
 
 use super::assembler::{Assembled, AssemblerStats, TransactionAssembler};
 use super::batcher::{BatchLimits, Batcher};
-use super::dispatcher::{Completion, Dispatcher};
+use super::dispatcher::{Completion, Dispatcher, OpKind};
 use super::error::PipelineError;
 use crate::checkpoint::DurabilityTracker;
 use crate::decode::{DecodeError, DecoderOptions, LogicalMessage, PgOutputDecoder};
+use crate::ops::{metrics, LoadLabels, TableCounterMap, TableLabels, TableOpLabels};
 use crate::sink::Sink;
 use crate::Lsn;
 
@@ -69,6 +70,10 @@ pub struct StreamCore<S: Sink> {
     assembled: VecDeque<Assembled>,
     limits: PipelineLimits,
     stats: CoreStats,
+    paused: bool,
+    /// Committed transactions not yet durable: (end LSN, commit time), oldest first (lag).
+    undelivered: VecDeque<(Lsn, i64)>,
+    tables: TableCounterMap,
 }
 
 impl<S: Sink> StreamCore<S> {
@@ -93,6 +98,9 @@ impl<S: Sink> StreamCore<S> {
                 last_received: start,
                 ..CoreStats::default()
             },
+            paused: false,
+            undelivered: VecDeque::new(),
+            tables: TableCounterMap::new(),
         };
         (core, completions)
     }
@@ -116,7 +124,38 @@ impl<S: Sink> StreamCore<S> {
 
     /// Whether the runner may read more from the socket.
     pub fn can_read(&self) -> bool {
-        !self.assembler.is_replaying() && self.held_bytes() < self.limits.max_memory
+        !self.paused && !self.assembler.is_replaying() && self.held_bytes() < self.limits.max_memory
+    }
+
+    /// Paused: nothing is read and queued operations wait (those in flight finish). Safe at
+    /// any point: the durable position only follows finished work.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        self.dispatcher.set_paused(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn loads_in_flight(&self) -> usize {
+        self.dispatcher.in_flight()
+    }
+
+    /// Commit time (µs since 2000-01-01) of the oldest committed transaction not yet durable.
+    pub fn oldest_undelivered_commit_time(&self) -> Option<i64> {
+        self.undelivered.front().map(|(_, time)| *time)
+    }
+
+    /// Per-table counters for /status, with each table's pending operations filled in.
+    pub fn table_counters(&self) -> TableCounterMap {
+        let mut tables = self.tables.clone();
+        for counters in tables.values_mut() {
+            counters.pending_ops = counters
+                .relation_oid
+                .map_or(0, |oid| self.dispatcher.pending_ops(oid) as u64);
+        }
+        tables
     }
 
     /// Nothing open, buffered, queued or in flight.
@@ -163,6 +202,14 @@ impl<S: Sink> StreamCore<S> {
     /// A sink operation finished. An error stops the pipeline.
     pub fn on_completion(&mut self, completion: Completion, now: Instant) -> Result<(), CoreError> {
         self.dispatcher.complete(&completion);
+        self.record(&completion);
+        if completion.summary.kind == OpKind::Rows && completion.result.is_ok() {
+            if completion.summary.slow_down {
+                self.batcher.slow_down(completion.relation_oid);
+            } else {
+                self.batcher.speed_up(completion.relation_oid);
+            }
+        }
         completion.result.map_err(PipelineError::from)?;
         self.tracker.finish_work(completion.work);
         self.advance();
@@ -238,6 +285,8 @@ impl<S: Sink> StreamCore<S> {
                 self.stats.transactions += 1;
                 self.dispatch_ready();
                 self.tracker.commit_transaction(commit_lsn, end_lsn);
+                self.undelivered
+                    .push_back((end_lsn, self.stats.last_commit_time));
             }
         }
     }
@@ -252,5 +301,83 @@ impl<S: Sink> StreamCore<S> {
     fn advance(&mut self) {
         let open = self.batcher.oldest_open_commit_lsn();
         self.tracker.advance(open);
+        let durable = self.tracker.durable();
+        while self
+            .undelivered
+            .front()
+            .is_some_and(|(end_lsn, _)| *end_lsn <= durable)
+        {
+            self.undelivered.pop_front();
+        }
+    }
+
+    /// Books a finished operation into the per-table counters and the metrics.
+    fn record(&mut self, completion: &Completion) {
+        let summary = &completion.summary;
+        let table = summary.table.name.to_string();
+        let metrics = metrics();
+        let outcome = if completion.result.is_ok() {
+            "ok"
+        } else {
+            "failed"
+        };
+        metrics
+            .loads
+            .get_or_create(&LoadLabels {
+                table: table.clone(),
+                outcome,
+            })
+            .inc();
+        if completion.result.is_err() {
+            return;
+        }
+        let counters = self.tables.entry(table.clone()).or_default();
+        counters.relation_oid = Some(summary.table.relation_oid);
+        counters.loads += 1;
+        counters.last_load_at = Some(std::time::SystemTime::now());
+        counters.durable_lsn = Some(summary.last_commit_lsn);
+        match summary.kind {
+            OpKind::Rows => {
+                counters.inserts += summary.inserts;
+                counters.updates += summary.updates;
+                counters.deletes += summary.deletes;
+                counters.bytes_loaded += completion.bytes as u64;
+                for (op, count) in [
+                    ("insert", summary.inserts),
+                    ("update", summary.updates),
+                    ("delete", summary.deletes),
+                ] {
+                    if count > 0 {
+                        metrics
+                            .rows
+                            .get_or_create(&TableOpLabels {
+                                table: table.clone(),
+                                op,
+                            })
+                            .inc_by(count);
+                    }
+                }
+                let labels = TableLabels { table };
+                metrics
+                    .bytes
+                    .get_or_create(&labels)
+                    .inc_by(completion.bytes as u64);
+                metrics
+                    .load_duration
+                    .get_or_create(&labels)
+                    .observe(summary.elapsed.as_secs_f64());
+            }
+            OpKind::Truncate => {
+                counters.truncates += 1;
+                metrics
+                    .rows
+                    .get_or_create(&TableOpLabels {
+                        table,
+                        op: "truncate",
+                    })
+                    .inc();
+            }
+            OpKind::SchemaChange => {}
+        }
     }
 }

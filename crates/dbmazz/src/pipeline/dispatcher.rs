@@ -7,8 +7,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::batcher::TableOp;
+use super::change::ChangeKind;
 use crate::checkpoint::WorkId;
-use crate::sink::{Sink, SinkError};
+use crate::schema::TableSchema;
+use crate::sink::{Batch, Sink, SinkError};
 
 /// A finished sink operation.
 #[derive(Debug)]
@@ -17,6 +19,66 @@ pub struct Completion {
     pub work: WorkId,
     pub bytes: usize,
     pub result: Result<(), SinkError>,
+    /// What the operation carried, for metrics and /status.
+    pub summary: OpSummary,
+}
+
+/// What one sink operation carried.
+#[derive(Debug, Clone)]
+pub struct OpSummary {
+    pub table: Arc<TableSchema>,
+    pub kind: OpKind,
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    /// Newest commit LSN in the operation.
+    pub last_commit_lsn: crate::Lsn,
+    pub elapsed: std::time::Duration,
+    /// The sink asked this table to load less often.
+    pub slow_down: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Rows,
+    Truncate,
+    SchemaChange,
+}
+
+impl OpSummary {
+    fn of(op: &TableOp) -> Self {
+        let (table, kind, last_commit_lsn) = match op {
+            TableOp::Rows(batch) => (&batch.table, OpKind::Rows, batch.last_commit_lsn),
+            TableOp::Truncate { table, commit_lsn } => (table, OpKind::Truncate, *commit_lsn),
+            TableOp::SchemaChange {
+                new, commit_lsn, ..
+            } => (new, OpKind::SchemaChange, *commit_lsn),
+        };
+        let mut summary = OpSummary {
+            table: Arc::clone(table),
+            kind,
+            inserts: 0,
+            updates: 0,
+            deletes: 0,
+            last_commit_lsn,
+            elapsed: std::time::Duration::ZERO,
+            slow_down: false,
+        };
+        if let TableOp::Rows(batch) = op {
+            summary.count(batch);
+        }
+        summary
+    }
+
+    fn count(&mut self, batch: &Batch) {
+        for change in &batch.changes {
+            match change.kind {
+                ChangeKind::Insert => self.inserts += 1,
+                ChangeKind::Update => self.updates += 1,
+                ChangeKind::Delete => self.deletes += 1,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +97,7 @@ pub struct Dispatcher<S: Sink> {
     /// Bytes queued or in flight.
     held_bytes: usize,
     completions: mpsc::UnboundedSender<Completion>,
+    paused: bool,
 }
 
 impl<S: Sink> Dispatcher<S> {
@@ -48,6 +111,7 @@ impl<S: Sink> Dispatcher<S> {
             max_in_flight: max_in_flight.max(1),
             held_bytes: 0,
             completions: sender,
+            paused: false,
         };
         (dispatcher, receiver)
     }
@@ -62,6 +126,19 @@ impl<S: Sink> Dispatcher<S> {
 
     pub fn is_empty(&self) -> bool {
         self.in_flight == 0 && self.queues.values().all(|queue| queue.pending.is_empty())
+    }
+
+    /// While paused, queued operations wait; those in flight finish.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        self.start_runnable();
+    }
+
+    /// Operations queued or in flight for one table.
+    pub fn pending_ops(&self, relation_oid: u32) -> usize {
+        self.queues.get(&relation_oid).map_or(0, |queue| {
+            queue.pending.len() + usize::from(queue.in_flight)
+        })
     }
 
     pub fn enqueue(&mut self, work: WorkId, op: TableOp) {
@@ -90,7 +167,7 @@ impl<S: Sink> Dispatcher<S> {
     }
 
     fn start_runnable(&mut self) {
-        while self.in_flight < self.max_in_flight {
+        while !self.paused && self.in_flight < self.max_in_flight {
             let Some(oid) = self.runnable.pop_front() else {
                 return;
             };
@@ -106,6 +183,7 @@ impl<S: Sink> Dispatcher<S> {
             let completions = self.completions.clone();
             tokio::spawn(async move {
                 let bytes = op.byte_len();
+                let started = std::time::Instant::now();
                 let result = match &op {
                     TableOp::Rows(batch) => sink.write_batch(batch).await,
                     TableOp::Truncate { table, .. } => sink.truncate(table).await,
@@ -113,12 +191,16 @@ impl<S: Sink> Dispatcher<S> {
                         sink.apply_schema_change(old.as_ref(), new).await
                     }
                 };
+                let mut summary = OpSummary::of(&op);
+                summary.elapsed = started.elapsed();
+                summary.slow_down = sink.take_slow_down(oid);
                 // The receiver is gone only when the pipeline stopped; nothing to report to.
                 let _ = completions.send(Completion {
                     relation_oid: oid,
                     work,
                     bytes,
                     result,
+                    summary,
                 });
             });
         }

@@ -509,3 +509,32 @@ fn changes_for_unknown_relations_are_errors() {
         .unwrap_err();
     assert!(error.to_string().contains("999"), "{error}");
 }
+
+#[test]
+fn a_table_told_to_slow_down_batches_longer_until_loads_pass_again() {
+    let limits = BatchLimits {
+        max_rows: 10,
+        max_bytes: 1 << 20,
+        max_wait: Duration::from_millis(500),
+    };
+    let mut batcher = Batcher::new(limits);
+    assert_eq!(batcher.max_wait(ORDERS), Duration::from_millis(500));
+    batcher.slow_down(ORDERS);
+    batcher.slow_down(ORDERS);
+    assert_eq!(batcher.max_wait(ORDERS), Duration::from_secs(2));
+    assert_eq!(batcher.max_wait(ITEMS), Duration::from_millis(500));
+    for _ in 0..10 {
+        batcher.slow_down(ORDERS);
+    }
+    assert_eq!(
+        batcher.max_wait(ORDERS),
+        Duration::from_secs(8),
+        "capped at 16×"
+    );
+    batcher.speed_up(ORDERS);
+    assert_eq!(batcher.max_wait(ORDERS), Duration::from_secs(4));
+    for _ in 0..5 {
+        batcher.speed_up(ORDERS);
+    }
+    assert_eq!(batcher.max_wait(ORDERS), Duration::from_millis(500));
+}

@@ -6,6 +6,7 @@
 
 mod feedback;
 mod prepare;
+mod publish;
 
 pub use prepare::{prepare, Prepared, RunError};
 
@@ -17,12 +18,14 @@ use tokio::time::{sleep_until, Instant as TokioInstant};
 
 use crate::config::Config;
 use crate::decode::{DecoderOptions, ReplicationMessage};
+use crate::ops::{metrics, ReasonLabels, RunState, Telemetry};
 use crate::pipeline::{CoreStats, StreamCore};
 use crate::sink::Sink;
 use crate::snapshot::{run_snapshot, SnapshotOutcome, SnapshotProgress};
 use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
+use publish::Publisher;
 
 /// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
 /// the durable position, so giving up loses nothing).
@@ -46,34 +49,103 @@ pub struct Progress {
     pub reading: bool,
 }
 
+/// What a run is given besides the config and the sink.
+pub struct RunContext {
+    /// Turns true to stop gracefully.
+    pub shutdown: watch::Receiver<bool>,
+    /// Live figures for tests.
+    pub progress: Option<watch::Sender<Progress>>,
+    /// /status, /metrics and the pause switch.
+    pub telemetry: Arc<Telemetry>,
+    /// The snapshot's figures (also shown in /status through `telemetry`).
+    pub snapshot_progress: Arc<SnapshotProgress>,
+}
+
+impl RunContext {
+    pub fn new(shutdown: watch::Receiver<bool>) -> Self {
+        RunContext {
+            shutdown,
+            progress: None,
+            telemetry: Telemetry::new(),
+            snapshot_progress: SnapshotProgress::new(),
+        }
+    }
+
+    pub fn with_snapshot_progress(mut self, progress: Arc<SnapshotProgress>) -> Self {
+        self.snapshot_progress = progress;
+        self
+    }
+
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    pub fn with_progress(mut self, progress: watch::Sender<Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+}
+
 /// Runs until `shutdown` turns true or an error stops the stream.
 pub async fn run<S: Sink>(
     config: &Config,
     sink: Arc<S>,
-    shutdown: watch::Receiver<bool>,
-    progress: Option<watch::Sender<Progress>>,
+    context: RunContext,
 ) -> Result<RunSummary, RunError> {
-    run_with_snapshot_progress(config, sink, shutdown, progress, SnapshotProgress::new()).await
+    let telemetry = Arc::clone(&context.telemetry);
+    {
+        let mut board = telemetry.board();
+        board.state = RunState::Starting;
+        board.sink = sink.name();
+        board.source.publication = config.source.publication.clone();
+        board.source.slot = config.source.slot.clone();
+        board.source.database = config
+            .source_connect()
+            .map(|connect| connect.dbname)
+            .unwrap_or_default();
+    }
+    let result = match prepare(config).await {
+        Ok(prepared) => snapshot_then_stream(config, prepared, sink, context).await,
+        Err(error) => Err(error),
+    };
+    match &result {
+        Ok(_) => telemetry.set_state(RunState::Stopped),
+        Err(error) => {
+            telemetry.fail(&error.to_string());
+            metrics()
+                .errors
+                .get_or_create(&ReasonLabels {
+                    reason: error.kind(),
+                })
+                .inc();
+        }
+    }
+    result
 }
 
-/// [`run`], with the snapshot's figures kept in `snapshot_progress` (for /status).
-pub async fn run_with_snapshot_progress<S: Sink>(
+/// Copies the existing rows when the plan says so (the replication connection stays idle
+/// meanwhile), then streams from the slot's start.
+async fn snapshot_then_stream<S: Sink>(
     config: &Config,
+    mut prepared: Prepared,
     sink: Arc<S>,
-    shutdown: watch::Receiver<bool>,
-    progress: Option<watch::Sender<Progress>>,
-    snapshot_progress: Arc<SnapshotProgress>,
+    context: RunContext,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let mut prepared = prepare(config).await?;
     if let Some(job) = prepared.snapshot.take() {
+        let progress = Arc::clone(&context.snapshot_progress);
+        context.telemetry.set_snapshot_reporter(Box::new(move || {
+            serde_json::to_value(progress.report()).unwrap_or_default()
+        }));
+        context.telemetry.set_state(RunState::Snapshotting);
         let outcome = run_snapshot(
             config,
             &sink,
             job,
             &mut prepared.state,
-            shutdown.clone(),
-            snapshot_progress,
+            context.shutdown.clone(),
+            Arc::clone(&context.snapshot_progress),
         )
         .await?;
         if outcome == SnapshotOutcome::Interrupted {
@@ -86,7 +158,7 @@ pub async fn run_with_snapshot_progress<S: Sink>(
             });
         }
     }
-    stream(config, prepared, sink, shutdown, progress).await
+    stream(config, prepared, sink, context).await
 }
 
 /// Streams from a prepared slot.
@@ -94,9 +166,14 @@ pub async fn stream<S: Sink>(
     config: &Config,
     prepared: Prepared,
     sink: Arc<S>,
-    mut shutdown: watch::Receiver<bool>,
-    progress: Option<watch::Sender<Progress>>,
+    context: RunContext,
 ) -> Result<RunSummary, RunError> {
+    let RunContext {
+        mut shutdown,
+        progress,
+        telemetry,
+        snapshot_progress: _,
+    } = context;
     let started = Instant::now();
     let Prepared {
         client,
@@ -120,6 +197,13 @@ pub async fn stream<S: Sink>(
         "streaming"
     );
     let (mut reader, mut writer) = stream.split();
+    let _slot_watch = config.source_connect().ok().map(|connect| {
+        AbortOnDrop(tokio::spawn(crate::ops::watch_slot(
+            connect,
+            config.source.slot.clone(),
+            Arc::clone(&telemetry),
+        )))
+    });
     let (mut core, mut completions) = StreamCore::new(
         sink,
         decoder_options,
@@ -128,6 +212,10 @@ pub async fn stream<S: Sink>(
         start,
     );
     let mut feedback = Feedback::new(config, state, start);
+    let mut publisher = Publisher::new(start, config.pipeline_limits().max_memory);
+    let mut paused = telemetry.paused_changes();
+    core.set_paused(*paused.borrow_and_update());
+    telemetry.set_state(RunState::Streaming);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -139,6 +227,16 @@ pub async fn stream<S: Sink>(
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     break Ok(());
+                }
+            }
+            changed = paused.changed() => {
+                if changed.is_ok() {
+                    let pause = *paused.borrow_and_update();
+                    core.set_paused(pause);
+                    if let Err(error) = core.pump(Instant::now()) {
+                        break Err(error.into());
+                    }
+                    publisher.publish(&core, &telemetry);
                 }
             }
             Some(completion) = completions.recv() => {
@@ -164,6 +262,7 @@ pub async fn stream<S: Sink>(
                 if let Err(error) = feedback.maybe_send(&mut writer, &core, false).await {
                     break Err(error);
                 }
+                publisher.publish(&core, &telemetry);
                 if let Some(progress) = &progress {
                     progress.send_replace(Progress {
                         durable: core.durable(),
@@ -187,9 +286,14 @@ pub async fn stream<S: Sink>(
     if let Err(error) = result {
         // Report what is durable so far; nothing after the failure is acknowledged.
         let _ = feedback.maybe_send(&mut writer, &core, true).await;
+        publisher.publish(&core, &telemetry);
         return Err(error);
     }
+    telemetry.set_state(RunState::Stopping);
+    // A paused pipeline still flushes what it holds on shutdown.
+    core.set_paused(false);
     drain(&mut core, &mut completions).await?;
+    publisher.publish(&core, &telemetry);
     feedback.maybe_send(&mut writer, &core, true).await?;
     let _ = writer.send_copy_done().await;
     drop(reader);
@@ -275,6 +379,15 @@ async fn drain<S: Sink>(
         core.flush_all(Instant::now())?;
     }
     Ok(())
+}
+
+/// Aborts a background task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn to_tokio(deadline: Option<Instant>) -> TokioInstant {

@@ -58,6 +58,24 @@ pub enum RunError {
     StreamEnded,
 }
 
+impl RunError {
+    /// A short stable name for the `dbmazz_errors_total{reason}` metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RunError::Config(_) => "config",
+            RunError::Setup(_) => "setup",
+            RunError::Source(_) => "source",
+            RunError::Stream(_) => "stream",
+            RunError::State(_) => "state_file",
+            RunError::Snapshot(_) => "snapshot",
+            RunError::SlotLost { .. } => "slot_lost",
+            RunError::StateMismatch { .. } => "state_mismatch",
+            RunError::SpillDir { .. } => "spill_dir",
+            RunError::StreamEnded => "stream_ended",
+        }
+    }
+}
+
 /// A replication connection ready to start streaming.
 pub struct Prepared {
     pub client: ReplicationClient,

@@ -96,6 +96,12 @@ pub trait Sink: Send + Sync + 'static {
         old: Option<&Arc<TableSchema>>,
         new: &Arc<TableSchema>,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Whether the destination asked this table to load less often since the last call
+    /// (StarRocks's "too many versions"): the pipeline then lets its batches grow longer.
+    fn take_slow_down(&self, _relation_oid: u32) -> bool {
+        false
+    }
 }
 
 /// Accepts everything at once: for benchmarks of the stream path alone.

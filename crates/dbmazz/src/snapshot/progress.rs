@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::checkpoint::SnapshotState;
+use crate::ops::{metrics, TableLabels};
 
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -108,6 +109,19 @@ impl SnapshotProgress {
                 })
             })
             .collect();
+        for table in &tables {
+            let table: &Arc<TableProgress> = table;
+            set_gauge(
+                &metrics().snapshot_chunks_total,
+                &table.table,
+                table.chunks_total,
+            );
+            set_gauge(
+                &metrics().snapshot_chunks_done,
+                &table.table,
+                table.chunks_done.load(Ordering::Relaxed),
+            );
+        }
         *self.tables.write().unwrap_or_else(|p| p.into_inner()) = tables;
         *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         self.epoch.store(plan.epoch, Ordering::Relaxed);
@@ -133,12 +147,19 @@ impl SnapshotProgress {
             progress.rows.fetch_add(rows, Ordering::Relaxed);
             progress.bytes.fetch_add(bytes, Ordering::Relaxed);
         }
+        let labels = table_labels(table);
+        metrics().snapshot_rows.get_or_create(&labels).inc_by(rows);
+        metrics()
+            .snapshot_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes);
     }
 
     pub(crate) fn chunk_done(&self, table: &str, pages: u64) {
         if let Some(progress) = self.table(table) {
-            progress.chunks_done.fetch_add(1, Ordering::Relaxed);
+            let done = progress.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
             progress.pages_done.fetch_add(pages, Ordering::Relaxed);
+            set_gauge(&metrics().snapshot_chunks_done, table, done);
         }
     }
 
@@ -197,6 +218,25 @@ impl SnapshotProgress {
         }
         report
     }
+}
+
+fn table_labels(table: &str) -> TableLabels {
+    TableLabels {
+        table: table.to_string(),
+    }
+}
+
+fn set_gauge(
+    family: &prometheus_client::metrics::family::Family<
+        TableLabels,
+        prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    >,
+    table: &str,
+    value: u64,
+) {
+    family
+        .get_or_create(&table_labels(table))
+        .set(i64::try_from(value).unwrap_or(i64::MAX));
 }
 
 /// Shows progress until `stop` resolves: bars on a terminal, log lines otherwise.

@@ -247,6 +247,26 @@ impl StarRocksDdl {
         }))
     }
 
+    /// Any query, every value as text (`None` = NULL): for comparisons and the monitor.
+    pub async fn query_text(&self, statement: &str) -> Result<Vec<Vec<Option<String>>>, DdlError> {
+        let rows = self.query(statement).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                row.unwrap_raw()
+                    .into_iter()
+                    .map(|value| match value {
+                        None | Some(mysql_async::Value::NULL) => None,
+                        Some(mysql_async::Value::Bytes(bytes)) => {
+                            Some(String::from_utf8_lossy(&bytes).into_owned())
+                        }
+                        Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
     pub async fn truncate(&self, table: &str) -> Result<(), DdlError> {
         self.execute(&format!("TRUNCATE TABLE {}", self.qualified(table)))
             .await

@@ -2,28 +2,91 @@
 
 use bytes::Bytes;
 
-use super::sink::{LoadFailure, LoadRequest, Loader};
+use super::sink::{LoadFailure, LoadRequest, Loader, StagedLoad};
 use super::stream_load::{self, StreamLoader};
 
 /// Sends a sink load through [`StreamLoader::load_batch`] into `database`.
 pub struct HttpLoader {
     pub loader: StreamLoader,
     pub database: String,
+    /// Tables StarRocks answered "too many versions" for, until the pipeline asks.
+    pub too_many_versions: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// `sink.starrocks.transactional`: stage through the transaction API.
+    pub transactional: bool,
 }
 
-impl Loader for HttpLoader {
-    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
+impl HttpLoader {
+    pub fn new(loader: StreamLoader, database: &str) -> Self {
+        HttpLoader {
+            loader,
+            database: database.to_string(),
+            too_many_versions: Default::default(),
+            transactional: false,
+        }
+    }
+
+    fn http_request(&self, request: LoadRequest) -> stream_load::LoadRequest {
         let mut headers = vec![("columns".to_string(), request.columns)];
         if request.partial_update {
             headers.push(("partial_update".to_string(), "true".to_string()));
         }
-        let http_request = stream_load::LoadRequest {
+        stream_load::LoadRequest {
             db: self.database.clone(),
             table: request.table,
             label: request.label,
             body: Bytes::from(request.body),
             headers,
+        }
+    }
+}
+
+impl Loader for HttpLoader {
+    fn take_too_many_versions(&self, table: &str) -> bool {
+        self.too_many_versions
+            .lock()
+            .map(|mut tables| tables.remove(table))
+            .unwrap_or(false)
+    }
+
+    async fn stage(&self, request: LoadRequest) -> Result<Option<StagedLoad>, LoadFailure> {
+        if !self.transactional {
+            return self.load(request).await.map(|()| None);
+        }
+        let http_request = self.http_request(request);
+        let stage = self
+            .loader
+            .prepare_txn(&http_request)
+            .await
+            .map_err(|error| LoadFailure {
+                message: error.to_string(),
+            })?;
+        Ok(match stage {
+            stream_load::TxnStage::Prepared => Some(StagedLoad {
+                table: http_request.table,
+                label: http_request.label,
+            }),
+            stream_load::TxnStage::Committed => None,
+        })
+    }
+
+    async fn commit(&self, staged: StagedLoad) -> Result<(), LoadFailure> {
+        let request = stream_load::LoadRequest {
+            db: self.database.clone(),
+            table: staged.table,
+            label: staged.label,
+            body: Bytes::new(),
+            headers: Vec::new(),
         };
+        self.loader
+            .commit_txn(&request)
+            .await
+            .map_err(|error| LoadFailure {
+                message: error.to_string(),
+            })
+    }
+
+    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
+        let http_request = self.http_request(request);
         let outcome = self
             .loader
             .load_batch(&http_request)
@@ -31,12 +94,23 @@ impl Loader for HttpLoader {
             .map_err(|error| LoadFailure {
                 message: error.to_string(),
             })?;
+        if outcome.filtered_rows > 0 {
+            crate::ops::metrics()
+                .filtered_rows
+                .get_or_create(&crate::ops::TableLabels {
+                    table: format!("{}.{}", self.database, http_request.table),
+                })
+                .inc_by(outcome.filtered_rows);
+        }
         if outcome.too_many_versions > 0 {
             tracing::warn!(
                 table = %http_request.table,
                 label = %outcome.label,
-                "StarRocks reported too many versions; consider a larger batch.max_wait"
+                "StarRocks reported too many versions; loading this table less often"
             );
+            if let Ok(mut tables) = self.too_many_versions.lock() {
+                tables.insert(http_request.table.clone());
+            }
         }
         Ok(())
     }
@@ -77,10 +151,11 @@ pub async fn connect_sink(
     }
     let client = stream_load::StreamLoadClient::new(client_config)
         .map_err(|client_error| error(client_error.to_string()))?;
-    let loader = HttpLoader {
-        loader: StreamLoader::new(client, stream_load::RetryPolicy::default()),
-        database: starrocks.database.clone(),
-    };
+    let mut loader = HttpLoader::new(
+        StreamLoader::new(client, stream_load::RetryPolicy::default()),
+        &starrocks.database,
+    );
+    loader.transactional = starrocks.transactional;
     let options = super::StarRocksSinkOptions {
         label_prefix: config.source.slot.clone(),
         create_tables: starrocks.create_tables,

@@ -45,5 +45,5 @@ pub use encode::{
 };
 pub use loader::{connect_sink, HttpLoader};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
-pub use sink::{LoadFailure, LoadRequest, Loader, StarRocksSink, StarRocksSinkOptions};
+pub use sink::{LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink, StarRocksSinkOptions};
 pub use values::LossyReason;

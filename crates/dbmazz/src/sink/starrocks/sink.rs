@@ -47,6 +47,33 @@ pub struct LoadFailure {
 /// Sends loads and resolves their outcome; `Ok` = durable in StarRocks.
 pub trait Loader: Send + Sync + 'static {
     fn load(&self, request: LoadRequest) -> impl Future<Output = Result<(), LoadFailure>> + Send;
+
+    /// Whether StarRocks said "too many versions" for `table` since the last call.
+    fn take_too_many_versions(&self, _table: &str) -> bool {
+        false
+    }
+
+    /// Makes a load ready to commit (`transactional = true`: begin, load, prepare) and returns
+    /// what `commit` needs; `None` when nothing is left to commit. By default a load is
+    /// committed at once.
+    fn stage(
+        &self,
+        request: LoadRequest,
+    ) -> impl Future<Output = Result<Option<StagedLoad>, LoadFailure>> + Send {
+        async move { self.load(request).await.map(|()| None) }
+    }
+
+    /// Commits what `stage` prepared.
+    fn commit(&self, _staged: StagedLoad) -> impl Future<Output = Result<(), LoadFailure>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A prepared, uncommitted load (transactional mode).
+#[derive(Debug, Clone)]
+pub struct StagedLoad {
+    pub table: String,
+    pub label: String,
 }
 
 /// The `[sink.starrocks]` options the sink itself uses.
@@ -101,6 +128,23 @@ impl<L: Loader> StarRocksSink<L> {
             .unwrap_or_else(|poison| poison.into_inner())
             .get(&oid)
             .cloned()
+    }
+
+    async fn commit_staged(
+        &self,
+        table: &TableSchema,
+        staged: &mut Vec<StagedLoad>,
+    ) -> Result<(), SinkError> {
+        for load in staged.drain(..) {
+            let label = load.label.clone();
+            self.loader.commit(load).await.map_err(|failure| {
+                self.error(
+                    table,
+                    format!("commit of {label} failed: {}", failure.message),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     fn encoder_options(&self, not_null_columns: Vec<usize>) -> EncoderOptions {
@@ -502,8 +546,12 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             );
         }
         let synced_at = synced_at_now();
+        // Transactional mode: every part is prepared first, then all are committed in order.
+        let mut staged: Vec<StagedLoad> = Vec::new();
         for (part, mut load) in loads.into_iter().enumerate() {
             if let Some(carry) = load.carry.take() {
+                // Carried values are read from StarRocks: earlier parts must be visible.
+                self.commit_staged(&batch.table, &mut staged).await?;
                 self.carry_values(&batch.table, &mut load, &carry).await?;
             }
             let mut body = JsonBody::new();
@@ -536,6 +584,14 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             let rows = body.rows();
             let (bytes, lossy) = body.finish();
             for value in &lossy {
+                crate::ops::metrics()
+                    .lossy_values
+                    .get_or_create(&crate::ops::LossyLabels {
+                        table: batch.table.name.to_string(),
+                        column: value.column.to_string(),
+                        reason: value.reason.as_str(),
+                    })
+                    .inc();
                 tracing::warn!(
                     table = %batch.table.name,
                     column = %value.column,
@@ -553,14 +609,15 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 rows,
             };
             let label = request.label.clone();
-            self.loader.load(request).await.map_err(|failure| {
+            let stage = self.loader.stage(request).await.map_err(|failure| {
                 self.error(
                     &batch.table,
                     format!("load {label} failed: {}", failure.message),
                 )
             })?;
+            staged.extend(stage);
         }
-        Ok(())
+        self.commit_staged(&batch.table, &mut staged).await
     }
 
     async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
@@ -568,6 +625,11 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             .truncate(&table.name.name)
             .await
             .map_err(|error| self.error(table, error.to_string()))
+    }
+
+    fn take_slow_down(&self, relation_oid: u32) -> bool {
+        self.state(relation_oid)
+            .is_some_and(|state| self.loader.take_too_many_versions(&state.schema.name.name))
     }
 
     async fn apply_schema_change(

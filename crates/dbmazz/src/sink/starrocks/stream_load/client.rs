@@ -38,7 +38,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::response::{excerpt, rest_message, LabelStateAnswer, ParseError, StreamLoadResponse};
+use super::response::{
+    excerpt, rest_message, LabelStateAnswer, ParseError, StreamLoadResponse, TxnAnswer,
+};
 
 /// Where loads are sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -336,6 +338,98 @@ impl StreamLoadClient {
         })
     }
 
+    /// One call of the transaction API (spec §5): `POST /api/transaction/{begin,prepare,commit,
+    /// rollback}` or, with `body`, `PUT /api/transaction/load` — always to the FE, which routes
+    /// each call to the BE holding the transaction (307, followed with credentials).
+    pub async fn transaction(
+        &self,
+        op: &str,
+        request: &LoadRequest,
+        with_body: bool,
+    ) -> Result<TxnAnswer, RequestError> {
+        let url = format!(
+            "{}/api/transaction/{op}",
+            self.config.fe_http.trim_end_matches('/')
+        );
+        let mut headers = if with_body {
+            self.load_headers(request)?
+        } else {
+            vec![
+                (
+                    HeaderName::from_static("label"),
+                    header_value("label", &request.label)?,
+                ),
+                (http::header::AUTHORIZATION, self.authorization.clone()),
+            ]
+        };
+        headers.push((
+            HeaderName::from_static("db"),
+            header_value("db", &request.db)?,
+        ));
+        headers.push((
+            HeaderName::from_static("table"),
+            header_value("table", &request.table)?,
+        ));
+        let timeout = self.config.request_timeout;
+        let exchange = async {
+            if with_body {
+                self.put_following(url.clone(), headers, request.body.clone())
+                    .await
+            } else {
+                self.post_following(url.clone(), headers).await
+            }
+        };
+        let (url, status, bytes) =
+            tokio::time::timeout(timeout, exchange)
+                .await
+                .map_err(|_| RequestError::Timeout {
+                    url,
+                    after: timeout,
+                })??;
+        match status {
+            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
+                url,
+                message: rest_message(&bytes),
+            }),
+            s if s.is_success() => {
+                TxnAnswer::parse(&bytes).map_err(|source| RequestError::Body { url, source })
+            }
+            status => Err(RequestError::Status {
+                url,
+                status,
+                body: excerpt(&bytes),
+            }),
+        }
+    }
+
+    /// POST without a body to `url`, following redirects with the same headers.
+    async fn post_following(
+        &self,
+        mut url: String,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<(String, StatusCode, Bytes), RequestError> {
+        for _ in 0..=self.config.max_redirects {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri(&url)
+                .body(HeldBody::empty())
+                .map_err(|e| RequestError::Invalid(format!("{url}: {e}")))?;
+            for (name, value) in &headers {
+                req.headers_mut().append(name.clone(), value.clone());
+            }
+            let (status, location, bytes) = self.exchange(&url, req, None).await?;
+            if status.is_redirection() {
+                url = redirect_target(&url, location)?;
+                continue;
+            }
+            return Ok((url, status, bytes));
+        }
+        Err(RequestError::Redirect {
+            url,
+            reason: format!("more than {} redirects", self.config.max_redirects),
+        })
+    }
+
     fn load_headers(
         &self,
         request: &LoadRequest,
@@ -455,6 +549,10 @@ impl StreamLoadClient {
             .to_bytes();
         Ok((status, location, bytes))
     }
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, RequestError> {
+    HeaderValue::from_str(value).map_err(|e| RequestError::Invalid(format!("header {name}: {e}")))
 }
 
 /// Resolve a `Location` against the URL that answered it.

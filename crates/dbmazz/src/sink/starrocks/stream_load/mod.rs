@@ -6,6 +6,8 @@
 //!   connections, optional direct-to-BE and gzip; `get_load_state`.
 //! * `response` — the result JSON and label states; HTTP 200 alone means nothing.
 //! * `retry` — retryable vs permanent failures, exponential backoff with jitter.
+//! * `txn` — the transaction API (`transactional = true`): begin/load/prepare now, commit
+//!   once every part of a batch is prepared; outcomes resolved by label state.
 //! * `outcome` — `load_batch`: same label on every attempt, unknown outcomes resolved by label
 //!   state before anything else is sent.
 
@@ -13,10 +15,13 @@ mod client;
 mod outcome;
 mod response;
 mod retry;
+mod txn;
 
 pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
     ExistingJob, LabelState, LabelStateAnswer, LoadStatus, ParseError, StreamLoadResponse,
+    TxnAnswer,
 };
 pub use retry::{classify_fail, FailureClass, RetryPolicy};
+pub use txn::TxnStage;

@@ -102,8 +102,8 @@ impl LoadError {
 /// Sends batches with the label/outcome rules of DESIGN §3.
 #[derive(Debug, Clone)]
 pub struct StreamLoader {
-    client: StreamLoadClient,
-    policy: RetryPolicy,
+    pub(super) client: StreamLoadClient,
+    pub(super) policy: RetryPolicy,
 }
 
 /// Internal error type: boxed, the variants are large.
@@ -227,6 +227,7 @@ impl StreamLoader {
             Err(error) if error.outcome_unknown() => {
                 tracing::warn!(db = %request.db, table = %request.table, label = %request.label,
                     error = %error, "stream load outcome unknown, asking the label state");
+                count_retry("outcome_unknown");
                 state.last = error.to_string();
                 return Ok(Next::AskLabel(Duration::ZERO));
             }
@@ -240,6 +241,7 @@ impl StreamLoader {
             Err(error) => {
                 tracing::warn!(db = %request.db, table = %request.table, label = %request.label,
                     error = %error, "stream load not sent, retrying");
+                count_retry("not_sent");
                 return state.backoff(error.to_string());
             }
         };
@@ -249,6 +251,7 @@ impl StreamLoader {
                 Ok(Next::Done(Durability::PublishTimeout, Some(response)))
             }
             LoadStatus::LabelAlreadyExists => {
+                count_retry("label_already_exists");
                 state.last = response.message;
                 Ok(Next::AskLabel(Duration::ZERO))
             }
@@ -261,14 +264,19 @@ impl StreamLoader {
                         Err(state.permanent(response.message, response.error_url, hint))
                     }
                     FailureClass::LabelInUse => {
+                        count_retry("label_already_exists");
                         state.last = response.message;
                         Ok(Next::AskLabel(Duration::ZERO))
                     }
                     FailureClass::TooManyVersions => {
+                        count_retry("too_many_versions");
                         state.too_many_versions += 1;
                         state.backoff(response.message)
                     }
-                    FailureClass::Retryable => state.backoff(response.message),
+                    FailureClass::Retryable => {
+                        count_retry("load_failed");
+                        state.backoff(response.message)
+                    }
                 }
             }
         }
@@ -292,6 +300,7 @@ impl StreamLoader {
             }
             Err(error) => {
                 // Cannot learn the outcome yet: ask again later, never send blindly.
+                count_retry("label_state_unavailable");
                 state.last = error.to_string();
                 state.retries += 1;
                 if !self.policy.allows(state.sends, state.started.elapsed()) {
@@ -322,4 +331,12 @@ impl StreamLoader {
         }
         state.backoff(why)
     }
+}
+
+/// Counts one retried step in `dbmazz_load_retries_total{reason}`.
+fn count_retry(reason: &'static str) {
+    crate::ops::metrics()
+        .load_retries
+        .get_or_create(&crate::ops::ReasonLabels { reason })
+        .inc();
 }

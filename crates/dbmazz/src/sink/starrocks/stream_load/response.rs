@@ -161,6 +161,39 @@ impl StreamLoadResponse {
     }
 }
 
+/// An answer of the transaction API (spec §5.2): `Status` is a status-code name (`OK`,
+/// `LABEL_ALREADY_EXISTS`, `TXN_NOT_EXISTS`, `TXN_IN_PROCESSING`, `PUBLISH_TIMEOUT`,
+/// `INTERNAL_ERROR`, … or the FE's `FAILED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnAnswer {
+    pub status: String,
+    pub message: String,
+    pub existing_job: Option<ExistingJob>,
+    pub filtered_rows: u64,
+    pub error_url: Option<String>,
+}
+
+impl TxnAnswer {
+    pub fn parse(body: &[u8]) -> Result<TxnAnswer, ParseError> {
+        let raw: RawLoadResponse = serde_json::from_slice(body).map_err(|source| ParseError {
+            body: excerpt(body),
+            source,
+        })?;
+        Ok(TxnAnswer {
+            status: raw.status,
+            message: strip_exception_class(&raw.message).to_string(),
+            existing_job: raw.existing_job.as_deref().map(ExistingJob::parse),
+            filtered_rows: raw.filtered_rows,
+            error_url: raw.error_url.filter(|u| !u.is_empty()),
+        })
+    }
+
+    /// `OK` (the SDK also accepts `Success`).
+    pub fn is_ok(&self) -> bool {
+        self.status == "OK" || self.status == "Success"
+    }
+}
+
 /// FE refusals read `class com.starrocks.common.DdlException: <text>`; keep the text.
 fn strip_exception_class(message: &str) -> &str {
     match message.strip_prefix("class ") {

@@ -1,0 +1,291 @@
+//! The Prometheus metrics of the process (`/metrics`), one registry for the whole binary.
+//!
+//! One dbmazz process runs one pipeline, so the registry is process-wide (like Vector's
+//! recorder): the sink's retry loop and the stream core record into it without a handle
+//! threaded through every constructor. Series are labelled by table, so tests that share a
+//! process read their own tables' series.
+//!
+//! The names are the public interface (dashboards, alerts): docs/http-api.md lists them and
+//! deploy/grafana/dbmazz.json uses them; a test checks both against what is exported.
+
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableOpLabels {
+    pub table: String,
+    /// insert, update, delete, truncate.
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LoadLabels {
+    pub table: String,
+    /// ok or failed.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LossyLabels {
+    pub table: String,
+    pub column: String,
+    /// Why the value could not be stored exactly (nan, infinity, out_of_range, ...).
+    pub reason: &'static str,
+}
+
+/// Every metric dbmazz exports. Field names follow the exported names without `dbmazz_`.
+pub struct Metrics {
+    registry: Registry,
+    pub rows: Family<TableOpLabels, Counter>,
+    pub bytes: Family<TableLabels, Counter>,
+    pub loads: Family<LoadLabels, Counter>,
+    pub load_duration: Family<TableLabels, Histogram>,
+    pub load_retries: Family<ReasonLabels, Counter>,
+    pub filtered_rows: Family<TableLabels, Counter>,
+    pub lossy_values: Family<LossyLabels, Counter>,
+    pub transactions: Counter,
+    pub changes: Counter,
+    pub wal_received_bytes: Counter,
+    pub lag_seconds: Gauge<f64, AtomicU64>,
+    pub lag_bytes: Gauge<i64, AtomicI64>,
+    pub retained_wal_bytes: Gauge<i64, AtomicI64>,
+    pub slot_active: Gauge<i64, AtomicI64>,
+    pub pipeline_memory_bytes: Gauge<i64, AtomicI64>,
+    pub pipeline_memory_limit_bytes: Gauge<i64, AtomicI64>,
+    pub spilled_bytes: Counter,
+    pub paused: Gauge<i64, AtomicI64>,
+    pub received_lsn: Gauge<i64, AtomicI64>,
+    pub durable_lsn: Gauge<i64, AtomicI64>,
+    pub snapshot_rows: Family<TableLabels, Counter>,
+    pub snapshot_bytes: Family<TableLabels, Counter>,
+    pub snapshot_chunks_done: Family<TableLabels, Gauge<i64, AtomicI64>>,
+    pub snapshot_chunks_total: Family<TableLabels, Gauge<i64, AtomicI64>>,
+    pub errors: Family<ReasonLabels, Counter>,
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+fn load_duration_histogram() -> Histogram {
+    // 5 ms … ~82 s.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("dbmazz");
+        let metrics = Metrics {
+            rows: Family::default(),
+            bytes: Family::default(),
+            loads: Family::default(),
+            load_duration: Family::new_with_constructor(load_duration_histogram),
+            load_retries: Family::default(),
+            filtered_rows: Family::default(),
+            lossy_values: Family::default(),
+            transactions: Counter::default(),
+            changes: Counter::default(),
+            wal_received_bytes: Counter::default(),
+            lag_seconds: Gauge::default(),
+            lag_bytes: Gauge::default(),
+            retained_wal_bytes: Gauge::default(),
+            slot_active: Gauge::default(),
+            pipeline_memory_bytes: Gauge::default(),
+            pipeline_memory_limit_bytes: Gauge::default(),
+            spilled_bytes: Counter::default(),
+            paused: Gauge::default(),
+            received_lsn: Gauge::default(),
+            durable_lsn: Gauge::default(),
+            snapshot_rows: Family::default(),
+            snapshot_bytes: Family::default(),
+            snapshot_chunks_done: Family::default(),
+            snapshot_chunks_total: Family::default(),
+            errors: Family::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "rows",
+            "Row changes made durable in the destination, by table and operation",
+            metrics.rows.clone(),
+        );
+        r.register(
+            "load_bytes",
+            "Bytes of row data made durable in the destination, by table",
+            metrics.bytes.clone(),
+        );
+        r.register(
+            "loads",
+            "Destination loads (Stream Load, TRUNCATE, schema change) by table and outcome",
+            metrics.loads.clone(),
+        );
+        r.register(
+            "load_duration_seconds",
+            "Time to make one batch durable, retries included",
+            metrics.load_duration.clone(),
+        );
+        r.register(
+            "load_retries",
+            "Load attempts retried, by reason",
+            metrics.load_retries.clone(),
+        );
+        r.register(
+            "filtered_rows",
+            "Rows StarRocks filtered out of loads (only with a max_filter_ratio above 0)",
+            metrics.filtered_rows.clone(),
+        );
+        r.register(
+            "lossy_values",
+            "Values StarRocks cannot hold exactly, stored per lossy_policy, by table, column and reason",
+            metrics.lossy_values.clone(),
+        );
+        r.register(
+            "transactions",
+            "Committed transactions received",
+            metrics.transactions.clone(),
+        );
+        r.register("changes", "Row changes received", metrics.changes.clone());
+        r.register(
+            "wal_received_bytes",
+            "Bytes of pgoutput messages received",
+            metrics.wal_received_bytes.clone(),
+        );
+        r.register(
+            "lag_seconds",
+            "Age of the oldest committed transaction not yet durable in the destination (0 when caught up)",
+            metrics.lag_seconds.clone(),
+        );
+        r.register(
+            "lag_bytes",
+            "WAL bytes between the server's position and the durable position",
+            metrics.lag_bytes.clone(),
+        );
+        r.register(
+            "retained_wal_bytes",
+            "WAL the replication slot keeps on the server (current WAL - restart_lsn)",
+            metrics.retained_wal_bytes.clone(),
+        );
+        r.register(
+            "slot_active",
+            "1 when the replication slot is active",
+            metrics.slot_active.clone(),
+        );
+        r.register(
+            "pipeline_memory_bytes",
+            "Bytes of row data held in the pipeline (batches queued or in flight)",
+            metrics.pipeline_memory_bytes.clone(),
+        );
+        r.register(
+            "pipeline_memory_limit_bytes",
+            "pipeline.max_memory: reading stops when the pipeline holds this much",
+            metrics.pipeline_memory_limit_bytes.clone(),
+        );
+        r.register(
+            "spilled_bytes",
+            "Bytes of large in-progress transactions written to spill files",
+            metrics.spilled_bytes.clone(),
+        );
+        r.register(
+            "paused",
+            "1 while paused through POST /pause",
+            metrics.paused.clone(),
+        );
+        r.register(
+            "received_lsn",
+            "Last WAL position received (as a number)",
+            metrics.received_lsn.clone(),
+        );
+        r.register(
+            "durable_lsn",
+            "Position confirmed to the slot: everything before it is durable (as a number)",
+            metrics.durable_lsn.clone(),
+        );
+        r.register(
+            "snapshot_rows",
+            "Rows copied by the snapshot, by table",
+            metrics.snapshot_rows.clone(),
+        );
+        r.register(
+            "snapshot_bytes",
+            "Bytes copied by the snapshot, by table",
+            metrics.snapshot_bytes.clone(),
+        );
+        r.register(
+            "snapshot_chunks_done",
+            "Snapshot chunks loaded, by table",
+            metrics.snapshot_chunks_done.clone(),
+        );
+        r.register(
+            "snapshot_chunks_total",
+            "Snapshot chunks planned, by table",
+            metrics.snapshot_chunks_total.clone(),
+        );
+        r.register(
+            "errors",
+            "Errors that stopped the pipeline, by kind",
+            metrics.errors.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+
+    pub fn table(table: &impl ToString) -> TableLabels {
+        TableLabels {
+            table: table.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_names_with_labels() {
+        let metrics = metrics();
+        metrics
+            .rows
+            .get_or_create(&TableOpLabels {
+                table: "public.metrics_test".into(),
+                op: "insert",
+            })
+            .inc_by(3);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"dbmazz_rows_total{table="public.metrics_test",op="insert"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE dbmazz_lag_seconds gauge"), "{text}");
+        assert!(text.contains("# EOF"), "{text}");
+    }
+}
