@@ -110,9 +110,9 @@ fn new_database(major: u32, schema: &str) -> LocalPg {
     pg
 }
 
-/// Rows of the 1M-row test (override with DBMAZZ_TEST_SNAPSHOT_ROWS for quick debug runs).
+/// Rows of the 1M-row test (override with SNAPSHOT_TEST_ROWS for quick debug runs).
 fn snapshot_rows() -> u64 {
-    std::env::var("DBMAZZ_TEST_SNAPSHOT_ROWS")
+    std::env::var("SNAPSHOT_TEST_ROWS")
         .ok()
         .and_then(|rows| rows.parse().ok())
         .unwrap_or(1_000_000)
@@ -169,7 +169,7 @@ async fn a_million_rows_snapshotted_under_concurrent_writes_end_identical() {
         &emulator,
         &["public.big_a", "public.big_b"],
         |config| {
-            config.snapshot.chunk_pages = 256;
+            config.snapshot.chunk_pages = u32::try_from(rows / 4000).unwrap_or(256).max(16);
             config.batch.max_rows = 50_000;
             config.batch.max_bytes = dbmazz::config::ByteSize::mib(8);
         },
@@ -293,7 +293,7 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
         ),
     )
     .unwrap();
-    let mut kills = 0;
+    let (mut kills, mut mid_snapshot_kills) = (0, 0);
     for run in 0..6 {
         let done_before = done_chunks(&state_dir);
         let log = dir.0.join(format!("run{run}.log"));
@@ -318,6 +318,13 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
             child.kill().unwrap();
             child.wait().unwrap();
             kills += 1;
+            let unfinished = StateFile::load(&state_dir)
+                .unwrap()
+                .and_then(|state| state.snapshot)
+                .is_some_and(|snapshot| !snapshot.is_finished());
+            if unfinished {
+                mid_snapshot_kills += 1;
+            }
         }
         let reread: Vec<u32> = chunks_started(&log)
             .intersection(&done_before)
@@ -376,7 +383,11 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
             child.wait().unwrap();
         }
     }
-    assert!(kills >= 3);
+    assert_eq!(kills, 5);
+    assert!(
+        mid_snapshot_kills >= 3,
+        "only {mid_snapshot_kills} kills landed mid-snapshot"
+    );
 }
 
 const EDGE_TABLE: &str = "(
