@@ -10,6 +10,7 @@ mod memory;
 mod ops;
 mod pacing;
 mod replication_client;
+mod snapshot;
 mod starrocks_ddl;
 mod starrocks_e2e;
 mod stream;

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::decode::TupleValue;
 use crate::schema::type_map::{map_pg_type, StarRocksType, TypeMapOptions, ValueEncoding};
 use crate::schema::TableSchema;
-use crate::sink::{Batch, Sink, SinkError};
+use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
@@ -455,15 +455,25 @@ impl<L: Loader> StarRocksSink<L> {
     }
 
     fn label(&self, batch: &Batch, part: usize) -> String {
-        format!(
-            "dbmazz-{}-{}-{:x}-{}-{:x}-{}",
-            self.options.label_prefix,
-            batch.table.relation_oid,
-            batch.first_commit_lsn.0,
-            batch.first_change_index,
-            batch.last_commit_lsn.0,
-            part
-        )
+        batch_label(&self.options.label_prefix, batch, part)
+    }
+}
+
+/// The deterministic label of load `part` of `batch` (spec §2: `[-\w]{1,128}`; the prefix is
+/// a slot name, at most 63 characters of `[a-z0-9_]`).
+fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
+    let oid = batch.table.relation_oid;
+    match batch.origin {
+        BatchOrigin::Stream => format!(
+            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{part}",
+            batch.first_commit_lsn.0, batch.first_change_index, batch.last_commit_lsn.0,
+        ),
+        BatchOrigin::Snapshot {
+            epoch,
+            attempt,
+            chunk,
+            part: batch_part,
+        } => format!("dbmazz-{prefix}-{oid}-snap{epoch}a{attempt}-{chunk}-{batch_part}-{part}"),
     }
 }
 
