@@ -229,6 +229,7 @@ state_dir = "{state}"
 url = "{url}"
 publication = "{publication}"
 slot = "{slot}"
+read_pacing = "{pacing}"
 [sink]
 type = "noop"
 [batch]
@@ -241,6 +242,8 @@ listen = ""
         publication = args.publication,
         slot = args.slot(index),
         wait = args.batch_max_fill_ms,
+        // Experiments: DBMAZZ_BENCH_READ_PACING=2ms (default: the config's default).
+        pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "0s".into()),
     );
     Config::from_toml(&toml).map_err(|error| error.to_string())
 }

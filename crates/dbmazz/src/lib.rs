@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod replicator;
 pub mod schema;
 pub mod sink;
+pub mod snapshot;
 pub mod source;
 
 pub use lsn::Lsn;

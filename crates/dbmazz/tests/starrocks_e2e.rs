@@ -15,9 +15,9 @@ use tokio::sync::watch;
 use crate::support::{start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS};
 
 /// Loads through the emulator's in-process Stream Load (same checks as over HTTP).
-struct EmulatorLoader {
-    emulator: Arc<EmulatorHandle>,
-    database: String,
+pub(crate) struct EmulatorLoader {
+    pub(crate) emulator: Arc<EmulatorHandle>,
+    pub(crate) database: String,
 }
 
 impl Loader for EmulatorLoader {
@@ -88,7 +88,7 @@ async fn start(
 }
 
 /// Rows of a PostgreSQL query as text, in order.
-fn pg_rows(pg: &LocalPg, sql: &str) -> Vec<String> {
+pub(crate) fn pg_rows(pg: &LocalPg, sql: &str) -> Vec<String> {
     pg.psql("shop", sql)
         .unwrap()
         .lines()
@@ -97,7 +97,7 @@ fn pg_rows(pg: &LocalPg, sql: &str) -> Vec<String> {
 }
 
 /// The same query against the emulator, joined like psql -A does.
-async fn sr_rows(emulator: &EmulatorHandle, sql: &str) -> Vec<String> {
+pub(crate) async fn sr_rows(emulator: &EmulatorHandle, sql: &str) -> Vec<String> {
     emulator
         .query_text(Some("shop"), sql)
         .await
@@ -114,7 +114,12 @@ async fn sr_rows(emulator: &EmulatorHandle, sql: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn wait_identical(pg: &LocalPg, emulator: &EmulatorHandle, pg_sql: &str, sr_sql: &str) {
+pub(crate) async fn wait_identical(
+    pg: &LocalPg,
+    emulator: &EmulatorHandle,
+    pg_sql: &str,
+    sr_sql: &str,
+) {
     let expected = pg_rows(pg, pg_sql);
     let mut last = Vec::new();
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::decode::ReplicaIdentity;
 use crate::schema::type_map::{map_pg_type, numeric_precision_scale, oid, WideNumeric};
-use crate::schema::{ColumnSchema, LossyPolicy, TableName, TableSchema, TypeMapOptions};
+use crate::schema::{LossyPolicy, TableName, TableSchema, TypeMapOptions};
 use crate::source::{quote_ident, quote_table, SourceError};
 
 use super::postgres::Role;
@@ -59,26 +59,15 @@ pub(super) async fn check_table(
         ));
     }
     let columns = read_columns(client, relation_oid, version_num).await?;
-    let shape = TableSchema {
-        relation_oid,
-        name: table.clone(),
-        replica_identity,
-        columns: columns
-            .iter()
-            .map(|column| ColumnSchema {
-                name: column.name.clone(),
-                type_oid: column.type_oid,
-                type_modifier: column.type_modifier,
-                is_key: match replica_identity {
-                    ReplicaIdentity::Default => column.in_primary_key,
-                    ReplicaIdentity::Index => column.in_identity_index,
-                    ReplicaIdentity::Full => true,
-                    ReplicaIdentity::Nothing => false,
-                },
-            })
-            .collect(),
-        version: 0,
-    };
+    // The shape the StarRocks checks compare with: the snapshot's, which is tested to equal
+    // the Relation message pgoutput sends.
+    let shape =
+        crate::snapshot::table_schema(client, table)
+            .await
+            .map_err(|error| match error {
+                crate::snapshot::SnapshotError::Source(source) => source,
+                other => SourceError::Protocol(other.to_string()),
+            })?;
     report.push(key_line(table, replica_identity, &columns));
     let options = config
         .sink

@@ -7,6 +7,8 @@
 mod tracker;
 
 pub use tracker::{DurabilityTracker, WorkId};
+mod snapshot_state;
 mod state_file;
 
+pub use snapshot_state::{SnapshotChunk, SnapshotState, TableSnapshotState};
 pub use state_file::{StateFile, StateFileError};

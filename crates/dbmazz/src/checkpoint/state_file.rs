@@ -11,10 +11,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::snapshot_state::SnapshotState;
 use crate::Lsn;
 
 const FILE_NAME: &str = "state.json";
-const FORMAT_VERSION: u32 = 1;
+/// Version 2 added the optional `snapshot` section; version 1 files (without it) still load.
+const FORMAT_VERSION: u32 = 2;
+const READABLE_VERSIONS: [u32; 2] = [1, 2];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateFile {
@@ -24,6 +27,9 @@ pub struct StateFile {
     pub system_identifier: String,
     /// Last position reported to PostgreSQL as flushed (`X/Y`).
     pub last_durable_lsn: String,
+    /// The current (or last) snapshot's plan and progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +52,7 @@ impl StateFile {
             database: database.to_string(),
             system_identifier: system_identifier.to_string(),
             last_durable_lsn: durable.to_string(),
+            snapshot: None,
         }
     }
 
@@ -65,17 +72,18 @@ impl StateFile {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateFileError::Io { path, source }),
         };
-        let state: StateFile =
+        let mut state: StateFile =
             serde_json::from_str(&text).map_err(|error| StateFileError::Invalid {
                 path: path.clone(),
                 reason: error.to_string(),
             })?;
-        if state.format_version != FORMAT_VERSION || state.durable().is_none() {
+        if !READABLE_VERSIONS.contains(&state.format_version) || state.durable().is_none() {
             return Err(StateFileError::Invalid {
                 path,
                 reason: format!("unsupported format_version {}", state.format_version),
             });
         }
+        state.format_version = FORMAT_VERSION;
         Ok(Some(state))
     }
 
@@ -119,6 +127,21 @@ mod tests {
         fs::write(StateFile::path(&dir), "{not json").unwrap();
         let error = StateFile::load(&dir).unwrap_err();
         assert!(error.to_string().contains("not valid"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_1_files_load_without_a_snapshot_section() {
+        let dir = std::env::temp_dir().join(format!("dbmazz-state-v1-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            StateFile::path(&dir),
+            r#"{"format_version":1,"slot":"s","database":"d","system_identifier":"1","last_durable_lsn":"0/10"}"#,
+        )
+        .unwrap();
+        let loaded = StateFile::load(&dir).unwrap().unwrap();
+        assert_eq!(loaded.snapshot, None);
+        assert_eq!(loaded.durable(), Some(Lsn(0x10)));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

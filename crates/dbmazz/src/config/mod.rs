@@ -41,7 +41,48 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    #[serde(default)]
+    pub snapshot: SnapshotConfig,
 }
+
+/// When the existing rows are copied before streaming.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotMode {
+    /// Snapshot when dbmazz creates the slot (and finish an interrupted snapshot), then stream.
+    #[default]
+    Initial,
+    /// Never snapshot: stream only.
+    Never,
+    /// Snapshot every table again at every start (a new epoch), then stream.
+    Always,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Chunks read and loaded at once (one PostgreSQL connection each).
+    #[serde(default = "default_snapshot_parallelism")]
+    pub parallelism: usize,
+    /// Heap pages (8 KiB each by default) per chunk: the unit of parallelism and of resume.
+    #[serde(default = "default_chunk_pages")]
+    pub chunk_pages: u32,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig {
+            mode: SnapshotMode::default(),
+            parallelism: default_snapshot_parallelism(),
+            chunk_pages: default_chunk_pages(),
+        }
+    }
+}
+
+/// At most this many snapshot readers (each holds a connection and a batch in memory).
+pub const MAX_SNAPSHOT_PARALLELISM: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +99,11 @@ pub struct SourceConfig {
     /// Standby status updates at least this often.
     #[serde(default = "default_status_interval")]
     pub status_interval: HumanDuration,
+    /// After a socket read that brought little data, wait this long before reading again, so
+    /// the walsender fills the socket and sends in large chunks instead of one small write
+    /// per change (its CPU is what bounds the drain rate). Adds at most this much latency.
+    #[serde(default = "default_read_pacing")]
+    pub read_pacing: HumanDuration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -229,6 +275,10 @@ fn default_slot() -> String {
 fn default_status_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
+
+fn default_read_pacing() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
+}
 fn default_starrocks_user() -> String {
     "root".into()
 }
@@ -249,6 +299,14 @@ fn default_spill_threshold() -> ByteSize {
 }
 fn default_max_in_flight() -> usize {
     4
+}
+fn default_snapshot_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get())
+}
+fn default_chunk_pages() -> u32 {
+    // 32 MiB of heap: big enough that per-chunk costs (a query, a state write) vanish, small
+    // enough that a restart re-reads little and a big table spreads over the readers.
+    4096
 }
 fn default_http_listen() -> String {
     DEFAULT_HTTP_LISTEN.into()
@@ -370,6 +428,23 @@ impl Config {
                 "pipeline.max_in_flight",
                 "must be at least 1",
                 "use e.g. 4",
+            ));
+        }
+        if self.snapshot.parallelism == 0 || self.snapshot.parallelism > MAX_SNAPSHOT_PARALLELISM {
+            return Err(ConfigError::new(
+                "snapshot.parallelism",
+                format!("{} is out of range", self.snapshot.parallelism),
+                format!(
+                    "use 1 to {MAX_SNAPSHOT_PARALLELISM} (default: the number of cores); each \
+                     reader holds a PostgreSQL connection"
+                ),
+            ));
+        }
+        if self.snapshot.chunk_pages == 0 {
+            return Err(ConfigError::new(
+                "snapshot.chunk_pages",
+                "must be at least 1",
+                "use e.g. 4096 (32 MiB of 8 KiB pages)",
             ));
         }
         if !self.http.listen.is_empty() && self.http.listen.parse::<SocketAddr>().is_err() {

@@ -117,3 +117,24 @@ fn environment_and_flags_override_the_file_in_that_order() {
     assert_eq!(missing.key, "--config");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn snapshot_settings_default_and_validate() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.snapshot.mode, SnapshotMode::Initial);
+    assert!(config.snapshot.parallelism >= 1);
+    assert_eq!(config.snapshot.chunk_pages, 4096);
+    let config = Config::from_toml(&format!(
+        "{EXAMPLE}\n[snapshot]\nmode = \"never\"\nparallelism = 3\nchunk_pages = 10\n"
+    ))
+    .unwrap();
+    assert_eq!(config.snapshot.mode, SnapshotMode::Never);
+    assert_eq!(config.snapshot.parallelism, 3);
+    assert_eq!(config.snapshot.chunk_pages, 10);
+    let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nmode = \"sometimes\"\n"));
+    assert_eq!(error.key, "snapshot.mode");
+    let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nparallelism = 0\n"));
+    assert_eq!(error.key, "snapshot.parallelism");
+    let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nchunk_pages = 0\n"));
+    assert_eq!(error.key, "snapshot.chunk_pages");
+}

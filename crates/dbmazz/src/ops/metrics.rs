@@ -79,6 +79,8 @@ pub struct Metrics {
     pub snapshot_chunks_done: Family<TableLabels, Gauge<i64, AtomicI64>>,
     pub snapshot_chunks_total: Family<TableLabels, Gauge<i64, AtomicI64>>,
     pub errors: Family<ReasonLabels, Counter>,
+    /// Lossy values per table, for /status (the family above cannot be read back).
+    lossy_by_table: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// The process's metrics.
@@ -121,6 +123,7 @@ impl Metrics {
             snapshot_chunks_done: Family::default(),
             snapshot_chunks_total: Family::default(),
             errors: Family::default(),
+            lossy_by_table: Default::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -259,6 +262,28 @@ impl Metrics {
         text
     }
 
+    /// Counts a value stored per `lossy_policy` instead of exactly.
+    pub fn count_lossy(&self, table: &str, column: &str, reason: &'static str) {
+        self.lossy_values
+            .get_or_create(&LossyLabels {
+                table: table.to_string(),
+                column: column.to_string(),
+                reason,
+            })
+            .inc();
+        if let Ok(mut tables) = self.lossy_by_table.lock() {
+            *tables.entry(table.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Lossy values counted for `table` since the process started.
+    pub fn lossy_count(&self, table: &str) -> u64 {
+        self.lossy_by_table
+            .lock()
+            .map(|tables| tables.get(table).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     pub fn table(table: &impl ToString) -> TableLabels {
         TableLabels {
             table: table.to_string(),
@@ -287,5 +312,22 @@ mod tests {
         );
         assert!(text.contains("# TYPE dbmazz_lag_seconds gauge"), "{text}");
         assert!(text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn lossy_values_are_counted_per_column_and_per_table() {
+        let metrics = metrics();
+        metrics.count_lossy("public.lossy_test", "ratio", "nan");
+        metrics.count_lossy("public.lossy_test", "ratio", "nan");
+        metrics.count_lossy("public.lossy_test", "when", "out_of_range");
+        assert_eq!(metrics.lossy_count("public.lossy_test"), 3);
+        assert_eq!(metrics.lossy_count("public.other"), 0);
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"dbmazz_lossy_values_total{table="public.lossy_test",column="ratio",reason="nan"} 2"#
+            ),
+            "{text}"
+        );
     }
 }

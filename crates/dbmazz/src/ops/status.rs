@@ -106,6 +106,8 @@ pub struct TableStatus {
     pub last_load_at: Option<String>,
     /// Operations queued or in flight for this table.
     pub pending_ops: u64,
+    /// Values StarRocks could not hold exactly, stored per `lossy_policy` (see the log for keys).
+    pub lossy_values: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -144,6 +146,7 @@ impl TableStatus {
             durable_lsn: counters.durable_lsn.map(|lsn| lsn.to_string()),
             last_load_at: counters.last_load_at.map(rfc3339),
             pending_ops: counters.pending_ops,
+            lossy_values: super::metrics().lossy_count(table),
         }
     }
 }

@@ -172,6 +172,7 @@ impl Batcher {
                 last_commit_lsn: change.commit_lsn,
                 first_change_index: index,
                 byte_len: 0,
+                origin: crate::sink::BatchOrigin::Stream,
             },
             due_at: now + max_wait * slow_down.get(&oid).copied().unwrap_or(1),
         });

@@ -21,6 +21,7 @@ use crate::decode::{DecoderOptions, ReplicationMessage};
 use crate::ops::{metrics, ReasonLabels, RunState, Telemetry};
 use crate::pipeline::{CoreStats, StreamCore};
 use crate::sink::Sink;
+use crate::snapshot::{run_snapshot, SnapshotOutcome, SnapshotProgress};
 use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
@@ -56,6 +57,8 @@ pub struct RunContext {
     pub progress: Option<watch::Sender<Progress>>,
     /// /status, /metrics and the pause switch.
     pub telemetry: Arc<Telemetry>,
+    /// The snapshot's figures (also shown in /status through `telemetry`).
+    pub snapshot_progress: Arc<SnapshotProgress>,
 }
 
 impl RunContext {
@@ -64,7 +67,13 @@ impl RunContext {
             shutdown,
             progress: None,
             telemetry: Telemetry::new(),
+            snapshot_progress: SnapshotProgress::new(),
         }
+    }
+
+    pub fn with_snapshot_progress(mut self, progress: Arc<SnapshotProgress>) -> Self {
+        self.snapshot_progress = progress;
+        self
     }
 
     pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
@@ -97,7 +106,7 @@ pub async fn run<S: Sink>(
             .unwrap_or_default();
     }
     let result = match prepare(config).await {
-        Ok(prepared) => stream(config, prepared, sink, context).await,
+        Ok(prepared) => snapshot_then_stream(config, prepared, sink, context).await,
         Err(error) => Err(error),
     };
     match &result {
@@ -115,6 +124,43 @@ pub async fn run<S: Sink>(
     result
 }
 
+/// Copies the existing rows when the plan says so (the replication connection stays idle
+/// meanwhile), then streams from the slot's start.
+async fn snapshot_then_stream<S: Sink>(
+    config: &Config,
+    mut prepared: Prepared,
+    sink: Arc<S>,
+    context: RunContext,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    if let Some(job) = prepared.snapshot.take() {
+        let progress = Arc::clone(&context.snapshot_progress);
+        context.telemetry.set_snapshot_reporter(Box::new(move || {
+            serde_json::to_value(progress.report()).unwrap_or_default()
+        }));
+        context.telemetry.set_state(RunState::Snapshotting);
+        let outcome = run_snapshot(
+            config,
+            &sink,
+            job,
+            &mut prepared.state,
+            context.shutdown.clone(),
+            Arc::clone(&context.snapshot_progress),
+        )
+        .await?;
+        if outcome == SnapshotOutcome::Interrupted {
+            // The slot has not moved: the next start reads the unfinished chunks.
+            return Ok(RunSummary {
+                start: prepared.start,
+                durable: prepared.start,
+                stats: CoreStats::default(),
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    stream(config, prepared, sink, context).await
+}
+
 /// Streams from a prepared slot.
 pub async fn stream<S: Sink>(
     config: &Config,
@@ -126,6 +172,7 @@ pub async fn stream<S: Sink>(
         mut shutdown,
         progress,
         telemetry,
+        snapshot_progress: _,
     } = context;
     let started = Instant::now();
     let Prepared {
@@ -133,6 +180,7 @@ pub async fn stream<S: Sink>(
         start,
         protocol,
         state,
+        snapshot: _,
     } = prepared;
     let decoder_options = DecoderOptions {
         protocol_version: protocol.version,
@@ -168,6 +216,8 @@ pub async fn stream<S: Sink>(
     let mut paused = telemetry.paused_changes();
     core.set_paused(*paused.borrow_and_update());
     telemetry.set_state(RunState::Streaming);
+    let pacing = config.source.read_pacing.0;
+    let mut read_paused_until: Option<TokioInstant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -196,7 +246,10 @@ pub async fn stream<S: Sink>(
                     break Err(error.into());
                 }
             }
-            frame = reader.next_copy_data(), if core.can_read() => {
+            _ = sleep_until(read_paused_until.unwrap_or_else(TokioInstant::now)), if read_paused_until.is_some() => {
+                read_paused_until = None;
+            }
+            frame = reader.next_copy_data(), if core.can_read() && read_paused_until.is_none() => {
                 match handle_frame(frame, &mut core, &mut writer, &mut feedback).await {
                     Ok(()) => read_a_frame = true,
                     Err(error) => break Err(error),
@@ -232,6 +285,13 @@ pub async fn stream<S: Sink>(
                 drain_buffered(&mut reader, &mut core, &mut writer, &mut feedback).await
             {
                 break Err(error);
+            }
+            // A small read: let the walsender fill the socket before the next one.
+            if !pacing.is_zero()
+                && reader.last_read_len() < SMALL_READ
+                && reader.buffered_len() < SMALL_READ
+            {
+                read_paused_until = Some(TokioInstant::now() + pacing);
             }
         }
     };
@@ -290,6 +350,9 @@ async fn handle_frame<S: Sink>(
     }
     Ok(())
 }
+
+/// A socket read below this is "small" for `source.read_pacing`.
+const SMALL_READ: usize = 64 * 1024;
 
 /// Frames handled per wake-up at most before the select! loop runs again.
 const MAX_FRAMES_PER_WAKEUP: usize = 4096;

@@ -3,11 +3,14 @@
 use std::path::Path;
 
 use crate::checkpoint::{StateFile, StateFileError};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
+use crate::snapshot::{
+    decide, load_schemas, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
+};
 use crate::source::{
-    check_wal_level, connect_sql, ensure_slot, prepare_publication, PgOutputProtocol,
-    ReplicationClient, SetupError, SourceError,
+    check_wal_level, connect_sql, ensure_slot_with, prepare_publication, PgOutputProtocol,
+    ReplicationClient, SetupError, SnapshotAction, SourceError,
 };
 use crate::Lsn;
 
@@ -24,6 +27,8 @@ pub enum RunError {
     Stream(#[from] CoreError),
     #[error(transparent)]
     State(#[from] StateFileError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error(
         "replication slot {slot:?} is gone, but {state} says this state_dir streamed from it up \
          to {durable}: the changes since are lost. Snapshot the tables again: move {state} away \
@@ -62,6 +67,7 @@ impl RunError {
             RunError::Source(_) => "source",
             RunError::Stream(_) => "stream",
             RunError::State(_) => "state_file",
+            RunError::Snapshot(_) => "snapshot",
             RunError::SlotLost { .. } => "slot_lost",
             RunError::StateMismatch { .. } => "state_mismatch",
             RunError::SpillDir { .. } => "spill_dir",
@@ -76,6 +82,8 @@ pub struct Prepared {
     pub start: Lsn,
     pub protocol: PgOutputProtocol,
     pub state: StateFile,
+    /// Rows to copy before streaming (the replication connection must stay idle until then).
+    pub snapshot: Option<SnapshotJob>,
 }
 
 pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
@@ -83,7 +91,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let sql = connect_sql(&connect).await?;
     check_wal_level(&sql).await?;
     let tables = prepare_publication(&sql, &config.source.publication, &config.tables()).await?;
-    drop(sql);
     tracing::info!(publication = %config.source.publication, tables = tables.len(), "publication ready");
 
     let mut client = ReplicationClient::connect(&connect).await?;
@@ -113,7 +120,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
             });
         }
     }
-    let slot = ensure_slot(&mut client, &config.source.slot, &database).await?;
+    let previous_snapshot = state.as_ref().and_then(|state| state.snapshot.clone());
+    let export = if config.snapshot.mode == SnapshotMode::Never {
+        SnapshotAction::NoExport
+    } else {
+        SnapshotAction::Export
+    };
+    let slot = ensure_slot_with(&mut client, &config.source.slot, &database, export).await?;
     if let Some(recorded) = state.as_ref().and_then(StateFile::durable) {
         if slot.start < recorded {
             // PostgreSQL persists confirmed positions at checkpoints; after a server crash it
@@ -122,7 +135,41 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
     }
     clear_spill(&config.spill_dir())?;
-    let state = StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
+    let mut state = StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
+    state.snapshot = previous_snapshot;
+    let decision = decide(config.snapshot.mode, slot.created, state.snapshot.as_ref());
+    let snapshot = match decision {
+        SnapshotDecision::Skip => {
+            if state
+                .snapshot
+                .as_ref()
+                .is_some_and(|plan| !plan.is_finished())
+            {
+                tracing::warn!("an unfinished snapshot is recorded but snapshot.mode = \"never\": streaming only");
+            }
+            None
+        }
+        SnapshotDecision::New { epoch } => {
+            let plan = plan_new(&sql, &tables, config.snapshot.chunk_pages, epoch).await?;
+            Some((plan, slot.snapshot_name.clone()))
+        }
+        SnapshotDecision::Resume => state.snapshot.clone().map(|plan| (plan, None)),
+    };
+    let snapshot = match snapshot {
+        Some((mut plan, exported_snapshot)) => {
+            plan.attempt += 1;
+            let schemas = load_schemas(&sql, &plan).await?;
+            state.snapshot = Some(plan.clone());
+            Some(SnapshotJob {
+                plan,
+                schemas,
+                exported_snapshot,
+                snapshot_lsn: slot.start,
+            })
+        }
+        None => None,
+    };
+    drop(sql);
     state.store(&config.state_dir)?;
     let protocol = client.pgoutput_protocol();
     Ok(Prepared {
@@ -130,6 +177,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         start: slot.start,
         protocol,
         state,
+        snapshot,
     })
 }
 

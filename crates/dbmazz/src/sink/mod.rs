@@ -40,6 +40,29 @@ pub struct Batch {
     pub first_change_index: u64,
     /// Bytes held (accounting for the pipeline's memory budget).
     pub byte_len: usize,
+    /// Where the rows come from: the stream, or a snapshot chunk (labels differ).
+    pub origin: BatchOrigin,
+}
+
+/// Where a batch's rows were read. Load labels are built from it, so that a snapshot load
+/// never shares a label with a stream load, with another chunk, or with an earlier attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchOrigin {
+    /// Changes decoded from the replication stream (identified by their LSNs).
+    #[default]
+    Stream,
+    /// Rows of one snapshot chunk.
+    Snapshot {
+        /// Which snapshot of the table (a new epoch per complete re-snapshot).
+        epoch: u64,
+        /// How many times dbmazz started reading this epoch (a chunk re-read after a crash
+        /// may hold other rows than the first read, so its loads need new labels).
+        attempt: u64,
+        /// The chunk within the epoch's plan.
+        chunk: u32,
+        /// The batch within the chunk.
+        part: u32,
+    },
 }
 
 /// A sink failed in a way it could not retry away.

@@ -137,15 +137,25 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         if let Some(frame) = split_frame(buf)? {
             return Ok(frame);
         }
-        if buf.capacity() - buf.len() < MIN_READ_ROOM {
-            buf.reserve(READ_CHUNK);
-        }
-        if reader.read_buf(buf).await? == 0 {
-            return Err(SourceError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "PostgreSQL closed the connection",
-            )));
-        }
+        fill_buffer(reader, buf).await?;
+    }
+}
+
+/// One socket read into `buf` (at least [`MIN_READ_ROOM`] free); returns the bytes read.
+/// Cancel-safe: a cancelled read has read nothing.
+pub(crate) async fn fill_buffer<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+) -> Result<usize, SourceError> {
+    if buf.capacity() - buf.len() < MIN_READ_ROOM {
+        buf.reserve(READ_CHUNK);
+    }
+    match reader.read_buf(buf).await? {
+        0 => Err(SourceError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "PostgreSQL closed the connection",
+        ))),
+        read => Ok(read),
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::config::PgConnectConfig;
 use super::connection::{
-    protocol, read_frame, split_frame, unexpected, AuthMethod, Connection, Frame, Transport,
+    fill_buffer, protocol, split_frame, unexpected, AuthMethod, Connection, Frame, Transport,
 };
 use super::error::{ServerErrorFields, SourceError};
 use crate::Lsn;
@@ -345,6 +345,7 @@ impl ReplicationClient {
                 slot: slot.to_string(),
                 user,
                 finished: false,
+                last_read: 0,
             },
             writer: ReplicationWriter {
                 write,
@@ -409,6 +410,8 @@ pub struct ReplicationReader {
     slot: String,
     user: String,
     finished: bool,
+    /// Bytes the last socket read brought (for read pacing).
+    last_read: usize,
 }
 
 impl ReplicationReader {
@@ -424,11 +427,19 @@ impl ReplicationReader {
             if self.finished {
                 return Ok(None);
             }
-            let frame = read_frame(&mut self.read, &mut self.buf).await?;
-            if let Some(payload) = self.accept(frame)? {
-                return Ok(Some(payload));
+            if let Some(frame) = split_frame(&mut self.buf)? {
+                if let Some(payload) = self.accept(frame)? {
+                    return Ok(Some(payload));
+                }
+                continue;
             }
+            self.last_read = fill_buffer(&mut self.read, &mut self.buf).await?;
         }
+    }
+
+    /// Bytes the last socket read brought.
+    pub fn last_read_len(&self) -> usize {
+        self.last_read
     }
 
     /// The next CopyData payload that is already complete in the read buffer, without touching

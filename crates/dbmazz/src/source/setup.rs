@@ -104,8 +104,23 @@ pub async fn prepare_publication(
             .map(quote_table)
             .collect::<Vec<_>>()
             .join(", ");
+        // A partitioned table is one StarRocks table: publish its changes under the root's
+        // name (PostgreSQL 13+), as the snapshot reads it.
+        let via_root: bool = client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int >= 130000",
+                &[],
+            )
+            .await
+            .map_err(SourceError::from)?
+            .get(0);
+        let options = if via_root {
+            " WITH (publish_via_partition_root = true)"
+        } else {
+            ""
+        };
         let sql = format!(
-            "CREATE PUBLICATION {} FOR TABLE {list}",
+            "CREATE PUBLICATION {} FOR TABLE {list}{options}",
             quote_ident(publication)
         );
         client
@@ -190,11 +205,23 @@ pub struct SlotStart {
     pub snapshot_name: Option<String>,
 }
 
-/// Creates the slot when missing; otherwise checks it can be streamed from.
+/// Creates the slot when missing (without exporting a snapshot); otherwise checks it can be
+/// streamed from.
 pub async fn ensure_slot(
     client: &mut ReplicationClient,
     slot: &str,
     database: &str,
+) -> Result<SlotStart, SetupError> {
+    ensure_slot_with(client, slot, database, SnapshotAction::NoExport).await
+}
+
+/// [`ensure_slot`], creating a missing slot with `snapshot` (`Export`: the snapshot lives
+/// until the next command on `client`).
+pub async fn ensure_slot_with(
+    client: &mut ReplicationClient,
+    slot: &str,
+    database: &str,
+    snapshot: SnapshotAction,
 ) -> Result<SlotStart, SetupError> {
     match client.slot_info(slot).await? {
         Some(info) => {
@@ -207,9 +234,7 @@ pub async fn ensure_slot(
             })
         }
         None => {
-            let created = client
-                .create_logical_slot(slot, SnapshotAction::NoExport)
-                .await?;
+            let created = client.create_logical_slot(slot, snapshot).await?;
             tracing::info!(slot, consistent_point = %created.consistent_point, "created replication slot");
             Ok(SlotStart {
                 start: created.consistent_point,

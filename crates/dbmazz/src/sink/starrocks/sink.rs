@@ -18,7 +18,7 @@ use crate::schema::type_map::{
     map_pg_type, StarRocksType, TypeMapOptions, UnsupportedType, ValueEncoding,
 };
 use crate::schema::TableSchema;
-use crate::sink::{Batch, Sink, SinkError};
+use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
@@ -426,15 +426,25 @@ impl<L: Loader> StarRocksSink<L> {
     }
 
     fn label(&self, batch: &Batch, part: usize) -> String {
-        format!(
-            "dbmazz-{}-{}-{:x}-{}-{:x}-{}",
-            self.options.label_prefix,
-            batch.table.relation_oid,
-            batch.first_commit_lsn.0,
-            batch.first_change_index,
-            batch.last_commit_lsn.0,
-            part
-        )
+        batch_label(&self.options.label_prefix, batch, part)
+    }
+}
+
+/// The deterministic label of load `part` of `batch` (spec §2: `[-\w]{1,128}`; the prefix is
+/// a slot name, at most 63 characters of `[a-z0-9_]`).
+fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
+    let oid = batch.table.relation_oid;
+    match batch.origin {
+        BatchOrigin::Stream => format!(
+            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{part}",
+            batch.first_commit_lsn.0, batch.first_change_index, batch.last_commit_lsn.0,
+        ),
+        BatchOrigin::Snapshot {
+            epoch,
+            attempt,
+            chunk,
+            part: batch_part,
+        } => format!("dbmazz-{prefix}-{oid}-snap{epoch}a{attempt}-{chunk}-{batch_part}-{part}"),
     }
 }
 
@@ -611,14 +621,11 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             let rows = body.rows();
             let (bytes, lossy) = body.finish();
             for value in &lossy {
-                crate::ops::metrics()
-                    .lossy_values
-                    .get_or_create(&crate::ops::LossyLabels {
-                        table: batch.table.name.to_string(),
-                        column: value.column.to_string(),
-                        reason: value.reason.as_str(),
-                    })
-                    .inc();
+                crate::ops::metrics().count_lossy(
+                    &batch.table.name.to_string(),
+                    &value.column,
+                    value.reason.as_str(),
+                );
                 tracing::warn!(
                     table = %batch.table.name,
                     column = %value.column,

@@ -292,50 +292,37 @@ impl StreamLoadClient {
         db: &str,
         label: &str,
     ) -> Result<LabelStateAnswer, RequestError> {
-        let mut url = format!(
+        let url = format!(
             "{}/api/{}/get_load_state?label={}",
             self.config.fe_http.trim_end_matches('/'),
             encode_segment(db),
             encode_segment(label)
         );
         let timeout = self.config.connect_timeout + Duration::from_secs(20);
-        for _ in 0..=self.config.max_redirects {
-            let mut req = Request::builder()
-                .method(Method::GET)
-                .uri(&url)
-                .body(HeldBody::empty())
-                .map_err(|e| RequestError::Invalid(format!("{url}: {e}")))?;
-            req.headers_mut()
-                .insert(http::header::AUTHORIZATION, self.authorization.clone());
-            let (status, location, bytes) =
-                tokio::time::timeout(timeout, self.exchange(&url, req, None))
-                    .await
-                    .map_err(|_| RequestError::Timeout {
-                        url: url.clone(),
-                        after: timeout,
-                    })??;
-            if status.is_redirection() {
-                url = redirect_target(&url, location)?;
-                continue;
-            }
-            return match status {
-                StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
-                    url,
-                    message: rest_message(&bytes),
-                }),
-                s if s.is_success() => LabelStateAnswer::parse(&bytes)
-                    .map_err(|source| RequestError::Body { url, source }),
-                status => Err(RequestError::Status {
-                    url,
-                    status,
-                    body: excerpt(&bytes),
-                }),
-            };
-        }
-        Err(RequestError::Redirect {
+        let headers = vec![(http::header::AUTHORIZATION, self.authorization.clone())];
+        let (url, status, bytes) = tokio::time::timeout(
+            timeout,
+            self.send_following(Method::GET, url.clone(), headers),
+        )
+        .await
+        .map_err(|_| RequestError::Timeout {
             url,
-            reason: format!("more than {} redirects", self.config.max_redirects),
-        })
+            after: timeout,
+        })??;
+        match status {
+            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
+                url,
+                message: rest_message(&bytes),
+            }),
+            s if s.is_success() => {
+                LabelStateAnswer::parse(&bytes).map_err(|source| RequestError::Body { url, source })
+            }
+            status => Err(RequestError::Status {
+                url,
+                status,
+                body: excerpt(&bytes),
+            }),
+        }
     }
 
     /// One call of the transaction API (spec §5): `POST /api/transaction/{begin,prepare,commit,
@@ -376,7 +363,8 @@ impl StreamLoadClient {
                 self.put_following(url.clone(), headers, request.body.clone())
                     .await
             } else {
-                self.post_following(url.clone(), headers).await
+                self.send_following(Method::POST, url.clone(), headers)
+                    .await
             }
         };
         let (url, status, bytes) =
@@ -402,15 +390,16 @@ impl StreamLoadClient {
         }
     }
 
-    /// POST without a body to `url`, following redirects with the same headers.
-    async fn post_following(
+    /// A request without a body to `url`, following redirects with the same headers.
+    async fn send_following(
         &self,
+        method: Method,
         mut url: String,
         headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<(String, StatusCode, Bytes), RequestError> {
         for _ in 0..=self.config.max_redirects {
             let mut req = Request::builder()
-                .method(Method::POST)
+                .method(method.clone())
                 .uri(&url)
                 .body(HeldBody::empty())
                 .map_err(|e| RequestError::Invalid(format!("{url}: {e}")))?;

@@ -90,6 +90,23 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// No retry can help `request`; `hint` says what the operator should do.
+    pub fn permanent(
+        request: &LoadRequest,
+        message: String,
+        error_url: Option<String>,
+        hint: &str,
+    ) -> Box<LoadError> {
+        Box::new(LoadError::Permanent {
+            db: request.db.clone(),
+            table: request.table.clone(),
+            label: request.label.clone(),
+            message,
+            error_url,
+            hint: hint.to_string(),
+        })
+    }
+
     /// The StarRocks message (or transport error) that ended the batch.
     pub fn message(&self) -> &str {
         match self {
@@ -131,14 +148,7 @@ struct Attempts<'a> {
 
 impl Attempts<'_> {
     fn permanent(&self, message: String, error_url: Option<String>, hint: &str) -> Stop {
-        Box::new(LoadError::Permanent {
-            db: self.request.db.clone(),
-            table: self.request.table.clone(),
-            label: self.request.label.clone(),
-            message,
-            error_url,
-            hint: hint.to_string(),
-        })
+        LoadError::permanent(self.request, message, error_url, hint)
     }
 
     /// Back off before the next send, or give up.

@@ -264,13 +264,6 @@ impl<'a> Attempt<'a> {
     }
 
     fn permanent(&self, message: String, error_url: Option<String>, hint: &str) -> Stop {
-        Box::new(LoadError::Permanent {
-            db: self.request.db.clone(),
-            table: self.request.table.clone(),
-            label: self.request.label.clone(),
-            message,
-            error_url,
-            hint: hint.to_string(),
-        })
+        LoadError::permanent(self.request, message, error_url, hint)
     }
 }

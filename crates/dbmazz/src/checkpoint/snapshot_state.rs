@@ -1,0 +1,116 @@
+//! The snapshot section of the state file: each table's chunk plan and which chunks are loaded.
+//!
+//! A chunk is marked done only after every batch of it is durable in the sink, and the file
+//! is rewritten atomically after each one, so after a crash exactly the chunks not marked done
+//! are read again (DESIGN §5).
+
+use serde::{Deserialize, Serialize};
+
+/// One snapshot (an epoch) of the published tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotState {
+    /// 1 for the first snapshot; +1 for each later complete snapshot (`mode = "always"`).
+    pub epoch: u64,
+    /// Starts of dbmazz that read this epoch (1 = the first, with the slot's exported
+    /// snapshot); part of every load label, since a re-read chunk may hold other rows.
+    pub attempt: u64,
+    pub tables: Vec<TableSnapshotState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableSnapshotState {
+    /// The published table (`schema.table`), as the stream names it.
+    pub table: String,
+    pub chunks: Vec<SnapshotChunk>,
+}
+
+/// A ctid page range of one heap relation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// Unique within the epoch.
+    pub id: u32,
+    /// The relation read: the table itself or, for a partitioned table, one leaf partition
+    /// (`schema.table`).
+    pub relation_schema: String,
+    pub relation_name: String,
+    /// First heap page read.
+    pub first_page: u32,
+    /// First page not read; `None` for a relation's last chunk, which stays open-ended so
+    /// that rows in pages added after planning are not missed.
+    pub end_page: Option<u32>,
+    /// Pages the plan expected in this chunk (for progress and ETA only).
+    pub estimated_pages: u64,
+    #[serde(default)]
+    pub done: bool,
+    /// Rows loaded from this chunk (when done).
+    #[serde(default)]
+    pub rows: u64,
+}
+
+impl SnapshotState {
+    pub fn is_finished(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|table| table.chunks.iter().all(|chunk| chunk.done))
+    }
+
+    /// Marks a chunk done; false when no chunk has that id.
+    pub fn mark_done(&mut self, chunk_id: u32, rows: u64) -> bool {
+        for table in &mut self.tables {
+            if let Some(chunk) = table.chunks.iter_mut().find(|chunk| chunk.id == chunk_id) {
+                chunk.done = true;
+                chunk.rows = rows;
+                return true;
+            }
+        }
+        false
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        self.tables.iter().map(|table| table.chunks.len()).sum()
+    }
+
+    pub fn done_count(&self) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|table| &table.chunks)
+            .filter(|chunk| chunk.done)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(id: u32, end_page: Option<u32>) -> SnapshotChunk {
+        SnapshotChunk {
+            id,
+            relation_schema: "public".into(),
+            relation_name: "orders".into(),
+            first_page: id * 10,
+            end_page,
+            estimated_pages: 10,
+            done: false,
+            rows: 0,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_finished_when_every_chunk_is_done() {
+        let mut state = SnapshotState {
+            epoch: 1,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: "public.orders".into(),
+                chunks: vec![chunk(0, Some(10)), chunk(1, None)],
+            }],
+        };
+        assert!(!state.is_finished());
+        assert!(state.mark_done(1, 5));
+        assert!(!state.mark_done(7, 5));
+        assert_eq!((state.done_count(), state.chunk_count()), (1, 2));
+        assert!(state.mark_done(0, 3));
+        assert!(state.is_finished());
+    }
+}

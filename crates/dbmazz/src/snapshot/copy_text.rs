@@ -1,0 +1,236 @@
+//! COPY text format → the text values pgoutput sends, so a snapshot row becomes the same
+//! [`RowImage`] a stream INSERT of that row would (one code path to the sink).
+//!
+//! Both come from the type's output function under the same session settings; COPY only adds
+//! its escaping: a row per line, columns split by tab, `\N` for NULL and backslash escapes
+//! (`\\`, `\t`, `\n`, `\r`, `\b`, `\f`, `\v`, octal `\d{1,3}`, hex `\xh{1,2}`, any other
+//! escaped byte stands for itself). See the COPY page of the PostgreSQL documentation,
+//! "Text Format".
+
+use bytes::{Bytes, BytesMut};
+
+use crate::decode::{TupleData, TupleValue};
+use crate::pipeline::RowImage;
+
+/// A line that is not a row of the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("COPY row has {found} columns, expected {expected}")]
+pub struct CopyRowError {
+    pub expected: usize,
+    pub found: usize,
+}
+
+/// Decodes one row (without its trailing newline) of `columns` columns.
+pub fn decode_row(line: &Bytes, columns: usize) -> Result<RowImage, CopyRowError> {
+    let mut values = Vec::with_capacity(columns);
+    let mut start = 0;
+    let bytes = line.as_ref();
+    loop {
+        let end = memchr_tab(bytes, start).unwrap_or(bytes.len());
+        values.push(decode_field(line.slice(start..end)));
+        if end == bytes.len() {
+            break;
+        }
+        start = end + 1;
+    }
+    if values.len() != columns {
+        return Err(CopyRowError {
+            expected: columns,
+            found: values.len(),
+        });
+    }
+    Ok(RowImage::from_tuple(&TupleData(values)))
+}
+
+fn memchr_tab(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes[from..]
+        .iter()
+        .position(|&byte| byte == b'\t')
+        .map(|offset| from + offset)
+}
+
+fn decode_field(field: Bytes) -> TupleValue {
+    if field.as_ref() == b"\\N" {
+        return TupleValue::Null;
+    }
+    if !field.contains(&b'\\') {
+        return TupleValue::Text(field);
+    }
+    TupleValue::Text(unescape(&field))
+}
+
+fn unescape(field: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(field.len());
+    let mut index = 0;
+    while index < field.len() {
+        let byte = field[index];
+        index += 1;
+        if byte != b'\\' || index == field.len() {
+            out.extend_from_slice(&[byte]);
+            continue;
+        }
+        let escaped = field[index];
+        index += 1;
+        let decoded = match escaped {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 0x0b,
+            b'0'..=b'7' => {
+                let mut value = u32::from(escaped - b'0');
+                for _ in 0..2 {
+                    match field.get(index) {
+                        Some(&digit @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(digit - b'0');
+                            index += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                // Like PostgreSQL, keep the low byte of an out-of-range value.
+                (value & 0xff) as u8
+            }
+            b'x' if field.get(index).is_some_and(u8::is_ascii_hexdigit) => {
+                let mut value = 0u8;
+                for _ in 0..2 {
+                    match field.get(index).and_then(|&digit| hex_value(digit)) {
+                        Some(digit) => {
+                            value = value * 16 + digit;
+                            index += 1;
+                        }
+                        None => break,
+                    }
+                }
+                value
+            }
+            other => other,
+        };
+        out.extend_from_slice(&[decoded]);
+    }
+    out.freeze()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits COPY output into rows. The server sends one row per CopyData message, but nothing
+/// here relies on it: a message may hold several rows or part of one.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: BytesMut,
+}
+
+impl LineSplitter {
+    /// Feeds one message; calls `row` for each complete line (without its newline).
+    pub fn push<E>(
+        &mut self,
+        mut data: Bytes,
+        mut row: impl FnMut(Bytes) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.partial.is_empty() {
+            let Some(newline) = data.iter().position(|&byte| byte == b'\n') else {
+                self.partial.extend_from_slice(&data);
+                return Ok(());
+            };
+            self.partial.extend_from_slice(&data.split_to(newline + 1));
+            let mut line = std::mem::take(&mut self.partial).freeze();
+            line.truncate(line.len() - 1);
+            row(line)?;
+        }
+        while let Some(newline) = data.iter().position(|&byte| byte == b'\n') {
+            let mut line = data.split_to(newline + 1);
+            line.truncate(newline);
+            row(line)?;
+        }
+        if !data.is_empty() {
+            self.partial.extend_from_slice(&data);
+        }
+        Ok(())
+    }
+
+    /// Bytes of an unfinished last line (the server always ends rows with a newline).
+    pub fn leftover(&self) -> usize {
+        self.partial.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(image: &RowImage) -> Vec<Option<Vec<u8>>> {
+        image
+            .values()
+            .0
+            .into_iter()
+            .map(|value| match value {
+                TupleValue::Text(bytes) => Some(bytes.to_vec()),
+                TupleValue::Null => None,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_escape_of_the_text_format_decodes_to_the_raw_value() {
+        let line = Bytes::from_static(
+            b"1\t\\N\t\tback\\\\slash\ttab\\there\tnl\\nCR\\r\tbs\\bff\\fvt\\v\toct\\101\\0601\thex\\x41\\x4g\\xZ\t\\\\x00ff\t\\N\\N",
+        );
+        let image = decode_row(&line, 11).unwrap();
+        let expected: Vec<Option<&[u8]>> = vec![
+            Some(b"1"),
+            None,
+            Some(b""),
+            Some(b"back\\slash"),
+            Some(b"tab\there"),
+            Some(b"nl\nCR\r"),
+            Some(b"bs\x08ff\x0cvt\x0b"),
+            Some(b"octA01"),
+            Some(b"hexA\x04gxZ"),
+            Some(b"\\x00ff"),
+            // Only a field that is exactly `\N` is NULL.
+            Some(b"NN"),
+        ];
+        let expected: Vec<Option<Vec<u8>>> = expected
+            .into_iter()
+            .map(|value| value.map(<[u8]>::to_vec))
+            .collect();
+        assert_eq!(texts(&image), expected);
+    }
+
+    #[test]
+    fn wrong_column_counts_are_errors() {
+        let line = Bytes::from_static(b"1\t2");
+        assert_eq!(
+            decode_row(&line, 3).unwrap_err(),
+            CopyRowError {
+                expected: 3,
+                found: 2
+            }
+        );
+    }
+
+    #[test]
+    fn lines_split_across_and_within_messages() {
+        let mut splitter = LineSplitter::default();
+        let mut rows = Vec::new();
+        for message in [&b"a\tb\nc\t"[..], b"d", b"\ne\tf\n"] {
+            splitter
+                .push::<()>(Bytes::copy_from_slice(message), |row| {
+                    rows.push(row);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(rows, vec![&b"a\tb"[..], b"c\td", b"e\tf"]);
+        assert_eq!(splitter.leftover(), 0);
+    }
+}

@@ -1,0 +1,124 @@
+//! Deciding what to read: a new plan (every published table cut into chunks), or the
+//! unfinished chunks of the plan in the state file.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+
+use super::catalog::{heap_relations, plan_chunks, table_schema};
+use super::SnapshotError;
+use crate::checkpoint::SnapshotState;
+use crate::config::SnapshotMode;
+use crate::schema::{TableName, TableSchema};
+
+/// What to do about the snapshot at this start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotDecision {
+    /// Nothing to read: stream.
+    Skip,
+    /// Plan and read a new snapshot with this epoch.
+    New { epoch: u64 },
+    /// Read the unfinished chunks of the recorded plan.
+    Resume,
+}
+
+/// `initial`: a new snapshot when dbmazz has just created the slot, the rest of an
+/// interrupted one otherwise. `always`: the same, but a finished earlier snapshot is followed
+/// by a new epoch. `never`: stream only.
+pub fn decide(
+    mode: SnapshotMode,
+    slot_created: bool,
+    previous: Option<&SnapshotState>,
+) -> SnapshotDecision {
+    let unfinished = previous.is_some_and(|state| !state.is_finished());
+    let next_epoch = previous.map_or(1, |state| state.epoch + 1);
+    match mode {
+        SnapshotMode::Never => SnapshotDecision::Skip,
+        _ if unfinished && !slot_created => SnapshotDecision::Resume,
+        SnapshotMode::Initial if slot_created => SnapshotDecision::New { epoch: next_epoch },
+        SnapshotMode::Initial => SnapshotDecision::Skip,
+        SnapshotMode::Always => SnapshotDecision::New { epoch: next_epoch },
+    }
+}
+
+/// A new plan over `tables`.
+pub async fn plan_new(
+    client: &Client,
+    tables: &[TableName],
+    chunk_pages: u32,
+    epoch: u64,
+) -> Result<SnapshotState, SnapshotError> {
+    let mut next_id = 0;
+    let mut planned = Vec::with_capacity(tables.len());
+    for table in tables {
+        let relations = heap_relations(client, table).await?;
+        planned.push(plan_chunks(table, &relations, chunk_pages, &mut next_id));
+    }
+    Ok(SnapshotState {
+        epoch,
+        attempt: 0,
+        tables: planned,
+    })
+}
+
+/// The current shape of every table of a plan, keyed by `schema.table`.
+pub async fn load_schemas(
+    client: &Client,
+    plan: &SnapshotState,
+) -> Result<HashMap<String, Arc<TableSchema>>, SnapshotError> {
+    let mut schemas = HashMap::new();
+    for table in &plan.tables {
+        let name = TableName::parse(&table.table).ok_or_else(|| {
+            SnapshotError::Internal(format!("bad table name {:?} in the plan", table.table))
+        })?;
+        let schema = table_schema(client, &name).await?;
+        if schema.key_indexes().next().is_none() {
+            return Err(SnapshotError::NoKey { table: name });
+        }
+        schemas.insert(table.table.clone(), Arc::new(schema));
+    }
+    Ok(schemas)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{SnapshotChunk, TableSnapshotState};
+
+    fn state(done: bool) -> SnapshotState {
+        SnapshotState {
+            epoch: 3,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: "public.t".into(),
+                chunks: vec![SnapshotChunk {
+                    id: 0,
+                    relation_schema: "public".into(),
+                    relation_name: "t".into(),
+                    first_page: 0,
+                    end_page: None,
+                    estimated_pages: 1,
+                    done,
+                    rows: 0,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn each_mode_snapshots_when_it_should() {
+        use SnapshotDecision::*;
+        use SnapshotMode::*;
+        let (finished, unfinished) = (state(true), state(false));
+        assert_eq!(decide(Initial, true, None), New { epoch: 1 });
+        assert_eq!(decide(Initial, false, None), Skip);
+        assert_eq!(decide(Initial, false, Some(&finished)), Skip);
+        assert_eq!(decide(Initial, false, Some(&unfinished)), Resume);
+        assert_eq!(decide(Always, false, Some(&finished)), New { epoch: 4 });
+        assert_eq!(decide(Always, false, Some(&unfinished)), Resume);
+        assert_eq!(decide(Always, false, None), New { epoch: 1 });
+        assert_eq!(decide(Never, true, None), Skip);
+        assert_eq!(decide(Never, false, Some(&unfinished)), Skip);
+    }
+}

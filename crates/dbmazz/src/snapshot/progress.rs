@@ -1,0 +1,326 @@
+//! Snapshot progress: per table and overall rows, bytes, rate and ETA.
+//!
+//! Workers add to atomics; [`SnapshotProgress::report`] turns them into a serializable
+//! [`SnapshotReport`] for /status and /metrics, and [`display`] shows them: progress bars when
+//! stderr is a terminal, a log line every [`LOG_INTERVAL`] otherwise.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::checkpoint::SnapshotState;
+use crate::ops::{metrics, TableLabels};
+
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotPhase {
+    /// No snapshot in this run.
+    Idle,
+    Reading,
+    Finished,
+}
+
+/// One table's figures.
+#[derive(Debug)]
+struct TableProgress {
+    table: String,
+    chunks_total: u64,
+    pages_total: u64,
+    chunks_done: AtomicU64,
+    pages_done: AtomicU64,
+    /// Read and made durable in this run.
+    rows: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Live snapshot figures, shared (`Arc`) between the workers and whoever reports them.
+#[derive(Debug)]
+pub struct SnapshotProgress {
+    phase: AtomicU8,
+    epoch: AtomicU64,
+    started: std::sync::Mutex<Option<Instant>>,
+    tables: std::sync::RwLock<Vec<Arc<TableProgress>>>,
+}
+
+impl Default for SnapshotProgress {
+    fn default() -> Self {
+        SnapshotProgress {
+            phase: AtomicU8::new(0),
+            epoch: AtomicU64::new(0),
+            started: std::sync::Mutex::new(None),
+            tables: std::sync::RwLock::new(Vec::new()),
+        }
+    }
+}
+
+/// What /status shows of a snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotReport {
+    pub phase: SnapshotPhase,
+    pub epoch: u64,
+    pub elapsed_seconds: f64,
+    /// Rows and bytes (COPY text) made durable in this run.
+    pub rows: u64,
+    pub bytes: u64,
+    pub rows_per_second: f64,
+    pub bytes_per_second: f64,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    /// Remaining time at the current rate (by heap pages); `None` before the first chunk.
+    pub eta_seconds: Option<f64>,
+    pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    pub done: bool,
+}
+
+impl SnapshotProgress {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Starts tracking a plan (chunks already done count as done).
+    pub(crate) fn begin(&self, plan: &SnapshotState) {
+        let tables = plan
+            .tables
+            .iter()
+            .map(|table| {
+                let done = table.chunks.iter().filter(|chunk| chunk.done);
+                Arc::new(TableProgress {
+                    table: table.table.clone(),
+                    chunks_total: table.chunks.len() as u64,
+                    pages_total: table.chunks.iter().map(|c| c.estimated_pages).sum(),
+                    chunks_done: AtomicU64::new(done.clone().count() as u64),
+                    pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
+                    rows: AtomicU64::new(0),
+                    bytes: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        for table in &tables {
+            let table: &Arc<TableProgress> = table;
+            set_gauge(
+                &metrics().snapshot_chunks_total,
+                &table.table,
+                table.chunks_total,
+            );
+            set_gauge(
+                &metrics().snapshot_chunks_done,
+                &table.table,
+                table.chunks_done.load(Ordering::Relaxed),
+            );
+        }
+        *self.tables.write().unwrap_or_else(|p| p.into_inner()) = tables;
+        *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.epoch.store(plan.epoch, Ordering::Relaxed);
+        self.phase.store(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.phase.store(2, Ordering::Relaxed);
+    }
+
+    fn table(&self, table: &str) -> Option<Arc<TableProgress>> {
+        self.tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|progress| progress.table == table)
+            .cloned()
+    }
+
+    /// A batch of `table` became durable.
+    pub(crate) fn add_rows(&self, table: &str, rows: u64, bytes: u64) {
+        if let Some(progress) = self.table(table) {
+            progress.rows.fetch_add(rows, Ordering::Relaxed);
+            progress.bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        let labels = table_labels(table);
+        metrics().snapshot_rows.get_or_create(&labels).inc_by(rows);
+        metrics()
+            .snapshot_bytes
+            .get_or_create(&labels)
+            .inc_by(bytes);
+    }
+
+    pub(crate) fn chunk_done(&self, table: &str, pages: u64) {
+        if let Some(progress) = self.table(table) {
+            let done = progress.chunks_done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress.pages_done.fetch_add(pages, Ordering::Relaxed);
+            set_gauge(&metrics().snapshot_chunks_done, table, done);
+        }
+    }
+
+    pub fn report(&self) -> SnapshotReport {
+        let phase = match self.phase.load(Ordering::Relaxed) {
+            0 => SnapshotPhase::Idle,
+            1 => SnapshotPhase::Reading,
+            _ => SnapshotPhase::Finished,
+        };
+        let elapsed = self
+            .started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(0.0, |started| started.elapsed().as_secs_f64());
+        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        let mut report = SnapshotReport {
+            phase,
+            epoch: self.epoch.load(Ordering::Relaxed),
+            elapsed_seconds: elapsed,
+            rows: 0,
+            bytes: 0,
+            rows_per_second: 0.0,
+            bytes_per_second: 0.0,
+            chunks_done: 0,
+            chunks_total: 0,
+            eta_seconds: None,
+            tables: Vec::with_capacity(tables.len()),
+        };
+        let (mut pages_done, mut pages_total) = (0, 0);
+        for table in tables.iter() {
+            let table_report = TableReport {
+                table: table.table.clone(),
+                rows: table.rows.load(Ordering::Relaxed),
+                bytes: table.bytes.load(Ordering::Relaxed),
+                chunks_done: table.chunks_done.load(Ordering::Relaxed),
+                chunks_total: table.chunks_total,
+                done: table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
+            };
+            report.rows += table_report.rows;
+            report.bytes += table_report.bytes;
+            report.chunks_done += table_report.chunks_done;
+            report.chunks_total += table_report.chunks_total;
+            pages_done += table.pages_done.load(Ordering::Relaxed);
+            pages_total += table.pages_total;
+            report.tables.push(table_report);
+        }
+        if elapsed > 0.0 {
+            report.rows_per_second = report.rows as f64 / elapsed;
+            report.bytes_per_second = report.bytes as f64 / elapsed;
+        }
+        if phase == SnapshotPhase::Finished {
+            report.eta_seconds = Some(0.0);
+        } else if pages_done > 0 && pages_total > pages_done && elapsed > 0.0 {
+            let rate = pages_done as f64 / elapsed;
+            report.eta_seconds = Some((pages_total - pages_done) as f64 / rate);
+        }
+        report
+    }
+}
+
+fn table_labels(table: &str) -> TableLabels {
+    TableLabels {
+        table: table.to_string(),
+    }
+}
+
+fn set_gauge(
+    family: &prometheus_client::metrics::family::Family<
+        TableLabels,
+        prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
+    >,
+    table: &str,
+    value: u64,
+) {
+    family
+        .get_or_create(&table_labels(table))
+        .set(i64::try_from(value).unwrap_or(i64::MAX));
+}
+
+/// Shows progress until `stop` resolves: bars on a terminal, log lines otherwise.
+pub async fn display(progress: Arc<SnapshotProgress>, stop: tokio::sync::watch::Receiver<bool>) {
+    if std::io::stderr().is_terminal() {
+        super::bars::show(progress, stop).await;
+    } else {
+        log_lines(progress, stop).await;
+    }
+}
+
+async fn log_lines(progress: Arc<SnapshotProgress>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(LOG_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let report = progress.report();
+        for table in report.tables.iter().filter(|table| !table.done) {
+            tracing::info!(
+                table = %table.table,
+                rows = table.rows,
+                mib = table.bytes >> 20,
+                chunks = format!("{}/{}", table.chunks_done, table.chunks_total),
+                "snapshot table progress"
+            );
+        }
+        tracing::info!(
+            rows = report.rows,
+            mib = report.bytes >> 20,
+            rows_per_second = report.rows_per_second as u64,
+            chunks = format!("{}/{}", report.chunks_done, report.chunks_total),
+            eta_seconds = report.eta_seconds.map(|eta| eta.round() as u64),
+            "snapshot progress"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{SnapshotChunk, TableSnapshotState};
+
+    #[test]
+    fn the_report_sums_tables_and_counts_chunks_done_earlier() {
+        let chunk = |id, done| SnapshotChunk {
+            id,
+            relation_schema: "public".into(),
+            relation_name: "t".into(),
+            first_page: 0,
+            end_page: None,
+            estimated_pages: 10,
+            done,
+            rows: 0,
+        };
+        let plan = SnapshotState {
+            epoch: 2,
+            attempt: 1,
+            tables: vec![
+                TableSnapshotState {
+                    table: "public.a".into(),
+                    chunks: vec![chunk(0, true), chunk(1, false)],
+                },
+                TableSnapshotState {
+                    table: "public.b".into(),
+                    chunks: vec![chunk(2, false)],
+                },
+            ],
+        };
+        let progress = SnapshotProgress::new();
+        assert_eq!(progress.report().phase, SnapshotPhase::Idle);
+        progress.begin(&plan);
+        progress.add_rows("public.a", 100, 1000);
+        progress.chunk_done("public.a", 10);
+        let report = progress.report();
+        assert_eq!(report.phase, SnapshotPhase::Reading);
+        assert_eq!((report.rows, report.bytes), (100, 1000));
+        assert_eq!((report.chunks_done, report.chunks_total), (2, 3));
+        assert!(report.tables[0].done && !report.tables[1].done);
+        assert!(report.eta_seconds.is_some());
+        serde_json::to_string(&report).unwrap();
+        progress.finish();
+        assert_eq!(progress.report().eta_seconds, Some(0.0));
+    }
+}

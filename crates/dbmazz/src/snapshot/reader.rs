@@ -1,0 +1,282 @@
+//! One snapshot reader: a `tokio-postgres` connection that reads chunks, one transaction
+//! each, and loads their rows through the sink in bounded batches.
+//!
+//! Each chunk is `COPY (SELECT <columns> FROM ONLY <relation> WHERE ctid >= '(a,0)' AND ctid <
+//! '(b,0)') TO STDOUT` inside `REPEATABLE READ, READ ONLY`, on the slot's exported snapshot
+//! when there is one. The COPY output is streamed: at most one batch per reader is in memory,
+//! and the server waits (socket backpressure) while that batch is being loaded.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+
+use super::copy_text::{decode_row, LineSplitter};
+use super::progress::SnapshotProgress;
+use super::SnapshotError;
+use crate::checkpoint::SnapshotChunk;
+use crate::pipeline::{ChangeKind, RowChange};
+use crate::schema::TableSchema;
+use crate::sink::{Batch, BatchOrigin, Sink};
+use crate::source::{quote_ident, SourceError};
+use crate::Lsn;
+
+/// A chunk to read, with the shape of its table.
+#[derive(Debug, Clone)]
+pub struct ChunkJob {
+    pub schema: Arc<TableSchema>,
+    pub chunk: SnapshotChunk,
+}
+
+/// What every reader shares.
+pub struct ReaderContext<S: Sink> {
+    pub sink: Arc<S>,
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub epoch: u64,
+    pub attempt: u64,
+    /// The commit LSN given to snapshot rows (the slot's start: the rows are at least that old).
+    pub snapshot_lsn: Lsn,
+    /// The slot's exported snapshot, while it lives (first attempt only).
+    pub exported_snapshot: Option<String>,
+    pub progress: Arc<SnapshotProgress>,
+    /// Tables announced to the sink (`apply_schema_change(None, …)`), once each, before
+    /// their first rows; empty tables are left to the stream's first Relation message.
+    pub announced: HashMap<u32, OnceCell<()>>,
+}
+
+impl<S: Sink> ReaderContext<S> {
+    async fn announce(&self, schema: &Arc<TableSchema>) -> Result<(), SnapshotError> {
+        let Some(cell) = self.announced.get(&schema.relation_oid) else {
+            return Err(SnapshotError::Internal(format!(
+                "table {} was not planned",
+                schema.name
+            )));
+        };
+        cell.get_or_try_init(|| async {
+            self.sink
+                .apply_schema_change(None, schema)
+                .await
+                .map_err(SnapshotError::Sink)
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The COPY statement of a chunk.
+pub fn copy_statement(schema: &TableSchema, chunk: &SnapshotChunk) -> String {
+    let columns = schema
+        .columns
+        .iter()
+        .map(|column| quote_ident(&column.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let relation = format!(
+        "{}.{}",
+        quote_ident(&chunk.relation_schema),
+        quote_ident(&chunk.relation_name)
+    );
+    let mut conditions = Vec::new();
+    if chunk.first_page > 0 {
+        conditions.push(format!("ctid >= '({},0)'::tid", chunk.first_page));
+    }
+    if let Some(end) = chunk.end_page {
+        conditions.push(format!("ctid < '({end},0)'::tid"));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    format!("COPY (SELECT {columns} FROM ONLY {relation}{filter}) TO STDOUT")
+}
+
+/// Reads one chunk and makes its rows durable; returns the number of rows.
+pub async fn read_chunk<S: Sink>(
+    client: &Client,
+    context: &ReaderContext<S>,
+    job: &ChunkJob,
+) -> Result<u64, SnapshotError> {
+    let sql_error = |error| SnapshotError::Source(SourceError::from(error));
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(sql_error)?;
+    if let Some(snapshot) = &context.exported_snapshot {
+        let statement = format!(
+            "SET TRANSACTION SNAPSHOT '{}'",
+            snapshot.replace('\'', "''")
+        );
+        client.batch_execute(&statement).await.map_err(sql_error)?;
+    }
+    let statement = copy_statement(&job.schema, &job.chunk);
+    let stream = client
+        .copy_out(statement.as_str())
+        .await
+        .map_err(sql_error)?;
+    let mut stream = pin!(stream);
+    let mut splitter = LineSplitter::default();
+    let mut batch = BatchBuilder::new(context, job);
+    let columns = job.schema.columns.len();
+    while let Some(data) = stream.next().await {
+        let data = data.map_err(sql_error)?;
+        let mut full = false;
+        splitter.push(data, |line| {
+            let image =
+                decode_row(&line, columns).map_err(|error| SnapshotError::MalformedRow {
+                    relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
+                    chunk: job.chunk.id,
+                    reason: error.to_string(),
+                })?;
+            batch.push(image, line.len() as u64 + 1);
+            full |= batch.is_full();
+            Ok::<(), SnapshotError>(())
+        })?;
+        if full {
+            batch.flush().await?;
+        }
+    }
+    if splitter.leftover() > 0 {
+        return Err(SnapshotError::MalformedRow {
+            relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
+            chunk: job.chunk.id,
+            reason: "COPY output ended inside a row".to_string(),
+        });
+    }
+    batch.flush().await?;
+    client.batch_execute("COMMIT").await.map_err(sql_error)?;
+    Ok(batch.rows_total)
+}
+
+/// Rows of one chunk, cut into batches of at most `max_rows` rows / `max_bytes` bytes.
+struct BatchBuilder<'a, S: Sink> {
+    context: &'a ReaderContext<S>,
+    job: &'a ChunkJob,
+    changes: Vec<RowChange>,
+    byte_len: usize,
+    copy_bytes: u64,
+    part: u32,
+    rows_total: u64,
+}
+
+impl<'a, S: Sink> BatchBuilder<'a, S> {
+    fn new(context: &'a ReaderContext<S>, job: &'a ChunkJob) -> Self {
+        BatchBuilder {
+            context,
+            job,
+            changes: Vec::new(),
+            byte_len: 0,
+            copy_bytes: 0,
+            part: 0,
+            rows_total: 0,
+        }
+    }
+
+    fn push(&mut self, image: crate::pipeline::RowImage, copy_bytes: u64) {
+        let change = RowChange {
+            kind: ChangeKind::Insert,
+            schema: Arc::clone(&self.job.schema),
+            new: Some(image),
+            old: None,
+            commit_lsn: self.context.snapshot_lsn,
+            commit_time: 0,
+        };
+        self.byte_len += change.byte_len();
+        self.copy_bytes += copy_bytes;
+        self.changes.push(change);
+    }
+
+    fn is_full(&self) -> bool {
+        self.changes.len() >= self.context.max_rows || self.byte_len >= self.context.max_bytes
+    }
+
+    async fn flush(&mut self) -> Result<(), SnapshotError> {
+        if self.changes.is_empty() {
+            return Ok(());
+        }
+        self.context.announce(&self.job.schema).await?;
+        let rows = self.changes.len() as u64;
+        let batch = Batch {
+            table: Arc::clone(&self.job.schema),
+            changes: std::mem::take(&mut self.changes),
+            first_commit_lsn: self.context.snapshot_lsn,
+            last_commit_lsn: self.context.snapshot_lsn,
+            first_change_index: 0,
+            byte_len: self.byte_len,
+            origin: BatchOrigin::Snapshot {
+                epoch: self.context.epoch,
+                attempt: self.context.attempt,
+                chunk: self.job.chunk.id,
+                part: self.part,
+            },
+        };
+        self.context
+            .sink
+            .write_batch(&batch)
+            .await
+            .map_err(SnapshotError::Sink)?;
+        self.context
+            .progress
+            .add_rows(&self.job.schema.name.to_string(), rows, self.copy_bytes);
+        self.part += 1;
+        self.rows_total += rows;
+        self.byte_len = 0;
+        self.copy_bytes = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{ColumnSchema, TableName};
+
+    #[test]
+    fn copy_statements_select_the_columns_of_a_page_range() {
+        let schema = TableSchema {
+            relation_oid: 1,
+            name: TableName::new("public", "Orders"),
+            replica_identity: crate::decode::ReplicaIdentity::Default,
+            columns: vec![
+                ColumnSchema {
+                    name: "id".into(),
+                    type_oid: 20,
+                    type_modifier: -1,
+                    is_key: true,
+                },
+                ColumnSchema {
+                    name: "odd\"name".into(),
+                    type_oid: 25,
+                    type_modifier: -1,
+                    is_key: false,
+                },
+            ],
+            version: 1,
+        };
+        let mut chunk = SnapshotChunk {
+            id: 3,
+            relation_schema: "public".into(),
+            relation_name: "Orders_p1".into(),
+            first_page: 100,
+            end_page: Some(200),
+            estimated_pages: 100,
+            done: false,
+            rows: 0,
+        };
+        assert_eq!(
+            copy_statement(&schema, &chunk),
+            "COPY (SELECT \"id\", \"odd\"\"name\" FROM ONLY \"public\".\"Orders_p1\" \
+             WHERE ctid >= '(100,0)'::tid AND ctid < '(200,0)'::tid) TO STDOUT"
+        );
+        chunk.first_page = 0;
+        chunk.end_page = None;
+        assert_eq!(
+            copy_statement(&schema, &chunk),
+            "COPY (SELECT \"id\", \"odd\"\"name\" FROM ONLY \"public\".\"Orders_p1\") TO STDOUT"
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! Runs a snapshot plan: `parallelism` readers take chunks from one queue; this task records
+//! each finished chunk in the state file (atomically, after its last batch is durable) and
+//! keeps the progress figures.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch, OnceCell};
+use tokio::task::JoinSet;
+
+use super::progress::{display, SnapshotProgress};
+use super::reader::{read_chunk, ChunkJob, ReaderContext};
+use super::SnapshotError;
+use crate::checkpoint::{SnapshotState, StateFile};
+use crate::config::Config;
+use crate::schema::TableSchema;
+use crate::sink::Sink;
+use crate::source::connect_sql;
+use crate::Lsn;
+
+/// A snapshot ready to read (planned, recorded in the state file).
+#[derive(Debug)]
+pub struct SnapshotJob {
+    pub plan: SnapshotState,
+    /// Each planned table's shape, keyed by `schema.table`.
+    pub schemas: HashMap<String, Arc<TableSchema>>,
+    /// The slot's exported snapshot (new slot only).
+    pub exported_snapshot: Option<String>,
+    /// The slot's start: the stream replays everything after it.
+    pub snapshot_lsn: Lsn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOutcome {
+    Finished,
+    /// Shutdown was asked for; the finished chunks are recorded.
+    Interrupted,
+}
+
+struct ChunkFinished {
+    chunk_id: u32,
+    table: String,
+    pages: u64,
+    rows: u64,
+}
+
+/// Reads every unfinished chunk of `job.plan`, recording progress in `state`.
+pub async fn run_snapshot<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    job: SnapshotJob,
+    state: &mut StateFile,
+    mut shutdown: watch::Receiver<bool>,
+    progress: Arc<SnapshotProgress>,
+) -> Result<SnapshotOutcome, SnapshotError> {
+    let SnapshotJob {
+        plan,
+        schemas,
+        exported_snapshot,
+        snapshot_lsn,
+    } = job;
+    let mut pending = VecDeque::new();
+    for table in &plan.tables {
+        let schema = schemas.get(&table.table).ok_or_else(|| {
+            SnapshotError::Internal(format!("no schema for planned table {}", table.table))
+        })?;
+        for chunk in table.chunks.iter().filter(|chunk| !chunk.done) {
+            pending.push_back(ChunkJob {
+                schema: Arc::clone(schema),
+                chunk: chunk.clone(),
+            });
+        }
+    }
+    progress.begin(&plan);
+    tracing::info!(
+        epoch = plan.epoch,
+        attempt = plan.attempt,
+        tables = plan.tables.len(),
+        chunks = plan.chunk_count(),
+        remaining = pending.len(),
+        exported_snapshot = exported_snapshot.is_some(),
+        "snapshot started"
+    );
+    let started = std::time::Instant::now();
+    let (stop_display, stop_receiver) = watch::channel(false);
+    let display_task = tokio::spawn(display(Arc::clone(&progress), stop_receiver));
+    let result = read_all(
+        config,
+        sink,
+        &plan,
+        schemas,
+        exported_snapshot,
+        snapshot_lsn,
+        pending,
+        state,
+        &mut shutdown,
+        &progress,
+    )
+    .await;
+    stop_display.send_replace(true);
+    let _ = display_task.await;
+    if let Ok(SnapshotOutcome::Finished) = result {
+        progress.finish();
+        let report = progress.report();
+        tracing::info!(
+            epoch = plan.epoch,
+            rows = report.rows,
+            mib = report.bytes >> 20,
+            seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+            rows_per_second = report.rows_per_second as u64,
+            "snapshot finished"
+        );
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_all<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    plan: &SnapshotState,
+    schemas: HashMap<String, Arc<TableSchema>>,
+    exported_snapshot: Option<String>,
+    snapshot_lsn: Lsn,
+    pending: VecDeque<ChunkJob>,
+    state: &mut StateFile,
+    shutdown: &mut watch::Receiver<bool>,
+    progress: &Arc<SnapshotProgress>,
+) -> Result<SnapshotOutcome, SnapshotError> {
+    let remaining_at_start = pending.len();
+    if remaining_at_start == 0 {
+        return Ok(SnapshotOutcome::Finished);
+    }
+    let context = Arc::new(ReaderContext {
+        sink: Arc::clone(sink),
+        max_rows: config.batch.max_rows,
+        max_bytes: config.batch.max_bytes.as_usize(),
+        epoch: plan.epoch,
+        attempt: plan.attempt,
+        snapshot_lsn,
+        exported_snapshot,
+        progress: Arc::clone(progress),
+        announced: schemas
+            .values()
+            .map(|schema| (schema.relation_oid, OnceCell::new()))
+            .collect(),
+    });
+    let connect = config.source_connect()?;
+    let queue = Arc::new(Mutex::new(pending));
+    let (finished_sender, mut finished) = mpsc::unbounded_channel();
+    let mut readers = JoinSet::new();
+    for _ in 0..config.snapshot.parallelism.min(remaining_at_start) {
+        let (context, queue, finished_sender, connect) = (
+            Arc::clone(&context),
+            Arc::clone(&queue),
+            finished_sender.clone(),
+            connect.clone(),
+        );
+        readers.spawn(async move {
+            let client = connect_sql(&connect).await?;
+            loop {
+                let next = queue
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .pop_front();
+                let Some(job) = next else {
+                    return Ok::<(), SnapshotError>(());
+                };
+                tracing::debug!(chunk = job.chunk.id, table = %job.schema.name, relation = %job.chunk.relation_name, first_page = job.chunk.first_page, "snapshot chunk started");
+                let rows = read_chunk(&client, &context, &job).await?;
+                let _ = finished_sender.send(ChunkFinished {
+                    chunk_id: job.chunk.id,
+                    table: job.schema.name.to_string(),
+                    pages: job.chunk.estimated_pages,
+                    rows,
+                });
+            }
+        });
+    }
+    drop(finished_sender);
+    let mut remaining = remaining_at_start;
+    while remaining > 0 {
+        tokio::select! {
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    readers.abort_all();
+                    tracing::info!(remaining, "snapshot interrupted; finished chunks are recorded");
+                    return Ok(SnapshotOutcome::Interrupted);
+                }
+            }
+            Some(done) = finished.recv() => {
+                remaining -= 1;
+                record_chunk(state, &config.state_dir, &done)?;
+                progress.chunk_done(&done.table, done.pages);
+                tracing::info!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
+            }
+            Some(joined) = readers.join_next() => {
+                match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(error),
+                    Err(join_error) => {
+                        return Err(SnapshotError::Internal(format!("snapshot reader stopped: {join_error}")))
+                    }
+                }
+            }
+            else => {
+                return Err(SnapshotError::Internal(format!(
+                    "every snapshot reader stopped with {remaining} chunks unread"
+                )))
+            }
+        }
+    }
+    Ok(SnapshotOutcome::Finished)
+}
+
+fn record_chunk(
+    state: &mut StateFile,
+    state_dir: &std::path::Path,
+    done: &ChunkFinished,
+) -> Result<(), SnapshotError> {
+    let Some(snapshot) = state.snapshot.as_mut() else {
+        return Err(SnapshotError::Internal(
+            "the state has no snapshot section".to_string(),
+        ));
+    };
+    if !snapshot.mark_done(done.chunk_id, done.rows) {
+        return Err(SnapshotError::Internal(format!(
+            "chunk {} is not in the plan",
+            done.chunk_id
+        )));
+    }
+    state.store(state_dir)?;
+    Ok(())
+}

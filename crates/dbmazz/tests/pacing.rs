@@ -1,0 +1,53 @@
+//! `source.read_pacing`: pausing after small reads loses and reorders nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbmazz::local_pg::LocalPgOptions;
+use dbmazz::replicator::{self, RunContext};
+use dbmazz::sink::RecordingSink;
+use tokio::sync::watch;
+
+use crate::support::{eventually, start_pg, stream_config, wait_for_streaming, TempDir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_reads_deliver_every_change_in_order() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("paced").unwrap();
+    pg.psql("paced", "CREATE TABLE t (id bigint PRIMARY KEY, v text);")
+        .unwrap();
+    let state = TempDir::new("dbmazz-pacing-test");
+    let mut config = stream_config(&pg, "paced", &["public.t"], &state);
+    config.source.read_pacing = dbmazz::config::HumanDuration(Duration::from_millis(5));
+    let sink = RecordingSink::new();
+    let (shutdown, receiver) = watch::channel(false);
+    let task_sink = Arc::new(sink.clone());
+    let task = tokio::spawn(async move {
+        replicator::run(&config, task_sink, RunContext::new(receiver)).await
+    });
+    wait_for_streaming(&pg).await;
+    // Small transactions (small reads, paced) and one large one.
+    for round in 0..20 {
+        pg.psql(
+            "paced",
+            &format!("INSERT INTO t VALUES ({round}, 'small');"),
+        )
+        .unwrap();
+    }
+    pg.psql(
+        "paced",
+        "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(100, 20099) g;",
+    )
+    .unwrap();
+    let changes = eventually(Duration::from_secs(60), "20,020 changes", || async {
+        let changes = sink.durable_changes();
+        (changes.len() >= 20_020).then_some(changes)
+    })
+    .await;
+    assert_eq!(changes.len(), 20_020);
+    assert!(changes
+        .windows(2)
+        .all(|pair| pair[0].commit_lsn <= pair[1].commit_lsn));
+    shutdown.send_replace(true);
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,622 @@
+//! The initial snapshot against real PostgreSQL and the emulator: consistency under
+//! concurrent writes, resume after SIGKILL, same values as the stream, edge cases.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbmazz::checkpoint::StateFile;
+use dbmazz::config::Config;
+use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::replicator::{self, RunContext, RunError};
+use dbmazz::schema::type_map::TypeMapOptions;
+use dbmazz::schema::{TableName, TableSchema};
+use dbmazz::sink::starrocks::{DeleteMode, StarRocksDdl, StarRocksSink, StarRocksSinkOptions};
+use dbmazz::sink::{RecordedOp, RecordingSink};
+use dbmazz::snapshot::{SnapshotPhase, SnapshotProgress};
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultRule};
+use tokio::sync::watch;
+
+use crate::starrocks_e2e::{wait_identical, EmulatorLoader};
+use crate::support::{eventually, start_pg, stream_config, wait_for_streaming, TempDir};
+
+struct Running {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<replicator::RunSummary, RunError>>,
+    progress: Arc<SnapshotProgress>,
+    state: TempDir,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.send_replace(true);
+        self.task
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    async fn wait_snapshot_finished(&self, timeout: Duration) {
+        eventually(timeout, "the snapshot to finish", || async {
+            assert!(!self.task.is_finished(), "the replicator stopped");
+            (self.progress.report().phase == SnapshotPhase::Finished).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn emulator_sink(
+    emulator: &Arc<EmulatorHandle>,
+) -> StarRocksSink<crate::starrocks_e2e::EmulatorLoader> {
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+        .await
+        .unwrap();
+    let loader = EmulatorLoader {
+        emulator: Arc::clone(emulator),
+        database: "shop".into(),
+    };
+    StarRocksSink::new(
+        ddl,
+        loader,
+        StarRocksSinkOptions {
+            label_prefix: "test_slot".into(),
+            create_tables: true,
+            delete_mode: DeleteMode::Hard,
+            audit_columns: false,
+            type_options: TypeMapOptions::default(),
+            table_properties: vec![("replication_num".into(), "1".into())],
+            alter_timeout: Duration::from_secs(30),
+        },
+    )
+}
+
+async fn start(
+    pg: &LocalPg,
+    emulator: &Arc<EmulatorHandle>,
+    tables: &[&str],
+    tweak: impl FnOnce(&mut Config),
+) -> Running {
+    let state = TempDir::new("dbmazz-snapshot-test");
+    let mut config = stream_config(pg, "shop", tables, &state);
+    config.snapshot.parallelism = 2;
+    tweak(&mut config);
+    let sink = emulator_sink(emulator).await;
+    let progress = SnapshotProgress::new();
+    let (shutdown, receiver) = watch::channel(false);
+    let task_progress = Arc::clone(&progress);
+    let task = tokio::spawn(async move {
+        replicator::run(
+            &config,
+            Arc::new(sink),
+            RunContext::new(receiver).with_snapshot_progress(task_progress),
+        )
+        .await
+    });
+    Running {
+        shutdown,
+        task,
+        progress,
+        state,
+    }
+}
+
+fn new_database(major: u32, schema: &str) -> LocalPg {
+    let pg = start_pg(major, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", schema).unwrap();
+    pg
+}
+
+/// Rows of the 1M-row test (override with SNAPSHOT_TEST_ROWS for quick debug runs).
+fn snapshot_rows() -> u64 {
+    std::env::var("SNAPSHOT_TEST_ROWS")
+        .ok()
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// (a) 1M rows in two tables, read in parallel chunks while a writer keeps changing them;
+/// after the stream catches up, StarRocks equals PostgreSQL row by row. About 20 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_rows_snapshotted_under_concurrent_writes_end_identical() {
+    let rows = snapshot_rows();
+    let (rows_a, rows_b) = (rows * 6 / 10, rows * 4 / 10);
+    let pg = new_database(
+        18,
+        &format!(
+            "CREATE TABLE big_a (id bigint PRIMARY KEY, v int NOT NULL, s text);
+             CREATE TABLE big_b (id int PRIMARY KEY, n numeric(12,2), t text);
+             INSERT INTO big_a SELECT g, g % 1000, 'a' || g FROM generate_series(1, {rows_a}) g;
+             INSERT INTO big_b SELECT g, g / 7.0, CASE WHEN g % 10 = 0 THEN NULL ELSE 'b' END
+               FROM generate_series(1, {rows_b}) g;"
+        ),
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    // The writer runs from before the slot exists until after the snapshot.
+    let stop_writer = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (stop, writes) = (Arc::clone(&stop_writer), Arc::clone(&writes));
+        let connect = dbmazz::source::PgConnectConfig::from_url(&pg.url("shop")).unwrap();
+        let client = dbmazz::source::connect_sql(&connect).await.unwrap();
+        tokio::spawn(async move {
+            let mut round: u64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                round += 1;
+                let id = (round * 7919) % rows_a + 1;
+                let script = format!(
+                    "UPDATE big_a SET v = v + 1, s = 'w{round}' WHERE id BETWEEN {id} AND {id} + 50;
+                     DELETE FROM big_b WHERE id = {b};
+                     INSERT INTO big_a VALUES ({new}, -1, 'new') ON CONFLICT (id) DO NOTHING;
+                     UPDATE big_b SET n = n + 1 WHERE id BETWEEN {b} + 1 AND {b} + 20;
+                     UPDATE big_a SET id = -id WHERE id = {moved};",
+                    b = (round * 104_729) % rows_b + 1,
+                    new = rows_a + round,
+                    moved = (round * 15_485_863) % rows_a + 1,
+                );
+                client.batch_execute(&script).await.unwrap();
+                writes.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let started = Instant::now();
+    let running = start(
+        &pg,
+        &emulator,
+        &["public.big_a", "public.big_b"],
+        |config| {
+            config.snapshot.chunk_pages = u32::try_from(rows / 4000).unwrap_or(256).max(16);
+            config.batch.max_rows = 50_000;
+            config.batch.max_bytes = dbmazz::config::ByteSize::mib(8);
+        },
+    )
+    .await;
+    running
+        .wait_snapshot_finished(Duration::from_secs(600))
+        .await;
+    let snapshot_seconds = started.elapsed().as_secs_f64();
+    let writes_during = writes.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_writer.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let report = running.progress.report();
+    println!(
+        "snapshot of {rows} rows: {snapshot_seconds:.1}s, {} chunks, {writes_during} write rounds during it",
+        report.chunks_total
+    );
+    assert!(report.chunks_total >= 4, "several chunks: {report:?}");
+    assert!(writes_during > 0, "the writer overlapped the snapshot");
+    wait_identical(
+        &pg,
+        &emulator,
+        "SELECT id, v, s FROM big_a ORDER BY id",
+        "SELECT id, v, s FROM big_a ORDER BY id",
+    )
+    .await;
+    wait_identical(
+        &pg,
+        &emulator,
+        "SELECT id, n, t FROM big_b ORDER BY id",
+        "SELECT id, n, t FROM big_b ORDER BY id",
+    )
+    .await;
+    let state = StateFile::load(&running.state.0).unwrap().unwrap();
+    assert!(state.snapshot.unwrap().is_finished());
+    running.stop().await;
+}
+
+fn spawn_dbmazz(config: &std::path::Path, log: &std::path::Path) -> Child {
+    let log_file = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_dbmazz"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("DBMAZZ_LOG", "info,dbmazz::snapshot=debug")
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .unwrap()
+}
+
+fn done_chunks(state_dir: &std::path::Path) -> BTreeSet<u32> {
+    StateFile::load(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|state| state.snapshot)
+        .map(|snapshot| {
+            snapshot
+                .tables
+                .iter()
+                .flat_map(|table| &table.chunks)
+                .filter(|chunk| chunk.done)
+                .map(|chunk| chunk.id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Chunk ids a run's log says it started reading.
+fn chunks_started(log: &std::path::Path) -> BTreeSet<u32> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains("snapshot chunk started"))
+        .filter_map(|line| {
+            let rest = line.split("chunk=").nth(1)?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// (b) SIGKILL the binary mid-snapshot at random points, writing between runs: each restart
+/// reads only the chunks not recorded as done, and the copy converges. About 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    println!("seed {seed}");
+    let mut random = fastrand::Rng::with_seed(seed);
+    let pg = new_database(
+        18,
+        "CREATE TABLE kill_t (id bigint PRIMARY KEY, v int, s text);
+         INSERT INTO kill_t SELECT g, g % 100, md5(g::text) FROM generate_series(1, 150000) g;",
+    );
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    // Slow loads down so that a kill lands mid-snapshot even in release builds.
+    emulator.inject(
+        FaultRule::new(FaultKind::Delay)
+            .delay_ms(25)
+            .times(100_000)
+            .table("kill_t"),
+    );
+    let dir = TempDir::new("dbmazz-snapshot-kill");
+    let state_dir = dir.0.join("state");
+    let config_path = dir.0.join("dbmazz.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = \"{state}\"\n[source]\nurl = \"{url}\"\npublication = \"kill_pub\"\n\
+             slot = \"kill_slot\"\ntables = [\"public.kill_t\"]\nstatus_interval = \"200ms\"\n\
+             [sink.starrocks]\nfe_http = \"http://{fe}\"\nmysql = \"{mysql}\"\nuser = \"root\"\n\
+             password = \"\"\ndatabase = \"shop\"\ntable_properties = {{ replication_num = \"1\" }}\n\
+             [batch]\nmax_rows = 2000\nmax_wait = \"50ms\"\n[snapshot]\nparallelism = 2\n\
+             chunk_pages = 64\n[http]\nlisten = \"\"\n",
+            state = state_dir.display(),
+            url = pg.url("shop"),
+            fe = emulator.fe_http_addr(),
+            mysql = emulator.mysql_addr().unwrap(),
+        ),
+    )
+    .unwrap();
+    let (mut kills, mut mid_snapshot_kills) = (0, 0);
+    for run in 0..6 {
+        let done_before = done_chunks(&state_dir);
+        let log = dir.0.join(format!("run{run}.log"));
+        let mut child = spawn_dbmazz(&config_path, &log);
+        let last_run = run == 5;
+        if !last_run {
+            // Kill once this run has finished at least one more chunk, plus a random delay.
+            let started = Instant::now();
+            loop {
+                let done = done_chunks(&state_dir);
+                if done.len() > done_before.len() || child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "run {run} made no progress; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(random.u64(0..300))).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            let unfinished = StateFile::load(&state_dir)
+                .unwrap()
+                .and_then(|state| state.snapshot)
+                .is_some_and(|snapshot| !snapshot.is_finished());
+            if unfinished {
+                mid_snapshot_kills += 1;
+            }
+        }
+        let reread: Vec<u32> = chunks_started(&log)
+            .intersection(&done_before)
+            .copied()
+            .collect();
+        assert!(
+            reread.is_empty(),
+            "run {run} re-read finished chunks {reread:?}"
+        );
+        let done_after = done_chunks(&state_dir);
+        assert!(
+            done_after.is_superset(&done_before),
+            "done chunks only grow"
+        );
+        // Change rows while dbmazz is down (and, in the last run, while it runs).
+        pg.psql(
+            "shop",
+            &format!(
+                "UPDATE kill_t SET v = v + 1000, s = 'run{run}' WHERE id % 97 = {run};
+                 DELETE FROM kill_t WHERE id % 101 = {run};
+                 INSERT INTO kill_t SELECT g, -1, 'late' FROM generate_series(200000 + {run} * 10, 200000 + {run} * 10 + 9) g;"
+            ),
+        )
+        .unwrap();
+        if last_run {
+            emulator.clear_faults();
+            let started = Instant::now();
+            let state = loop {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "dbmazz exited; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                let snapshot = StateFile::load(&state_dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|state| state.snapshot);
+                if let Some(snapshot) = snapshot.filter(|snapshot| snapshot.is_finished()) {
+                    break snapshot;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "the snapshot did not finish"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert!(state.attempt >= 2, "the snapshot was resumed: {state:?}");
+            wait_identical(
+                &pg,
+                &emulator,
+                "SELECT id, v, s FROM kill_t ORDER BY id",
+                "SELECT id, v, s FROM kill_t ORDER BY id",
+            )
+            .await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+    assert_eq!(kills, 5);
+    assert!(
+        mid_snapshot_kills >= 3,
+        "only {mid_snapshot_kills} kills landed mid-snapshot"
+    );
+}
+
+const EDGE_TABLE: &str = "(
+    id int PRIMARY KEY, b bool, i2 smallint, i8 bigint, f4 real, f8 double precision,
+    n numeric(20,5), t text, vc varchar(20), c char(3), d date, ts timestamp, tstz timestamptz,
+    tm time, iv interval, j jsonb, arr int[], tarr text[], by bytea, u uuid)";
+
+const EDGE_ROWS: &str = "
+    (1, true, -32768, -9223372036854775808, 'NaN', 'Infinity', -123456789012345.12345,
+     E'tab\\there\\nnew line \\\\ back\\\\slash ''quote'' \"dq\" é ✓ \\u0001', 'short', 'ab',
+     '0001-01-01', '1999-12-31 23:59:59.999999', '2024-02-29 12:00:00+05:30', '24:00:00',
+     '1 year 2 mons -3 days 04:05:06.789', '{\"k\": [1, \"v\\\\\\\"x\", null], \"u\": \"\\u00e9\"}',
+     '{1,NULL,3}', '{\"a,b\",\"c\\\\\\\\d\",NULL,\"\"}', '\\x00ff5c0a', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+    (2, false, 32767, 9223372036854775807, '-Infinity', -0.0, 0, '', '', '   ', '9999-12-31',
+     '2000-01-01 00:00:00', '1970-01-01 00:00:00+00', '00:00:00', '0 seconds', '[]', '{}', '{}', '', NULL),
+    (3, NULL, NULL, NULL, 3.4028235e38, 2.2250738585072014e-308, 99999999999999.99999, NULL, NULL, NULL,
+     NULL, NULL, NULL, NULL, NULL, 'null', NULL, NULL, NULL, NULL)";
+
+/// (c) The same edge values, one table loaded by the snapshot and one by the stream, are
+/// stored identically. About 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_values_loaded_by_snapshot_equal_the_same_values_streamed() {
+    let pg = new_database(
+        18,
+        &format!(
+            "CREATE TABLE edge_snap {EDGE_TABLE}; CREATE TABLE edge_stream {EDGE_TABLE};
+             INSERT INTO edge_snap VALUES {EDGE_ROWS};"
+        ),
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let running = start(
+        &pg,
+        &emulator,
+        &["public.edge_snap", "public.edge_stream"],
+        |_| {},
+    )
+    .await;
+    running
+        .wait_snapshot_finished(Duration::from_secs(60))
+        .await;
+    wait_for_streaming(&pg).await;
+    pg.psql("shop", "INSERT INTO edge_stream SELECT * FROM edge_snap")
+        .unwrap();
+    let snapshot_rows = eventually(Duration::from_secs(60), "both tables loaded", || async {
+        let snap = emulator.table_rows("shop", "edge_snap").ok()?;
+        let streamed = emulator.table_rows("shop", "edge_stream").ok()?;
+        (snap.len() == 3 && streamed.len() == 3).then_some((snap, streamed))
+    })
+    .await;
+    // Compared as text: NaN is not equal to itself.
+    assert_eq!(
+        format!("{:?}", snapshot_rows.0),
+        format!("{:?}", snapshot_rows.1),
+        "snapshot and stream stored different values"
+    );
+    running.stop().await;
+}
+
+/// (d) An empty table, a partitioned table (read leaf by leaf, published via its root) and
+/// a plain one snapshot and then stream; the catalog shapes equal the Relation messages'.
+/// About 4 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_partitioned_tables_snapshot_then_stream() {
+    let pg = new_database(
+        18,
+        "CREATE TABLE empty_t (id int PRIMARY KEY, v text);
+         CREATE TABLE parted (id int, region text, amount numeric(10,2), PRIMARY KEY (id, region))
+           PARTITION BY LIST (region);
+         CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');
+         CREATE TABLE parted_us PARTITION OF parted FOR VALUES IN ('us');
+         INSERT INTO parted SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, g * 1.25
+           FROM generate_series(1, 5000) g;
+         CREATE TABLE wide (id int PRIMARY KEY, big text);
+         ALTER TABLE wide ALTER COLUMN big SET STORAGE EXTERNAL;
+         INSERT INTO wide SELECT g, repeat(md5(g::text), 3000) FROM generate_series(1, 20) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let running = start(
+        &pg,
+        &emulator,
+        &["public.empty_t", "public.parted", "public.wide"],
+        |config| config.snapshot.chunk_pages = 4,
+    )
+    .await;
+    running
+        .wait_snapshot_finished(Duration::from_secs(60))
+        .await;
+    let report = running.progress.report();
+    let chunks_of = |name: &str| {
+        report
+            .tables
+            .iter()
+            .find(|table| table.table == name)
+            .map(|table| (table.chunks_total, table.rows))
+            .unwrap()
+    };
+    assert_eq!(chunks_of("public.empty_t"), (1, 0));
+    assert!(chunks_of("public.parted").0 >= 2, "{report:?}");
+    assert_eq!(chunks_of("public.parted").1, 5000);
+    assert_eq!(chunks_of("public.wide").1, 20);
+    wait_identical(
+        &pg,
+        &emulator,
+        "SELECT id, region, amount FROM parted ORDER BY id, region",
+        "SELECT id, region, amount FROM parted ORDER BY id, region",
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    pg.psql(
+        "shop",
+        "INSERT INTO empty_t VALUES (1, 'first');
+         UPDATE parted SET amount = 0 WHERE id <= 10;
+         INSERT INTO parted VALUES (9001, 'eu', 1);
+         UPDATE wide SET big = big || 'x' WHERE id = 3;",
+    )
+    .unwrap();
+    for (pg_sql, sr_sql) in [
+        (
+            "SELECT id, v FROM empty_t ORDER BY id",
+            "SELECT id, v FROM empty_t ORDER BY id",
+        ),
+        (
+            "SELECT id, region, amount FROM parted ORDER BY id, region",
+            "SELECT id, region, amount FROM parted ORDER BY id, region",
+        ),
+        (
+            "SELECT id, big FROM wide ORDER BY id",
+            "SELECT id, big FROM wide ORDER BY id",
+        ),
+    ] {
+        wait_identical(&pg, &emulator, pg_sql, sr_sql).await;
+    }
+    running.stop().await;
+}
+
+/// A table without a primary key is refused, naming the table and the fix. About 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_a_primary_key_is_refused() {
+    let pg = new_database(
+        18,
+        "CREATE TABLE keyless (v text); INSERT INTO keyless VALUES ('x');",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let running = start(&pg, &emulator, &["public.keyless"], |_| {}).await;
+    let error = running.task.await.unwrap().unwrap_err().to_string();
+    assert!(
+        error.contains("public.keyless") && error.contains("PRIMARY KEY"),
+        "{error}"
+    );
+}
+
+/// The shape built from the catalog equals the one the Relation message carries, for the
+/// cases that differ: typmods, domains, arrays, dropped and generated columns, replica
+/// identity FULL and USING INDEX, a partitioned root. About 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_shapes_equal_the_relation_messages() {
+    let pg = new_database(
+        18,
+        "CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+         CREATE TABLE shapes (a int, id bigint PRIMARY KEY, vc varchar(12), n numeric(9,3),
+           ts timestamptz(3), p positive, arr text[], dropped int,
+           g int GENERATED ALWAYS AS (a * 2) STORED);
+         ALTER TABLE shapes DROP COLUMN dropped;
+         CREATE TABLE full_t (id int PRIMARY KEY, v text);
+         ALTER TABLE full_t REPLICA IDENTITY FULL;
+         CREATE TABLE by_index (id int NOT NULL, code text NOT NULL, v text);
+         CREATE UNIQUE INDEX by_index_key ON by_index (code, id);
+         ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_key;
+         CREATE TABLE parted (id int, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+         CREATE TABLE parted_eu PARTITION OF parted FOR VALUES IN ('eu');",
+    );
+    let tables = [
+        "public.shapes",
+        "public.full_t",
+        "public.by_index",
+        "public.parted",
+    ];
+    let state = TempDir::new("dbmazz-snapshot-shapes");
+    let mut config = stream_config(&pg, "shop", &tables, &state);
+    config.snapshot.mode = dbmazz::config::SnapshotMode::Never;
+    let sink = RecordingSink::new();
+    let (shutdown, receiver) = watch::channel(false);
+    let task_sink = Arc::new(sink.clone());
+    let task_config = config.clone();
+    let task = tokio::spawn(async move {
+        replicator::run(&task_config, task_sink, RunContext::new(receiver))
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    });
+    wait_for_streaming(&pg).await;
+    pg.psql(
+        "shop",
+        "INSERT INTO shapes (a, id) VALUES (1, 1); INSERT INTO full_t VALUES (1, 'x');
+         INSERT INTO by_index VALUES (1, 'c', 'v'); INSERT INTO parted VALUES (1, 'eu');",
+    )
+    .unwrap();
+    let streamed: Vec<Arc<TableSchema>> = eventually(
+        Duration::from_secs(30),
+        "four Relation messages",
+        || async {
+            let shapes: Vec<Arc<TableSchema>> = sink
+                .durable_ops()
+                .into_iter()
+                .filter_map(|op| match op {
+                    RecordedOp::SchemaChange { new, .. } => Some(new),
+                    _ => None,
+                })
+                .collect();
+            (shapes.len() >= 4).then_some(shapes)
+        },
+    )
+    .await;
+    let connect = config.source_connect().unwrap();
+    let client = dbmazz::source::connect_sql(&connect).await.unwrap();
+    for table in tables {
+        let name = TableName::parse(table).unwrap();
+        let from_catalog = dbmazz::snapshot::table_schema(&client, &name)
+            .await
+            .unwrap();
+        let from_stream = streamed
+            .iter()
+            .find(|schema| schema.name == name)
+            .unwrap_or_else(|| panic!("no Relation message for {table}"));
+        assert!(
+            from_catalog.same_shape(from_stream)
+                && from_catalog.relation_oid == from_stream.relation_oid,
+            "{table}:\ncatalog {from_catalog:?}\nstream  {from_stream:?}"
+        );
+    }
+    shutdown.send_replace(true);
+    task.await.unwrap();
+}
