@@ -656,6 +656,30 @@ mod tests {
     }
 
     #[test]
+    fn plain_decimal_fast_path_keeps_range_checks() {
+        let ty = |precision, scale| ColumnType::Decimal { precision, scale };
+        let value = |unscaled, scale| Value::Decimal { unscaled, scale };
+        assert_eq!(
+            from_text("123.1250", &ty(18, 4), "d").unwrap(),
+            value(1_231_250, 4)
+        );
+        assert_eq!(from_text("-0.5", &ty(5, 2), "d").unwrap(), value(-50, 2));
+        assert_eq!(from_text("007.", &ty(5, 2), "d").unwrap(), value(700, 2));
+        assert_eq!(from_text("+3", &ty(5, 0), "d").unwrap(), value(3, 0));
+        // Declared precision overflow filters the row; storage overflow is a cast failure.
+        assert!(matches!(
+            from_text("1234.5", &ty(5, 2), "d"),
+            Err(ConvError::Filter(_))
+        ));
+        assert!(matches!(
+            from_text("12345678.1", &ty(9, 2), "d"),
+            Err(ConvError::Failed(_))
+        ));
+        // More fractional digits than the scale: the general path rounds.
+        assert_eq!(from_text("1.255", &ty(5, 2), "d").unwrap(), value(126, 2));
+    }
+
+    #[test]
     fn decimal_rounds_half_away_from_zero() {
         let ty = ColumnType::Decimal {
             precision: 10,
