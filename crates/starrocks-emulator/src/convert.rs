@@ -30,6 +30,7 @@ impl ConvError {
 const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
 
 /// Convert a JSON value read from a Stream Load body into `ty`.
+#[inline]
 pub fn from_json(value: &Json<'_>, ty: &ColumnType, column: &str) -> Result<Value, ConvError> {
     if let Json::Null = value {
         return Ok(Value::Null);
@@ -120,7 +121,33 @@ fn int_range(ty: &ColumnType) -> (i128, i128) {
     }
 }
 
+/// A plain decimal integer of at most 18 digits (the common case), in i64 arithmetic: `i128`
+/// parsing is several times slower and this runs for every integer cell of a load.
+#[inline]
+fn parse_short_int(text: &str) -> Option<i128> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(b - b'0');
+    }
+    Some(i128::from(if negative { -value } else { value }))
+}
+
+#[inline]
 fn parse_int_text(text: &str) -> Option<i128> {
+    if let Some(i) = parse_short_int(text) {
+        return Some(i);
+    }
     if let Ok(i) = text.parse::<i128>() {
         return Some(i);
     }
@@ -135,6 +162,7 @@ fn parse_int_text(text: &str) -> Option<i128> {
     Some(t as i128)
 }
 
+#[inline]
 fn json_to_int(value: &Json<'_>, ty: &ColumnType, column: &str) -> Result<Value, ConvError> {
     let text = match value {
         Json::Number(n) => *n,
@@ -186,6 +214,7 @@ fn string_to_float(text: &str) -> Option<f64> {
     Some(f)
 }
 
+#[inline]
 fn json_to_float(value: &Json<'_>, ty: &ColumnType, column: &str) -> Result<Value, ConvError> {
     let parsed = match value {
         Json::Number(n) => n.parse::<f64>().ok(),
@@ -212,6 +241,7 @@ fn round_float(f: f64, ty: &ColumnType) -> f64 {
     }
 }
 
+#[inline]
 fn json_to_bool(value: &Json<'_>, column: &str) -> Result<Value, ConvError> {
     match value {
         Json::Bool(b) => Ok(Value::Bool(*b)),
@@ -243,6 +273,7 @@ fn text_to_bool(text: &str, column: &str) -> Result<Value, ConvError> {
     )))
 }
 
+#[inline]
 fn check_string_len(
     text: impl Into<String>,
     ty: &ColumnType,
@@ -262,6 +293,7 @@ fn check_string_len(
 }
 
 /// Convert text (a CSV field, a DEFAULT, or a JSON value read as VARCHAR) into `ty`.
+#[inline]
 pub fn from_text(text: &str, ty: &ColumnType, column: &str) -> Result<Value, ConvError> {
     let failed = || {
         ConvError::Failed(format!(
@@ -275,7 +307,11 @@ pub fn from_text(text: &str, ty: &ColumnType, column: &str) -> Result<Value, Con
         | ColumnType::Int
         | ColumnType::BigInt
         | ColumnType::LargeInt => {
-            let i: i128 = text.trim().parse().map_err(|_| failed())?;
+            let trimmed = text.trim();
+            let i: i128 = match parse_short_int(trimmed) {
+                Some(i) => i,
+                None => trimmed.parse().map_err(|_| failed())?,
+            };
             let (min, max) = int_range(ty);
             if i < min || i > max {
                 return Err(failed());
@@ -329,12 +365,34 @@ fn parse_decimal(
             "Value '{text}' is out of range. The type of '{column}' is {ty}"
         ))
     };
+    let checked_declared = |unscaled: i128| {
+        if unscaled.abs() >= 10i128.pow(u32::from(precision)) {
+            return Err(ConvError::Filter(format!(
+                "Decimal '{}' is out of range. The type of '{column}' is {ty}'",
+                crate::types::format_decimal(unscaled, scale)
+            )));
+        }
+        Ok(Value::Decimal { unscaled, scale })
+    };
     let trimmed = text.trim();
     let (negative, body) = match trimmed.as_bytes().first() {
         Some(b'-') => (true, &trimmed[1..]),
         Some(b'+') => (false, &trimmed[1..]),
         _ => (false, trimmed),
     };
+    let storage_limit: i64 = if precision <= 9 {
+        9
+    } else if precision <= 18 {
+        18
+    } else {
+        38
+    };
+    if let Some((magnitude, significant_int)) = plain_decimal(body, scale) {
+        if significant_int > storage_limit - i64::from(scale) {
+            return Err(cast_failed());
+        }
+        return checked_declared(if negative { -magnitude } else { magnitude });
+    }
     let (mantissa, exponent) = match body.find(['e', 'E']) {
         Some(i) => (
             &body[..i],
@@ -371,13 +429,6 @@ fn parse_decimal(
     let point = int_bytes.len() as i64 + exponent;
     let first_nonzero = (0..len.min(point)).find(|i| digit(*i) != 0);
     let significant_int = first_nonzero.map_or(0, |f| point - f);
-    let storage_limit: i64 = if precision <= 9 {
-        9
-    } else if precision <= 18 {
-        18
-    } else {
-        38
-    };
     if significant_int > storage_limit - i64::from(scale) {
         return Err(cast_failed());
     }
@@ -393,14 +444,35 @@ fn parse_decimal(
     if negative {
         unscaled = -unscaled;
     }
-    let max_declared = 10i128.pow(u32::from(precision));
-    if unscaled.abs() >= max_declared {
-        return Err(ConvError::Filter(format!(
-            "Decimal '{}' is out of range. The type of '{column}' is {ty}'",
-            crate::types::format_decimal(unscaled, scale)
-        )));
+    checked_declared(unscaled)
+}
+
+/// `digits[.digits]` with at most 18 integer digits and no more fractional digits than `scale`
+/// (no rounding needed): the unscaled magnitude and the count of significant integer digits.
+fn plain_decimal(body: &str, scale: u8) -> Option<(i128, i64)> {
+    let bytes = body.as_bytes();
+    let (int_part, frac_part) = match bytes.iter().position(|b| *b == b'.') {
+        Some(dot) => (&bytes[..dot], &bytes[dot + 1..]),
+        None => (bytes, &bytes[bytes.len()..]),
+    };
+    if int_part.is_empty()
+        || int_part.len() > 18
+        || frac_part.len() > usize::from(scale)
+        || !int_part.iter().chain(frac_part).all(u8::is_ascii_digit)
+    {
+        return None;
     }
-    Ok(Value::Decimal { unscaled, scale })
+    let fold = |digits: &[u8]| {
+        digits
+            .iter()
+            .fold(0i128, |acc, d| acc * 10 + i128::from(d - b'0'))
+    };
+    let shift = 10i128.checked_pow(u32::from(scale) - frac_part.len() as u32)?;
+    let magnitude = fold(int_part)
+        .checked_mul(10i128.checked_pow(u32::from(scale))?)?
+        .checked_add(fold(frac_part).checked_mul(shift)?)?;
+    let significant = int_part.iter().skip_while(|d| **d == b'0').count() as i64;
+    Some((magnitude, significant))
 }
 
 /// Parse a DATE or DATETIME text the way StarRocks does (spec §4.4): `YYYY-MM-DD`,
@@ -547,6 +619,64 @@ mod tests {
 
     fn json(text: &str) -> Json<'_> {
         parse_value(text).unwrap()
+    }
+
+    #[test]
+    fn short_int_fast_path_agrees_with_the_full_parser() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "007",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "+5",
+            "",
+            "-",
+            "1.5",
+            "1e3",
+            "12a",
+        ] {
+            assert_eq!(
+                parse_int_text(text),
+                text.parse::<i128>().ok().or_else(|| {
+                    let f: f64 = text.parse().ok()?;
+                    Some(f.trunc() as i128)
+                }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            from_text(" 42 ", &ColumnType::Int, "c").unwrap(),
+            Value::Int(42)
+        );
+        assert!(from_text("2147483648", &ColumnType::Int, "c").is_err());
+    }
+
+    #[test]
+    fn plain_decimal_fast_path_keeps_range_checks() {
+        let ty = |precision, scale| ColumnType::Decimal { precision, scale };
+        let value = |unscaled, scale| Value::Decimal { unscaled, scale };
+        assert_eq!(
+            from_text("123.1250", &ty(18, 4), "d").unwrap(),
+            value(1_231_250, 4)
+        );
+        assert_eq!(from_text("-0.5", &ty(5, 2), "d").unwrap(), value(-50, 2));
+        assert_eq!(from_text("007.", &ty(5, 2), "d").unwrap(), value(700, 2));
+        assert_eq!(from_text("+3", &ty(5, 0), "d").unwrap(), value(3, 0));
+        // Declared precision overflow filters the row; storage overflow is a cast failure.
+        assert!(matches!(
+            from_text("1234.5", &ty(5, 2), "d"),
+            Err(ConvError::Filter(_))
+        ));
+        assert!(matches!(
+            from_text("12345678.1", &ty(9, 2), "d"),
+            Err(ConvError::Failed(_))
+        ));
+        // More fractional digits than the scale: the general path rounds.
+        assert_eq!(from_text("1.255", &ty(5, 2), "d").unwrap(), value(126, 2));
     }
 
     #[test]

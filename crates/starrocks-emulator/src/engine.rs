@@ -25,6 +25,14 @@ pub const EMPTY_LOAD_MESSAGE: &str = "No partitions have data available for load
 pub const PUBLISH_TIMEOUT_MESSAGE: &str =
     "transaction commit successfully, BUT data will be visible later";
 
+/// The abort reason of a txn that outlived its `timeout` (FE `DatabaseTransactionMgr`
+/// `TXN_TIMEOUT_BY_MANAGER`); a Stream Load whose commit finds its txn aborted this way answers
+/// `Fail` with this message.
+pub const TXN_TIMEOUT_MESSAGE: &str = "timeout by txn manager";
+
+/// `stream_load_default_timeout_second` (FE): a load's timeout without a `timeout` header.
+pub const DEFAULT_LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How long a `publish_timeout` load stays COMMITTED before it reads VISIBLE.
 pub const PUBLISH_DELAY: Duration = Duration::from_millis(200);
 
@@ -95,6 +103,17 @@ pub struct BegunLoad {
     generation: u64,
     /// The fault this load took, if any.
     pub fault: Option<FaultRule>,
+}
+
+impl BegunLoad {
+    /// When the FE aborts this load's txn: begin + `timeout` (default 600 s).
+    pub fn deadline(&self) -> Instant {
+        self.started
+            + self
+                .params
+                .timeout_s
+                .map_or(DEFAULT_LOAD_TIMEOUT, Duration::from_secs)
+    }
 }
 
 /// The end of a load.
@@ -335,7 +354,26 @@ impl Engine {
         };
         if let Some(rule) = &begun.fault {
             if rule.kind == FaultKind::Delay {
-                tokio::time::sleep(Duration::from_millis(rule.delay_ms.unwrap_or(1000))).await;
+                let delay = Duration::from_millis(rule.delay_ms.unwrap_or(1000));
+                // The FE's txn checker aborts the txn at its deadline while the BE is still busy;
+                // the BE's commit afterwards fails with the abort reason.
+                let deadline = begun.deadline();
+                let now = Instant::now();
+                if now + delay > deadline {
+                    tokio::time::sleep(deadline.saturating_duration_since(now)).await;
+                    self.abort_txn(&begun.db, begun.txn_id, TXN_TIMEOUT_MESSAGE);
+                    tokio::time::sleep((now + delay).saturating_duration_since(Instant::now()))
+                        .await;
+                    result.total_rows = scanned.total;
+                    result.loaded_rows = scanned.rows.len() as u64;
+                    result.filtered_rows = scanned.filtered;
+                    result.unselected_rows = scanned.unselected;
+                    result.message = TXN_TIMEOUT_MESSAGE.into();
+                    result.write_data_time_ms = ms_since(now);
+                    result.load_time_ms = ms_since(begun.started);
+                    return Finish::Reply(result);
+                }
+                tokio::time::sleep(delay).await;
             }
         }
         let fault_kind = begun.fault.as_ref().map(|r| r.kind);

@@ -86,13 +86,110 @@ pub fn fe_route(
     if op == "load" && req.method() != Method::PUT {
         return ddl("transaction load must use PUT");
     }
-    let session_exists = engine.txns.lock().contains_key(&(db, label.clone()));
+    let session_exists = engine
+        .txns
+        .lock()
+        .contains_key(&(db.clone(), label.clone()));
     if op == "load" && !session_exists {
         return ddl(&format!(
             "transaction with op load label {label} has no node"
         ));
     }
+    if op == "commit" || op == "rollback" {
+        if let Some(answer) = fe_finish(engine, &db, &label, op == "commit") {
+            return crate::http::close(match answer {
+                Ok(fields) => fe_result("OK", fields),
+                Err(message) => ddl(&message),
+            });
+        }
+    }
     crate::http::close(fe_redirect(engine, req))
+}
+
+/// The FE's `TransactionResult` (Gson, pretty, `HashMap` order: Status, TxnId, Message, Label).
+fn fe_result(status: &str, fields: FeFields) -> HttpResponse {
+    let mut entries = vec![("Status", J::from(status))];
+    if let Some(id) = fields.txn_id {
+        entries.push(("TxnId", J::from(id)));
+    }
+    entries.push(("Message", J::from(fields.message)));
+    entries.push(("Label", J::from(fields.label)));
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(key, value)| format!("  \"{key}\": {value}"))
+        .collect();
+    json_ok(format!("{{\n{}\n}}", lines.join(",\n")))
+}
+
+/// What the FE puts into a successful `TransactionResult`.
+struct FeFields {
+    txn_id: Option<i64>,
+    message: String,
+    label: String,
+}
+
+/// `TransactionWithoutChannelHandler`: the FE itself commits or rolls back a PREPARED txn and
+/// answers for finished ones; `None` means a running txn, redirected to its BE (spec §5.1).
+/// `Err` is the exception text (answered as `FAILED`).
+fn fe_finish(
+    engine: &Engine,
+    db: &str,
+    label: &str,
+    commit: bool,
+) -> Option<Result<FeFields, String>> {
+    let latest = {
+        let catalog = engine.catalog.lock();
+        let Some(database) = catalog.databases.get(db) else {
+            return Some(Err(format!("Database[{db}] does not exist.")));
+        };
+        database.labels.latest(label).map(|t| (t.txn_id, t.state))
+    };
+    let Some((txn_id, state)) = latest else {
+        return Some(Err(format!("No transaction found by label {label}")));
+    };
+    let done = |message: String| {
+        Some(Ok(FeFields {
+            txn_id: Some(txn_id),
+            message,
+            label: label.to_string(),
+        }))
+    };
+    match (commit, state) {
+        (_, TxnState::Prepare) => None,
+        (true, TxnState::Prepared) => {
+            let session = engine
+                .txns
+                .lock()
+                .remove(&(db.to_string(), label.to_string()));
+            let Some(session) = session else {
+                return Some(Err(format!("No transaction found by label {label}")));
+            };
+            match commit_session(engine, db, label, session) {
+                Ok(_) => done(String::new()),
+                Err(failure) => Some(Err(failure.message)),
+            }
+        }
+        (false, TxnState::Prepared) => {
+            engine
+                .txns
+                .lock()
+                .remove(&(db.to_string(), label.to_string()));
+            engine.abort_txn(db, txn_id, "User Aborted");
+            done(String::new())
+        }
+        (true, TxnState::Committed | TxnState::Visible) => done(format!(
+            "label {label} transaction {txn_id} has already committed"
+        )),
+        (true, TxnState::Aborted) => Some(Err(format!(
+            "cannot commit aborted transaction {txn_id}, label {label}"
+        ))),
+        (false, TxnState::Aborted) => done(format!(
+            "label {label} transaction {txn_id} has already aborted"
+        )),
+        (false, TxnState::Committed | TxnState::Visible) => Some(Err(format!(
+            "cannot abort committed transaction {txn_id}, label {label} "
+        ))),
+    }
 }
 
 fn unauthorized(message: &str) -> HttpResponse {
@@ -373,7 +470,9 @@ async fn load_call(
     let body = match read_body(req.into_body(), timeout, None).await {
         Ok(body) => body,
         Err(why) => {
-            release(engine, Some(why));
+            // The BE only releases the request: the txn stays open until a rollback or its
+            // timeout / idle timeout (spec §5.4). The partial body is discarded.
+            release(engine, None);
             return Err(DropConnection(why));
         }
     };
@@ -525,12 +624,43 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
             ("Label", J::from(label)),
         ]);
     }
+    let (txn_id, load_bytes) = (session.txn_id, session.load_bytes);
+    match commit_session(engine, db, label, session) {
+        Ok((status, result)) => counters(label, txn_id, &result, load_bytes, status, ""),
+        Err(failure) => {
+            // `to_resp_json`: a failed op carries only Status, Message and ErrorURL.
+            let mut fields = vec![
+                ("Status", J::from("INTERNAL_ERROR")),
+                ("Message", J::from(failure.message)),
+            ];
+            if let Some(url) = failure.error_url {
+                fields.push(("ErrorURL", J::from(url)));
+            }
+            reply(&fields)
+        }
+    }
+}
+
+/// Why committing a session failed (the txn is aborted).
+struct CommitFailure {
+    message: String,
+    error_url: Option<String>,
+}
+
+/// Commit an open session (taken out of `engine.txns`): ratio and empty checks, faults, apply.
+/// `Ok` carries the BE status name (`OK` / `PUBLISH_TIMEOUT`).
+fn commit_session(
+    engine: &Engine,
+    db: &str,
+    label: &str,
+    session: TxnSession,
+) -> Result<(&'static str, LoadResult), CommitFailure> {
     let (Some(plan), Some(params)) = (session.plan.clone(), session.params.clone()) else {
         engine.abort_txn(db, session.txn_id, "no data");
-        return error(
-            "INTERNAL_ERROR",
-            &format!("transaction with label {label} hasn't send any data yet"),
-        );
+        return Err(CommitFailure {
+            message: format!("transaction with label {label} hasn't send any data yet"),
+            error_url: None,
+        });
     };
     let mut result = LoadResult::fail(session.txn_id, label, "");
     let fault = engine.faults.lock().take_load(db, &session.table);
@@ -567,25 +697,11 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
             } else {
                 "OK"
             };
-            counters(
-                label,
-                session.txn_id,
-                &result,
-                session.load_bytes,
-                status,
-                "",
-            )
+            Ok((status, result))
         }
-        _ => {
-            // `to_resp_json`: a failed op carries only Status, Message and ErrorURL.
-            let mut fields = vec![
-                ("Status", J::from("INTERNAL_ERROR")),
-                ("Message", J::from(result.message.clone())),
-            ];
-            if let Some(url) = &result.error_url {
-                fields.push(("ErrorURL", J::from(url.clone())));
-            }
-            reply(&fields)
-        }
+        _ => Err(CommitFailure {
+            message: result.message,
+            error_url: result.error_url,
+        }),
     }
 }

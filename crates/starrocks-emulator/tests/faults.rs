@@ -270,3 +270,110 @@ async fn label_retention_by_age_with_a_fast_cleaner() {
     }
     panic!("label was not cleaned");
 }
+
+#[tokio::test]
+async fn delay_past_the_timeout_fails_with_the_txn_managers_abort() {
+    // Costs ~1.5 s: a 1 s timeout and a 1.5 s slow BE.
+    let fx = fixture().await;
+    fx.emu
+        .inject(FaultRule::new(FaultKind::Delay).delay_ms(1500));
+    let started = Instant::now();
+    let label_at_deadline = async {
+        tokio::time::sleep(Duration::from_millis(1250)).await;
+        fx.emu.label_state("d", "slow")
+    };
+    let (r, state) = tokio::join!(
+        fx.load_json("t", &[("label", "slow"), ("timeout", "1")], r#"[{"id":1}]"#),
+        label_at_deadline
+    );
+    assert_eq!(
+        state,
+        Some(TxnState::Aborted),
+        "the FE aborts at the deadline, before the BE answers"
+    );
+    assert_eq!(status(&r), "Fail", "{r}");
+    assert_eq!(message(&r), "timeout by txn manager");
+    assert_eq!(r["NumberLoadedRows"], 1, "rows were read before the abort");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(fx.rows("t").is_empty());
+    // An aborted label is reusable.
+    let r = fx
+        .load_json("t", &[("label", "slow")], r#"[{"id":1}]"#)
+        .await;
+    assert_eq!(status(&r), "Success");
+}
+
+#[tokio::test]
+async fn body_stalled_past_the_timeout_fails_and_aborts() {
+    // Costs ~1 s.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = fixture().await;
+    let mut stream = tokio::net::TcpStream::connect(fx.emu.be_http_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/d/t/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+         Expect: 100-continue\r\nformat: json\r\nlabel: stalled\r\ntimeout: 1\r\n\
+         Content-Length: 100\r\n\r\n",
+        crate::support::basic("root", "")
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"));
+    stream.write_all(br#"{"id":1"#).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("\"Status\": \"Fail\""), "{text}");
+    assert!(text.contains("timeout by txn manager"), "{text}");
+    assert_eq!(fx.emu.label_state("d", "stalled"), Some(TxnState::Aborted));
+}
+
+#[tokio::test]
+async fn txn_load_dropped_mid_body_stays_open_until_its_timeout() {
+    // Costs ~1.2 s (a txn with a 1 s timeout). Spec §5.4: the BE only releases the request.
+    use tokio::io::AsyncWriteExt;
+    let fx = fixture().await;
+    let auth = crate::support::basic("root", "");
+    let txn_headers = [
+        ("Authorization", auth.as_str()),
+        ("label", "cut_txn"),
+        ("db", "d"),
+        ("table", "t"),
+        ("timeout", "1"),
+    ];
+    let begun = raw_request(
+        fx.emu.be_http_addr(),
+        "POST",
+        "/api/transaction/begin",
+        &txn_headers,
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(begun.json()["Status"], "OK", "{}", begun.body);
+    let mut stream = tokio::net::TcpStream::connect(fx.emu.be_http_addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/transaction/load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nlabel: cut_txn\r\n\
+         db: d\r\ntable: t\r\nformat: json\r\nContent-Length: 100\r\n\r\n{{\"id\":1"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fx.emu.label_state("d", "cut_txn"),
+        Some(TxnState::Prepare),
+        "still open after the client went away"
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while fx.emu.label_state("d", "cut_txn") != Some(TxnState::Aborted) {
+        assert!(Instant::now() < deadline, "never aborted by its timeout");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(fx.rows("t").is_empty());
+}

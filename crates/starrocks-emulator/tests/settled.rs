@@ -408,3 +408,188 @@ async fn where_header_drops_rows_as_unselected() {
         .await;
     assert_eq!(status(&r), "Fail");
 }
+
+#[tokio::test]
+async fn partial_update_mode_column_and_row_give_the_same_table() {
+    // Spec §1.5/§3.5: `row`, `column` and `auto` are accepted; for upserts of listed columns the
+    // result is the same (column mode changes how the BE writes, not what is stored).
+    let fx = Fixture::new().await;
+    for table in ["by_row", "by_column", "by_auto"] {
+        fx.sql(&format!(
+            "CREATE TABLE {table} (id INT NOT NULL, a INT NULL, b VARCHAR(8) NULL DEFAULT 'd') \
+             PRIMARY KEY (id) DISTRIBUTED BY HASH(id)"
+        ))
+        .await;
+        fx.load_json(
+            table,
+            &[],
+            r#"[{"id":1,"a":1,"b":"x"},{"id":2,"a":2,"b":"y"}]"#,
+        )
+        .await;
+    }
+    for (table, mode) in [
+        ("by_row", "row"),
+        ("by_column", "column"),
+        ("by_auto", "auto"),
+    ] {
+        let r = fx
+            .load_json(
+                table,
+                &[
+                    ("partial_update", "true"),
+                    ("partial_update_mode", mode),
+                    ("columns", "id,a"),
+                ],
+                r#"[{"id":1,"a":10},{"id":3,"a":30},{"id":2}]"#,
+            )
+            .await;
+        assert_eq!(status(&r), "Success", "{mode}: {r}");
+        assert_eq!(r["NumberLoadedRows"], 3, "{mode}");
+    }
+    let expected = vec![
+        vec!["1", "10", "x"],
+        vec!["2", "NULL", "y"],
+        vec!["3", "30", "d"],
+    ];
+    assert_eq!(fx.text_rows("by_row"), expected);
+    assert_eq!(fx.text_rows("by_column"), expected);
+    assert_eq!(fx.text_rows("by_auto"), expected);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn compressed_json_payloads_gzip_and_zlib() {
+    // Spec §1.5: `compression` or `Content-Encoding` names a codec of the FE's
+    // CompressionUtils table (case-insensitive); the BE inflates before parsing.
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, a VARCHAR(16) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let json = br#"[{"id":1,"a":"one"},{"id":2,"a":"two"}]"#;
+    let packed = gzip(json);
+    let base = [("format", "json"), ("strip_outer_array", "true")];
+    let with = |extra: (&'static str, &'static str)| {
+        let mut h = base.to_vec();
+        h.push(extra);
+        h
+    };
+    let r = fx
+        .emu
+        .stream_load("d", "t", &with(("compression", "gzip")), &packed)
+        .await;
+    assert_eq!(r.status.text(), "Success", "{}", r.message);
+    assert_eq!(r.loaded_rows, 2);
+    assert_eq!(
+        r.load_bytes,
+        packed.len() as u64,
+        "LoadBytes counts received bytes"
+    );
+    let r = fx
+        .emu
+        .stream_load(
+            "d",
+            "t",
+            &with(("Content-Encoding", "DEFLATE")),
+            &zlib(br#"[{"id":3,"a":"three"}]"#),
+        )
+        .await;
+    assert_eq!(r.status.text(), "Success", "{}", r.message);
+    assert_eq!(fx.text_rows("t").len(), 3);
+
+    let r = fx
+        .emu
+        .stream_load("d", "t", &with(("compression", "brotli")), &packed)
+        .await;
+    assert_eq!(r.status.text(), "Fail");
+    assert_eq!(r.message, "Unsupported compression type: brotli");
+    assert!(r.txn_id > 0, "checked after begin");
+
+    let mut broken = packed.clone();
+    broken.truncate(packed.len() / 2);
+    let r = fx
+        .emu
+        .stream_load(
+            "d",
+            "t",
+            &[
+                ("format", "json"),
+                ("strip_outer_array", "true"),
+                ("compression", "gzip"),
+                ("label", "broken"),
+            ],
+            &broken,
+        )
+        .await;
+    assert_eq!(r.status.text(), "Fail");
+    assert!(
+        r.message.starts_with("Failed to decompress"),
+        "{}",
+        r.message
+    );
+    assert_eq!(
+        fx.emu.label_state("d", "broken"),
+        Some(starrocks_emulator::TxnState::Aborted)
+    );
+    assert_eq!(fx.text_rows("t").len(), 3);
+}
+
+#[tokio::test]
+async fn columns_expressions_over_source_fields() {
+    // Spec §1.5: `columns` may map `col=expr`; source keys used in expressions are read as VARCHAR
+    // (§10.6) and the result is cast to the column type.
+    let fx = Fixture::new().await;
+    fx.sql(
+        "CREATE TABLE t (id INT NOT NULL, doubled BIGINT NULL, name VARCHAR(32) NULL, \
+         loaded_at DATETIME NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)",
+    )
+    .await;
+    let r = fx
+        .load_json(
+            "t",
+            &[(
+                "columns",
+                "id, tmp, fname, doubled=tmp*2, name=concat(upper(fname), '-', id), loaded_at=now()",
+            )],
+            r#"[{"id":1,"tmp":"21","fname":"ann"},{"id":2,"tmp":5,"fname":null}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    let rows = fx.text_rows("t");
+    assert_eq!(rows[0][..3], ["1", "42", "ANN-1"]);
+    assert_eq!(
+        rows[1][..3],
+        ["2", "10", "NULL"],
+        "concat with NULL is NULL"
+    );
+    assert!(
+        rows[0][3].starts_with("20"),
+        "now() fills a DATETIME: {}",
+        rows[0][3]
+    );
+
+    let r = fx
+        .load_json(
+            "t",
+            &[("columns", "id, tmp, doubled=no_such_fn(tmp)")],
+            r#"[{"id":3,"tmp":"1"}]"#,
+        )
+        .await;
+    assert_eq!(status(&r), "Fail");
+    assert!(
+        message(&r).starts_with("No matching function with signature: no_such_fn"),
+        "{}",
+        message(&r)
+    );
+}

@@ -700,10 +700,14 @@ async fn s19_transaction_api() {
         .unwrap()
         .contains("has already committed"));
     let rollback = call(&fx, "POST", "rollback", &base("tx1"), "").await;
+    assert_eq!(
+        rollback["Status"], "FAILED",
+        "answered by the FE: {rollback}"
+    );
     assert!(rollback["Message"]
         .as_str()
         .unwrap()
-        .starts_with("cannot abort committed transaction"));
+        .contains("cannot abort committed transaction"));
     // Prepare, then commit; and commit without data.
     call(&fx, "POST", "begin", &base("tx2"), "").await;
     let empty = call(&fx, "POST", "commit", &base("tx2"), "").await;
@@ -718,6 +722,28 @@ async fn s19_transaction_api() {
     assert_eq!(fx.emu.label_state("d", "tx3"), Some(TxnState::Prepared));
     let committed = call(&fx, "POST", "commit", &base("tx3"), "").await;
     assert_eq!(committed["Status"], "OK");
+    assert_eq!(committed["Label"], "tx3");
+    assert!(committed["TxnId"].as_i64().unwrap() > 0);
+    assert!(
+        committed.get("NumberLoadedRows").is_none(),
+        "a PREPARED txn is committed by the FE, which answers a TransactionResult: {committed}"
+    );
+    assert_eq!(fx.rows("t").len(), 4);
+    assert_eq!(fx.emu.label_state("d", "tx3"), Some(TxnState::Visible));
+    // A PREPARED txn rolled back through the FE.
+    call(&fx, "POST", "begin", &base("tx5"), "").await;
+    call(&fx, "PUT", "load", &json(&[], "tx5"), r#"[{"id":10}]"#).await;
+    call(&fx, "POST", "prepare", &base("tx5"), "").await;
+    let rolled = call(&fx, "POST", "rollback", &base("tx5"), "").await;
+    assert_eq!(rolled["Status"], "OK", "{rolled}");
+    assert_eq!(fx.emu.label_state("d", "tx5"), Some(TxnState::Aborted));
+    let again = call(&fx, "POST", "rollback", &base("tx5"), "").await;
+    assert!(again["Message"]
+        .as_str()
+        .unwrap()
+        .contains("has already aborted"));
+    let commit_aborted = call(&fx, "POST", "commit", &base("tx5"), "").await;
+    assert_eq!(commit_aborted["Status"], "FAILED");
     assert_eq!(fx.rows("t").len(), 4);
     // Rollback, then the aborted label is reusable; unknown labels.
     call(&fx, "POST", "begin", &base("tx4"), "").await;
@@ -728,7 +754,11 @@ async fn s19_transaction_api() {
         "OK"
     );
     let unknown = call(&fx, "POST", "commit", &base("nope"), "").await;
-    assert_eq!(unknown["Status"], "TXN_NOT_EXISTS");
+    assert_eq!(unknown["Status"], "FAILED");
+    assert_eq!(
+        unknown["Message"],
+        "class com.starrocks.common.UserException: No transaction found by label nope"
+    );
     let no_node = call(&fx, "PUT", "load", &json(&[], "nope"), "[]").await;
     assert_eq!(
         no_node["Message"],

@@ -127,6 +127,12 @@ pub async fn run(
 
     let sql = connect_sql(&postgres.connect_config()?).await?;
     prepare_postgres(&sql, &postgres, options.reset).await?;
+    // Existing rows: the initial snapshot copies them, then the stream takes over.
+    sql.batch_execute(&schema::seed_sql(SEED_ORDERS)).await?;
+    say(
+        &options,
+        &format!("seeded {SEED_ORDERS} orders; snapshot, then streaming"),
+    );
     let ddl = StarRocksDdl::connect(
         &starrocks.mysql,
         &starrocks.user,
@@ -160,13 +166,16 @@ pub async fn run(
             async move { replicator::run(&pipeline_config, Arc::new(sink), context).await },
         );
     wait_until_streaming(&telemetry, &mut pipeline).await?;
-
-    // Existing rows: the seed goes in once the slot exists, so the stream carries it.
-    sql.batch_execute(&schema::seed_sql(SEED_ORDERS)).await?;
+    let copied: u64 = telemetry
+        .status()
+        .snapshot
+        .as_ref()
+        .and_then(|snapshot| snapshot["rows"].as_u64())
+        .unwrap_or(0);
     say(
         &options,
         &format!(
-            "seeded {SEED_ORDERS} orders; traffic at {} ops/s",
+            "snapshot copied {copied} rows; streaming, traffic at {} ops/s",
             options.rate
         ),
     );

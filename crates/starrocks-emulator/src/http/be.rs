@@ -6,14 +6,14 @@
 //! send `100 Continue`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
-use crate::engine::{Engine, Finish};
+use crate::engine::{Engine, Finish, TXN_TIMEOUT_MESSAGE};
 use crate::faults::FaultKind;
 use crate::http::{
     basic_auth, header, json_ok, path_segments, query_param, respond, ConnInfo, DropConnection,
@@ -57,6 +57,9 @@ fn reply(result: &LoadResult) -> HttpResponse {
     json_ok(result.to_json())
 }
 
+/// [`read_body`]'s error when the deadline passed before the body was complete.
+pub const BODY_TIMED_OUT: &str = "body read timed out";
+
 /// Read the whole body, or `None` if the client went away. `cut_after` simulates a connection
 /// closed mid-body: reading stops after that many bytes.
 pub async fn read_body(
@@ -80,7 +83,7 @@ pub async fn read_body(
     };
     tokio::time::timeout(timeout, read)
         .await
-        .unwrap_or(Err("body read timed out"))
+        .unwrap_or(Err(BODY_TIMED_OUT))
 }
 
 /// Check that no body byte arrived before the BE answered `100 Continue`.
@@ -172,14 +175,6 @@ async fn stream_load(
         )));
     }
     let params = LoadParams::from_headers(&get);
-    let timeout = Duration::from_secs(
-        params
-            .as_ref()
-            .ok()
-            .and_then(|p| p.timeout_s)
-            .unwrap_or(600)
-            .max(1),
-    );
     let begun = match engine.begin_stream_load(db, table, &label, params) {
         Ok(b) => b,
         Err(result) => return Ok(reply(&result)),
@@ -199,8 +194,16 @@ async fn stream_load(
         .as_ref()
         .filter(|r| r.kind == FaultKind::CloseMidBody)
         .map(|_| content_length.map_or(1, |len| (len / 2).max(1)));
+    let timeout = begun.deadline().saturating_duration_since(Instant::now());
     let body = match read_body(req.into_body(), timeout, cut_after).await {
         Ok(body) => body,
+        Err(BODY_TIMED_OUT) => {
+            // The FE aborted the txn at its deadline; the BE answers with the abort reason.
+            engine.abort_txn(db, begun.txn_id, TXN_TIMEOUT_MESSAGE);
+            let mut result = LoadResult::fail(begun.txn_id, &label, TXN_TIMEOUT_MESSAGE);
+            result.load_time_ms = timeout.as_millis() as u64;
+            return Ok(reply(&result));
+        }
         Err(why) => {
             engine.abort_txn(db, begun.txn_id, why);
             return Err(DropConnection(why));

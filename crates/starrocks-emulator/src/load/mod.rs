@@ -14,7 +14,7 @@ mod scan;
 use crate::catalog::Table;
 use crate::convert::{self, ConvError};
 use crate::types::{ColumnType, Key, Value};
-pub use params::{Format, LoadParams};
+pub use params::{Compression, Format, LoadParams};
 pub use plan::{plan, ColumnSource, OpSource, Plan};
 
 /// Rows kept in the error log per load (spec §4.9).
@@ -128,11 +128,35 @@ impl Scanned {
     }
 }
 
+/// Undo the payload compression (spec §1.5). `Err` fails the whole load.
+pub fn decompress<'b>(
+    compression: Compression,
+    body: &'b [u8],
+) -> Result<std::borrow::Cow<'b, [u8]>, String> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4));
+    let read = match compression {
+        Compression::None | Compression::NotEmulated(_) => {
+            return Ok(std::borrow::Cow::Borrowed(body))
+        }
+        // The BE's gzip inflater detects gzip or zlib by the header (window bits + 32).
+        Compression::Gzip if body.starts_with(&[0x1f, 0x8b]) => {
+            flate2::read::MultiGzDecoder::new(body).read_to_end(&mut out)
+        }
+        Compression::Gzip | Compression::Zlib => {
+            flate2::read::ZlibDecoder::new(body).read_to_end(&mut out)
+        }
+    };
+    read.map_err(|e| format!("Failed to decompress the payload ({compression:?}): {e}"))?;
+    Ok(std::borrow::Cow::Owned(out))
+}
+
 /// Scan a body with a plan. `Err` fails the whole load (document errors, key too long, ...).
 pub fn scan_body(plan: &Plan, params: &LoadParams, body: &[u8]) -> Result<Scanned, String> {
+    let body = decompress(params.compression, body)?;
     let scanned = match params.format {
-        Format::Json => scan::json(plan, params, body)?,
-        Format::Csv => scan::csv(plan, params, body)?,
+        Format::Json => scan::json(plan, params, &body)?,
+        Format::Csv => scan::csv(plan, params, &body)?,
     };
     if let Some(c) = plan.merge_column {
         if scanned.rows.iter().any(|r| r.op != 0) {
@@ -158,11 +182,14 @@ pub fn build_row<'c>(
         let value = match &plan.column_sources[i] {
             ColumnSource::Unlisted => Value::Null,
             ColumnSource::Const(v) | ColumnSource::Default(v) => v.clone(),
-            ColumnSource::Field(f) => {
-                let converted = match cells(*f) {
-                    Cell::Missing | Cell::Null => Ok(Value::Null),
-                    Cell::Json(j) => convert::from_json(j, &column.ty, &column.name),
-                    Cell::Text(t) => convert::from_text(t, &column.ty, &column.name),
+            ColumnSource::Field(_) | ColumnSource::Expr(_) => {
+                let converted = match &plan.column_sources[i] {
+                    ColumnSource::Field(f) => match cells(*f) {
+                        Cell::Missing | Cell::Null => Ok(Value::Null),
+                        Cell::Json(j) => convert::from_json(j, &column.ty, &column.name),
+                        Cell::Text(t) => convert::from_text(t, &column.ty, &column.name),
+                    },
+                    _ => eval_source_expr(&plan.column_sources[i], &cells, column),
                 };
                 match converted {
                     Ok(v) => v,
@@ -186,6 +213,46 @@ pub fn build_row<'c>(
     };
     let key = Key::new(&values[..schema.key_count]);
     Ok(RowOp { key, values, op })
+}
+
+/// A source field as an expression sees it: VARCHAR text, typed as a number when it reads as one
+/// (StarRocks casts VARCHAR operands of arithmetic implicitly).
+fn expr_operand(cell: Cell<'_>) -> Value {
+    let text = match cell {
+        Cell::Missing | Cell::Null | Cell::Json(crate::json::Json::Null) => return Value::Null,
+        Cell::Json(j) => convert::json_as_text(j).into_owned(),
+        Cell::Text(t) => t.to_string(),
+    };
+    if let Ok(i) = text.trim().parse::<i128>() {
+        return Value::Int(i);
+    }
+    match text.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() => Value::Float(f),
+        _ => Value::Str(text),
+    }
+}
+
+/// Evaluate a `columns` expression for one row and cast the result to the column type.
+fn eval_source_expr<'c>(
+    source: &ColumnSource,
+    cells: &impl Fn(usize) -> Cell<'c>,
+    column: &crate::catalog::Column,
+) -> Result<Value, ConvError> {
+    let ColumnSource::Expr(source) = source else {
+        return Ok(Value::Null);
+    };
+    let lookup = |name: &str| {
+        source
+            .inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| expr_operand(cells(*f)))
+    };
+    let value = crate::sql::eval_value(&source.expr, &lookup).map_err(ConvError::Failed)?;
+    match value.to_text() {
+        None => Ok(Value::Null),
+        Some(text) => convert::from_text(&text, &column.ty, &column.name),
+    }
 }
 
 fn read_op(cell: Cell<'_>) -> Result<i64, String> {
@@ -264,28 +331,33 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
     let has_real_delete = rows.iter().any(|r| r.op == 1);
     let plan_merge = plan.merge_column;
     let merge = plan_merge.and_then(|c| current.column_index(&plan.schema.columns[c].name));
-    rows.sort_by(|a, b| {
+    let order = |a: &RowOp, b: &RowOp| {
         a.key.cmp(&b.key).then_with(|| match plan_merge {
             Some(m) => a.values[m].cmp_total(&b.values[m]),
             None => std::cmp::Ordering::Equal,
         })
-    });
+    };
+    // CDC and bulk loads usually arrive in key order: skip the sort (and its scratch buffer).
+    if !rows.is_sorted_by(|a, b| order(a, b) != std::cmp::Ordering::Greater) {
+        rows.sort_by(order);
+    }
     let bulk = table.rows.is_empty()
         && same_schema
         && !has_real_delete
         && merge.is_none()
         && writes.iter().all(|w| *w);
     if bulk {
-        // Empty table, plain upserts: build the map from sorted, deduplicated rows in O(n).
-        let mut kept: Vec<(Key, Vec<Value>)> = Vec::with_capacity(rows.len());
-        let mut iter = rows.into_iter().peekable();
-        while let Some(row) = iter.next() {
-            if iter.peek().is_some_and(|next| next.key == row.key) {
-                continue;
+        // Empty table, plain upserts: keep the last row of each key in place (no second vector),
+        // then build the map from the sorted rows in O(n).
+        rows.dedup_by(|later, kept| {
+            if later.key == kept.key {
+                std::mem::swap(later, kept);
+                true
+            } else {
+                false
             }
-            kept.push((row.key, row.values));
-        }
-        table.rows = kept.into_iter().collect();
+        });
+        table.rows = rows.into_iter().map(|r| (r.key, r.values)).collect();
         return;
     }
     let mut iter = rows.into_iter().peekable();

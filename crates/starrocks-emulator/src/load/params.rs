@@ -9,6 +9,39 @@ pub enum Format {
     Json,
 }
 
+/// Payload compression from `Content-Encoding` or `compression` (spec §1.5): the FE accepts the
+/// names of `CompressionUtils.tCompressionByName`, case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `NO_COMPRESSION`.
+    None,
+    /// `GZIP` (the BE's inflater also detects a zlib stream).
+    Gzip,
+    /// `ZLIB` or `DEFLATE`: a zlib stream.
+    Zlib,
+    /// A codec the FE accepts but the emulator does not decode (`LZ4`, `LZ4_FRAME`, `SNAPPY`,
+    /// `ZSTD`, `BZIP2`).
+    NotEmulated(&'static str),
+}
+
+impl Compression {
+    /// Parse a header value; `Err` is the FE's message for an unknown name.
+    pub fn from_name(name: &str) -> Result<Compression, String> {
+        let upper = name.to_ascii_uppercase();
+        Ok(match upper.as_str() {
+            "NO_COMPRESSION" => Compression::None,
+            "GZIP" => Compression::Gzip,
+            "ZLIB" | "DEFLATE" => Compression::Zlib,
+            "LZ4" => Compression::NotEmulated("LZ4"),
+            "LZ4_FRAME" => Compression::NotEmulated("LZ4_FRAME"),
+            "SNAPPY" => Compression::NotEmulated("SNAPPY"),
+            "ZSTD" => Compression::NotEmulated("ZSTD"),
+            "BZIP2" => Compression::NotEmulated("BZIP2"),
+            _ => return Err(format!("Unsupported compression type: {name}")),
+        })
+    }
+}
+
 /// One entry of the `columns` header.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnSpec {
@@ -77,6 +110,8 @@ pub struct LoadParams {
     pub escape: Option<u8>,
     /// `where`: rows it rejects count as `NumberUnselectedRows`.
     pub where_filter: Option<String>,
+    /// `Content-Encoding` / `compression`.
+    pub compression: Compression,
 }
 
 fn parse_bool_header(value: &str, message: &str) -> Result<bool, String> {
@@ -218,9 +253,17 @@ impl LoadParams {
                 "Only one of http header content-encoding and compression can be set".into(),
             );
         }
-        if get("content-encoding").is_some() || get("compression").is_some() {
-            return Err("emulator: compressed payloads are not supported".into());
-        }
+        let compression = match get("content-encoding").or_else(|| get("compression")) {
+            None => Compression::None,
+            Some(name) => match Compression::from_name(name.trim())? {
+                Compression::NotEmulated(codec) => {
+                    return Err(format!(
+                        "emulator: payload compression {codec} is not emulated (use GZIP, ZLIB or DEFLATE)"
+                    ))
+                }
+                other => other,
+            },
+        };
         Ok(LoadParams {
             label,
             format,
@@ -247,13 +290,14 @@ impl LoadParams {
             enclose: get("enclose").and_then(|e| e.bytes().next()),
             escape: get("escape").and_then(|e| e.bytes().next()),
             where_filter: get("where").filter(|w| !w.trim().is_empty()),
+            compression,
         })
     }
 
     /// Headers that must stay the same across transaction `load` calls (spec §5.1).
     pub fn fingerprint(&self) -> String {
         format!(
-            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}",
+            "{:?}|{}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}",
             self.format,
             self.strip_outer_array,
             self.columns,
@@ -264,7 +308,8 @@ impl LoadParams {
             self.max_filter_ratio,
             self.column_separator,
             self.row_delimiter,
-            self.where_filter
+            self.where_filter,
+            self.compression
         )
     }
 }

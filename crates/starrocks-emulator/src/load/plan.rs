@@ -19,6 +19,64 @@ pub enum ColumnSource {
     Default(Value),
     /// Omitted from a partial update: left unchanged.
     Unlisted,
+    /// `col=expr` over source fields (read as VARCHAR, spec §10.6), evaluated per row and cast
+    /// to the column type.
+    Expr(Box<SourceExpr>),
+}
+
+/// A `columns` expression and the source fields it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceExpr {
+    /// The parsed expression.
+    pub expr: crate::sql::Expr,
+    /// Field name → source field index, for every column reference in `expr`.
+    pub inputs: Vec<(String, usize)>,
+}
+
+/// Names of the columns an expression reads, and an error for a function the emulator cannot
+/// evaluate (the FE's analyzer error for an unknown function).
+fn expr_inputs(expr: &crate::sql::Expr, names: &mut Vec<String>) -> Result<(), String> {
+    use crate::sql::Expr;
+    match expr {
+        Expr::Column(name) => {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        Expr::Lit(_) | Expr::SysVar(_) => {}
+        Expr::Func { name, args, .. } => {
+            if !crate::sql::SCALAR_FUNCTIONS.contains(&name.as_str()) {
+                return Err(format!(
+                    "No matching function with signature: {name}(...). (emulator: only {} are evaluated)",
+                    crate::sql::SCALAR_FUNCTIONS.join(", ")
+                ));
+            }
+            for arg in args {
+                expr_inputs(arg, names)?;
+            }
+        }
+        Expr::Binary { left, right, .. } => {
+            expr_inputs(left, names)?;
+            expr_inputs(right, names)?;
+        }
+        Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) => expr_inputs(e, names)?,
+        Expr::InList(e, list, _) => {
+            expr_inputs(e, names)?;
+            for item in list {
+                expr_inputs(item, names)?;
+            }
+        }
+        Expr::Between(e, low, high, _) => {
+            expr_inputs(e, names)?;
+            expr_inputs(low, names)?;
+            expr_inputs(high, names)?;
+        }
+        Expr::Like(e, pattern, _) => {
+            expr_inputs(e, names)?;
+            expr_inputs(pattern, names)?;
+        }
+    }
+    Ok(())
 }
 
 /// Where `__op` comes from.
@@ -169,9 +227,22 @@ pub fn plan(schema: Arc<TableSchema>, params: &LoadParams) -> Result<Plan, Strin
                                 ColumnSource::Field(field_index(&mut fields, f))
                             }
                             ColumnExpr::Unsupported(text) => {
-                                return Err(format!(
-                                    "emulator: column expression not supported: {target}={text}"
-                                ))
+                                let expr = crate::sql::parse_expr(text).map_err(|e| {
+                                    format!(
+                                        "Getting syntax error from columns header: {target}={text}: {}",
+                                        e.message
+                                    )
+                                })?;
+                                let mut names = Vec::new();
+                                expr_inputs(&expr, &mut names)?;
+                                let inputs = names
+                                    .into_iter()
+                                    .map(|n| {
+                                        let i = field_index(&mut fields, &n);
+                                        (n, i)
+                                    })
+                                    .collect();
+                                ColumnSource::Expr(Box::new(SourceExpr { expr, inputs }))
                             }
                         });
                     }

@@ -271,9 +271,38 @@ fn sysvar(name: &str, ctx: &EvalContext) -> Value {
     }
 }
 
+/// The scalar functions [`scalar_function`] evaluates.
+pub const SCALAR_FUNCTIONS: &[&str] = &[
+    "current_version",
+    "version",
+    "database",
+    "schema",
+    "user",
+    "current_user",
+    "session_user",
+    "connection_id",
+    "lower",
+    "lcase",
+    "upper",
+    "ucase",
+    "length",
+    "octet_length",
+    "char_length",
+    "character_length",
+    "coalesce",
+    "ifnull",
+    "abs",
+    "concat",
+    "hex",
+    "now",
+    "current_timestamp",
+];
+
 fn scalar_function(name: &str, args: &[Value], ctx: &EvalContext) -> Result<Value, String> {
     let first = args.first().cloned().unwrap_or(Value::Null);
     Ok(match name {
+        // The emulator's clock is UTC (as for DEFAULT CURRENT_TIMESTAMP).
+        "now" | "current_timestamp" => Value::Str(super::format_time(std::time::SystemTime::now())),
         "current_version" => Value::Str(ctx.version.clone()),
         "version" => Value::Str(ctx.server_version.clone()),
         "database" | "schema" => ctx.database.clone().map(Value::Str).unwrap_or(Value::Null),

@@ -27,3 +27,20 @@ pub fn row_matches(
     };
     eval::eval(expr, lookup, &ctx).map(|v| eval::truthy(&v))
 }
+
+/// Evaluate a scalar expression over one row (`lookup` resolves source field names).
+pub fn eval_value(
+    expr: &Expr,
+    lookup: &dyn Fn(&str) -> Option<crate::types::Value>,
+) -> Result<crate::types::Value, String> {
+    let ctx = eval::EvalContext {
+        version: STARROCKS_VERSION.to_string(),
+        server_version: MYSQL_SERVER_VERSION.to_string(),
+        database: None,
+        user: String::new(),
+    };
+    eval::eval(expr, lookup, &ctx)
+}
+
+/// Functions [`eval_value`] knows (lower-case).
+pub const SCALAR_FUNCTIONS: &[&str] = eval::SCALAR_FUNCTIONS;
