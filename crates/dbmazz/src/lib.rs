@@ -8,6 +8,7 @@ pub mod config;
 pub mod decode;
 pub mod local_pg;
 pub mod lsn;
+pub mod monitor;
 pub mod ops;
 pub mod pipeline;
 pub mod replicator;

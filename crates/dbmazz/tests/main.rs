@@ -5,6 +5,7 @@ mod support;
 mod checkpoint;
 mod local_pg;
 mod memory;
+mod monitor;
 mod ops;
 mod replication_client;
 mod starrocks_ddl;
