@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dbmazz::config::Config;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::monitor::{self, ApiUrl, MonitorOptions};
+use dbmazz::monitor::{self, ApiUrl, CountsReading, Gatherer, MonitorOptions, TableCount};
 use dbmazz::ops::{self, Telemetry};
 use dbmazz::replicator::{self, RunContext};
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
@@ -132,6 +132,7 @@ async fn monitor_and_status_read_a_running_pipeline() {
     let once = dbmazz(&["monitor", "--config", config_arg, "--once"]);
     let stdout = String::from_utf8_lossy(&once.stdout);
     let stderr = String::from_utf8_lossy(&once.stderr);
+    println!("dbmazz monitor --once:\n{stdout}");
     assert!(once.status.success(), "{stdout}\n{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     for expected in [
@@ -173,6 +174,7 @@ async fn monitor_and_status_read_a_running_pipeline() {
     stop_monitor.send_replace(true);
     monitor_task.await.unwrap().unwrap();
     let lines = output.lines();
+    println!("text mode:\n{}", lines.join("\n"));
     assert!(
         lines.iter().skip(1).any(|line| line.contains(" rows/s ")),
         "{lines:#?}"
@@ -182,6 +184,7 @@ async fn monitor_and_status_read_a_running_pipeline() {
     let url = format!("http://{listen}");
     let status = dbmazz(&["status", "--url", &url]);
     let stdout = String::from_utf8_lossy(&status.stdout);
+    println!("dbmazz status:\n{stdout}");
     assert!(status.status.success(), "{stdout}");
     for expected in [
         "state      streaming",
@@ -197,8 +200,82 @@ async fn monitor_and_status_read_a_running_pipeline() {
     assert_eq!(document["state"], "streaming");
     assert_eq!(document["source"]["slot"], "mon_slot");
 
+    // The screen's p and r keys: POST /pause and /resume through the same client.
+    api.set_paused(true).await.unwrap();
+    eventually(Duration::from_secs(10), "state paused", || async {
+        (api.status().await.ok()?.state == "paused").then_some(())
+    })
+    .await;
+    api.set_paused(false).await.unwrap();
+    eventually(Duration::from_secs(10), "state streaming", || async {
+        (api.status().await.ok()?.state == "streaming").then_some(())
+    })
+    .await;
+
     shutdown.send_replace(true);
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn postgres_counts_are_exact_for_small_tables_and_estimated_for_big_ones() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("counts").unwrap();
+    // A big table without the rows: the planner's estimate is what a big table would have.
+    pg.psql(
+        "counts",
+        "CREATE TABLE small (id int PRIMARY KEY);
+         INSERT INTO small SELECT generate_series(1, 42);
+         CREATE TABLE big (id int PRIMARY KEY);
+         INSERT INTO big SELECT generate_series(1, 10);
+         UPDATE pg_class SET reltuples = 2500000 WHERE relname = 'big';",
+    )
+    .unwrap();
+    let dead_api = ApiUrl::parse("127.0.0.1:9").unwrap();
+    let postgres = dbmazz::source::PgConnectConfig::from_url(&pg.url("counts")).unwrap();
+    let tables = ["public.small", "public.big", "public.missing"]
+        .iter()
+        .map(|name| dbmazz::schema::TableName::parse(name).unwrap())
+        .collect();
+    let mut gatherer = Gatherer::new(dead_api, Some(postgres), None, tables, false);
+    let snapshot = gatherer.gather().await;
+    assert!(
+        snapshot.status.is_err(),
+        "the API is down, the counts go on"
+    );
+    assert_eq!(snapshot.starrocks, CountsReading::NotConfigured);
+    let count = |table: &str| snapshot.postgres.table(table).cloned().unwrap();
+    assert_eq!(
+        count("public.small"),
+        Ok(TableCount {
+            rows: 42,
+            estimated: false,
+            soft_deleted: None
+        })
+    );
+    assert_eq!(
+        count("public.big"),
+        Ok(TableCount {
+            rows: 2_500_000,
+            estimated: true,
+            soft_deleted: None
+        })
+    );
+    assert_eq!(count("public.missing"), Err("no such table".to_string()));
+    gatherer.close().await;
+
+    // PostgreSQL down: the whole source fails with the connection error, and says where.
+    drop(pg);
+    let mut gatherer = Gatherer::new(
+        ApiUrl::parse("127.0.0.1:9").unwrap(),
+        Some(dbmazz::source::PgConnectConfig::from_url("postgres://u@127.0.0.1:9/x").unwrap()),
+        None,
+        vec![dbmazz::schema::TableName::parse("public.small").unwrap()],
+        false,
+    );
+    match gatherer.gather().await.postgres {
+        CountsReading::Failed(error) => assert!(error.contains("127.0.0.1"), "{error}"),
+        other => panic!("expected a failed source, got {other:?}"),
+    }
 }
 
 #[test]
