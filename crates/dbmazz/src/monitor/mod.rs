@@ -143,7 +143,7 @@ pub enum Display {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
-    #[error("cannot use the terminal: {0} — run with stdout redirected for the text mode")]
+    #[error("cannot use the terminal: {0} — use --text (or redirect stdout) for the text mode")]
     Terminal(#[source] std::io::Error),
     #[error("cannot write the monitor's output: {0}")]
     Output(#[source] std::io::Error),

@@ -276,3 +276,27 @@ fn an_unreachable_api_is_shown_not_fatal() {
     let screen = render(&Model::new(), 40, 8);
     assert_shows(&screen, "connecting");
 }
+
+#[test]
+fn long_table_names_are_cut_visibly_and_hard_deletes_have_no_deleted_column() {
+    let long = "public.customer_loyalty_points_ledger_2026";
+    let mut status = status(10.0, 0);
+    status.tables = vec![table(long, 3, 0, 0, 1)];
+    let count = TableCount {
+        rows: 3,
+        estimated: false,
+        soft_deleted: None,
+    };
+    let mut model = Model::new();
+    model.update(MonitorSnapshot {
+        taken_at: Instant::now(),
+        status: Ok(status),
+        postgres: CountsReading::Counts([(long.to_string(), Ok(count))].into()),
+        starrocks: CountsReading::Counts([(long.to_string(), Ok(count))].into()),
+    });
+    let screen = render(&model, 80, 24);
+    // 80 columns leave 20 for the name without the deleted column.
+    let line = table_line(&screen, "customer_loyalty_po~");
+    assert!(line.contains("3 ######  100%"), "{line:?}");
+    assert!(!screen.iter().any(|line| line.contains("deleted")));
+}

@@ -250,9 +250,9 @@ fn draw_tables(frame: &mut Frame, model: &Model, area: Rect) {
             .is_some_and(|c| c.soft_deleted.is_some())
     });
     let mut headers = vec!["table", "postgres", "starrocks"];
-    // At 80 columns: 11 + 9 + 9 + 7 + 12 + 9 + 6 + 9 + 8 spaces = 80.
+    // At 80 columns: 11 (name) + 9 + 9 + 7 + 12 + 9 + 6 + 9 + 8 spaces = 80.
     let mut widths = vec![
-        Constraint::Min(11),
+        Constraint::Min(5),
         Constraint::Length(9),
         Constraint::Length(9),
     ];
@@ -272,6 +272,22 @@ fn draw_tables(frame: &mut Frame, model: &Model, area: Rect) {
     }
     headers.extend(["rows/s", "lag"]);
     widths.extend([Constraint::Length(6), Constraint::Length(9)]);
+    // The name column takes what the figures leave, up to the longest name (wide screens
+    // keep the figures next to the names instead of pushing them to the right edge).
+    let figures: u16 = widths[1..]
+        .iter()
+        .map(|width| match width {
+            Constraint::Length(length) => length + 1,
+            _ => 1,
+        })
+        .sum();
+    let longest = tables
+        .iter()
+        .map(|table| table.short_name().chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("table".len()) as u16;
+    widths[0] = Constraint::Length(longest.min(area.width.saturating_sub(figures)).max(5));
     let header = Row::new(headers.iter().enumerate().map(|(index, name)| {
         aligned(
             name.to_string(),
@@ -309,8 +325,12 @@ fn table_row<'a>(
         Some(_) => Style::new().fg(Color::Yellow),
         None => Style::new(),
     };
+    let name_width = match widths.first() {
+        Some(Constraint::Length(width)) => *width as usize,
+        _ => usize::MAX,
+    };
     let mut cells: Vec<(String, Style)> = vec![
-        (table.short_name().to_string(), Style::new()),
+        (format::fit(table.short_name(), name_width), Style::new()),
         (
             format::count_cell(&table.postgres),
             count_style(&table.postgres),
