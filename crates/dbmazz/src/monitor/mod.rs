@@ -10,7 +10,7 @@
 //!                                       ┌─────────────────┴──────────────┐
 //!                                       ▼                                ▼
 //!                      ui.rs  draw (ratatui, a terminal)   text.rs  format_line (not a terminal)
-//! keys (terminal.rs): q / Esc / Ctrl-C quit, p POST /pause, r POST /resume
+//! keys (terminal.rs): q / Esc / Ctrl-C quit, p POST /pause, r POST /resume, up/down scroll
 //! ```
 //!
 //! [`run`] is also the entry point `dbmazz demo` uses in-process (with its traffic line in
@@ -254,6 +254,7 @@ async fn run_screen(
                     None | Some(KeyAction::Quit) => return Ok(()),
                     Some(KeyAction::Pause) => model.notice = Some(pause(&api, true).await),
                     Some(KeyAction::Resume) => model.notice = Some(pause(&api, false).await),
+                    Some(KeyAction::Scroll(lines)) => model.scroll_by(lines),
                     Some(KeyAction::Redraw) => {}
                 },
                 _ = stopped(&mut shutdown) => return Ok(()),

@@ -74,6 +74,8 @@ pub struct Model {
     pub notice: Option<String>,
     /// A line from the embedding program (the demo's traffic progress).
     pub extra_line: Option<String>,
+    /// First table shown when they do not all fit (the screen clamps it).
+    pub scroll: usize,
 }
 
 impl Model {
@@ -103,6 +105,12 @@ impl Model {
             self.last_reading = None;
         }
         self.latest = Some(snapshot);
+    }
+
+    /// Moves the table list by `lines` (negative: up), within the tables there are.
+    pub fn scroll_by(&mut self, lines: isize) {
+        let last = self.tables().len().saturating_sub(1);
+        self.scroll = self.scroll.saturating_add_signed(lines).min(last);
     }
 
     pub fn latest(&self) -> Option<&MonitorSnapshot> {

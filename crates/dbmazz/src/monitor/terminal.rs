@@ -73,9 +73,14 @@ pub enum KeyAction {
     Quit,
     Pause,
     Resume,
+    /// Move the table list by this many lines (negative: up).
+    Scroll(isize),
     /// Resized: draw again now.
     Redraw,
 }
+
+/// Lines PgUp/PgDn move the table list.
+const PAGE: isize = 10;
 
 /// Maps a terminal event to an action (`q`, Esc or Ctrl-C quit; raw mode turns Ctrl-C into a
 /// key, not a signal).
@@ -88,6 +93,11 @@ pub fn key_action(event: &Event) -> Option<KeyAction> {
             KeyCode::Char('q' | 'Q') | KeyCode::Esc => Some(KeyAction::Quit),
             KeyCode::Char('p' | 'P') => Some(KeyAction::Pause),
             KeyCode::Char('r' | 'R') => Some(KeyAction::Resume),
+            KeyCode::Up | KeyCode::Char('k') => Some(KeyAction::Scroll(-1)),
+            KeyCode::Down | KeyCode::Char('j') => Some(KeyAction::Scroll(1)),
+            KeyCode::PageUp => Some(KeyAction::Scroll(-PAGE)),
+            KeyCode::PageDown | KeyCode::Char(' ') => Some(KeyAction::Scroll(PAGE)),
+            KeyCode::Home => Some(KeyAction::Scroll(isize::MIN)),
             _ => None,
         },
         Event::Resize(_, _) => Some(KeyAction::Redraw),
@@ -162,5 +172,13 @@ mod tests {
             Some(KeyAction::Resume)
         );
         assert_eq!(key_action(&Event::Resize(80, 24)), Some(KeyAction::Redraw));
+        assert_eq!(
+            key_action(&key(KeyCode::Down, KeyModifiers::NONE)),
+            Some(KeyAction::Scroll(1))
+        );
+        assert_eq!(
+            key_action(&key(KeyCode::PageUp, KeyModifiers::NONE)),
+            Some(KeyAction::Scroll(-PAGE))
+        );
     }
 }

@@ -300,3 +300,31 @@ fn long_table_names_are_cut_visibly_and_hard_deletes_have_no_deleted_column() {
     assert!(line.contains("3 ######  100%"), "{line:?}");
     assert!(!screen.iter().any(|line| line.contains("deleted")));
 }
+
+#[test]
+fn many_tables_scroll() {
+    let names: Vec<String> = (0..30).map(|n| format!("public.t{n:02}")).collect();
+    let mut status = status(10.0, 0);
+    status.tables = names.iter().map(|name| table(name, 1, 0, 0, 1)).collect();
+    let mut model = Model::new();
+    model.update(MonitorSnapshot {
+        taken_at: Instant::now(),
+        status: Ok(status),
+        postgres: CountsReading::NotConfigured,
+        starrocks: CountsReading::NotConfigured,
+    });
+    let screen = render(&model, 80, 24);
+    assert_shows(&screen, "tables 1-15 of 30 (up/down to scroll)");
+    table_line(&screen, "t00");
+    model.scroll_by(10);
+    let screen = render(&model, 80, 24);
+    assert_shows(&screen, "tables 11-25 of 30");
+    table_line(&screen, "t10");
+    // Past the end: the last page stays full.
+    model.scroll_by(1000);
+    assert_eq!(model.scroll, 29);
+    let screen = render(&model, 80, 24);
+    assert_shows(&screen, "tables 16-30 of 30");
+    model.scroll_by(isize::MIN);
+    assert_eq!(model.scroll, 0);
+}

@@ -296,12 +296,24 @@ fn draw_tables(frame: &mut Frame, model: &Model, area: Rect) {
         )
     }))
     .style(Style::new().add_modifier(Modifier::BOLD));
+    // Border and header take two lines; the rest shows tables from the scroll position.
+    let visible = area.height.saturating_sub(2) as usize;
+    let first = model.scroll.min(tables.len().saturating_sub(visible));
     let rows: Vec<Row> = tables
         .iter()
+        .skip(first)
+        .take(visible)
         .map(|table| table_row(table, soft_delete, wide, &widths))
         .collect();
     let title = if tables.is_empty() {
         "tables: none yet (no table configured, none in /status)".to_string()
+    } else if tables.len() > visible {
+        format!(
+            "tables {}-{} of {} (up/down to scroll): starrocks vs postgres rows",
+            first + 1,
+            (first + visible).min(tables.len()),
+            tables.len()
+        )
     } else {
         "tables: starrocks rows vs postgres rows; changes replicated in this run".to_string()
     };
