@@ -263,6 +263,40 @@ async fn postgres_counts_are_exact_for_small_tables_and_estimated_for_big_ones()
     assert_eq!(count("public.missing"), Err("no such table".to_string()));
     gatherer.close().await;
 
+    // Out of budget: one table per round, in turn, the others keep their last count.
+    let postgres = dbmazz::source::PgConnectConfig::from_url(&pg.url("counts")).unwrap();
+    let tables = ["public.small", "public.big"]
+        .iter()
+        .map(|name| dbmazz::schema::TableName::parse(name).unwrap())
+        .collect();
+    let mut gatherer = Gatherer::new(
+        ApiUrl::parse("127.0.0.1:9").unwrap(),
+        Some(postgres),
+        None,
+        tables,
+        false,
+    )
+    .with_postgres_count_budget(Duration::ZERO);
+    let counted = |reading: &CountsReading| match reading {
+        CountsReading::Counts(counts) => counts.keys().cloned().collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(counted(&gatherer.gather().await.postgres), ["public.small"]);
+    pg.psql("counts", "INSERT INTO small VALUES (100);")
+        .unwrap();
+    let second = gatherer.gather().await.postgres;
+    assert_eq!(counted(&second), ["public.big", "public.small"]);
+    assert_eq!(
+        second.table("public.small").unwrap().as_ref().unwrap().rows,
+        42
+    );
+    let third = gatherer.gather().await.postgres;
+    assert_eq!(
+        third.table("public.small").unwrap().as_ref().unwrap().rows,
+        43
+    );
+    gatherer.close().await;
+
     // PostgreSQL down: the whole source fails with the connection error, and says where.
     drop(pg);
     let mut gatherer = Gatherer::new(

@@ -5,7 +5,9 @@
 //! PostgreSQL counts are exact (`count(*)`) up to [`EXACT_COUNT_LIMIT`] rows and the planner's
 //! estimate (`pg_class.reltuples`, refreshed by ANALYZE/autovacuum) above it: counting a big
 //! table every second would load the very server being replicated. Estimated counts are
-//! flagged and shown with a `~`. StarRocks counts are always exact (`count(*)` is cheap there).
+//! flagged and shown with a `~`. With many tables, PostgreSQL is counted in turn within a
+//! time budget per round, so each count may be a few rounds old. StarRocks counts are always
+//! exact (`count(*)` is cheap there).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -23,6 +25,8 @@ use crate::source::{connect_sql, published_tables, quote_table, PgConnectConfig}
 pub const EXACT_COUNT_LIMIT: f64 = 1_000_000.0;
 /// One source's whole round (all tables); past it the source shows a timeout.
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+/// PostgreSQL counting time per round; tables not reached keep their previous count.
+pub const COUNT_BUDGET: Duration = Duration::from_millis(500);
 /// A PostgreSQL `count(*)` taking longer than this falls back to the estimate.
 const COUNT_STATEMENT_TIMEOUT: &str = "2s";
 
@@ -102,6 +106,15 @@ impl Gatherer {
             configured_tables: tables,
             seen_tables: Vec::new(),
         }
+    }
+
+    /// Sets the PostgreSQL counting time per round (default [`COUNT_BUDGET`]; at least one
+    /// table is counted per round whatever the budget).
+    pub fn with_postgres_count_budget(mut self, budget: Duration) -> Self {
+        if let Some(postgres) = self.postgres.as_mut() {
+            postgres.budget = budget;
+        }
+        self
     }
 
     pub fn api(&self) -> &ApiUrl {
@@ -187,6 +200,11 @@ struct PostgresCounter {
     client: Option<tokio_postgres::Client>,
     /// The publication's tables, when no tables are configured.
     published: Option<Vec<TableName>>,
+    /// The last count of each table (`schema.table`).
+    latest: BTreeMap<String, Result<TableCount, String>>,
+    /// Where the next round starts counting.
+    next_table: usize,
+    budget: Duration,
 }
 
 impl PostgresCounter {
@@ -195,6 +213,9 @@ impl PostgresCounter {
             config,
             client: None,
             published: None,
+            latest: BTreeMap::new(),
+            next_table: 0,
+            budget: COUNT_BUDGET,
         }
     }
 
@@ -232,27 +253,54 @@ impl PostgresCounter {
         }
     }
 
+    /// Counts tables in turn for up to [`COUNT_BUDGET`] per round, starting where the last
+    /// round stopped, and answers the latest count of each: with many big tables the counts
+    /// lag a few rounds instead of the whole source timing out every round.
     async fn count_all(&mut self, tables: &[TableName]) -> CountsReading {
-        let round = async {
-            let client = self.connected().await?;
-            let mut counts = BTreeMap::new();
-            for table in tables {
-                counts.insert(table.to_string(), count_postgres(client, table).await);
-            }
-            Ok::<_, String>(counts)
-        };
-        match tokio::time::timeout(SOURCE_TIMEOUT, round).await {
-            Ok(Ok(counts)) => CountsReading::Counts(counts),
-            Ok(Err(error)) => {
-                self.client = None;
-                CountsReading::Failed(error)
-            }
-            Err(_) => {
-                // The connection may be stuck mid-query: start afresh next round.
-                self.client = None;
-                CountsReading::Failed(format!("PostgreSQL counts took over {SOURCE_TIMEOUT:?}"))
-            }
+        if let Err(error) = self.connected().await {
+            self.client = None;
+            return CountsReading::Failed(error);
         }
+        let PostgresCounter {
+            client: Some(client),
+            latest,
+            next_table,
+            budget,
+            ..
+        } = self
+        else {
+            return CountsReading::Failed("not connected".into());
+        };
+        let started = Instant::now();
+        let mut counted = 0;
+        let round = async {
+            while counted < tables.len() {
+                let table = &tables[(*next_table + counted) % tables.len()];
+                latest.insert(table.to_string(), count_postgres(client, table).await);
+                counted += 1;
+                if started.elapsed() >= *budget {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(SOURCE_TIMEOUT, round).await.is_err() {
+            // The connection may be stuck mid-query: start afresh next round.
+            self.client = None;
+            return CountsReading::Failed(format!(
+                "PostgreSQL counts took over {SOURCE_TIMEOUT:?}"
+            ));
+        }
+        *next_table = (*next_table + counted) % tables.len().max(1);
+        CountsReading::Counts(
+            tables
+                .iter()
+                .filter_map(|table| {
+                    let name = table.to_string();
+                    let count = latest.get(&name)?.clone();
+                    Some((name, count))
+                })
+                .collect(),
+        )
     }
 }
 
