@@ -228,15 +228,27 @@ impl PostgresCounter {
             self.client = None;
         }
         if self.client.is_none() {
-            let client = connect_sql(&self.config)
+            let connect = async {
+                let client = connect_sql(&self.config)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                client
+                    .batch_execute(&format!(
+                        "SET statement_timeout = '{COUNT_STATEMENT_TIMEOUT}'"
+                    ))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok::<_, String>(client)
+            };
+            // A black-holed host would otherwise hold every round for the OS's TCP timeout.
+            let client = tokio::time::timeout(SOURCE_TIMEOUT, connect)
                 .await
-                .map_err(|error| error.to_string())?;
-            client
-                .batch_execute(&format!(
-                    "SET statement_timeout = '{COUNT_STATEMENT_TIMEOUT}'"
-                ))
-                .await
-                .map_err(|error| error.to_string())?;
+                .map_err(|_| {
+                    format!(
+                        "cannot connect to PostgreSQL at {}:{} within {SOURCE_TIMEOUT:?}",
+                        self.config.host, self.config.port
+                    )
+                })??;
             self.client = Some(client);
         }
         self.client
@@ -244,8 +256,10 @@ impl PostgresCounter {
             .ok_or_else(|| "not connected".to_string())
     }
 
+    /// Reads the publication's tables over the open connection (a closed one is reopened by
+    /// the counting round, which reports the error).
     async fn learn_publication(&mut self, publication: &str) {
-        let Ok(client) = self.connected().await else {
+        let Some(client) = self.client.as_ref().filter(|client| !client.is_closed()) else {
             return;
         };
         if let Ok(tables) = published_tables(client, publication).await {
