@@ -328,3 +328,13 @@ fn many_tables_scroll() {
     model.scroll_by(isize::MIN);
     assert_eq!(model.scroll, 0);
 }
+
+#[test]
+fn the_monitor_can_be_spawned_on_a_runtime() {
+    // `dbmazz demo` runs the monitor beside the pipeline: its future must be Send.
+    fn assert_send<T: Send>(_: &T) {}
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let options = super::MonitorOptions::new(super::ApiUrl::parse("127.0.0.1:9").unwrap());
+    let future = super::run(options, super::Display::Auto, shutdown);
+    assert_send(&future);
+}
