@@ -11,6 +11,7 @@ pub mod decode;
 pub mod demo;
 pub mod local_pg;
 pub mod lsn;
+pub mod monitor;
 pub mod ops;
 pub mod pipeline;
 pub mod replicator;

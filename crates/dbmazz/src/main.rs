@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dbmazz::config::{Config, Overrides, SinkKind};
+use dbmazz::monitor;
 use dbmazz::ops::{self, Telemetry};
 use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::sink::{FileSink, NoopSink};
@@ -53,6 +54,40 @@ enum Command {
     /// Refuses while a process streams from the slot (naming its PID). StarRocks tables are not
     /// touched. Exit code 0 when done (or nothing to do), 1 when refused or failed.
     Cleanup(CleanupArgs),
+    /// Watch a running pipeline: row counts on both sides, rates, lag, slot, memory.
+    Monitor(MonitorArgs),
+    /// Print a running pipeline's /status as a table.
+    Status(StatusArgs),
+}
+
+#[derive(clap::Args)]
+struct MonitorArgs {
+    /// The config `dbmazz run` uses (http.listen, source.url, tables, sink.starrocks);
+    /// without it only the HTTP API is read (no row counts).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The HTTP API address (default: http.listen of the config, else 127.0.0.1:9808).
+    #[arg(long)]
+    url: Option<String>,
+    /// Print one text line and exit (exit code 1 if the API cannot be read).
+    #[arg(long)]
+    once: bool,
+    /// One text line per second even on a terminal.
+    #[arg(long, conflicts_with = "once")]
+    text: bool,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// Take the API address from this config's http.listen.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The HTTP API address (default: http.listen of the config, else 127.0.0.1:9808).
+    #[arg(long)]
+    url: Option<String>,
+    /// Print the /status JSON as served.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -156,6 +191,8 @@ fn main() -> ExitCode {
     // The demo prints its own progress; its logs stay quiet unless DBMAZZ_LOG asks.
     let default_level = match cli.command {
         Command::Demo(_) => "warn",
+        // Log lines on stderr would tear the monitor's screen: off unless DBMAZZ_LOG asks.
+        Command::Monitor(_) => "off",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -175,6 +212,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo(args).await,
             Command::Check(args) => check(args).await,
             Command::Cleanup(args) => cleanup(args).await,
+            Command::Monitor(args) => monitor(args).await,
+            Command::Status(args) => status(args).await,
         }
     })
 }
@@ -353,6 +392,102 @@ fn confirmed() -> bool {
         return false;
     }
     true
+}
+
+/// The API address: `--url`, else the config's http.listen, else the default.
+fn api_url(url: Option<&str>, config: Option<&Config>) -> Result<monitor::ApiUrl, String> {
+    match (url, config) {
+        (Some(url), _) => monitor::ApiUrl::parse(url).map_err(|error| error.to_string()),
+        (None, Some(config)) => monitor::api_from_config(config).map_err(|error| error.to_string()),
+        (None, None) => monitor::ApiUrl::parse(dbmazz::config::DEFAULT_HTTP_LISTEN)
+            .map_err(|error| error.to_string()),
+    }
+}
+
+async fn monitor(args: MonitorArgs) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => match Config::load(Some(path), &Overrides::default()) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
+    let api = match api_url(args.url.as_deref(), config.as_ref()) {
+        Ok(api) => api,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let options = match &config {
+        Some(config) => match monitor::MonitorOptions::from_config(config, Some(api)) {
+            Ok(options) => options,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => monitor::MonitorOptions::new(api),
+    };
+    let display = if args.once {
+        monitor::Display::Once
+    } else if args.text {
+        monitor::Display::Text
+    } else {
+        monitor::Display::Auto
+    };
+    // The screen reads Ctrl-C as a key (raw mode); the text mode stops on SIGINT/SIGTERM.
+    let (stop, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        stop.send_replace(true);
+    });
+    match monitor::run(options, display, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn status(args: StatusArgs) -> ExitCode {
+    let config = match &args.config {
+        Some(path) => match Config::load(Some(path), &Overrides::default()) {
+            Ok(config) => Some(config),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        None => None,
+    };
+    let api = match api_url(args.url.as_deref(), config.as_ref()) {
+        Ok(api) => api,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let printed = if args.json {
+        api.status_text()
+            .await
+            .map(|text| println!("{}", text.trim_end()))
+    } else {
+        api.status()
+            .await
+            .map(|status| print!("{}", monitor::format_status(&status)))
+    };
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }
 
 /// Runs the configured sink; `None` when the sink could not be set up (already reported).

@@ -9,6 +9,7 @@ mod dashboards;
 mod demo;
 mod local_pg;
 mod memory;
+mod monitor;
 mod ops;
 mod pacing;
 mod replication_client;
