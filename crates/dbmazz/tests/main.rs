@@ -8,5 +8,7 @@ mod memory;
 mod replication_client;
 mod starrocks_ddl;
 mod starrocks_e2e;
+mod starrocks_toast;
+mod starrocks_types;
 mod stream;
 mod stream_load;
