@@ -6,6 +6,7 @@ mod checkpoint;
 mod local_pg;
 mod memory;
 mod replication_client;
+mod starrocks_bad_input;
 mod starrocks_ddl;
 mod starrocks_e2e;
 mod starrocks_toast;
