@@ -162,7 +162,11 @@ async fn bad_input_exits_1_with_one_clear_line_and_acknowledges_nothing() {
                 fe_http: format!("http://127.0.0.1:{}", closed_port()),
                 ..good_sink()
             },
-            vec!["cannot reach StarRocks", "sink.starrocks.mysql"],
+            vec![
+                "cannot reach StarRocks",
+                "(MySQL protocol): Connection refused",
+                "sink.starrocks.mysql",
+            ],
         ),
     ];
     for (name, url, sink, wanted) in cases {

@@ -33,7 +33,7 @@ pub struct DescribedColumn {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DdlError {
-    #[error("cannot reach StarRocks at {address} (MySQL protocol): {source}; check sink.starrocks.mysql and that the FE is up")]
+    #[error("cannot reach StarRocks at {address} (MySQL protocol): {}; check sink.starrocks.mysql and that the FE is up", innermost(.source))]
     Connect {
         address: String,
         #[source]
@@ -51,6 +51,16 @@ pub enum DdlError {
         waited: Duration,
         state: String,
     },
+}
+
+/// The innermost cause: mysql_async wraps an I/O error twice ("Input/output error: Input/output
+/// error: Connection refused"), which reads like noise in a one-line error.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// A pool of MySQL-protocol connections to one StarRocks FE, scoped to one database.
