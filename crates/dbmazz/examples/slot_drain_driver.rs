@@ -22,6 +22,12 @@
 //!    events_per_s=… cpu_s=… vmhwm_kb=…` plus informational keys (`ack_secs`: until the sink
 //!    acknowledged the last change; `first_batch_secs`; `vmrss_kb`; `transactions`).
 //!
+//! With `--starrocks-fe-http` and `--starrocks-mysql` (or `DBMAZZ_BENCH_STARROCKS_FE_HTTP` /
+//! `DBMAZZ_BENCH_STARROCKS_MYSQL`, so the harness's fixed command line needs no change) the
+//! counting sink wraps the real StarRocks sink (`sink.type = "starrocks"`: Stream Load over
+//! HTTP, tables created, database `bench_e2e_<run>`), which makes this the end-to-end
+//! benchmark of `scripts/bench.sh`; a change is counted once StarRocks has it durably.
+//!
 //! `secs` is wall time from the stdin line to `run` returning (connection setup and shutdown
 //! included, like the `pg_recvlogical` process the harness times). `cpu_s` is this process's
 //! user+system CPU over the run (the `getrusage(RUSAGE_SELF)` accounting, read from
@@ -39,7 +45,7 @@ use dbmazz::config::Config;
 use dbmazz::pipeline::ChangeKind;
 use dbmazz::replicator::{self, RunContext};
 use dbmazz::schema::TableSchema;
-use dbmazz::sink::{Batch, Sink, SinkError};
+use dbmazz::sink::{Batch, NoopSink, Sink, SinkError};
 use dbmazz::source::{PgConnectConfig, ReplicationClient, SnapshotAction};
 use tokio::sync::watch;
 
@@ -81,6 +87,12 @@ struct Args {
     /// Experiment: tokio worker threads (default: tokio's default, one per CPU).
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// StarRocks FE HTTP address (`http://host:port`): drain into StarRocks, not a no-op sink.
+    #[arg(long, env = "DBMAZZ_BENCH_STARROCKS_FE_HTTP")]
+    starrocks_fe_http: Option<String>,
+    /// StarRocks MySQL-protocol address (`host:port`), with `--starrocks-fe-http`.
+    #[arg(long, env = "DBMAZZ_BENCH_STARROCKS_MYSQL")]
+    starrocks_mysql: Option<String>,
     /// Give up on one drain after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
@@ -99,9 +111,10 @@ impl Args {
     }
 }
 
-/// Accepts everything at once (like `NoopSink`), counting what it saw; trips `shutdown` once
-/// `expected` row changes were acknowledged.
-struct CountingSink {
+/// Passes batches to `inner` (a no-op sink, or StarRocks), counting what it made durable;
+/// trips `shutdown` once `expected` row changes were acknowledged.
+struct CountingSink<S: Sink> {
+    inner: S,
     expected: u64,
     started: Instant,
     inserts: AtomicU64,
@@ -115,9 +128,10 @@ struct CountingSink {
     shutdown: watch::Sender<bool>,
 }
 
-impl CountingSink {
-    fn new(expected: u64, shutdown: watch::Sender<bool>) -> Self {
+impl<S: Sink> CountingSink<S> {
+    fn new(inner: S, expected: u64, shutdown: watch::Sender<bool>) -> Self {
         CountingSink {
+            inner,
             expected,
             started: Instant::now(),
             inserts: AtomicU64::new(0),
@@ -139,12 +153,13 @@ impl CountingSink {
     }
 }
 
-impl Sink for CountingSink {
+impl<S: Sink> Sink for CountingSink<S> {
     fn name(&self) -> &'static str {
-        "bench-counting"
+        self.inner.name()
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        self.inner.write_batch(batch).await?;
         let (mut inserts, mut updates, mut deletes) = (0, 0, 0);
         for change in &batch.changes {
             match change.kind {
@@ -175,16 +190,16 @@ impl Sink for CountingSink {
         Ok(())
     }
 
-    async fn truncate(&self, _table: &Arc<TableSchema>) -> Result<(), SinkError> {
-        Ok(())
+    async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
+        self.inner.truncate(table).await
     }
 
     async fn apply_schema_change(
         &self,
-        _old: Option<&Arc<TableSchema>>,
-        _new: &Arc<TableSchema>,
+        old: Option<&Arc<TableSchema>>,
+        new: &Arc<TableSchema>,
     ) -> Result<(), SinkError> {
-        Ok(())
+        self.inner.apply_schema_change(old, new).await
     }
 }
 
@@ -230,8 +245,7 @@ url = "{url}"
 publication = "{publication}"
 slot = "{slot}"
 read_pacing = "{pacing}"
-[sink]
-type = "noop"
+{sink}
 [batch]
 max_wait = "{wait}ms"
 [http]
@@ -244,8 +258,22 @@ listen = ""
         wait = args.batch_max_fill_ms,
         // Experiments: DBMAZZ_BENCH_READ_PACING=2ms (default: the config's default).
         pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "0s".into()),
+        sink = sink_section(args, index)?,
     );
     Config::from_toml(&toml).map_err(|error| error.to_string())
+}
+
+/// `[sink]`: no-op, or StarRocks at the given addresses with a database per run.
+fn sink_section(args: &Args, index: usize) -> Result<String, String> {
+    match (&args.starrocks_fe_http, &args.starrocks_mysql) {
+        (None, None) => Ok("[sink]\ntype = \"noop\"".into()),
+        (Some(fe_http), Some(mysql)) => Ok(format!(
+            "[sink]\ntype = \"starrocks\"\n[sink.starrocks]\nfe_http = \"{fe_http}\"\n\
+             mysql = \"{mysql}\"\nuser = \"root\"\npassword = \"\"\ndatabase = \"bench_e2e_{index}\"\n\
+             table_properties = {{ replication_num = \"1\" }}"
+        )),
+        _ => Err("--starrocks-fe-http and --starrocks-mysql go together".into()),
+    }
 }
 
 async fn create_slots(args: &Args) -> Result<(), String> {
@@ -268,26 +296,52 @@ async fn create_slots(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-struct Outcome {
+struct Outcome<S: Sink> {
     ok: bool,
-    sink: Arc<CountingSink>,
+    sink: Arc<CountingSink<S>>,
     secs: f64,
     cpu: f64,
     transactions: u64,
 }
 
-async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
+/// Drains slot `index` into the configured sink and returns the `RESULT` line.
+async fn drain_one(args: &Args, index: usize) -> Result<String, String> {
     let root = args.state_root.clone().unwrap_or_else(std::env::temp_dir);
     let state_dir = root.join(format!("dbmazz-bench-{}-{index}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state_dir);
     std::fs::create_dir_all(&state_dir)
         .map_err(|error| format!("state dir {}: {error}", state_dir.display()))?;
     let config = config_for(args, index, &state_dir)?;
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let sink = Arc::new(CountingSink::new(args.expected_events, shutdown.clone()));
+    let line = if args.starrocks_fe_http.is_some() {
+        let cpu0 = cpu_secs();
+        let started = Instant::now();
+        let inner = dbmazz::sink::starrocks::connect_sink(&config)
+            .await
+            .map_err(|error| format!("StarRocks sink: {error}"))?;
+        let outcome = drain_into(args, index, config, inner, cpu0, started).await;
+        result_line(&outcome)
+    } else {
+        let outcome = drain_into(args, index, config, NoopSink, cpu_secs(), Instant::now()).await;
+        result_line(&outcome)
+    };
+    let _ = std::fs::remove_dir_all(&state_dir);
+    Ok(line)
+}
 
-    let cpu0 = cpu_secs();
-    let started = Instant::now();
+async fn drain_into<S: Sink>(
+    args: &Args,
+    index: usize,
+    config: Config,
+    inner: S,
+    cpu0: f64,
+    started: Instant,
+) -> Outcome<S> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sink = Arc::new(CountingSink::new(
+        inner,
+        args.expected_events,
+        shutdown.clone(),
+    ));
     let timeout = Duration::from_secs(args.timeout_secs);
     let result = if args.loop_on_worker {
         let task_sink = Arc::clone(&sink);
@@ -309,7 +363,6 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
     };
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
-    let _ = std::fs::remove_dir_all(&state_dir);
     let (ok, transactions) = match result {
         Ok(summary) => (
             sink.events() == args.expected_events,
@@ -321,16 +374,16 @@ async fn drain_one(args: &Args, index: usize) -> Result<Outcome, String> {
             (false, 0)
         }
     };
-    Ok(Outcome {
+    Outcome {
         ok,
         sink,
         secs,
         cpu,
         transactions,
-    })
+    }
 }
 
-fn result_line(outcome: &Outcome) -> String {
+fn result_line<S: Sink>(outcome: &Outcome<S>) -> String {
     let sink = &outcome.sink;
     let events = sink.events();
     let ms = |value: &Mutex<Option<Duration>>| {
@@ -400,7 +453,7 @@ fn main() -> std::process::ExitCode {
                 .to_string()
         } else {
             match runtime.block_on(drain_one(&args, index)) {
-                Ok(outcome) => result_line(&outcome),
+                Ok(line) => line,
                 Err(error) => {
                     eprintln!("drain {index}: {error}");
                     format!(

@@ -19,7 +19,8 @@ use dbmazz::snapshot::{SnapshotPhase, SnapshotProgress};
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultRule};
 use tokio::sync::watch;
 
-use crate::starrocks_e2e::{wait_identical, EmulatorLoader};
+use crate::starrocks_e2e::wait_identical;
+use crate::support::starrocks::EmulatorLoader;
 use crate::support::{eventually, start_pg, stream_config, wait_for_streaming, TempDir};
 
 struct Running {
@@ -47,9 +48,7 @@ impl Running {
     }
 }
 
-async fn emulator_sink(
-    emulator: &Arc<EmulatorHandle>,
-) -> StarRocksSink<crate::starrocks_e2e::EmulatorLoader> {
+async fn emulator_sink(emulator: &Arc<EmulatorHandle>) -> StarRocksSink<EmulatorLoader> {
     let mysql = emulator.mysql_addr().unwrap().to_string();
     let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
         .await

@@ -50,6 +50,19 @@ async fn creates_describes_alters_and_truncates_primary_key_tables() {
     .unwrap();
     let described = ddl.describe("orders").await.unwrap().unwrap();
     assert_eq!(described.len(), 3);
+    // Several ALTERs within one second (CreateTime ties): each wait sees its own job.
+    for clause in [
+        "ADD COLUMN a INT NULL",
+        "DROP COLUMN a",
+        "MODIFY COLUMN status VARCHAR(80) NULL",
+    ] {
+        ddl.alter_and_wait("orders", clause, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|error| panic!("{clause}: {error}"));
+    }
+    let described = ddl.describe("orders").await.unwrap().unwrap();
+    assert_eq!(described.len(), 3);
+    assert_eq!(described[1].sql_type.to_ascii_lowercase(), "varchar(80)");
 
     emulator
         .execute_sql(Some("shop"), "INSERT INTO orders VALUES (1, 'new', NULL)")

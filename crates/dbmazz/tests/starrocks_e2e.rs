@@ -4,44 +4,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
-use dbmazz::replicator::{self, RunContext};
-use dbmazz::schema::type_map::TypeMapOptions;
-use dbmazz::sink::starrocks::{
-    DeleteMode, LoadFailure, LoadRequest, Loader, StarRocksDdl, StarRocksSink, StarRocksSinkOptions,
-};
-use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, LoadStatus};
+use dbmazz::replicator;
+use dbmazz::sink::starrocks::DeleteMode;
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use tokio::sync::watch;
 
+use crate::support::starrocks::{self as sr, replicate_in_process, sink_options};
 use crate::support::{start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS};
 
-/// Loads through the emulator's in-process Stream Load (same checks as over HTTP).
-pub(crate) struct EmulatorLoader {
-    pub(crate) emulator: Arc<EmulatorHandle>,
-    pub(crate) database: String,
-}
-
-impl Loader for EmulatorLoader {
-    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
-        let mut headers = vec![
-            ("label", request.label.as_str()),
-            ("format", "json"),
-            ("strip_outer_array", "true"),
-            ("columns", request.columns.as_str()),
-        ];
-        if request.partial_update {
-            headers.push(("partial_update", "true"));
-        }
-        let result = self
-            .emulator
-            .stream_load(&self.database, &request.table, &headers, &request.body)
-            .await;
-        match result.status {
-            LoadStatus::Success | LoadStatus::PublishTimeout => Ok(()),
-            _ => Err(LoadFailure {
-                message: format!("{:?}: {}", result.status, result.message),
-            }),
-        }
-    }
+pub(crate) async fn wait_identical(
+    pg: &LocalPg,
+    emulator: &EmulatorHandle,
+    pg_sql: &str,
+    sr_sql: &str,
+) {
+    sr::wait_identical_in(
+        pg,
+        emulator,
+        "shop",
+        pg_sql,
+        sr_sql,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 const SCHEMA: &str = "
@@ -50,125 +35,6 @@ ALTER TABLE orders ALTER COLUMN note SET STORAGE EXTERNAL;
 CREATE TABLE items (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
 ";
 
-async fn start(
-    pg: &LocalPg,
-    emulator: &Arc<EmulatorHandle>,
-    delete_mode: DeleteMode,
-) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>, TempDir) {
-    let state = TempDir::new("dbmazz-e2e-test");
-    let config = stream_config(pg, "shop", &["public.orders", "public.items"], &state);
-    let mysql = emulator.mysql_addr().unwrap().to_string();
-    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-        .await
-        .unwrap();
-    let loader = EmulatorLoader {
-        emulator: Arc::clone(emulator),
-        database: "shop".into(),
-    };
-    let sink = StarRocksSink::new(
-        ddl,
-        loader,
-        StarRocksSinkOptions {
-            label_prefix: "test_slot".into(),
-            create_tables: true,
-            delete_mode,
-            audit_columns: false,
-            type_options: TypeMapOptions::default(),
-            table_properties: vec![("replication_num".into(), "1".into())],
-            alter_timeout: Duration::from_secs(30),
-        },
-    );
-    let (shutdown, receiver) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        replicator::run(&config, Arc::new(sink), RunContext::new(receiver))
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
-    });
-    (shutdown, task, state)
-}
-
-/// Rows of a PostgreSQL query as text, in order.
-pub(crate) fn pg_rows(pg: &LocalPg, sql: &str) -> Vec<String> {
-    pg.psql("shop", sql)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// The same query against the emulator, joined like psql -A does.
-pub(crate) async fn sr_rows(emulator: &EmulatorHandle, sql: &str) -> Vec<String> {
-    emulator
-        .query_text(Some("shop"), sql)
-        .await
-        .map(|rows| {
-            rows.into_iter()
-                .map(|row| {
-                    row.into_iter()
-                        .map(|value| value.unwrap_or_default())
-                        .collect::<Vec<_>>()
-                        .join("|")
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-pub(crate) async fn wait_identical(
-    pg: &LocalPg,
-    emulator: &EmulatorHandle,
-    pg_sql: &str,
-    sr_sql: &str,
-) {
-    let expected = pg_rows(pg, pg_sql);
-    let mut last = Vec::new();
-    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            last = sr_rows(emulator, sr_sql).await;
-            if last == expected {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    if outcome.is_err() {
-        let short = |rows: &[String]| {
-            rows.iter()
-                .take(10)
-                .map(|row| row.chars().take(100).collect::<String>())
-                .collect::<Vec<_>>()
-        };
-        let first_difference = expected
-            .iter()
-            .zip(last.iter())
-            .position(|(a, b)| a != b)
-            .map(|index| {
-                let cut = |row: &String| row.chars().take(120).collect::<String>();
-                let diverge = expected[index]
-                    .chars()
-                    .zip(last[index].chars())
-                    .position(|(a, b)| a != b)
-                    .unwrap_or(0);
-                format!(
-                    "row {index} differs at char {diverge}:\n  pg: {}\n  sr: {}",
-                    cut(&expected[index]),
-                    cut(&last[index])
-                )
-            })
-            .unwrap_or_default();
-        eprintln!("{first_difference}");
-        let (expected, last) = (short(&expected), short(&last));
-        panic!(
-            "StarRocks never matched PostgreSQL for {pg_sql}\nPostgreSQL ({}):\n{}\nStarRocks ({}):\n{}",
-            expected.len(),
-            expected.join("\n"),
-            last.len(),
-            last.join("\n")
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical() {
     for major in PG_VERSIONS {
@@ -176,7 +42,15 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
         pg.create_database("shop").unwrap();
         pg.psql("shop", SCHEMA).unwrap();
         let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-        let (shutdown, task, _state) = start(&pg, &emulator, DeleteMode::Hard).await;
+        let replication = replicate_in_process(
+            &pg,
+            &emulator,
+            "shop",
+            &["public.orders", "public.items"],
+            sink_options(DeleteMode::Hard),
+            |_| {},
+        )
+        .await;
         // The replicator creates the slot; write only once it streams.
         wait_for_streaming(&pg).await;
         pg.psql(
@@ -214,8 +88,7 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
             "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
         )
         .await;
-        shutdown.send_replace(true);
-        task.await.unwrap();
+        replication.stop().await;
     }
 }
 
@@ -254,9 +127,13 @@ async fn over_http_with_faults_the_tables_converge() {
     }
     let (shutdown, receiver) = watch::channel(false);
     let task = tokio::spawn(async move {
-        replicator::run(&config, Arc::new(sink), RunContext::new(receiver))
-            .await
-            .unwrap_or_else(|error| panic!("{error}"));
+        replicator::run(
+            &config,
+            Arc::new(sink),
+            replicator::RunContext::new(receiver),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     });
     // The replicator creates the slot; write only once it streams.
     wait_for_streaming(&pg).await;

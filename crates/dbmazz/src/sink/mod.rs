@@ -67,13 +67,22 @@ pub enum BatchOrigin {
 
 /// A sink failed in a way it could not retry away.
 #[derive(Debug, thiserror::Error)]
-#[error("{sink} sink failed on {table}: {message}")]
+#[error("{sink} sink failed{}: {message}", on_table(.table))]
 pub struct SinkError {
     pub sink: &'static str,
     pub table: String,
     pub message: String,
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// ` on <table>`, or nothing for errors of no table (connecting, setup).
+fn on_table(table: &str) -> String {
+    if table.is_empty() {
+        String::new()
+    } else {
+        format!(" on {table}")
+    }
 }
 
 /// A destination for the stream. See the module documentation for the contract.
@@ -127,5 +136,25 @@ impl Sink for NoopSink {
         _new: &Arc<TableSchema>,
     ) -> Result<(), SinkError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sink_error_tests {
+    use super::SinkError;
+
+    #[test]
+    fn sink_error_names_the_table_only_when_there_is_one() {
+        let error = |table: &str| SinkError {
+            sink: "starrocks",
+            table: table.into(),
+            message: "boom".into(),
+            source: None,
+        };
+        assert_eq!(
+            error("public.t").to_string(),
+            "starrocks sink failed on public.t: boom"
+        );
+        assert_eq!(error("").to_string(), "starrocks sink failed: boom");
     }
 }

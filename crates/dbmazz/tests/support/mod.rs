@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use dbmazz::config::Config;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions, PgBinaries};
 
+pub mod starrocks;
+
 /// The major versions every integration test runs against.
 pub const PG_VERSIONS: [u32; 2] = [15, 18];
 

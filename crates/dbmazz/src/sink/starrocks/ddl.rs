@@ -33,7 +33,7 @@ pub struct DescribedColumn {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DdlError {
-    #[error("cannot reach StarRocks at {address} (MySQL protocol): {source}; check sink.starrocks.mysql and that the FE is up")]
+    #[error("cannot reach StarRocks at {address} (MySQL protocol): {}; check sink.starrocks.mysql and that the FE is up", innermost(.source))]
     Connect {
         address: String,
         #[source]
@@ -51,6 +51,16 @@ pub enum DdlError {
         waited: Duration,
         state: String,
     },
+}
+
+/// The innermost cause: mysql_async wraps an I/O error twice ("Input/output error: Input/output
+/// error: Connection refused"), which reads like noise in a one-line error.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// A pool of MySQL-protocol connections to one StarRocks FE, scoped to one database.
@@ -308,33 +318,35 @@ impl StarRocksDdl {
         })
     }
 
-    /// (JobId, State, Msg) of the newest schema-change job of `table`.
+    /// (JobId, State, Msg) of the newest schema-change job of `table`: the highest JobId.
+    /// Not `ORDER BY CreateTime`: it has one-second resolution, so two ALTERs in the same
+    /// second tie and the older job could be read as the newest (the wait then never sees
+    /// its own job).
     async fn latest_alter_job(
         &self,
         table: &str,
     ) -> Result<Option<(i64, String, String)>, DdlError> {
         let statement = format!(
-            "SHOW ALTER TABLE COLUMN FROM {} WHERE TableName = '{}' ORDER BY CreateTime DESC LIMIT 1",
+            "SHOW ALTER TABLE COLUMN FROM {} WHERE TableName = '{}'",
             quote(&self.database),
             table.replace('\'', "''")
         );
         let rows = self.query(&statement).await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
+        let text = |row: &Row, column: &str| {
+            row.get_opt::<String, _>(column)
+                .and_then(Result::ok)
+                .unwrap_or_default()
         };
-        let job = row
-            .get_opt::<i64, _>("JobId")
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let state = row
-            .get_opt::<String, _>("State")
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        let message = row
-            .get_opt::<String, _>("Msg")
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        Ok(Some((job, state, message)))
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let job = row
+                    .get_opt::<i64, _>("JobId")
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                (job, text(row, "State"), text(row, "Msg"))
+            })
+            .max_by_key(|(job, _, _)| *job))
     }
 }
 

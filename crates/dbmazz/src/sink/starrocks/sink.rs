@@ -202,6 +202,19 @@ impl<L: Loader> StarRocksSink<L> {
                     .map_err(ddl_error)?
                     .unwrap_or_default()
             }
+            // Name the database when it is what is missing: "table does not exist" would send
+            // the operator looking for the wrong thing.
+            None if !self.ddl.database_exists().await.map_err(ddl_error)? => {
+                let database = self.ddl.database();
+                return Err(self.error(
+                    schema,
+                    format!(
+                        "database {database} does not exist in StarRocks: create it \
+                         (CREATE DATABASE {database}), fix sink.starrocks.database, or set \
+                         sink.starrocks.create_tables = true"
+                    ),
+                ));
+            }
             None => {
                 return Err(self.error(
                     schema,

@@ -1,0 +1,81 @@
+//! Unchanged TOAST values with REPLICA IDENTITY DEFAULT (DESIGN §3): updates that leave large
+//! text/jsonb unchanged in the insert's batch and in later batches, and key changes that leave
+//! them unchanged — the hard case, where the value must be carried from the old row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbmazz::local_pg::LocalPgOptions;
+use dbmazz::sink::starrocks::DeleteMode;
+use starrocks_emulator::{Emulator, EmulatorConfig};
+
+use crate::support::starrocks::{replicate_in_process, sink_options, wait_identical};
+use crate::support::{start_pg, wait_for_streaming, PG_VERSIONS};
+
+const CHECK: &str = "SELECT id, k2, status, body, doc FROM docs ORDER BY id, k2";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_toast_survives_updates_and_key_changes_across_batches() {
+    for major in PG_VERSIONS {
+        let pg = start_pg(major, LocalPgOptions::default());
+        pg.create_database("shop").unwrap();
+        pg.psql(
+            "shop",
+            "CREATE TABLE docs (id bigint, k2 text, status text, body text, doc jsonb, PRIMARY KEY (id, k2));
+             ALTER TABLE docs ALTER COLUMN body SET STORAGE EXTERNAL;
+             ALTER TABLE docs ALTER COLUMN doc SET STORAGE EXTERNAL;",
+        )
+        .unwrap();
+        let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+        let replication = replicate_in_process(
+            &pg,
+            &emulator,
+            "shop",
+            &["public.docs"],
+            sink_options(DeleteMode::Hard),
+            |_| {},
+        )
+        .await;
+        wait_for_streaming(&pg).await;
+        let pause = || tokio::time::sleep(Duration::from_millis(400));
+        // Batch 1: inserts, then in the same batch updates and a key change leaving TOAST alone.
+        pg.psql(
+            "shop",
+            "INSERT INTO docs SELECT g, 'a', 'new', repeat(md5(g::text), 300),
+                    jsonb_build_object('g', g, 'pad', repeat(md5(g::text), 300))
+               FROM generate_series(1, 40) g;
+             UPDATE docs SET status = 'same-batch' WHERE id % 2 = 0;
+             UPDATE docs SET id = id + 100 WHERE id % 5 = 0;",
+        )
+        .unwrap();
+        pause().await;
+        // Batch 2: updates leaving TOAST unchanged, key changes of both key columns (the old
+        // rows are only in StarRocks now), and one row moved twice within the batch.
+        pg.psql(
+            "shop",
+            "UPDATE docs SET status = 'later' WHERE id % 3 = 0;
+             UPDATE docs SET id = id + 1000 WHERE id % 7 = 0;
+             UPDATE docs SET k2 = 'b' WHERE id % 11 = 0;
+             UPDATE docs SET id = 5000 WHERE id = 1;
+             UPDATE docs SET id = 5001, status = 'twice' WHERE id = 5000;
+             DELETE FROM docs WHERE id = 2;",
+        )
+        .unwrap();
+        pause().await;
+        // Batch 3: a key change of a row whose TOAST came from a carried value, a TOAST change,
+        // and a key change right after it in the same transaction.
+        pg.psql(
+            "shop",
+            "BEGIN;
+             UPDATE docs SET id = 6001 WHERE id = 5001;
+             UPDATE docs SET body = 'short now' WHERE id = 3;
+             UPDATE docs SET id = 6003 WHERE id = 3;
+             UPDATE docs SET doc = NULL WHERE id = 4;
+             UPDATE docs SET status = 'x' WHERE id = 4;
+             COMMIT;",
+        )
+        .unwrap();
+        wait_identical(&pg, &emulator, "shop", CHECK).await;
+        replication.stop().await;
+    }
+}
