@@ -11,7 +11,8 @@
 # rows/s, MiB/s (of COPY text) and dbmazz's peak RSS, ending with one line:
 #   RESULT snapshot rows=… seconds=… rows_per_s=… mib_per_s=… copy_rows_per_s=… ratio=… peak_rss_mib=…
 # Environment: ROWS (default 5000000), PARALLELISM (default: cores), CHUNK_PAGES (default 4096),
-# PGBIN (default: PostgreSQL 18 at /opt/dbmazz-pg18 or 15 from Debian), CARGO_TARGET_DIR.
+# PGBIN (default: PostgreSQL 18 at /opt/dbmazz-pg18 or 15 from Debian), CARGO_TARGET_DIR,
+# SKIP_BUILD=1 (use the binaries already built).
 # Runs PostgreSQL as user postgres when root.
 set -euo pipefail
 
@@ -25,8 +26,10 @@ if [[ -z "${PGBIN:-}" ]]; then
     if [[ -n "$pg18" ]]; then PGBIN="$(dirname "$pg18")"; else PGBIN=/usr/lib/postgresql/15/bin; fi
 fi
 
-echo "bench-snapshot: building (release, target dir $target)" >&2
-(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release -q -p dbmazz -p starrocks-emulator --bins)
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+    echo "bench-snapshot: building (release, target dir $target)" >&2
+    (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release -q -p dbmazz -p starrocks-emulator --bins)
+fi
 dbmazz="$target/release/dbmazz"
 emulator="$target/release/starrocks-emulator"
 

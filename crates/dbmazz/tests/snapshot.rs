@@ -300,57 +300,20 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
         #[allow(clippy::zombie_processes)]
         let mut child = spawn_dbmazz(&config_path, &log);
         let last_run = run == 5;
-        if !last_run {
-            // Kill once this run has finished at least one more chunk, plus a random delay.
-            let started = Instant::now();
-            loop {
-                let done = done_chunks(&state_dir);
-                if done.len() > done_before.len() || child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "run {run} made no progress; log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(random.u64(0..300))).await;
-            child.kill().unwrap();
-            child.wait().unwrap();
-            kills += 1;
-            let unfinished = StateFile::load(&state_dir)
-                .unwrap()
-                .and_then(|state| state.snapshot)
-                .is_some_and(|snapshot| !snapshot.is_finished());
-            if unfinished {
-                mid_snapshot_kills += 1;
-            }
-        }
-        let reread: Vec<u32> = chunks_started(&log)
-            .intersection(&done_before)
-            .copied()
-            .collect();
-        assert!(
-            reread.is_empty(),
-            "run {run} re-read finished chunks {reread:?}"
-        );
-        let done_after = done_chunks(&state_dir);
-        assert!(
-            done_after.is_superset(&done_before),
-            "done chunks only grow"
-        );
         // Change rows while dbmazz is down (and, in the last run, while it runs).
-        pg.psql(
-            "shop",
-            &format!(
-                "UPDATE kill_t SET v = v + 1000, s = 'run{run}' WHERE id % 97 = {run};
-                 DELETE FROM kill_t WHERE id % 101 = {run};
-                 INSERT INTO kill_t SELECT g, -1, 'late' FROM generate_series(200000 + {run} * 10, 200000 + {run} * 10 + 9) g;"
-            ),
-        )
-        .unwrap();
+        let write_rows = || {
+            pg.psql(
+                "shop",
+                &format!(
+                    "UPDATE kill_t SET v = v + 1000, s = 'run{run}' WHERE id % 97 = {run};
+                     DELETE FROM kill_t WHERE id % 101 = {run};
+                     INSERT INTO kill_t SELECT g, -1, 'late' FROM generate_series(200000 + {run} * 10, 200000 + {run} * 10 + 9) g;"
+                ),
+            )
+            .unwrap();
+        };
         if last_run {
+            write_rows();
             emulator.clear_faults();
             let started = Instant::now();
             let state = loop {
@@ -382,7 +345,47 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
             .await;
             child.kill().unwrap();
             child.wait().unwrap();
+        } else {
+            // Kill once this run has finished at least one more chunk, plus a random delay.
+            let started = Instant::now();
+            loop {
+                let done = done_chunks(&state_dir);
+                if done.len() > done_before.len() || child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "run {run} made no progress; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(random.u64(0..300))).await;
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            let unfinished = StateFile::load(&state_dir)
+                .unwrap()
+                .and_then(|state| state.snapshot)
+                .is_some_and(|snapshot| !snapshot.is_finished());
+            if unfinished {
+                mid_snapshot_kills += 1;
+            }
+            write_rows();
         }
+        let reread: Vec<u32> = chunks_started(&log)
+            .intersection(&done_before)
+            .copied()
+            .collect();
+        assert!(
+            reread.is_empty(),
+            "run {run} re-read finished chunks {reread:?}"
+        );
+        let done_after = done_chunks(&state_dir);
+        assert!(
+            done_after.is_superset(&done_before),
+            "done chunks only grow"
+        );
     }
     assert_eq!(kills, 5);
     assert!(

@@ -447,7 +447,7 @@ impl<L: Loader> StarRocksSink<L> {
 /// a slot name, at most 63 characters of `[a-z0-9_]`).
 fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
     let oid = batch.table.relation_oid;
-    match batch.origin {
+    let label = match batch.origin {
         BatchOrigin::Stream => format!(
             "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{part}",
             batch.first_commit_lsn.0, batch.first_change_index, batch.last_commit_lsn.0,
@@ -458,7 +458,28 @@ fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
             chunk,
             part: batch_part,
         } => format!("dbmazz-{prefix}-{oid}-snap{epoch}a{attempt}-{chunk}-{batch_part}-{part}"),
+    };
+    fit_label(label)
+}
+
+/// Labels are at most 128 characters: a longer one (long slot name and large numbers) keeps
+/// its first 100 characters and ends with a digest of the whole, so it stays deterministic
+/// and distinct.
+fn fit_label(label: String) -> String {
+    const MAX_LABEL: usize = 128;
+    if label.len() <= MAX_LABEL {
+        return label;
     }
+    let digest = ring::digest::digest(&ring::digest::SHA256, label.as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let cut = (0..=100)
+        .rev()
+        .find(|&index| label.is_char_boundary(index))
+        .unwrap_or(0);
+    format!("{}-{hex}", &label[..cut])
 }
 
 /// A key value as a SQL literal: numbers bare, everything else quoted.
@@ -689,5 +710,72 @@ impl<L: Loader> Sink for StarRocksSink<L> {
         }
         let described = self.prepare_table(new).await?;
         self.install(new, &described)
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+    use crate::schema::TableName;
+    use crate::Lsn;
+
+    fn batch(origin: BatchOrigin) -> Batch {
+        Batch {
+            table: Arc::new(TableSchema {
+                relation_oid: 16384,
+                name: TableName::new("public", "t"),
+                replica_identity: crate::decode::ReplicaIdentity::Default,
+                columns: Vec::new(),
+                version: 1,
+            }),
+            changes: Vec::new(),
+            first_commit_lsn: Lsn(0x1_0000_0010),
+            last_commit_lsn: Lsn(0x1_0000_0010),
+            first_change_index: 0,
+            byte_len: 0,
+            origin,
+        }
+    }
+
+    #[test]
+    fn snapshot_labels_differ_from_stream_labels_epochs_attempts_and_chunks() {
+        let prefix = "a_slot_name_of_the_longest_kind_allowed_by_postgres_0123456789a";
+        let snapshot = |epoch, attempt, chunk, part| {
+            batch_label(
+                prefix,
+                &batch(BatchOrigin::Snapshot {
+                    epoch,
+                    attempt,
+                    chunk,
+                    part,
+                }),
+                0,
+            )
+        };
+        let labels = [
+            batch_label(prefix, &batch(BatchOrigin::Stream), 0),
+            snapshot(1, 1, 0, 0),
+            snapshot(2, 1, 0, 0),
+            snapshot(1, 2, 0, 0),
+            snapshot(1, 1, 1, 0),
+            snapshot(1, 1, 0, 1),
+            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX),
+            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX - 1),
+        ];
+        let distinct: std::collections::HashSet<_> = labels.iter().collect();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        for label in &labels {
+            assert!(label.len() <= 128, "{label} is too long");
+            assert!(
+                label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            snapshot(3, 2, 17, 4),
+            format!("dbmazz-{prefix}-16384-snap3a2-17-4-0")
+        );
     }
 }
