@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
+use crate::monitor;
 use crate::ops::{self, RunState, Telemetry};
 use crate::replicator::{self, RunContext, RunError};
 use crate::sink::starrocks::{connect_sink, DdlError, StarRocksDdl};
@@ -157,6 +158,9 @@ pub async fn run(
         ),
     );
 
+    let monitor_options = monitor::ApiUrl::parse(&http.local_addr().to_string())
+        .ok()
+        .and_then(|api| monitor::MonitorOptions::from_config(&config, Some(api)).ok());
     let sink = connect_sink(&config).await?;
     let (stop_pipeline, pipeline_shutdown) = watch::channel(false);
     let context = RunContext::new(pipeline_shutdown).with_telemetry(Arc::clone(&telemetry));
@@ -205,6 +209,7 @@ pub async fn run(
         &stats,
         &mut shutdown,
         &mut pipeline,
+        monitor_options,
     )
     .await;
     stop_traffic.send_replace(true);
@@ -359,7 +364,9 @@ async fn wait_until_streaming(
     }
 }
 
-/// Prints progress every second until the duration ends, Ctrl-C, or the pipeline stops.
+/// Shows progress until the duration ends, Ctrl-C (or `q` on the monitor), or the pipeline
+/// stops: the monitor's screen on a terminal (with the traffic line under the tables), one
+/// line per second otherwise.
 async fn watch_until_end(
     options: &DemoOptions,
     duration: Option<Duration>,
@@ -367,53 +374,69 @@ async fn watch_until_end(
     stats: &TrafficStats,
     shutdown: &mut watch::Receiver<bool>,
     pipeline: &mut Pipeline,
+    monitor_options: Option<monitor::MonitorOptions>,
 ) -> Result<(), DemoError> {
     let started = Instant::now();
     let mut previous_ops = 0;
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.tick().await;
-    let interactive = std::io::stdout().is_terminal();
-    loop {
+    let screen = !options.quiet && std::io::stdout().is_terminal();
+    let (traffic_line, traffic_line_receiver) = watch::channel(String::new());
+    let (stop_monitor, monitor_shutdown) = watch::channel(false);
+    let mut screen_task = match monitor_options.filter(|_| screen) {
+        Some(mut monitor_options) => {
+            monitor_options.extra_line = Some(traffic_line_receiver);
+            Some(tokio::spawn(monitor::run(
+                monitor_options,
+                monitor::Display::Auto,
+                monitor_shutdown,
+            )))
+        }
+        None => None,
+    };
+    let result = loop {
         tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
+            _ = shutdown.changed() => break Ok(()),
             _ = ticker.tick() => {}
         }
-        if pipeline.is_finished() {
-            return Err(DemoError::PipelineStopped);
+        // The screen reads Ctrl-C and `q` as keys: its end is the user's stop.
+        if screen_task.as_ref().is_some_and(|task| task.is_finished()) {
+            break Ok(());
         }
-        if !options.quiet {
+        if pipeline.is_finished() {
+            break Err(DemoError::PipelineStopped);
+        }
+        let line = progress_line(stats, previous_ops, Duration::from_secs(1));
+        previous_ops = stats.ops();
+        if screen_task.is_some() {
+            traffic_line.send_replace(line);
+        } else if !options.quiet {
             let status = telemetry.status();
             let rows: u64 = status
                 .tables
                 .iter()
                 .map(|table| table.inserts + table.updates + table.deletes)
                 .sum();
-            let line = format!(
-                "{} | replication: {} | {} rows | lag {:.1}s | durable {}",
-                progress_line(stats, previous_ops, Duration::from_secs(1)),
+            println!(
+                "{line} | replication: {} | {rows} rows | lag {:.1}s | durable {}",
                 serde_json::to_string(&status.state)
                     .unwrap_or_default()
                     .trim_matches('"'),
-                rows,
                 status.lag.seconds,
                 status.lsn.durable,
             );
-            if interactive {
-                print!("\r\x1b[2K{line}");
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
-            } else {
-                println!("{line}");
-            }
         }
-        previous_ops = stats.ops();
         if duration.is_some_and(|duration| started.elapsed() >= duration) {
-            if interactive && !options.quiet {
-                println!();
-            }
-            return Ok(());
+            break Ok(());
+        }
+    };
+    stop_monitor.send_replace(true);
+    if let Some(task) = screen_task.take() {
+        if let Ok(Err(error)) = task.await {
+            eprintln!("monitor: {error}");
         }
     }
+    result
 }
 
 /// Compares until identical (the stream catching up) or 120 s passed.
