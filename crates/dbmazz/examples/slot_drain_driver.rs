@@ -256,8 +256,8 @@ listen = ""
         publication = args.publication,
         slot = args.slot(index),
         wait = args.batch_max_fill_ms,
-        // Experiments: DBMAZZ_BENCH_READ_PACING=2ms (default: the config's default).
-        pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "0s".into()),
+        // Experiments: DBMAZZ_BENCH_READ_PACING=0s or 2ms (default: the config's, 1 ms).
+        pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "1ms".into()),
         sink = sink_section(args, index)?,
     );
     Config::from_toml(&toml).map_err(|error| error.to_string())

@@ -68,3 +68,65 @@ fn ctrl_c_stops_the_demo_cleanly_and_removes_its_files() {
     assert!(stdout.contains("demo stopped:"), "{stdout}");
     assert!(!state_dir.exists(), "{} left behind", state_dir.display());
 }
+
+/// `--pg-url` and `--starrocks` point the demo at servers that already run (here a throwaway
+/// cluster and an emulator started by the test, standing in for the user's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_against_existing_servers_verifies_and_reset_allows_a_rerun() {
+    use starrocks_emulator::{Emulator, EmulatorConfig};
+    let pg = crate::support::start_pg(15, dbmazz::local_pg::LocalPgOptions::default());
+    pg.create_database("shop_demo").unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let fe = format!("http://{}", emulator.fe_http_addr());
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let url = pg.url("shop_demo");
+    let run = |extra: &'static [&'static str]| {
+        let (url, fe, mysql) = (url.clone(), fe.clone(), mysql.clone());
+        std::thread::spawn(move || {
+            dbmazz()
+                .args([
+                    "demo",
+                    "--verify",
+                    "--duration",
+                    "3s",
+                    "--http-listen",
+                    "127.0.0.1:0",
+                ])
+                .args([
+                    "--pg-url",
+                    &url,
+                    "--starrocks",
+                    &fe,
+                    "--starrocks-mysql",
+                    &mysql,
+                ])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    let first = run(&[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(stdout.contains("(--pg-url)"), "{stdout}");
+    assert!(stdout.contains("(--starrocks)"), "{stdout}");
+    assert!(stdout.contains("verify: every table identical"), "{stdout}");
+
+    // The tables exist now: a second run says how to start over, and --reset does.
+    let second = run(&[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(stderr.contains("--reset"), "{stderr}");
+    let third = run(&["--reset"]);
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+}
