@@ -404,19 +404,22 @@ fn api_url(url: Option<&str>, config: Option<&Config>) -> Result<monitor::ApiUrl
     }
 }
 
+/// The optional config and the API address `monitor` and `status` read.
+fn config_and_api(
+    path: Option<&std::path::Path>,
+    url: Option<&str>,
+) -> Result<(Option<Config>, monitor::ApiUrl), String> {
+    let config = path
+        .map(|path| Config::load(Some(path), &Overrides::default()))
+        .transpose()
+        .map_err(|error| error.to_string())?;
+    let api = api_url(url, config.as_ref())?;
+    Ok((config, api))
+}
+
 async fn monitor(args: MonitorArgs) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => match Config::load(Some(path), &Overrides::default()) {
-            Ok(config) => Some(config),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => None,
-    };
-    let api = match api_url(args.url.as_deref(), config.as_ref()) {
-        Ok(api) => api,
+    let (config, api) = match config_and_api(args.config.as_deref(), args.url.as_deref()) {
+        Ok(found) => found,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_CONFIG);
@@ -455,18 +458,8 @@ async fn monitor(args: MonitorArgs) -> ExitCode {
 }
 
 async fn status(args: StatusArgs) -> ExitCode {
-    let config = match &args.config {
-        Some(path) => match Config::load(Some(path), &Overrides::default()) {
-            Ok(config) => Some(config),
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        },
-        None => None,
-    };
-    let api = match api_url(args.url.as_deref(), config.as_ref()) {
-        Ok(api) => api,
+    let (_, api) = match config_and_api(args.config.as_deref(), args.url.as_deref()) {
+        Ok(found) => found,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_CONFIG);

@@ -271,19 +271,7 @@ impl StreamLoadClient {
                 after: timeout,
             })??;
         let (url, status, bytes) = answer;
-        match status {
-            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
-                url,
-                message: rest_message(&bytes),
-            }),
-            s if s.is_success() => StreamLoadResponse::parse(&bytes)
-                .map_err(|source| RequestError::Body { url, source }),
-            status => Err(RequestError::Status {
-                url,
-                status,
-                body: excerpt(&bytes),
-            }),
-        }
+        final_answer(url, status, &bytes, StreamLoadResponse::parse)
     }
 
     /// `GET /api/{db}/get_load_state?label=` on the FE (spec §10.4).
@@ -309,20 +297,7 @@ impl StreamLoadClient {
             url,
             after: timeout,
         })??;
-        match status {
-            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
-                url,
-                message: rest_message(&bytes),
-            }),
-            s if s.is_success() => {
-                LabelStateAnswer::parse(&bytes).map_err(|source| RequestError::Body { url, source })
-            }
-            status => Err(RequestError::Status {
-                url,
-                status,
-                body: excerpt(&bytes),
-            }),
-        }
+        final_answer(url, status, &bytes, LabelStateAnswer::parse)
     }
 
     /// One call of the transaction API (spec §5): `POST /api/transaction/{begin,prepare,commit,
@@ -374,20 +349,7 @@ impl StreamLoadClient {
                     url,
                     after: timeout,
                 })??;
-        match status {
-            StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
-                url,
-                message: rest_message(&bytes),
-            }),
-            s if s.is_success() => {
-                TxnAnswer::parse(&bytes).map_err(|source| RequestError::Body { url, source })
-            }
-            status => Err(RequestError::Status {
-                url,
-                status,
-                body: excerpt(&bytes),
-            }),
-        }
+        final_answer(url, status, &bytes, TxnAnswer::parse)
     }
 
     /// A request without a body to `url`, following redirects with the same headers.
@@ -537,6 +499,27 @@ impl StreamLoadClient {
             })?
             .to_bytes();
         Ok((status, location, bytes))
+    }
+}
+
+/// A final answer: 401 → credentials, 2xx → the parsed body, anything else → its status.
+fn final_answer<T>(
+    url: String,
+    status: StatusCode,
+    bytes: &[u8],
+    parse: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+) -> Result<T, RequestError> {
+    match status {
+        StatusCode::UNAUTHORIZED => Err(RequestError::Unauthorized {
+            url,
+            message: rest_message(bytes),
+        }),
+        s if s.is_success() => parse(bytes).map_err(|source| RequestError::Body { url, source }),
+        status => Err(RequestError::Status {
+            url,
+            status,
+            body: excerpt(bytes),
+        }),
     }
 }
 
