@@ -43,6 +43,7 @@ fn table() -> TableSchema {
                 type_oid,
                 type_modifier,
                 is_key: index == 0,
+                existing_rows: None,
             })
             .collect(),
         version: 1,

@@ -393,6 +393,11 @@ pub fn validate_schema(schema: &TableSchema) -> Result<(), SqlError> {
         ));
     }
     for column in &schema.columns {
+        crate::defaults::validate_default(column).map_err(|detail| {
+            SqlError::new(format!(
+                "Getting analyzing error. Detail message: {detail}."
+            ))
+        })?;
         if RESERVED_COLUMNS
             .iter()
             .any(|r| r.eq_ignore_ascii_case(&column.name))

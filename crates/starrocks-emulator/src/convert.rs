@@ -111,7 +111,7 @@ fn bad_token(token: &str, column: &str) -> ConvError {
     }
 }
 
-fn int_range(ty: &ColumnType) -> (i128, i128) {
+pub(crate) fn int_range(ty: &ColumnType) -> (i128, i128) {
     match ty {
         ColumnType::TinyInt => (i128::from(i8::MIN), i128::from(i8::MAX)),
         ColumnType::SmallInt => (i128::from(i16::MIN), i128::from(i16::MAX)),

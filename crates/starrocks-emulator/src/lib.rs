@@ -16,6 +16,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod defaults;
 pub mod engine;
 pub mod faults;
 pub mod http;

@@ -61,6 +61,7 @@ pub struct Metrics {
     pub load_retries: Family<ReasonLabels, Counter>,
     pub filtered_rows: Family<TableLabels, Counter>,
     pub lossy_values: Family<LossyLabels, Counter>,
+    pub added_columns_unfilled: Family<LossyLabels, Counter>,
     pub transactions: Counter,
     pub changes: Counter,
     pub wal_received_bytes: Counter,
@@ -105,6 +106,7 @@ impl Metrics {
             load_retries: Family::default(),
             filtered_rows: Family::default(),
             lossy_values: Family::default(),
+            added_columns_unfilled: Family::default(),
             transactions: Counter::default(),
             changes: Counter::default(),
             wal_received_bytes: Counter::default(),
@@ -161,6 +163,12 @@ impl Metrics {
             "lossy_values",
             "Values StarRocks cannot hold exactly, stored per lossy_policy, by table, column and reason",
             metrics.lossy_values.clone(),
+        );
+        r.register(
+            "added_columns_unfilled",
+            "Columns added in PostgreSQL whose existing rows StarRocks cannot be given their value \
+             (left NULL until a re-snapshot), by table, column and reason",
+            metrics.added_columns_unfilled.clone(),
         );
         r.register(
             "transactions",
@@ -274,6 +282,17 @@ impl Metrics {
         if let Ok(mut tables) = self.lossy_by_table.lock() {
             *tables.entry(table.to_string()).or_default() += 1;
         }
+    }
+
+    /// Counts an added column whose pre-existing rows stay NULL in the destination.
+    pub fn count_unfilled_added_column(&self, table: &str, column: &str, reason: &'static str) {
+        self.added_columns_unfilled
+            .get_or_create(&LossyLabels {
+                table: table.to_string(),
+                column: column.to_string(),
+                reason,
+            })
+            .inc();
     }
 
     /// Lossy values counted for `table` since the process started.

@@ -4,10 +4,12 @@
 //! ([`StreamCore::can_read`]), feeds sink completions back, flushes batches on time and sends
 //! Standby Status Updates whose flush position is the durable position — never more.
 
+mod added_columns;
 mod feedback;
 mod prepare;
 mod publish;
 
+pub use added_columns::{read_existing_rows, AddedColumnDefaults};
 pub use prepare::{prepare, Prepared, RunError};
 
 use std::sync::Arc;
@@ -204,6 +206,8 @@ pub async fn stream<S: Sink>(
             Arc::clone(&telemetry),
         )))
     });
+    // Columns added while streaming: the sink is told what rows older than them hold.
+    let sink = Arc::new(AddedColumnDefaults::new(sink, config.source_connect().ok()));
     let (mut core, mut completions) = StreamCore::new(
         sink,
         decoder_options,

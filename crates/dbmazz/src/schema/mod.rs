@@ -57,6 +57,39 @@ pub struct ColumnSchema {
     pub type_modifier: i32,
     /// Part of the replica identity (the primary key under REPLICA IDENTITY DEFAULT).
     pub is_key: bool,
+    /// For a column added by a schema change: what the rows that existed before it hold in
+    /// it, read from PostgreSQL's catalog (pgoutput does not say). `None` for every other
+    /// column, and when nobody looked. Not part of the shape.
+    pub existing_rows: Option<ExistingRows>,
+}
+
+impl ColumnSchema {
+    /// Same name, type and key flag ([`ColumnSchema::existing_rows`] is not shape).
+    pub fn same_shape(&self, other: &ColumnSchema) -> bool {
+        self.name == other.name
+            && self.type_oid == other.type_oid
+            && self.type_modifier == other.type_modifier
+            && self.is_key == other.is_key
+    }
+}
+
+/// What rows older than an added column hold in it.
+///
+/// `ALTER TABLE … ADD COLUMN c … DEFAULT <non-volatile>` gives every existing row the default
+/// without writing it to the table or the WAL (PostgreSQL keeps it in
+/// `pg_attribute.attmissingval`), so the stream never carries those values: the destination
+/// has to be told. A volatile default (`random()`, `clock_timestamp()`) makes PostgreSQL
+/// rewrite the table instead, again without decodable WAL, with a value per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExistingRows {
+    /// No default: existing rows read NULL (what a plain ADD COLUMN gives in StarRocks too).
+    Null,
+    /// Every existing row reads this value, in PostgreSQL's text output form (the form the
+    /// stream carries, so it goes through the same type map).
+    Value(String),
+    /// The values cannot be known from here; the reason says why (a volatile default, or a
+    /// default whose origin the catalog no longer shows).
+    Unknown(String),
 }
 
 /// A table's shape at one point of the stream.
@@ -90,6 +123,7 @@ impl TableSchema {
                     type_oid: column.type_oid,
                     type_modifier: column.type_modifier,
                     is_key: column.is_key,
+                    existing_rows: None,
                 })
                 .collect(),
             version,
@@ -105,11 +139,16 @@ impl TableSchema {
             .map(|(index, _)| index)
     }
 
-    /// Same columns, types and keys (ignores `version`).
+    /// Same columns, types and keys (ignores `version` and what is known of existing rows).
     pub fn same_shape(&self, other: &TableSchema) -> bool {
         self.name == other.name
             && self.replica_identity == other.replica_identity
-            && self.columns == other.columns
+            && self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|(mine, theirs)| mine.same_shape(theirs))
     }
 }
 

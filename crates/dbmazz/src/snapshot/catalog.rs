@@ -85,6 +85,7 @@ pub async fn table_schema(
                 type_oid: row.get(1),
                 type_modifier: row.get(2),
                 is_key: replica_identity == ReplicaIdentity::Full || key_attnums.contains(&attnum),
+                existing_rows: None,
             }
         })
         .collect();

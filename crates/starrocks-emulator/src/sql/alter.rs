@@ -9,6 +9,16 @@ use crate::engine::Engine;
 use crate::faults::FaultKind;
 use crate::sql::parser::{AlterAction, Position};
 
+/// A DEFAULT StarRocks refuses, as `AlterTableClauseAnalyzer` words it.
+fn validate_column_default(column: &crate::catalog::Column) -> Result<(), SqlError> {
+    crate::defaults::validate_default(column).map_err(|detail| {
+        SqlError::new(format!(
+            "Getting analyzing error from line 1, column 0 to line 1, column 1. Detail message: \
+             Column definition is wrong. {detail}."
+        ))
+    })
+}
+
 /// Validate an ALTER and start its job.
 pub(crate) fn start_alter(
     engine: &Arc<Engine>,
@@ -45,6 +55,7 @@ pub(crate) fn start_alter(
                         column.name
                     )));
                 }
+                validate_column_default(&column)?;
                 if !column.nullable && column.default.is_none() {
                     return Err(SqlError::new(format!(
                         "Getting analyzing error from line 1, column 0 to line 1, column 1. Detail message: Field '{}' is not null but doesn't have a default value.",
@@ -101,6 +112,7 @@ pub(crate) fn start_alter(
                     column.name
                 )));
             }
+            validate_column_default(&column)?;
             let old = &schema.columns[i];
             if old.nullable && !column.nullable {
                 return Err(SqlError::new(format!(

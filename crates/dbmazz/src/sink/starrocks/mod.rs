@@ -27,6 +27,7 @@
 mod array;
 pub mod datetime;
 pub mod ddl;
+mod defaults;
 mod encode;
 mod loader;
 mod plan;

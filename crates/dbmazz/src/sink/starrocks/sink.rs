@@ -22,6 +22,7 @@ use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
+use super::defaults::added_column_default;
 use super::encode::{
     audit_columns, ColumnSelection, DeleteMode, EncoderOptions, JsonBody, RowMeta, TableEncoder,
 };
@@ -276,13 +277,15 @@ impl<L: Loader> StarRocksSink<L> {
             .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
         };
         let mut clauses = Vec::new();
+        // ADD COLUMN clauses with a DEFAULT → (column, the clause without it).
+        let mut added: HashMap<String, (String, String)> = HashMap::new();
         for column in &new.columns {
             match old.columns.iter().find(|old| old.name == column.name) {
-                None => clauses.push(format!(
-                    "ADD COLUMN {} {} NULL",
-                    super::ddl::quote(&column.name),
-                    map(column)?.to_sql()
-                )),
+                None => {
+                    let (clause, without_default) = self.add_column_clause(new, column)?;
+                    added.insert(clause.clone(), (column.name.clone(), without_default));
+                    clauses.push(clause);
+                }
                 Some(previous)
                     if previous.type_oid != column.type_oid
                         || previous.type_modifier != column.type_modifier =>
@@ -318,12 +321,80 @@ impl<L: Loader> StarRocksSink<L> {
         }
         for clause in clauses {
             tracing::info!(table = %new.name, clause, "altering StarRocks table");
-            self.ddl
+            let result = self
+                .ddl
                 .alter_and_wait(table, &clause, self.options.alter_timeout)
-                .await
-                .map_err(|error| self.error(new, error.to_string()))?;
+                .await;
+            match (result, added.get(&clause)) {
+                (Ok(()), _) => {}
+                // A DEFAULT StarRocks refused (a rule not predicted by `defaults`): the column
+                // still has to exist; its older rows are a known, reported gap.
+                (Err(error), Some((column, without_default)))
+                    if clause != *without_default
+                        && error.to_string().contains("Invalid default value") =>
+                {
+                    self.report_unfilled(new, column, "default_refused", &error.to_string());
+                    self.ddl
+                        .alter_and_wait(table, without_default, self.options.alter_timeout)
+                        .await
+                        .map_err(|error| self.error(new, error.to_string()))?;
+                }
+                (Err(error), _) => return Err(self.error(new, error.to_string())),
+            }
         }
         Ok(())
+    }
+
+    /// Logs and counts an added column whose older rows stay NULL in StarRocks.
+    fn report_unfilled(
+        &self,
+        table: &TableSchema,
+        column: &str,
+        reason: &'static str,
+        detail: &str,
+    ) {
+        let table_name = table.name.to_string();
+        crate::ops::metrics().count_unfilled_added_column(&table_name, column, reason);
+        tracing::warn!(
+            table = %table_name,
+            column,
+            reason,
+            detail,
+            "rows that existed before this column was added are NULL in StarRocks but may hold \
+             a value in PostgreSQL; re-snapshot the table to repair them \
+             (dbmazz snapshot --table {table_name})"
+        );
+    }
+
+    /// `ADD COLUMN c T NULL [DEFAULT v]`: the DEFAULT gives rows older than the column
+    /// PostgreSQL's value for them (see [`super::defaults`]); when StarRocks cannot be given
+    /// it, the column is added without one, and the gap is logged and counted. Returns the
+    /// clause, and the same clause without its DEFAULT.
+    fn add_column_clause(
+        &self,
+        table: &TableSchema,
+        column: &crate::schema::ColumnSchema,
+    ) -> Result<(String, String), SinkError> {
+        let mapping = map_pg_type(
+            column.type_oid,
+            column.type_modifier,
+            &self.options.type_options,
+        )
+        .map_err(|error| self.error(table, format!("column {}: {error}", column.name)))?;
+        let default = match added_column_default(column.existing_rows.as_ref(), &mapping) {
+            Ok(Some(literal)) => format!(" DEFAULT {literal}"),
+            Ok(None) => String::new(),
+            Err(unfilled) => {
+                self.report_unfilled(table, &column.name, unfilled.reason, &unfilled.detail);
+                String::new()
+            }
+        };
+        let without_default = format!(
+            "ADD COLUMN {} {} NULL",
+            super::ddl::quote(&column.name),
+            mapping.starrocks_type.to_sql()
+        );
+        Ok((format!("{without_default}{default}"), without_default))
     }
 
     fn install(

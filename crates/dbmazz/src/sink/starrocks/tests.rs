@@ -25,6 +25,7 @@ pub(super) fn schema(columns: &[(&str, u32, i32, bool)]) -> TableSchema {
                 type_oid,
                 type_modifier,
                 is_key,
+                existing_rows: None,
             })
             .collect(),
         version: 1,

@@ -1,0 +1,212 @@
+//! What rows older than an added column hold in it, read from PostgreSQL's catalog.
+//!
+//! `ALTER TABLE t ADD COLUMN c int DEFAULT 7` gives every existing row 7 without writing a byte
+//! of WAL: PostgreSQL stores the value once, as the column's "missing value"
+//! (`pg_attribute.atthasmissing` / `attmissingval`, PostgreSQL 11+), and the Relation message
+//! that announces the new shape carries no defaults. So when a changed Relation adds columns,
+//! [`AddedColumnDefaults`] reads each new column's missing value and hands it to the sink on
+//! [`ColumnSchema::existing_rows`]; the sink itself never talks to PostgreSQL.
+//!
+//! `attmissingval` is the exact value: the default evaluated once, at ADD COLUMN time, in
+//! PostgreSQL's text output form under our session settings (the form the stream carries).
+//! `pg_get_expr(adbin)` is not: it is the *current* default expression (`now()` would be
+//! evaluated again, and `SET DEFAULT` may have changed it since).
+//!
+//! What the catalog cannot tell: a column with a default but no missing value. Either the
+//! default was volatile (`random()`, `clock_timestamp()`: PostgreSQL rewrote the table with a
+//! value per row, and rewrites are not decoded), or the table was rewritten after the column
+//! was added (a rewrite materializes missing values and clears them), or the default was set
+//! after the column was added (existing rows are NULL). The catalog is read when the schema
+//! change is applied, not as of its LSN, so the last two happen when dbmazz is behind (or
+//! replays after a restart). Those columns are [`ExistingRows::Unknown`]: the sink warns and
+//! counts them, and a re-snapshot of the table repairs them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::schema::{ExistingRows, TableSchema};
+use crate::sink::{Batch, Sink, SinkError};
+use crate::source::{connect_sql, PgConnectConfig, SourceError};
+
+/// A sink wrapper that fills [`ExistingRows`] of added columns before the sink alters its
+/// table. Everything else passes straight through.
+pub struct AddedColumnDefaults<S: Sink> {
+    inner: Arc<S>,
+    /// `None`: no catalog to read (added columns stay `existing_rows = None`).
+    connect: Option<PgConnectConfig>,
+    /// Opened at the first schema change that adds columns, reopened after an error.
+    client: Mutex<Option<tokio_postgres::Client>>,
+}
+
+impl<S: Sink> AddedColumnDefaults<S> {
+    pub fn new(inner: Arc<S>, connect: Option<PgConnectConfig>) -> Self {
+        AddedColumnDefaults {
+            inner,
+            connect,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// `new` with `existing_rows` filled for the columns `old` does not have.
+    async fn with_existing_rows(
+        &self,
+        old: &TableSchema,
+        new: &Arc<TableSchema>,
+    ) -> Result<Arc<TableSchema>, SinkError> {
+        let added: Vec<String> = new
+            .columns
+            .iter()
+            .filter(|column| !old.columns.iter().any(|o| o.name == column.name))
+            .map(|column| column.name.clone())
+            .collect();
+        let Some(connect) = &self.connect else {
+            return Ok(Arc::clone(new));
+        };
+        if added.is_empty() {
+            return Ok(Arc::clone(new));
+        }
+        let mut client = self.client.lock().await;
+        if client.as_ref().is_none_or(|client| client.is_closed()) {
+            *client = Some(
+                connect_sql(connect)
+                    .await
+                    .map_err(|error| catalog_error(new, error.to_string()))?,
+            );
+        }
+        let Some(connected) = client.as_ref() else {
+            return Ok(Arc::clone(new));
+        };
+        let found = match read_existing_rows(connected, new.relation_oid, &added).await {
+            Ok(found) => found,
+            Err(error) => {
+                // A broken connection is reopened by the next attempt.
+                *client = None;
+                return Err(catalog_error(new, error.to_string()));
+            }
+        };
+        let mut filled = TableSchema::clone(new);
+        for column in &mut filled.columns {
+            if let Some(existing) = found.get(&column.name) {
+                column.existing_rows = Some(existing.clone());
+            }
+        }
+        Ok(Arc::new(filled))
+    }
+}
+
+fn catalog_error(table: &TableSchema, message: String) -> SinkError {
+    SinkError {
+        sink: "postgres catalog",
+        table: table.name.to_string(),
+        message: format!(
+            "cannot read the defaults of the added columns ({message}); dbmazz needs them to \
+             fill rows that existed before ADD COLUMN: check the source connection and restart"
+        ),
+        source: None,
+    }
+}
+
+/// One `pg_attribute` row of an added column.
+struct AddedColumnRow {
+    name: String,
+    has_missing: bool,
+    /// The missing value as text, when the type's array delimiter is `,` (read in one go).
+    missing_text: Option<String>,
+    /// `format_type(atttypid, NULL)`, to read the value of a `;`-delimited type (`box`).
+    type_name: String,
+    has_default: bool,
+}
+
+/// Reads what existing rows hold in `columns` of relation `relation_oid`.
+///
+/// `attmissingval` is an `anyarray` holding one element of the column's type. Its text form is
+/// that element in array-literal syntax (`{7}`, `{"a \"b\""}`, `{"{1,2}"}` for an int[]
+/// column), which PostgreSQL itself parses back when cast to `text[]`: the element comes out
+/// in the column type's own output form. Types whose array delimiter is not `,` (only `box`
+/// among built-ins) are cast to their own array type instead.
+pub async fn read_existing_rows(
+    client: &tokio_postgres::Client,
+    relation_oid: u32,
+    columns: &[String],
+) -> Result<HashMap<String, ExistingRows>, SourceError> {
+    const QUERY: &str = "SELECT a.attname::text, a.atthasmissing, \
+           CASE WHEN a.atthasmissing AND t.typdelim = ',' \
+                THEN (a.attmissingval::text::text[])[1] END, \
+           format_type(a.atttypid, NULL), \
+           d.adbin IS NOT NULL \
+         FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+         WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+           AND a.attname::text = ANY($2)";
+    let rows = client
+        .query(QUERY, &[&relation_oid, &columns])
+        .await
+        .map_err(SourceError::from)?;
+    let mut found = HashMap::new();
+    for row in rows {
+        let column = AddedColumnRow {
+            name: row.try_get(0)?,
+            has_missing: row.try_get(1)?,
+            missing_text: row.try_get(2)?,
+            type_name: row.try_get(3)?,
+            has_default: row.try_get(4)?,
+        };
+        let existing = match (column.has_missing, column.missing_text) {
+            (true, Some(text)) => ExistingRows::Value(text),
+            (true, None) => {
+                let statement = format!(
+                    "SELECT (attmissingval::text::{}[])[1]::text FROM pg_catalog.pg_attribute \
+                     WHERE attrelid = $1 AND attname::text = $2",
+                    column.type_name
+                );
+                let value: Option<String> = client
+                    .query_one(&statement, &[&relation_oid, &column.name])
+                    .await?
+                    .try_get(0)?;
+                value.map_or(ExistingRows::Null, ExistingRows::Value)
+            }
+            (false, _) if column.has_default => ExistingRows::Unknown(
+                "the column has a default but PostgreSQL recorded no value for existing rows: \
+                 a volatile default (PostgreSQL rewrote the table with a value per row), a \
+                 table rewrite since the column was added, or a default set afterwards"
+                    .into(),
+            ),
+            (false, _) => ExistingRows::Null,
+        };
+        found.insert(column.name, existing);
+    }
+    Ok(found)
+}
+
+impl<S: Sink> Sink for AddedColumnDefaults<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        self.inner.write_batch(batch).await
+    }
+
+    async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
+        self.inner.truncate(table).await
+    }
+
+    async fn apply_schema_change(
+        &self,
+        old: Option<&Arc<TableSchema>>,
+        new: &Arc<TableSchema>,
+    ) -> Result<(), SinkError> {
+        let new = match old {
+            Some(old) => self.with_existing_rows(old, new).await?,
+            None => Arc::clone(new),
+        };
+        self.inner.apply_schema_change(old, &new).await
+    }
+
+    fn take_slow_down(&self, relation_oid: u32) -> bool {
+        self.inner.take_slow_down(relation_oid)
+    }
+}
