@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use dbmazz::local_pg::{HbaAuth, LocalPg, LocalPgOptions};
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
-use crate::support::starrocks::{binary_config, confirmed_flush, spawn_dbmazz, BinarySink};
-use crate::support::{start_pg, TempDir};
+use crate::support::starrocks::{
+    binary_config, confirmed_flush, spawn_dbmazz, sr_rows, BinarySink,
+};
+use crate::support::{eventually, start_pg, TempDir};
 
 const SLOT: &str = "bad_slot";
 
@@ -57,10 +59,11 @@ fn prepare(pg: &LocalPg) {
     pg.psql(
         "shop",
         &format!(
-            "CREATE TABLE t (id int PRIMARY KEY, v text);
+            "CREATE TYPE point3 AS (x int, y int, z int);
+             CREATE TABLE t (id int PRIMARY KEY, v text, p point3);
              CREATE PUBLICATION {SLOT}_pub FOR TABLE t;
              SELECT pg_create_logical_replication_slot('{SLOT}', 'pgoutput');
-             INSERT INTO t VALUES (1, 'a'), (2, 'b');
+             INSERT INTO t VALUES (1, 'a', '(1,2,3)'), (2, 'b', NULL);
              UPDATE t SET v = 'c' WHERE id = 1;"
         ),
     )
@@ -168,6 +171,37 @@ async fn bad_input_exits_1_with_one_clear_line_and_acknowledges_nothing() {
                 "sink.starrocks.mysql",
             ],
         ),
+        (
+            // The MySQL port answers, the HTTP port does not: stop at start, not after the
+            // load retry budget.
+            "unreachable_fe_http",
+            good_url.clone(),
+            BinarySink {
+                fe_http: format!("http://127.0.0.1:{}", closed_port()),
+                ..good_sink()
+            },
+            vec![
+                "cannot reach StarRocks FE HTTP",
+                "sink.starrocks.fe_http",
+                "Connection refused",
+                "that the FE is up",
+            ],
+        ),
+        (
+            "unsupported_type_rejected",
+            good_url.clone(),
+            BinarySink {
+                extra: "unknown_types = \"reject\"\n".into(),
+                ..good_sink()
+            },
+            vec![
+                "public.t",
+                "column p",
+                "unknown_types = \"reject\"",
+                "set it to \"text\"",
+                "leave the table out of the publication",
+            ],
+        ),
     ];
     for (name, url, sink, wanted) in cases {
         let case_started = Instant::now();
@@ -183,11 +217,41 @@ async fn bad_input_exits_1_with_one_clear_line_and_acknowledges_nothing() {
         }
         let after = confirmed_flush(&pg, "shop", SLOT).unwrap();
         assert_eq!(after, before, "{name}: the slot moved: {}", errors[0]);
+        if name.starts_with("unreachable") {
+            assert!(
+                case_started.elapsed() < Duration::from_secs(10),
+                "{name}: took {:?} to fail",
+                case_started.elapsed()
+            );
+        }
         println!(
             "{name} ({:.1}s): {}",
             case_started.elapsed().as_secs_f64(),
             errors[0]
         );
     }
+    // Last, as it acknowledges the changes: with the default unknown_types = "text" the
+    // composite column arrives as its text form.
+    let config_path = dir.0.join("text.toml");
+    std::fs::write(
+        &config_path,
+        binary_config(
+            &good_url,
+            SLOT,
+            &["public.t"],
+            &dir.0.join("text"),
+            &good_sink(),
+        ),
+    )
+    .unwrap();
+    let mut child = spawn_dbmazz(&config_path, &dir.0.join("text.log"));
+    let rows = eventually(Duration::from_secs(30), "rows of t as text", || async {
+        let rows = sr_rows(&emulator, "shop", "SELECT id, v, p FROM t ORDER BY id").await;
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(rows, ["1|c|(1,2,3)", "2|b|"]);
     println!("bad input cases: {:.1}s", started.elapsed().as_secs_f64());
 }

@@ -283,6 +283,27 @@ async fn get_load_state_shapes() {
     assert_eq!(unauth.json()["msg"], "Need auth information.");
 }
 
+/// Spec §1.9: `GET /api/health` needs no credentials and counts the BEs.
+#[tokio::test]
+async fn fe_health_answers_without_credentials() {
+    let fx = Fixture::new().await;
+    let health = raw_request(
+        fx.emu.fe_http_addr(),
+        "GET",
+        "/api/health",
+        &[],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(health.status, 200);
+    let json = health.json();
+    assert_eq!(json["status"], "OK");
+    assert_eq!(json["total_backend_num"], 1);
+    assert_eq!(json["online_backend_num"], 1);
+}
+
 #[tokio::test]
 async fn unknown_be_path_is_404_not_found() {
     let fx = Fixture::new().await;

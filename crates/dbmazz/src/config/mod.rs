@@ -177,6 +177,11 @@ pub struct StarRocksConfig {
     /// PROPERTIES of created tables, e.g. `{ replication_num = "1" }`.
     #[serde(default)]
     pub table_properties: std::collections::BTreeMap<String, String>,
+    /// How long one load is retried (StarRocks down, busy, unreachable) before dbmazz stops
+    /// with the last error. The slot keeps everything meanwhile, so longer only delays the
+    /// stop; shorter stops sooner during an outage.
+    #[serde(default = "default_retry_max_elapsed")]
+    pub retry_max_elapsed: HumanDuration,
 }
 
 impl StarRocksConfig {
@@ -196,6 +201,10 @@ pub enum LoadViaConfig {
     #[default]
     Fe,
     Be,
+}
+
+fn default_retry_max_elapsed() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
 }
 
 fn default_true() -> bool {

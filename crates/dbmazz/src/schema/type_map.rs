@@ -217,6 +217,10 @@ impl ColumnMapping {
     }
 }
 
+/// [`UnsupportedType::reason`] of a type refused by `unknown_types = "reject"`.
+pub const UNKNOWN_TYPE_REJECTED: &str = "a type dbmazz does not know (user-defined: enum, \
+     composite, extension type) with sink.starrocks.unknown_types = \"reject\"";
+
 /// A type dbmazz will not replicate, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("PostgreSQL type OID {type_oid} is not supported: {reason}")]
@@ -475,7 +479,7 @@ fn map_scalar(
             UnknownTypes::Reject => {
                 return Err(UnsupportedType {
                     type_oid: other,
-                    reason: "unknown type (user-defined?) and unknown_types = \"reject\"",
+                    reason: UNKNOWN_TYPE_REJECTED,
                 })
             }
         },

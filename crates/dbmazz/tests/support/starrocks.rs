@@ -202,6 +202,8 @@ pub struct BinarySink {
     pub password: String,
     pub database: String,
     pub create_tables: bool,
+    /// More `[sink.starrocks]` lines, e.g. `unknown_types = "reject"\n`.
+    pub extra: String,
 }
 
 impl BinarySink {
@@ -213,6 +215,7 @@ impl BinarySink {
             password: String::new(),
             database: database.into(),
             create_tables: true,
+            extra: String::new(),
         }
     }
 }
@@ -238,7 +241,7 @@ pub fn binary_config(
          [sink]\ntype = \"starrocks\"\n\
          [sink.starrocks]\nfe_http = \"{fe}\"\nmysql = \"{mysql}\"\nuser = \"root\"\n\
          password = \"{password}\"\ndatabase = \"{database}\"\ncreate_tables = {create}\n\
-         table_properties = {{ replication_num = \"1\" }}\n\
+         table_properties = {{ replication_num = \"1\" }}\n{extra}\
          [batch]\nmax_wait = \"100ms\"\n[http]\nlisten = \"\"\n",
         state = state_dir.display(),
         fe = sink.fe_http,
@@ -246,6 +249,7 @@ pub fn binary_config(
         password = sink.password,
         database = sink.database,
         create = sink.create_tables,
+        extra = sink.extra,
     )
 }
 

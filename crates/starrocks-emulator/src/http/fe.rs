@@ -1,5 +1,6 @@
 //! FE HTTP (port 8030): authentication, the `Expect` check and the 307 to the BE (spec §1.3),
-//! `get_load_state` (§1.8, §10.4), transaction routing (§5.1) and the emulator control API.
+//! `get_load_state` (§1.8, §10.4), transaction routing (§5.1), `/api/health` (§1.9) and the
+//! emulator control API.
 
 use std::sync::Arc;
 
@@ -71,9 +72,22 @@ pub async fn handle(
         [api, txn, op] if api == "api" && txn == "transaction" => {
             crate::txn::fe_route(&engine, &info, &req, op)
         }
+        [api, health] if api == "api" && health == "health" && req.method() == Method::GET => {
+            health_answer()
+        }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "Not Found"),
     };
     Ok(resp)
+}
+
+/// `GET /api/health` (spec §1.9): no authentication; the emulator's one BE is always online.
+/// The FE builds the body from a Java HashMap, so clients must not rely on the key order.
+fn health_answer() -> HttpResponse {
+    json_ok(compact_object(&[
+        ("total_backend_num", J::from(1)),
+        ("online_backend_num", J::from(1)),
+        ("status", J::from("OK")),
+    ]))
 }
 
 fn stream_load(

@@ -151,10 +151,14 @@ pub async fn connect_sink(
     }
     let client = stream_load::StreamLoadClient::new(client_config)
         .map_err(|client_error| error(client_error.to_string()))?;
-    let mut loader = HttpLoader::new(
-        StreamLoader::new(client, stream_load::RetryPolicy::default()),
-        &starrocks.database,
-    );
+    super::fe_probe::probe_fe_http(&client, &starrocks.fe_http)
+        .await
+        .map_err(error)?;
+    let policy = stream_load::RetryPolicy {
+        max_elapsed: Some(starrocks.retry_max_elapsed.0),
+        ..stream_load::RetryPolicy::default()
+    };
+    let mut loader = HttpLoader::new(StreamLoader::new(client, policy), &starrocks.database);
     loader.transactional = starrocks.transactional;
     let options = super::StarRocksSinkOptions {
         label_prefix: config.source.slot.clone(),

@@ -29,6 +29,7 @@ pub mod datetime;
 pub mod ddl;
 mod defaults;
 mod encode;
+mod fe_probe;
 mod loader;
 mod plan;
 mod sink;

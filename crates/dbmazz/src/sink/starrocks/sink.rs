@@ -16,6 +16,7 @@ use bytes::Bytes;
 use crate::decode::TupleValue;
 use crate::schema::type_map::{
     map_pg_type, StarRocksType, TypeMapOptions, UnsupportedType, ValueEncoding,
+    UNKNOWN_TYPE_REJECTED,
 };
 use crate::schema::TableSchema;
 use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
@@ -169,7 +170,16 @@ impl<L: Loader> StarRocksSink<L> {
             &self.options.type_options,
             &self.encoder_options(Vec::new()),
         )
-        .map_err(|error| self.error(schema, error.to_string()))
+        .map_err(|error| {
+            let fix = if error.source.reason == UNKNOWN_TYPE_REJECTED {
+                "; set it to \"text\" (the default) to store the value's text form, change the \
+                 column's type, or leave the table out of the publication (`dbmazz check` names \
+                 the type)"
+            } else {
+                ""
+            };
+            self.error(schema, format!("{error}{fix}"))
+        })
     }
 
     /// First sight of a table: check it exists with every column, or create it.
@@ -276,11 +286,32 @@ impl<L: Loader> StarRocksSink<L> {
             .map(|mapping| mapping.starrocks_type)
             .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
         };
+        // What StarRocks has now: a change may be applied already (a run that stopped before
+        // the slot moved past it, or a table created from a newer shape by the snapshot), and
+        // StarRocks refuses to add a column twice. No table: `prepare_table` creates it.
+        let Some(described) = self
+            .ddl
+            .describe(table)
+            .await
+            .map_err(|error| self.error(new, error.to_string()))?
+        else {
+            return Ok(());
+        };
+        let described_type = |name: &str| {
+            described
+                .iter()
+                .find(|column| column.name.eq_ignore_ascii_case(name))
+                .map(|column| column.sql_type.replace(' ', "").to_ascii_lowercase())
+        };
         let mut clauses = Vec::new();
         // ADD COLUMN clauses with a DEFAULT → (column, the clause without it).
         let mut added: HashMap<String, (String, String)> = HashMap::new();
         for column in &new.columns {
             match old.columns.iter().find(|old| old.name == column.name) {
+                None if described_type(&column.name).is_some() => {
+                    tracing::info!(table = %new.name, column = %column.name,
+                        "column already in StarRocks: not added again");
+                }
                 None => {
                     let (clause, without_default) = self.add_column_clause(new, column)?;
                     added.insert(clause.clone(), (column.name.clone(), without_default));
@@ -291,7 +322,9 @@ impl<L: Loader> StarRocksSink<L> {
                         || previous.type_modifier != column.type_modifier =>
                 {
                     let (from, to) = (map(previous)?, map(column)?);
-                    if from != to {
+                    let already = described_type(&column.name)
+                        .is_some_and(|current| current == to.to_sql().to_ascii_lowercase());
+                    if from != to && !already {
                         if !is_safe_widening(&from, &to) {
                             return Err(self.error(
                                 new,
@@ -315,7 +348,9 @@ impl<L: Loader> StarRocksSink<L> {
             }
         }
         for column in &old.columns {
-            if !new.columns.iter().any(|new| new.name == column.name) {
+            if !new.columns.iter().any(|new| new.name == column.name)
+                && described_type(&column.name).is_some()
+            {
                 clauses.push(format!("DROP COLUMN {}", super::ddl::quote(&column.name)));
             }
         }

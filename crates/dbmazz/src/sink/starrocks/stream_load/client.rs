@@ -353,7 +353,7 @@ impl StreamLoadClient {
     }
 
     /// A request without a body to `url`, following redirects with the same headers.
-    async fn send_following(
+    pub(super) async fn send_following(
         &self,
         method: Method,
         mut url: String,
@@ -503,7 +503,7 @@ impl StreamLoadClient {
 }
 
 /// A final answer: 401 → credentials, 2xx → the parsed body, anything else → its status.
-fn final_answer<T>(
+pub(super) fn final_answer<T>(
     url: String,
     status: StatusCode,
     bytes: &[u8],

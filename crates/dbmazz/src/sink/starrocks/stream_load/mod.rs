@@ -4,6 +4,7 @@
 //! * `client` — `PUT /api/{db}/{table}/_stream_load` with `Expect: 100-continue` (the body
 //!   is held until the `100`), the FE's 307 followed with credentials, keep-alive BE
 //!   connections, optional direct-to-BE and gzip; `get_load_state`.
+//! * `health` — `GET /api/health`, the start-up probe of the FE HTTP address.
 //! * `response` — the result JSON and label states; HTTP 200 alone means nothing.
 //! * `retry` — retryable vs permanent failures, exponential backoff with jitter.
 //! * `txn` — the transaction API (`transactional = true`): begin/load/prepare now, commit
@@ -12,12 +13,14 @@
 //!   state before anything else is sent.
 
 mod client;
+mod health;
 mod outcome;
 mod response;
 mod retry;
 mod txn;
 
 pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
+pub use health::FeHealth;
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
     ExistingJob, LabelState, LabelStateAnswer, LoadStatus, ParseError, StreamLoadResponse,
