@@ -5,7 +5,10 @@
 //! (`pg_attribute.atthasmissing` / `attmissingval`, PostgreSQL 11+), and the Relation message
 //! that announces the new shape carries no defaults. So when a changed Relation adds columns,
 //! [`AddedColumnDefaults`] reads each new column's missing value and hands it to the sink on
-//! [`ColumnSchema::existing_rows`]; the sink itself never talks to PostgreSQL.
+//! [`ColumnSchema::existing_rows`](crate::schema::ColumnSchema::existing_rows); the sink itself never talks to PostgreSQL. A table's first
+//! Relation of a run gets the same for all its value columns (one query per table and run):
+//! after a stop between the ALTER in PostgreSQL and the one in StarRocks, the sink adds the
+//! missing columns when it prepares the table.
 //!
 //! `attmissingval` is the exact value: the default evaluated once, at ADD COLUMN time, in
 //! PostgreSQL's text output form under our session settings (the form the stream carries).
@@ -49,16 +52,21 @@ impl<S: Sink> AddedColumnDefaults<S> {
         }
     }
 
-    /// `new` with `existing_rows` filled for the columns `old` does not have.
+    /// `new` with `existing_rows` filled for the columns `old` does not have — or, for a table
+    /// seen for the first time (`old = None`), for every value column: the StarRocks table
+    /// may lack one that PostgreSQL gained while dbmazz was stopped, and the sink adds it.
     async fn with_existing_rows(
         &self,
-        old: &TableSchema,
+        old: Option<&Arc<TableSchema>>,
         new: &Arc<TableSchema>,
     ) -> Result<Arc<TableSchema>, SinkError> {
         let added: Vec<String> = new
             .columns
             .iter()
-            .filter(|column| !old.columns.iter().any(|o| o.name == column.name))
+            .filter(|column| match old {
+                Some(old) => !old.columns.iter().any(|o| o.name == column.name),
+                None => !column.is_key,
+            })
             .map(|column| column.name.clone())
             .collect();
         let Some(connect) = &self.connect else {
@@ -199,10 +207,7 @@ impl<S: Sink> Sink for AddedColumnDefaults<S> {
         old: Option<&Arc<TableSchema>>,
         new: &Arc<TableSchema>,
     ) -> Result<(), SinkError> {
-        let new = match old {
-            Some(old) => self.with_existing_rows(old, new).await?,
-            None => Arc::clone(new),
-        };
+        let new = self.with_existing_rows(old, new).await?;
         self.inner.apply_schema_change(old, &new).await
     }
 

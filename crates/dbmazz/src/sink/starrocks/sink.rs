@@ -238,6 +238,41 @@ impl<L: Loader> StarRocksSink<L> {
             }
         };
         let missing = missing_columns(&keys, &values, &described);
+        let has = |name: &str| described.iter().any(|d| d.name.eq_ignore_ascii_case(name));
+        let lacks_a_key = keys.iter().any(|key| !has(&key.name));
+        if !missing.is_empty() && self.options.create_tables && !lacks_a_key {
+            // dbmazz manages this table: a column PostgreSQL has and StarRocks lacks was added
+            // while dbmazz was not applying it (stopped between the two ALTERs, the slot
+            // still before the first row of the new shape) or audit columns were turned on.
+            for wanted in values.iter().filter(|wanted| !has(&wanted.name)) {
+                match schema
+                    .columns
+                    .iter()
+                    .find(|column| column.name == wanted.name)
+                {
+                    Some(column) => {
+                        let (clause, without_default) = self.add_column_clause(schema, column)?;
+                        self.run_add_column(schema, &column.name, &clause, &without_default)
+                            .await?;
+                    }
+                    None => {
+                        let clause = format!(
+                            "ADD COLUMN {} {} NULL",
+                            super::ddl::quote(&wanted.name),
+                            wanted.sql_type
+                        );
+                        self.run_add_column(schema, &wanted.name, &clause, &clause)
+                            .await?;
+                    }
+                }
+            }
+            return self
+                .ddl
+                .describe(table)
+                .await
+                .map_err(ddl_error)?
+                .ok_or_else(|| self.error(schema, "table gone while adding columns"));
+        }
         if !missing.is_empty() {
             return Err(self.error(
                 schema,
@@ -355,29 +390,53 @@ impl<L: Loader> StarRocksSink<L> {
             }
         }
         for clause in clauses {
-            tracing::info!(table = %new.name, clause, "altering StarRocks table");
-            let result = self
-                .ddl
-                .alter_and_wait(table, &clause, self.options.alter_timeout)
-                .await;
-            match (result, added.get(&clause)) {
-                (Ok(()), _) => {}
-                // A DEFAULT StarRocks refused (a rule not predicted by `defaults`): the column
-                // still has to exist; its older rows are a known, reported gap.
-                (Err(error), Some((column, without_default)))
-                    if clause != *without_default
-                        && error.to_string().contains("Invalid default value") =>
-                {
-                    self.report_unfilled(new, column, "default_refused", &error.to_string());
+            match added.get(&clause) {
+                Some((column, without_default)) => {
+                    self.run_add_column(new, column, &clause, without_default)
+                        .await?
+                }
+                None => {
+                    tracing::info!(table = %new.name, clause, "altering StarRocks table");
                     self.ddl
-                        .alter_and_wait(table, without_default, self.options.alter_timeout)
+                        .alter_and_wait(table, &clause, self.options.alter_timeout)
                         .await
                         .map_err(|error| self.error(new, error.to_string()))?;
                 }
-                (Err(error), _) => return Err(self.error(new, error.to_string())),
             }
         }
         Ok(())
+    }
+
+    /// Runs an `ADD COLUMN` clause; when StarRocks refuses its DEFAULT (a rule `defaults` did
+    /// not predict), the column is added without it: it has to exist, and its older rows are
+    /// a known, reported gap.
+    async fn run_add_column(
+        &self,
+        schema: &TableSchema,
+        column: &str,
+        clause: &str,
+        without_default: &str,
+    ) -> Result<(), SinkError> {
+        let table = schema.name.name.as_str();
+        tracing::info!(table = %schema.name, clause, "altering StarRocks table");
+        match self
+            .ddl
+            .alter_and_wait(table, clause, self.options.alter_timeout)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error)
+                if clause != without_default
+                    && error.to_string().contains("Invalid default value") =>
+            {
+                self.report_unfilled(schema, column, "default_refused", &error.to_string());
+                self.ddl
+                    .alter_and_wait(table, without_default, self.options.alter_timeout)
+                    .await
+                    .map_err(|error| self.error(schema, error.to_string()))
+            }
+            Err(error) => Err(self.error(schema, error.to_string())),
+        }
     }
 
     /// Logs and counts an added column whose older rows stay NULL in StarRocks.
