@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use dbmazz::local_pg::{HbaAuth, LocalPg, LocalPgOptions};
-use starrocks_emulator::{Emulator, EmulatorConfig};
+use starrocks_emulator::{Emulator, EmulatorConfig, FaultKind, FaultRule};
 
 use crate::support::starrocks::{
     binary_config, confirmed_flush, spawn_dbmazz, sr_rows, BinarySink,
@@ -230,6 +230,48 @@ async fn bad_input_exits_1_with_one_clear_line_and_acknowledges_nothing() {
             errors[0]
         );
     }
+    // StarRocks fails every load while running (HTTP 503): each attempt is a warning, and
+    // after sink.starrocks.retry_max_elapsed dbmazz stops with the last error.
+    emulator.inject(
+        FaultRule::new(FaultKind::Http5xx)
+            .status(503)
+            .times(100_000)
+            .table("t"),
+    );
+    let case_started = Instant::now();
+    let budget = BinarySink {
+        extra: "retry_max_elapsed = \"2s\"\n".into(),
+        ..good_sink()
+    };
+    let (code, errors) = run_to_exit(&good_url, &budget, &dir, "outage").await;
+    let elapsed = case_started.elapsed();
+    emulator.clear_faults();
+    assert_eq!(code, 1, "outage: exit code; errors: {errors:?}");
+    assert_eq!(errors.len(), 1, "outage: one error line: {errors:?}");
+    assert!(
+        errors[0].contains("still failing after")
+            && errors[0].contains("check that StarRocks is up"),
+        "outage: {}",
+        errors[0]
+    );
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "outage: took {elapsed:?}"
+    );
+    let log = std::fs::read_to_string(dir.0.join("outage.log")).unwrap();
+    let warnings = log.lines().filter(|line| line.contains("WARN")).count();
+    assert!(warnings >= 2, "outage: a warning per retry:\n{log}");
+    assert_eq!(
+        confirmed_flush(&pg, "shop", SLOT).unwrap(),
+        before,
+        "outage: the slot moved"
+    );
+    println!(
+        "outage ({:.1}s, {warnings} warnings): {}",
+        elapsed.as_secs_f64(),
+        errors[0]
+    );
+
     // Last, as it acknowledges the changes: with the default unknown_types = "text" the
     // composite column arrives as its text form.
     let config_path = dir.0.join("text.toml");

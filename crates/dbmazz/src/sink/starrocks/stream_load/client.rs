@@ -113,14 +113,14 @@ pub struct LoadRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// Could not connect: nothing was sent.
-    #[error("cannot connect to {url}: {source}")]
+    #[error("cannot connect to {url}: {}", causes(.source))]
     Connect {
         url: String,
         #[source]
         source: hyper_util::client::legacy::Error,
     },
     /// The connection broke after the request started (reset mid-body, dropped answer).
-    #[error("connection to {url} failed before an answer: {source}")]
+    #[error("connection to {url} failed before an answer: {}", causes(.source))]
     Transport {
         url: String,
         #[source]
@@ -152,6 +152,19 @@ pub enum RequestError {
     /// The configuration or request cannot form a valid HTTP request.
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+/// The error and its causes: hyper's own text ("client error (Connect)") says nothing without
+/// them ("Connection refused"), and these lines are what an operator reads during an outage.
+fn causes(error: &hyper_util::client::legacy::Error) -> String {
+    let mut text = error.to_string();
+    let mut current: &dyn std::error::Error = error;
+    while let Some(source) = current.source() {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        current = source;
+    }
+    text
 }
 
 impl RequestError {

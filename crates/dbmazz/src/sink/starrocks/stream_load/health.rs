@@ -62,4 +62,23 @@ mod tests {
         assert_eq!(health.total_backend_num, Some(3));
         assert!(FeHealth::parse(b"<html>").is_err());
     }
+
+    #[tokio::test]
+    async fn an_unreachable_fe_names_the_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = StreamLoadClient::new(super::super::StreamLoadConfig::new(
+            format!("http://127.0.0.1:{port}"),
+            "root",
+            "",
+        ))
+        .unwrap();
+        let error = client.fe_health(Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(error, RequestError::Connect { .. }), "{error:?}");
+        // What the retry warning and the start-up error show.
+        assert!(error.to_string().contains("Connection refused"), "{error}");
+    }
 }
