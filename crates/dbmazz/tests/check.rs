@@ -330,6 +330,31 @@ async fn check_good_setup(pg: LocalPg) {
         "{}",
         items.message
     );
+
+    // The MySQL port answers but the FE HTTP address does not: a failed line naming the key.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let no_http = starrocks_sink(&emulator, true).replace(
+        &emulator.fe_http_addr().to_string(),
+        &format!("127.0.0.1:{closed}"),
+    );
+    let dir = TempDir::new("dbmazz-check-no-fe-http");
+    let path = write_config(&dir, &pg.url("shop"), &["public.orders"], &no_http);
+    let report = run_checks(&load(&path)).await;
+    let fe = line(&report, "StarRocks FE HTTP");
+    assert_eq!(fe.status, CheckStatus::Fail, "{}", render(&report));
+    assert!(
+        fe.message.contains("Connection refused")
+            && fe
+                .fix
+                .as_deref()
+                .is_some_and(|fix| fix.contains("sink.starrocks.fe_http")),
+        "{}",
+        render(&report)
+    );
     emulator.shutdown().await;
 }
 
