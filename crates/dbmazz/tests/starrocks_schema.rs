@@ -131,7 +131,7 @@ fn normalized_timestamp(text: &str) -> String {
 }
 
 /// Columns added with defaults of every kind: the exact missing value (text with quotes and
-/// braces, `now()` evaluated once at ADD COLUMN time) reaches existing rows in StarRocks; a
+/// braces, `now()` evaluated once at ADD COLUMN time, a box) reaches existing rows in StarRocks; a
 /// jsonb default (StarRocks takes no DEFAULT for JSON) and a volatile default (PostgreSQL
 /// rewrote the table) leave them NULL, each counted in `dbmazz_added_columns_unfilled_total`.
 /// PG18 only (the catalog query is the same on PG15, covered above); about 6 s.
@@ -176,7 +176,8 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
         "shop",
         "ALTER TABLE grown ADD COLUMN t text DEFAULT 'it''s {x}, \"y\"',
                            ADD COLUMN ts timestamptz DEFAULT now(),
-                           ADD COLUMN j jsonb DEFAULT '{\"a\": 1}';
+                           ADD COLUMN j jsonb DEFAULT '{\"a\": 1}',
+                           ADD COLUMN b box DEFAULT '((1,1),(0,0))';
          INSERT INTO grown (id, v) VALUES (21, 'after first');",
     )
     .unwrap();
@@ -200,12 +201,12 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
     let pg_old = pg_rows(
         &pg,
         "shop",
-        "SELECT id, t, ts FROM grown WHERE id <= 20 ORDER BY id",
+        "SELECT id, t, ts, b FROM grown WHERE id <= 20 ORDER BY id",
     );
     let sr_old = sr_rows(
         &emulator,
         "shop",
-        "SELECT id, t, ts, j, r FROM grown WHERE id <= 20 ORDER BY id",
+        "SELECT id, t, ts, b, j, r FROM grown WHERE id <= 20 ORDER BY id",
     )
     .await;
     assert_eq!(sr_old.len(), 20, "{sr_old:?}");
@@ -223,8 +224,14 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
             normalized_timestamp(sr_fields[2]),
             "now() default, evaluated once: {pg_row} vs {sr_row}"
         );
+        // box: the one built-in type whose array delimiter is `;`, read another way.
+        assert_eq!(pg_fields[3], "(1,1),(0,0)");
+        assert_eq!(
+            pg_fields[3], sr_fields[3],
+            "box default: {pg_row} vs {sr_row}"
+        );
         // NULL in StarRocks (known gaps, reported below).
-        assert_eq!(sr_fields[3..], ["", ""], "{sr_row}");
+        assert_eq!(sr_fields[4..], ["", ""], "{sr_row}");
     }
     let metrics = dbmazz::ops::metrics().render();
     for (column, reason) in [("j", "default_not_supported"), ("r", "unknown_value")] {
@@ -236,7 +243,7 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
             "{series} missing from:\n{metrics}"
         );
     }
-    for column in ["t", "ts"] {
+    for column in ["t", "ts", "b"] {
         assert!(
             !metrics.contains(&format!("table=\"public.grown\",column=\"{column}\"")),
             "{column} was filled, not a gap"
