@@ -7,12 +7,17 @@
 //! answers, and loads will tell what is wrong with more context.
 
 use std::error::Error as _;
+use std::time::Duration;
 
 use super::stream_load::{RequestError, StreamLoadClient};
 
+/// How long the FE may take to answer the probe, connecting included. The answer is a few
+/// bytes from memory; an unroutable address should not hold the start much longer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `Err` is the one-line reason to stop, naming the key and the fix.
 pub async fn probe_fe_http(client: &StreamLoadClient, fe_http: &str) -> Result<(), String> {
-    let timeout = client.config().connect_timeout;
+    let timeout = client.config().connect_timeout.min(PROBE_TIMEOUT);
     match client.fe_health(timeout).await {
         Ok(health) => {
             if health.online_backend_num == Some(0) {

@@ -81,4 +81,23 @@ mod tests {
         // What the retry warning and the start-up error show.
         assert!(error.to_string().contains("Connection refused"), "{error}");
     }
+
+    #[tokio::test]
+    async fn a_silent_fe_is_a_timeout() {
+        // Connections complete in the kernel's backlog; nobody ever answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = StreamLoadClient::new(super::super::StreamLoadConfig::new(
+            format!("http://{}", silent.local_addr().unwrap()),
+            "root",
+            "",
+        ))
+        .unwrap();
+        let started = std::time::Instant::now();
+        let error = client
+            .fe_health(Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RequestError::Timeout { .. }), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
 }
