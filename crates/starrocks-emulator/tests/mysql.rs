@@ -175,6 +175,25 @@ async fn async_alter_until_finished_and_errors_use_1064() {
             "ALTER TABLE t ADD COLUMN n INT NOT NULL",
             "Field 'n' is not null but doesn't have a default value.",
         ),
+        // Spec §6.3: DEFAULTs are checked at analysis, as ColumnDef.validateDefaultValue does.
+        (
+            "ALTER TABLE t ADD COLUMN j JSON NULL DEFAULT '{}'",
+            "Detail message: Column definition is wrong. Invalid default value for 'j': \
+             Cannot add default value for type 'JSON'.",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN a ARRAY<INT> NULL DEFAULT '[]'",
+            "Default value for complex type 'ARRAY<INT>' not supported",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN f FLOAT NULL DEFAULT '0.1000000001'",
+            "Default value will loose precision: 0.1000000001",
+        ),
+        (
+            "CREATE TABLE t2 (id INT NOT NULL, b BOOLEAN NULL DEFAULT 't') PRIMARY KEY (id) \
+             DISTRIBUTED BY HASH(id)",
+            "Invalid default value for 'b': Invalid BOOLEAN literal: t",
+        ),
         ("SELEC 1", "Getting syntax error"),
     ] {
         let err = conn.query_drop(sql).await.unwrap_err();
