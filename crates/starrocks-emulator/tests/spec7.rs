@@ -970,3 +970,47 @@ async fn s26_float_nan_and_infinity_strings_are_stored() {
         vec![vec!["1", "nan", "inf"], vec!["2", "-inf", "inf"]]
     );
 }
+
+#[tokio::test]
+async fn s27_defaults_are_checked_and_existing_rows_read_them() {
+    let fx = fixture().await;
+    for (sql, needle) in [
+        (
+            "ALTER TABLE t ADD COLUMN j JSON NULL DEFAULT '{}'",
+            "Cannot add default value for type 'JSON'",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN s VARCHAR(2) NULL DEFAULT 'abc'",
+            "Default value is too long: abc",
+        ),
+    ] {
+        let error = fx.emu.execute_sql(Some("d"), sql).await.unwrap_err();
+        assert_eq!(error.code, 1064, "{sql}");
+        assert!(error.message.contains(needle), "{sql}: {error}");
+    }
+    let r = fx.load_json("t", &[], r#"[{"id":1}]"#).await;
+    assert_eq!(status(&r), "Success");
+    fx.sql("ALTER TABLE t ADD COLUMN k INT NULL DEFAULT '42'")
+        .await;
+    wait_alter_finished(&fx, "t").await;
+    // The row loaded before the column reads its DEFAULT.
+    assert_eq!(fx.text_rows("t"), vec![vec!["1", "NULL", "NULL", "42"]]);
+}
+
+#[tokio::test]
+async fn s28_health_needs_no_credentials() {
+    let fx = fixture().await;
+    let r = raw_request(
+        fx.emu.fe_http_addr(),
+        "GET",
+        "/api/health",
+        &[],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "OK");
+    assert_eq!(r.json()["online_backend_num"], 1);
+}
