@@ -80,7 +80,7 @@ impl<S: Sink> AddedColumnDefaults<S> {
             *client = Some(
                 connect_sql(connect)
                     .await
-                    .map_err(|error| catalog_error(new, error.to_string()))?,
+                    .map_err(|error| catalog_error(self.inner.name(), new, error.to_string()))?,
             );
         }
         let Some(connected) = client.as_ref() else {
@@ -91,7 +91,7 @@ impl<S: Sink> AddedColumnDefaults<S> {
             Err(error) => {
                 // A broken connection is reopened by the next attempt.
                 *client = None;
-                return Err(catalog_error(new, error.to_string()));
+                return Err(catalog_error(self.inner.name(), new, error.to_string()));
             }
         };
         let mut filled = TableSchema::clone(new);
@@ -104,13 +104,14 @@ impl<S: Sink> AddedColumnDefaults<S> {
     }
 }
 
-fn catalog_error(table: &TableSchema, message: String) -> SinkError {
+fn catalog_error(sink: &'static str, table: &TableSchema, message: String) -> SinkError {
     SinkError {
-        sink: "postgres catalog",
+        sink,
         table: table.name.to_string(),
         message: format!(
-            "cannot read the defaults of the added columns ({message}); dbmazz needs them to \
-             fill rows that existed before ADD COLUMN: check the source connection and restart"
+            "cannot read column defaults from the PostgreSQL catalog ({message}); dbmazz needs \
+             them to fill rows that existed before an ADD COLUMN: check the source connection \
+             and restart"
         ),
         source: None,
     }
