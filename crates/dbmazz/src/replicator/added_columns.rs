@@ -125,6 +125,8 @@ struct AddedColumnRow {
     missing_text: Option<String>,
     /// `format_type(atttypid, NULL)`, to read the value of a `;`-delimited type (`box`).
     type_name: String,
+    /// A default expression, an identity or a stored generated column: all give existing rows
+    /// values (identity and generated columns by rewriting the table).
     has_default: bool,
 }
 
@@ -144,7 +146,7 @@ pub async fn read_existing_rows(
            CASE WHEN a.atthasmissing AND t.typdelim = ',' \
                 THEN (a.attmissingval::text::text[])[1] END, \
            format_type(a.atttypid, NULL), \
-           d.adbin IS NOT NULL \
+           d.adbin IS NOT NULL OR a.attidentity <> '' OR a.attgenerated <> '' \
          FROM pg_catalog.pg_attribute a \
          JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
          LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
@@ -179,8 +181,9 @@ pub async fn read_existing_rows(
             }
             (false, _) if column.has_default => ExistingRows::Unknown(
                 "the column has a default but PostgreSQL recorded no value for existing rows: \
-                 a volatile default (PostgreSQL rewrote the table with a value per row), a \
-                 table rewrite since the column was added, or a default set afterwards"
+                 a volatile default, identity or generated column (PostgreSQL rewrote the table \
+                 with a value per row), a table rewrite since the column was added, or a \
+                 default set afterwards"
                     .into(),
             ),
             (false, _) => ExistingRows::Null,
