@@ -39,7 +39,7 @@ pub struct AddedColumnDefaults<S: Sink> {
     inner: Arc<S>,
     /// `None`: no catalog to read (added columns stay `existing_rows = None`).
     connect: Option<PgConnectConfig>,
-    /// Opened at the first schema change that adds columns, reopened after an error.
+    /// Opened at the first table announced to the sink, reopened after an error.
     client: Mutex<Option<tokio_postgres::Client>>,
 }
 
