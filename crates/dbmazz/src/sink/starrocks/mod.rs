@@ -32,6 +32,7 @@ mod encode;
 mod fe_probe;
 mod loader;
 mod plan;
+mod rows_body;
 mod sink;
 pub mod stream_load;
 mod values;
@@ -46,7 +47,7 @@ pub use encode::{
     AUDIT_SYNCED_AT,
 };
 pub use loader::{connect_sink, HttpLoader};
-pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
+pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp, RowValues};
 pub use sink::{
     missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink,
     StarRocksSinkOptions, UnsupportedColumn,

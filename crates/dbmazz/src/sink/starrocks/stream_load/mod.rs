@@ -12,6 +12,7 @@
 //! * `outcome` — `load_batch`: same label on every attempt, unknown outcomes resolved by label
 //!   state before anything else is sent.
 
+mod body;
 mod client;
 mod health;
 mod outcome;
@@ -19,6 +20,7 @@ mod response;
 mod retry;
 mod txn;
 
+pub use body::{BodyError, BodyPieces, BodySource, LoadBody};
 pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
 pub use health::FeHealth;
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
