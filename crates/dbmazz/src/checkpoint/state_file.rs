@@ -30,6 +30,16 @@ pub struct StateFile {
     /// The current (or last) snapshot's plan and progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotState>,
+    /// Snapshots of single tables taken while streaming (a requested re-snapshot, or a table
+    /// added to the publication later), one per table, the latest; an unfinished one is
+    /// resumed at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_snapshots: Vec<SnapshotState>,
+    /// Published tables whose existing rows this state accounts for (snapshotted, or present
+    /// when the state began); a published table outside it gets a snapshot of its own.
+    /// `None` in files written before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_tables: Option<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +63,39 @@ impl StateFile {
             system_identifier: system_identifier.to_string(),
             last_durable_lsn: durable.to_string(),
             snapshot: None,
+            table_snapshots: Vec::new(),
+            known_tables: None,
         }
+    }
+
+    /// The highest snapshot epoch recorded (initial or per table); 0 when none.
+    pub fn last_epoch(&self) -> u64 {
+        self.snapshot
+            .iter()
+            .chain(&self.table_snapshots)
+            .map(|snapshot| snapshot.epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The recorded snapshot of one table taken while streaming.
+    pub fn table_snapshot_mut(&mut self, table: &str) -> Option<&mut SnapshotState> {
+        self.table_snapshots
+            .iter_mut()
+            .find(|snapshot| snapshot.tables.iter().any(|planned| planned.table == table))
+    }
+
+    /// Records a new snapshot of one table (replacing an earlier one of it) and counts the
+    /// table as known.
+    pub fn begin_table_snapshot(&mut self, plan: SnapshotState) {
+        for planned in &plan.tables {
+            self.table_snapshots
+                .retain(|snapshot| snapshot.tables.iter().all(|t| t.table != planned.table));
+            self.known_tables
+                .get_or_insert_with(Default::default)
+                .insert(planned.table.clone());
+        }
+        self.table_snapshots.push(plan);
     }
 
     pub fn path(state_dir: &Path) -> PathBuf {

@@ -1,5 +1,10 @@
 //! Hands table operations to the sink: at most one in flight per table (order), a bounded
 //! number across tables (parallelism), completions reported back on a channel.
+//!
+//! A table can be *held* while it is snapshotted during streaming (DESIGN §5, the ordering
+//! rule): the operations queued before the hold still run, later ones wait in the queue —
+//! counted in the memory budget, their work outstanding in the durability tracker, so the
+//! slot cannot pass them — until the hold is released.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -85,6 +90,8 @@ impl OpSummary {
 struct TableQueue {
     pending: VecDeque<(WorkId, TableOp)>,
     in_flight: bool,
+    /// Held: how many operations at the front of `pending` may still start.
+    hold: Option<usize>,
 }
 
 pub struct Dispatcher<S: Sink> {
@@ -141,6 +148,61 @@ impl<S: Sink> Dispatcher<S> {
         })
     }
 
+    /// Holds a table: what is queued now still runs, what comes later waits for
+    /// [`Dispatcher::release`]. Holding a held table changes nothing.
+    pub fn hold(&mut self, relation_oid: u32) {
+        let queue = self.queues.entry(relation_oid).or_default();
+        if queue.hold.is_none() {
+            queue.hold = Some(queue.pending.len());
+        }
+    }
+
+    /// Whether a held table's earlier operations are all finished (nothing in flight, nothing
+    /// left that may start).
+    pub fn is_quiet(&self, relation_oid: u32) -> bool {
+        self.queues
+            .get(&relation_oid)
+            .is_none_or(|queue| !queue.in_flight && queue.hold.is_none_or(|left| left == 0))
+    }
+
+    /// Operations waiting behind a hold, and their bytes.
+    pub fn held(&self, relation_oid: u32) -> (usize, usize) {
+        self.queues
+            .get(&relation_oid)
+            .filter(|queue| queue.hold.is_some())
+            .map_or((0, 0), |queue| {
+                let waiting = queue.pending.iter().skip(queue.hold.unwrap_or(0));
+                waiting.fold((0, 0), |(ops, bytes), (_, op)| {
+                    (ops + 1, bytes + op.byte_len())
+                })
+            })
+    }
+
+    /// Lifts a hold: the waiting operations run in order.
+    pub fn release(&mut self, relation_oid: u32) {
+        if let Some(queue) = self.queues.get_mut(&relation_oid) {
+            queue.hold = None;
+            if !queue.pending.is_empty() && !queue.in_flight {
+                self.runnable.push_back(relation_oid);
+            }
+        }
+        self.start_runnable();
+    }
+
+    /// Drops the operations waiting behind holds (shutdown): their work stays outstanding, so
+    /// the durable position stays before them and the slot replays them at the next start.
+    pub fn discard_held(&mut self) {
+        for queue in self.queues.values_mut() {
+            if let Some(left) = queue.hold {
+                while queue.pending.len() > left {
+                    if let Some((_, op)) = queue.pending.pop_back() {
+                        self.held_bytes -= op.byte_len();
+                    }
+                }
+            }
+        }
+    }
+
     pub fn enqueue(&mut self, work: WorkId, op: TableOp) {
         let oid = op.relation_oid();
         self.held_bytes += op.byte_len();
@@ -174,9 +236,16 @@ impl<S: Sink> Dispatcher<S> {
             let Some(queue) = self.queues.get_mut(&oid) else {
                 continue;
             };
+            // Held with nothing left to start: `release` makes it runnable again.
+            if queue.in_flight || queue.hold == Some(0) {
+                continue;
+            }
             let Some((work, op)) = queue.pending.pop_front() else {
                 continue;
             };
+            if let Some(left) = queue.hold.as_mut() {
+                *left -= 1;
+            }
             queue.in_flight = true;
             self.in_flight += 1;
             let sink = Arc::clone(&self.sink);

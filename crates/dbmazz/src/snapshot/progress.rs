@@ -36,6 +36,8 @@ struct TableProgress {
     /// Read and made durable in this run.
     rows: AtomicU64,
     bytes: AtomicU64,
+    /// Snapshotted while streaming, its stream changes held until the copy is durable.
+    holding: std::sync::atomic::AtomicBool,
 }
 
 /// Live snapshot figures, shared (`Arc`) between the workers and whoever reports them.
@@ -84,6 +86,8 @@ pub struct TableReport {
     pub chunks_done: u64,
     pub chunks_total: u64,
     pub done: bool,
+    /// Snapshotted while the stream runs: its stream changes wait until `done`.
+    pub holding: bool,
 }
 
 impl SnapshotProgress {
@@ -106,6 +110,7 @@ impl SnapshotProgress {
                     pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
                     rows: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
+                    holding: false.into(),
                 })
             })
             .collect();
@@ -130,6 +135,58 @@ impl SnapshotProgress {
 
     pub(crate) fn finish(&self) {
         self.phase.store(2, Ordering::Relaxed);
+    }
+
+    /// Starts tracking the snapshot of one table taken while streaming (replacing the
+    /// figures of an earlier snapshot of it); the phase is `reading` until it is released.
+    pub(crate) fn begin_table(&self, plan: &SnapshotState) {
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for planned in &plan.tables {
+            let done = planned.chunks.iter().filter(|chunk| chunk.done);
+            let progress = Arc::new(TableProgress {
+                table: planned.table.clone(),
+                chunks_total: planned.chunks.len() as u64,
+                pages_total: planned.chunks.iter().map(|c| c.estimated_pages).sum(),
+                chunks_done: AtomicU64::new(done.clone().count() as u64),
+                pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
+                rows: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                holding: true.into(),
+            });
+            set_gauge(
+                &metrics().snapshot_chunks_total,
+                &planned.table,
+                progress.chunks_total,
+            );
+            set_gauge(
+                &metrics().snapshot_chunks_done,
+                &planned.table,
+                progress.chunks_done.load(Ordering::Relaxed),
+            );
+            tables.retain(|table| table.table != planned.table);
+            tables.push(progress);
+        }
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if self.phase.load(Ordering::Relaxed) != 1 || started.is_none() {
+            *started = Some(Instant::now());
+        }
+        self.epoch.store(plan.epoch, Ordering::Relaxed);
+        self.phase.store(1, Ordering::Relaxed);
+    }
+
+    /// A table snapshotted while streaming is loaded and its held changes released; the
+    /// phase is `finished` when no other table is still holding.
+    pub(crate) fn finish_table(&self, table: &str) {
+        if let Some(progress) = self.table(table) {
+            progress.holding.store(false, Ordering::Relaxed);
+        }
+        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        if tables
+            .iter()
+            .all(|table| !table.holding.load(Ordering::Relaxed))
+        {
+            self.finish();
+        }
     }
 
     fn table(&self, table: &str) -> Option<Arc<TableProgress>> {
@@ -190,13 +247,15 @@ impl SnapshotProgress {
         };
         let (mut pages_done, mut pages_total) = (0, 0);
         for table in tables.iter() {
+            let holding = table.holding.load(Ordering::Relaxed);
             let table_report = TableReport {
                 table: table.table.clone(),
                 rows: table.rows.load(Ordering::Relaxed),
                 bytes: table.bytes.load(Ordering::Relaxed),
                 chunks_done: table.chunks_done.load(Ordering::Relaxed),
                 chunks_total: table.chunks_total,
-                done: table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
+                done: !holding && table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
+                holding,
             };
             report.rows += table_report.rows;
             report.bytes += table_report.bytes;
