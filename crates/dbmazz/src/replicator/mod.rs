@@ -294,6 +294,7 @@ pub async fn stream<S: Sink>(
                 }
                 if table_snapshots.running() > 0 {
                     table_snapshots.start_ready(&core);
+                    table_snapshots.publish(&core);
                 }
                 if let Err(error) = feedback.maybe_send(&mut writer, &core, false).await {
                     break Err(error);

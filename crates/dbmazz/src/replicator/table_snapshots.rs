@@ -229,6 +229,7 @@ impl<S: Sink> TableSnapshots<S> {
                 if let Some(job) = active.job {
                     let (ops, bytes) = core.held_for(job.schema.relation_oid);
                     core.release_table(job.schema.relation_oid, Instant::now())?;
+                    self.progress.set_held(&table, 0, 0);
                     tracing::info!(table = %table, epoch = job.plan.epoch, held_ops = ops, held_bytes = bytes, "table snapshot loaded; its held stream changes are applied");
                 }
                 self.progress.finish_table(&table);
@@ -289,6 +290,16 @@ impl<S: Sink> TableSnapshots<S> {
         active.phase = Phase::Waiting;
         self.start_ready(core);
         Ok(())
+    }
+
+    /// Publishes what each held table holds (/status, /metrics).
+    pub(super) fn publish(&self, core: &StreamCore<S>) {
+        for (table, active) in &self.active {
+            if let Some(job) = &active.job {
+                let (ops, bytes) = core.held_for(job.schema.relation_oid);
+                self.progress.set_held(table, ops as u64, bytes as u64);
+            }
+        }
     }
 
     /// Starts reading the held tables whose earlier loads are durable.

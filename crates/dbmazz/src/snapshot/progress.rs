@@ -38,6 +38,9 @@ struct TableProgress {
     bytes: AtomicU64,
     /// Snapshotted while streaming, its stream changes held until the copy is durable.
     holding: std::sync::atomic::AtomicBool,
+    /// Operations and bytes of stream changes held meanwhile.
+    held_ops: AtomicU64,
+    held_bytes: AtomicU64,
 }
 
 /// Live snapshot figures, shared (`Arc`) between the workers and whoever reports them.
@@ -88,6 +91,9 @@ pub struct TableReport {
     pub done: bool,
     /// Snapshotted while the stream runs: its stream changes wait until `done`.
     pub holding: bool,
+    /// Stream operations (batches, truncates, schema changes) and bytes held meanwhile.
+    pub held_ops: u64,
+    pub held_bytes: u64,
 }
 
 impl SnapshotProgress {
@@ -111,6 +117,8 @@ impl SnapshotProgress {
                     rows: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
                     holding: false.into(),
+                    held_ops: AtomicU64::new(0),
+                    held_bytes: AtomicU64::new(0),
                 })
             })
             .collect();
@@ -152,6 +160,8 @@ impl SnapshotProgress {
                 rows: AtomicU64::new(0),
                 bytes: AtomicU64::new(0),
                 holding: true.into(),
+                held_ops: AtomicU64::new(0),
+                held_bytes: AtomicU64::new(0),
             });
             set_gauge(
                 &metrics().snapshot_chunks_total,
@@ -172,6 +182,15 @@ impl SnapshotProgress {
         }
         self.epoch.store(plan.epoch, Ordering::Relaxed);
         self.phase.store(1, Ordering::Relaxed);
+    }
+
+    /// The stream changes held for a table snapshotted while streaming.
+    pub(crate) fn set_held(&self, table: &str, ops: u64, bytes: u64) {
+        if let Some(progress) = self.table(table) {
+            progress.held_ops.store(ops, Ordering::Relaxed);
+            progress.held_bytes.store(bytes, Ordering::Relaxed);
+        }
+        set_gauge(&metrics().snapshot_held_bytes, table, bytes);
     }
 
     /// A table snapshotted while streaming is loaded and its held changes released; the
@@ -256,6 +275,8 @@ impl SnapshotProgress {
                 chunks_total: table.chunks_total,
                 done: !holding && table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
                 holding,
+                held_ops: table.held_ops.load(Ordering::Relaxed),
+                held_bytes: table.held_bytes.load(Ordering::Relaxed),
             };
             report.rows += table_report.rows;
             report.bytes += table_report.bytes;
