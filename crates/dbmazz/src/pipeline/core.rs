@@ -77,6 +77,9 @@ pub struct StreamCore<S: Sink> {
     /// Tables whose existing rows are accounted for; a change of any other table holds it
     /// and asks for its snapshot ([`StreamCore::take_unknown_tables`]). `None`: no such check.
     known_tables: Option<std::collections::HashSet<String>>,
+    /// Relations already checked against `known_tables` (the check runs once per table, not
+    /// once per change).
+    checked_relations: std::collections::HashSet<u32>,
     unknown_seen: Vec<Arc<crate::schema::TableSchema>>,
 }
 
@@ -106,6 +109,7 @@ impl<S: Sink> StreamCore<S> {
             undelivered: VecDeque::new(),
             tables: TableCounterMap::new(),
             known_tables: None,
+            checked_relations: std::collections::HashSet::new(),
             unknown_seen: Vec::new(),
         };
         (core, completions)
@@ -346,6 +350,9 @@ impl<S: Sink> StreamCore<S> {
         let Some(known) = self.known_tables.as_mut() else {
             return;
         };
+        if !self.checked_relations.insert(schema.relation_oid) {
+            return;
+        }
         let name = schema.name.to_string();
         if !known.contains(&name) {
             known.insert(name);
