@@ -173,6 +173,43 @@ mod tests {
     }
 
     #[test]
+    fn a_table_snapshot_replaces_the_earlier_one_of_its_table_and_makes_it_known() {
+        use super::super::snapshot_state::TableSnapshotState;
+        let plan = |table: &str, epoch| SnapshotState {
+            epoch,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: table.into(),
+                chunks: Vec::new(),
+            }],
+        };
+        let mut state = StateFile::new("slot", "db", "1", Lsn(1));
+        assert_eq!(state.last_epoch(), 0);
+        state.snapshot = Some(plan("public.a", 1));
+        state.begin_table_snapshot(plan("public.b", 2));
+        state.begin_table_snapshot(plan("public.c", 3));
+        state.begin_table_snapshot(plan("public.b", 4));
+        let recorded: Vec<_> = state
+            .table_snapshots
+            .iter()
+            .map(|plan| (plan.tables[0].table.as_str(), plan.epoch))
+            .collect();
+        assert_eq!(recorded, [("public.c", 3), ("public.b", 4)]);
+        assert_eq!(state.last_epoch(), 4);
+        assert_eq!(
+            state
+                .known_tables
+                .clone()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["public.b", "public.c"]
+        );
+        assert_eq!(state.table_snapshot_mut("public.b").unwrap().epoch, 4);
+        assert!(state.table_snapshot_mut("public.a").is_none());
+    }
+
+    #[test]
     fn version_1_files_load_without_a_snapshot_section() {
         let dir = std::env::temp_dir().join(format!("dbmazz-state-v1-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

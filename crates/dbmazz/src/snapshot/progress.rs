@@ -403,4 +403,43 @@ mod tests {
         progress.finish();
         assert_eq!(progress.report().eta_seconds, Some(0.0));
     }
+
+    #[test]
+    fn a_table_snapshotted_while_streaming_is_done_only_when_released() {
+        let chunk = |id| SnapshotChunk {
+            id,
+            relation_schema: "public".into(),
+            relation_name: "t".into(),
+            first_page: 0,
+            end_page: None,
+            estimated_pages: 1,
+            done: false,
+            rows: 0,
+        };
+        let plan = SnapshotState {
+            epoch: 5,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: "public.t".into(),
+                chunks: vec![chunk(0)],
+            }],
+        };
+        let progress = SnapshotProgress::new();
+        progress.begin_table(&plan);
+        progress.set_held("public.t", 2, 300);
+        progress.chunk_done("public.t", 1);
+        let report = progress.report();
+        assert_eq!((report.phase, report.epoch), (SnapshotPhase::Reading, 5));
+        let table = &report.tables[0];
+        assert!(table.holding && !table.done, "{table:?}");
+        assert_eq!((table.held_ops, table.held_bytes), (2, 300));
+        progress.finish_table("public.t");
+        let report = progress.report();
+        assert_eq!(report.phase, SnapshotPhase::Finished);
+        assert!(report.tables[0].done && !report.tables[0].holding);
+        // Again: the table's figures start over.
+        progress.begin_table(&plan);
+        assert_eq!(progress.report().tables.len(), 1);
+        assert!(!progress.report().tables[0].done);
+    }
 }
