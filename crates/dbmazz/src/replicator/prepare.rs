@@ -218,30 +218,28 @@ async fn table_jobs(
         state.known_tables = Some(baseline);
     }
     let mut jobs = Vec::new();
-    let mut unfinished = std::mem::take(&mut state.table_snapshots);
-    for plan in &mut unfinished {
-        let listed = plan
+    let mut kept = Vec::new();
+    for mut plan in std::mem::take(&mut state.table_snapshots) {
+        if plan.is_finished() {
+            kept.push(plan);
+            continue;
+        }
+        let published_still = plan
             .tables
             .iter()
             .all(|t| published.iter().any(|name| name.to_string() == t.table));
-        if plan.is_finished() || !listed {
-            if !plan.is_finished() {
-                tracing::warn!(epoch = plan.epoch, "an unfinished table snapshot is recorded for a table no longer published: dropped");
-            }
+        if !published_still {
+            tracing::warn!(
+                epoch = plan.epoch,
+                "an unfinished table snapshot is recorded for a table no longer published: dropped"
+            );
             continue;
         }
         plan.attempt += 1;
         jobs.push(job_of(sql, plan.clone()).await?);
+        kept.push(plan);
     }
-    state.table_snapshots = unfinished
-        .into_iter()
-        .filter(|plan| plan.is_finished() || jobs.iter().any(|job| job.plan.epoch == plan.epoch))
-        .map(|plan| {
-            jobs.iter()
-                .find(|job| job.plan.epoch == plan.epoch)
-                .map_or(plan, |job| job.plan.clone())
-        })
-        .collect();
+    state.table_snapshots = kept;
     let known = state.known_tables.clone().unwrap_or_default();
     if config.snapshot.mode == SnapshotMode::Never {
         // Never copy on our own; the tables count as known so a later mode change does not

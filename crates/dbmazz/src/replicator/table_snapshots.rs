@@ -93,6 +93,8 @@ struct Active {
     job: Option<TableJob>,
     /// The API caller waiting for the plan (none for tables met in the stream).
     reply: Option<oneshot::Sender<SnapshotAnswer>>,
+    /// A table met in the stream is held before it is planned.
+    held_early: Option<u32>,
 }
 
 /// The table snapshots of one stream; lives in the stream task.
@@ -146,6 +148,7 @@ impl<S: Sink> TableSnapshots<S> {
                     phase: Phase::Waiting,
                     job: Some(job),
                     reply: None,
+                    held_early: None,
                 },
             );
         }
@@ -165,7 +168,7 @@ impl<S: Sink> TableSnapshots<S> {
             let _ = request.reply.send(SnapshotAnswer::AlreadyRunning { table });
             return;
         }
-        self.plan(table, Some(request.reply));
+        self.plan(table, Some(request.reply), None);
     }
 
     /// Tables the stream met that the state did not know (already held by the core).
@@ -176,17 +179,23 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
-            self.plan(table, None);
+            self.plan(table, None, Some(schema.relation_oid));
         }
     }
 
-    fn plan(&mut self, table: String, reply: Option<oneshot::Sender<SnapshotAnswer>>) {
+    fn plan(
+        &mut self,
+        table: String,
+        reply: Option<oneshot::Sender<SnapshotAnswer>>,
+        held_early: Option<u32>,
+    ) {
         self.active.insert(
             table.clone(),
             Active {
                 phase: Phase::Planning,
                 job: None,
                 reply,
+                held_early,
             },
         );
         let (config, events) = (Arc::clone(&self.config), self.events.clone());
@@ -251,8 +260,17 @@ impl<S: Sink> TableSnapshots<S> {
         let mut job = match result {
             Ok(job) => job,
             Err(error) => {
-                let reply = self.active.remove(&table).and_then(|active| active.reply);
-                let Some(reply) = reply else {
+                let Some(active) = self.active.remove(&table) else {
+                    return Ok(());
+                };
+                let Some(reply) = active.reply else {
+                    if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
+                    {
+                        // Removed from the publication again: apply what was held, nothing more.
+                        tracing::warn!(table = %table, "a table met in the stream is no longer published: not copied");
+                        core.release_table(oid, Instant::now())?;
+                        return Ok(());
+                    }
                     // A table met in the stream must be copied: stop rather than diverge.
                     return Err(error.into());
                 };
