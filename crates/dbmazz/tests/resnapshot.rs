@@ -255,6 +255,8 @@ async fn resnapshot_while_streaming(major: u32) {
         |config| {
             config.snapshot.mode = SnapshotMode::Never;
             config.snapshot.chunk_pages = 8;
+            // Held changes past 64 KiB go to disk.
+            config.pipeline.spill_threshold = dbmazz::config::ByteSize(64 * 1024);
         },
     )
     .await;
@@ -290,7 +292,17 @@ async fn resnapshot_while_streaming(major: u32) {
     let items_before = sr_count(&emulator, "items").await;
     let started = Instant::now();
     let mut samples = 0;
+    let mut most_held = 0;
+    let mut spill_files_seen = false;
     while !running.table_done("public.orders") {
+        spill_files_seen |= std::fs::read_dir(state.0.join("spill")).is_ok_and(|dir| {
+            dir.filter_map(Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().starts_with("held-"))
+        });
+        let report = running.progress.report();
+        if let Some(orders) = report.tables.iter().find(|t| t.table == "public.orders") {
+            most_held = most_held.max(orders.held_bytes);
+        }
         if let Some(confirmed) = confirmed_flush(&pg, "shop", "test_slot") {
             assert!(
                 confirmed <= held_change_bound,
@@ -307,11 +319,16 @@ async fn resnapshot_while_streaming(major: u32) {
     let items_during = sr_count(&emulator, "items").await - items_before;
     println!(
         "PG {major}: snapshot of orders (epoch {epoch}, {chunks} chunks) took {:.1}s; \
-         {samples} slot samples; {items_during} items rows streamed meanwhile",
+         {samples} slot samples; {items_during} items rows streamed meanwhile; \
+         up to {most_held} bytes held",
         started.elapsed().as_secs_f64()
     );
     assert!(samples >= 3, "the snapshot was watched while it ran");
     assert!(items_during > 0, "items kept streaming during the snapshot");
+    assert!(
+        spill_files_seen,
+        "held changes past spill_threshold went to disk ({most_held} bytes held)"
+    );
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -471,6 +488,7 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
     let tweak = |config: &mut Config| {
         config.snapshot.mode = SnapshotMode::Never;
         config.snapshot.chunk_pages = 8;
+        config.pipeline.spill_threshold = dbmazz::config::ByteSize(16 * 1024);
     };
     let tables = ["public.orders", "public.items"];
     let running = start(
@@ -572,7 +590,8 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
         &BinarySink::emulator(&emulator, "shop"),
     )
     .replace("listen = \"\"", &format!("listen = \"{listen}\""))
-        + "[snapshot]\nmode = \"never\"\nchunk_pages = 8\nparallelism = 2\n";
+        + "[snapshot]\nmode = \"never\"\nchunk_pages = 8\nparallelism = 2\n\
+           [pipeline]\nspill_threshold = \"64KiB\"\n";
     let config_path = dir.0.join("dbmazz.toml");
     std::fs::write(&config_path, config).unwrap();
     let log = dir.0.join("dbmazz.log");

@@ -92,7 +92,12 @@ impl<S: Sink> StreamCore<S> {
         spill_dir: std::path::PathBuf,
         start: Lsn,
     ) -> (Self, mpsc::UnboundedReceiver<Completion>) {
-        let (dispatcher, completions) = Dispatcher::new(sink, limits.max_in_flight);
+        let (dispatcher, completions) = Dispatcher::with_spill(
+            sink,
+            limits.max_in_flight,
+            spill_dir.clone(),
+            limits.spill_threshold,
+        );
         let core = StreamCore {
             decoder: PgOutputDecoder::new(decoder_options),
             assembler: TransactionAssembler::new(spill_dir, limits.spill_threshold),

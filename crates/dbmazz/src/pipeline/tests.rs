@@ -627,3 +627,43 @@ async fn changes_of_an_unknown_table_are_held_and_reported_once() {
     assert!(h.core.is_drained());
     assert_eq!(h.core.durable(), Lsn::ZERO);
 }
+
+#[tokio::test]
+async fn held_batches_past_the_spill_threshold_go_to_disk_and_come_back_in_order() {
+    let mut limits = limits();
+    limits.batch.max_rows = 10;
+    limits.spill_threshold = 1_000;
+    let mut h = Harness::new(limits);
+    h.feed([relation(ORDERS, "orders", false)]);
+    h.core.hold_table(ORDERS);
+    for id in 1..=120u32 {
+        let lsn = u64::from(id) * 10;
+        h.feed([begin(lsn), insert(None, ORDERS, id, "held"), commit(lsn)]);
+    }
+    h.core.flush_all(Instant::now()).unwrap();
+    let (ops, bytes) = h.core.held_for(ORDERS);
+    assert!(ops >= 12, "{ops} operations held");
+    assert!(
+        h.core.held_bytes() < bytes / 2,
+        "most held bytes are on disk: {} in memory of {bytes}",
+        h.core.held_bytes()
+    );
+    let spill_dir = h._spill.0.clone();
+    let spilled = || {
+        std::fs::read_dir(&spill_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with("held-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(spilled(), 1, "one spill file for the hold");
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+    h.core.release_table(ORDERS, Instant::now()).unwrap();
+    h.settle().await;
+    let expected: Vec<String> = (1..=120).map(|id| id.to_string()).collect();
+    assert_eq!(ids(&h.changes()), expected);
+    assert_eq!(h.core.durable(), Lsn(1201));
+    assert_eq!(spilled(), 0, "read back and removed");
+}
