@@ -253,10 +253,15 @@ impl<S: Sink> Dispatcher<S> {
                     }
                 }
                 queue.held_in_memory = 0;
-                if queue.spill_open {
-                    // Only the current hold writes to the newest file.
+                queue.spill_open = false;
+                // The files of this hold hold only discarded batches: drop them.
+                let referenced = queue
+                    .pending
+                    .iter()
+                    .filter(|(_, queued)| matches!(queued, Queued::Spilled { .. }))
+                    .count() as u64;
+                while queue.spills.iter().map(HeldSpill::unread).sum::<u64>() > referenced {
                     queue.spills.pop_back();
-                    queue.spill_open = false;
                 }
             }
         }

@@ -667,3 +667,26 @@ async fn held_batches_past_the_spill_threshold_go_to_disk_and_come_back_in_order
     assert_eq!(h.core.durable(), Lsn(1201));
     assert_eq!(spilled(), 0, "read back and removed");
 }
+
+#[tokio::test]
+async fn discarding_a_spilled_hold_removes_its_files_and_acknowledges_nothing() {
+    let mut limits = limits();
+    limits.batch.max_rows = 10;
+    limits.spill_threshold = 1_000;
+    let mut h = Harness::new(limits);
+    h.feed([relation(ORDERS, "orders", false)]);
+    h.core.hold_table(ORDERS);
+    for id in 1..=80u32 {
+        let lsn = u64::from(id) * 10;
+        h.feed([begin(lsn), insert(None, ORDERS, id, "held"), commit(lsn)]);
+    }
+    h.core.flush_all(Instant::now()).unwrap();
+    let spill_dir = h._spill.0.clone();
+    let files = || std::fs::read_dir(&spill_dir).map_or(0, |dir| dir.count());
+    assert_eq!(files(), 1);
+    h.core.discard_held();
+    assert_eq!(files(), 0);
+    assert!(h.core.is_drained());
+    assert_eq!(h.core.held_bytes(), 0);
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+}
