@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dbmazz::sink::starrocks::stream_load::{
-    Durability, LabelState, LoadError, LoadRequest, LoadVia, RetryPolicy, StreamLoadClient,
-    StreamLoadConfig, StreamLoader,
+    BodyError, BodyPieces, BodySource, Durability, LabelState, LoadBody, LoadError, LoadRequest,
+    LoadVia, RetryPolicy, StreamLoadClient, StreamLoadConfig, StreamLoader,
 };
 use starrocks_emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultRule, TxnState, Value,
@@ -51,7 +51,7 @@ fn request(label: &str, body: &str) -> LoadRequest {
         db: "d".into(),
         table: "t".into(),
         label: label.into(),
-        body: Bytes::from(body.to_string()),
+        body: body.to_string().into(),
         headers: vec![("columns".into(), "id,name".into())],
     }
 }
@@ -460,4 +460,95 @@ async fn body_is_sent_after_the_continue_wait_when_no_100_comes() {
     let (waited, body) = server.await.expect("server");
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert_eq!(body, ROWS.as_bytes());
+}
+
+/// `n` rows in pieces of 100 rows; fails at row `fail_at` when given.
+struct PiecedRows {
+    rows: u32,
+    fail_at: Option<u32>,
+}
+
+struct PiecedPass {
+    next: u32,
+    rows: u32,
+    fail_at: Option<u32>,
+}
+
+impl BodySource for PiecedRows {
+    fn open(&self) -> Box<dyn BodyPieces> {
+        Box::new(PiecedPass {
+            next: 0,
+            rows: self.rows,
+            fail_at: self.fail_at,
+        })
+    }
+}
+
+impl BodyPieces for PiecedPass {
+    fn next_piece(&mut self) -> Option<Result<Bytes, BodyError>> {
+        if self.next > self.rows {
+            return None;
+        }
+        let mut piece = String::new();
+        if self.next == 0 {
+            piece.push('[');
+        }
+        for id in self.next..(self.next + 100).min(self.rows) {
+            if Some(id) == self.fail_at {
+                self.next = self.rows + 1;
+                return Some(Err(BodyError::Encode(format!(
+                    "row {id} cannot be encoded"
+                ))));
+            }
+            if id > 0 {
+                piece.push(',');
+            }
+            piece.push_str(&format!(r#"{{"id":{id},"name":"n{}"}}"#, id % 7));
+        }
+        self.next += 100;
+        if self.next >= self.rows {
+            piece.push(']');
+            self.next = self.rows + 1;
+        }
+        Some(Ok(Bytes::from(piece)))
+    }
+}
+
+#[tokio::test]
+async fn a_body_encoded_while_sent_goes_chunked_through_the_redirect() {
+    let emu = emulator(true).await;
+    let mut req = request("pieces_1", "");
+    req.body = LoadBody::Source(std::sync::Arc::new(PiecedRows {
+        rows: 5_000,
+        fail_at: None,
+    }));
+    let outcome = loader(config(&emu, ""))
+        .load_batch(&req)
+        .await
+        .expect("loads");
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(outcome.response.expect("answer").loaded_rows, 5_000);
+    assert_eq!(ids(&emu).len(), 5_000);
+    assert_eq!(emu.early_body_violations(), 0);
+}
+
+#[tokio::test]
+async fn a_body_that_fails_half_way_is_permanent_and_loads_nothing() {
+    let emu = emulator(false).await;
+    let mut req = request("pieces_2", "");
+    req.body = LoadBody::Source(std::sync::Arc::new(PiecedRows {
+        rows: 5_000,
+        fail_at: Some(3_210),
+    }));
+    let error = loader(config(&emu, ""))
+        .load_batch(&req)
+        .await
+        .expect_err("the body fails");
+    assert!(matches!(error, LoadError::Permanent { .. }), "{error}");
+    assert!(
+        error.to_string().contains("row 3210 cannot be encoded"),
+        "{error}"
+    );
+    assert!(ids(&emu).is_empty());
+    assert_ne!(emu.label_state("d", "pieces_2"), Some(TxnState::Visible));
 }

@@ -65,7 +65,7 @@ async fn a_prepared_load_is_invisible_until_committed_and_a_replay_commits_it() 
         db: "shop".into(),
         table: "t".into(),
         label: "dbmazz-test-txn-1".into(),
-        body: bytes::Bytes::from_static(br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#),
+        body: bytes::Bytes::from_static(br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#).into(),
         headers: vec![("columns".into(), "id,v".into())],
     };
     assert_eq!(
@@ -87,7 +87,7 @@ async fn a_prepared_load_is_invisible_until_committed_and_a_replay_commits_it() 
             label: "dbmazz-test-txn-1".into(),
             columns: "id,v".into(),
             partial_update: false,
-            body: br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#.to_vec(),
+            body: br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#.to_vec().into(),
             rows: 2,
         })
         .await
@@ -114,7 +114,7 @@ async fn a_refused_commit_is_retried_and_bad_data_is_a_clear_error() {
         label: label.into(),
         columns: "id,v".into(),
         partial_update: false,
-        body: body.to_vec(),
+        body: body.to_vec().into(),
         rows: 1,
     };
     // The first commit fails (txn aborted): the loader begins again and lands it.

@@ -85,6 +85,20 @@ impl RowImage {
         TupleData(values)
     }
 
+    /// The values into `out` (cleared first), reusing its allocation: the hot path decodes
+    /// every row of a batch this way instead of allocating a tuple per row.
+    pub fn values_into(&self, out: &mut TupleData) {
+        out.0.clear();
+        self.walk(|value| out.0.push(value));
+    }
+
+    /// Whether any value is an unchanged TOAST placeholder (`u`).
+    pub fn has_unchanged_toast(&self) -> bool {
+        let mut found = false;
+        self.walk(|value| found |= matches!(value, TupleValue::UnchangedToast));
+        found
+    }
+
     /// Number of columns.
     pub fn column_count(&self) -> usize {
         if self.0.len() < 2 {

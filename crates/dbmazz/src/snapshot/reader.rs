@@ -3,8 +3,10 @@
 //!
 //! Each chunk is `COPY (SELECT <columns> FROM ONLY <relation> WHERE ctid >= '(a,0)' AND ctid <
 //! '(b,0)') TO STDOUT` inside `REPEATABLE READ, READ ONLY`, on the slot's exported snapshot
-//! when there is one. The COPY output is streamed: at most one batch per reader is in memory,
-//! and the server waits (socket backpressure) while that batch is being loaded.
+//! when there is one. The COPY output is streamed: a reader fills its next batch while the
+//! previous one loads (one load in flight per reader), so PostgreSQL and StarRocks work at
+//! the same time; at most two batches per reader are in memory, and the server waits
+//! (socket backpressure) when both are full.
 
 use std::collections::HashMap;
 use std::pin::pin;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
 use super::copy_text::{decode_row, LineSplitter};
@@ -148,6 +151,7 @@ pub async fn read_chunk<S: Sink>(
         });
     }
     batch.flush().await?;
+    batch.wait_in_flight().await?;
     client.batch_execute("COMMIT").await.map_err(sql_error)?;
     Ok(batch.rows_total)
 }
@@ -161,6 +165,8 @@ struct BatchBuilder<'a, S: Sink> {
     copy_bytes: u64,
     part: u32,
     rows_total: u64,
+    /// The load of the previous batch (aborted if the reader is dropped).
+    in_flight: JoinSet<Result<(), SnapshotError>>,
 }
 
 impl<'a, S: Sink> BatchBuilder<'a, S> {
@@ -173,6 +179,7 @@ impl<'a, S: Sink> BatchBuilder<'a, S> {
             copy_bytes: 0,
             part: 0,
             rows_total: 0,
+            in_flight: JoinSet::new(),
         }
     }
 
@@ -214,18 +221,34 @@ impl<'a, S: Sink> BatchBuilder<'a, S> {
                 part: self.part,
             },
         };
-        self.context
-            .sink
-            .write_batch(&batch)
-            .await
-            .map_err(SnapshotError::Sink)?;
-        self.context
-            .progress
-            .add_rows(&self.job.schema.name.to_string(), rows, self.copy_bytes);
+        // One load in flight: wait for the previous batch before sending this one.
+        self.wait_in_flight().await?;
+        let sink = Arc::clone(&self.context.sink);
+        let progress = Arc::clone(&self.context.progress);
+        let (table, copy_bytes) = (self.job.schema.name.to_string(), self.copy_bytes);
+        self.in_flight.spawn(async move {
+            sink.write_batch(&batch)
+                .await
+                .map_err(SnapshotError::Sink)?;
+            progress.add_rows(&table, rows, copy_bytes);
+            Ok(())
+        });
         self.part += 1;
         self.rows_total += rows;
         self.byte_len = 0;
         self.copy_bytes = 0;
+        Ok(())
+    }
+}
+
+impl<S: Sink> BatchBuilder<'_, S> {
+    /// Waits until the batch in flight (if any) is durable.
+    async fn wait_in_flight(&mut self) -> Result<(), SnapshotError> {
+        while let Some(joined) = self.in_flight.join_next().await {
+            joined.map_err(|error| {
+                SnapshotError::Internal(format!("snapshot load task stopped: {error}"))
+            })??;
+        }
         Ok(())
     }
 }

@@ -18,6 +18,10 @@ use crate::sink::Sink;
 use crate::source::connect_sql;
 use crate::Lsn;
 
+/// Snapshot batches are capped lower than stream batches: every reader holds two (one
+/// loading, one filling), and the copy runs at full speed for minutes.
+const SNAPSHOT_BATCH_BYTES: usize = 8 << 20;
+
 /// A snapshot ready to read (planned, recorded in the state file).
 #[derive(Debug)]
 pub struct SnapshotJob {
@@ -184,7 +188,7 @@ async fn read_all<S: Sink>(
     let context = Arc::new(ReaderContext {
         sink: Arc::clone(sink),
         max_rows: config.batch.max_rows,
-        max_bytes: config.batch.max_bytes.as_usize(),
+        max_bytes: config.batch.max_bytes.as_usize().min(SNAPSHOT_BATCH_BYTES),
         epoch: plan.epoch,
         attempt: plan.attempt,
         snapshot_lsn,

@@ -32,9 +32,12 @@ impl Loader for EmulatorLoader {
         if request.partial_update {
             headers.push(("partial_update", "true"));
         }
+        let body = request.body.to_bytes().map_err(|error| LoadFailure {
+            message: error.to_string(),
+        })?;
         let result = self
             .emulator
-            .stream_load(&self.database, &request.table, &headers, &request.body)
+            .stream_load(&self.database, &request.table, &headers, &body)
             .await;
         match result.status {
             LoadStatus::Success | LoadStatus::PublishTimeout => Ok(()),

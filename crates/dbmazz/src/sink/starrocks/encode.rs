@@ -272,6 +272,12 @@ impl JsonBody {
         &self.lossy
     }
 
+    /// Takes the bytes written so far (a piece of a body sent as it is encoded); the next rows
+    /// continue the same array.
+    pub fn take_piece(&mut self, next_capacity: usize) -> Vec<u8> {
+        std::mem::replace(&mut self.bytes, Vec::with_capacity(next_capacity))
+    }
+
     /// Closes the array; the body and the lossy values of its rows. Never send an empty body
     /// (StarRocks fails it, spec §9.8): check [`JsonBody::is_empty`] first.
     pub fn finish(mut self) -> (Vec<u8>, Vec<LossyValue>) {

@@ -1,7 +1,5 @@
 //! The production [`Loader`]: Stream Load over HTTP with outcome resolution and retries.
 
-use bytes::Bytes;
-
 use super::sink::{LoadFailure, LoadRequest, Loader, StagedLoad};
 use super::stream_load::{self, StreamLoader};
 
@@ -34,7 +32,7 @@ impl HttpLoader {
             db: self.database.clone(),
             table: request.table,
             label: request.label,
-            body: Bytes::from(request.body),
+            body: request.body,
             headers,
         }
     }
@@ -74,7 +72,7 @@ impl Loader for HttpLoader {
             db: self.database.clone(),
             table: staged.table,
             label: staged.label,
-            body: Bytes::new(),
+            body: Default::default(),
             headers: Vec::new(),
         };
         self.loader

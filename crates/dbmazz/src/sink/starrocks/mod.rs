@@ -30,6 +30,7 @@ pub mod ddl;
 mod encode;
 mod loader;
 mod plan;
+mod rows_body;
 mod sink;
 pub mod stream_load;
 mod values;
@@ -44,7 +45,7 @@ pub use encode::{
     AUDIT_SYNCED_AT,
 };
 pub use loader::{connect_sink, HttpLoader};
-pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp};
+pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp, RowValues};
 pub use sink::{
     missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink,
     StarRocksSinkOptions, UnsupportedColumn,

@@ -11,16 +11,38 @@
 use std::collections::HashMap;
 
 use crate::decode::{TupleData, TupleValue};
-use crate::pipeline::{ChangeKind, RowChange};
+use crate::pipeline::{ChangeKind, RowChange, RowImage};
 use crate::Lsn;
 
 use super::encode::{ColumnSelection, DeleteMode, TableEncoder};
 
+/// The values of a planned row: most rows are the change's own image (no copy, decoded only
+/// when encoded); rows whose unchanged TOAST values were filled in are owned tuples.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowValues {
+    Image(RowImage),
+    Tuple(TupleData),
+}
+
+impl RowValues {
+    /// The values, decoded into `scratch` when they are an image (one allocation reused for
+    /// a whole load instead of a tuple per row).
+    pub fn decode<'a>(&'a self, scratch: &'a mut TupleData) -> &'a TupleData {
+        match self {
+            RowValues::Tuple(values) => values,
+            RowValues::Image(image) => {
+                image.values_into(scratch);
+                scratch
+            }
+        }
+    }
+}
+
 /// One row operation of a load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowOp {
-    Upsert { values: TupleData, commit_lsn: Lsn },
-    Delete { key: TupleData, commit_lsn: Lsn },
+    Upsert { values: RowValues, commit_lsn: Lsn },
+    Delete { key: RowValues, commit_lsn: Lsn },
 }
 
 /// Rows sharing one column set, loaded together.
@@ -37,7 +59,7 @@ pub struct PlannedLoad {
 /// Values to carry from the old key's row in StarRocks into a key-changing upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Carry {
-    /// Index in `rows` of the upsert to fill.
+    /// Index in `rows` of the upsert to fill (its values are a [`RowValues::Tuple`]).
     pub row: usize,
     pub old_key: TupleData,
     /// Columns whose value is `UnchangedToast` in the upsert.
@@ -59,12 +81,20 @@ pub fn plan_loads(
     key_indexes: &[usize],
     delete_mode: DeleteMode,
 ) -> (Vec<PlannedLoad>, PlanNotes) {
+    // Images per key are only needed to fill unchanged TOAST values; most batches have none,
+    // and then no key is computed and nothing is kept per row.
+    let fills = changes.iter().any(|change| {
+        change
+            .new
+            .as_ref()
+            .is_some_and(RowImage::has_unchanged_toast)
+    });
     let mut planner = Planner {
         encoder,
         key_indexes,
         delete_mode,
         loads: Vec::new(),
-        latest_image: HashMap::new(),
+        latest_image: fills.then(HashMap::new),
         notes: PlanNotes::default(),
     };
     for change in changes {
@@ -78,64 +108,79 @@ struct Planner<'a> {
     key_indexes: &'a [usize],
     delete_mode: DeleteMode,
     loads: Vec<PlannedLoad>,
-    /// Newest full image per key (text of the key columns) within the batch.
-    latest_image: HashMap<Vec<u8>, TupleData>,
+    /// Newest full image per key (text of the key columns) within the batch, when the batch
+    /// has unchanged TOAST values to fill.
+    latest_image: Option<HashMap<Vec<u8>, RowValues>>,
     notes: PlanNotes,
 }
 
 impl Planner<'_> {
     fn add(&mut self, change: &RowChange) {
         let commit_lsn = change.commit_lsn;
-        let new = change.new.as_ref().map(|image| image.values());
-        let old = change.old.as_ref().map(|old| old.image().values());
         match change.kind {
             ChangeKind::Insert => {
-                if let Some(new) = new {
+                if let Some(new) = &change.new {
                     self.upsert(new, commit_lsn);
                 }
             }
             ChangeKind::Update => {
-                let Some(mut new) = new else { return };
-                let old_key = old.filter(|old| self.key_of(old) != self.key_of(&new));
-                match old_key {
-                    Some(old) => {
-                        let unchanged = unchanged_columns(&new);
-                        if !unchanged.is_empty() && !self.fill_unchanged(&mut new, &old) {
-                            // The old row is not in the batch: a load of its own, filled from
-                            // StarRocks before it is sent.
-                            self.notes.unfilled_key_changes += 1;
-                            self.latest_image.remove(&self.key_of(&old));
-                            self.loads.push(PlannedLoad {
-                                selection: ColumnSelection::All,
-                                rows: vec![
-                                    RowOp::Delete {
-                                        key: old.clone(),
-                                        commit_lsn,
-                                    },
-                                    RowOp::Upsert {
-                                        values: new,
-                                        commit_lsn,
-                                    },
-                                ],
-                                carry: Some(Carry {
-                                    row: 1,
-                                    old_key: old,
-                                    columns: unchanged,
-                                }),
-                            });
-                            return;
-                        }
-                        self.delete(old.clone(), commit_lsn);
-                        self.upsert(new, commit_lsn);
-                    }
+                let Some(new) = &change.new else { return };
+                let old = change
+                    .old
+                    .as_ref()
+                    .map(|old| old.image())
+                    .filter(|old| self.key_of(&old.values()) != self.key_of(&new.values()));
+                match old {
+                    Some(old) => self.key_change(new, old, commit_lsn),
                     None => self.upsert(new, commit_lsn),
                 }
             }
             ChangeKind::Delete => {
-                if let Some(old) = old {
-                    self.delete(old, commit_lsn);
+                if let Some(old) = &change.old {
+                    self.delete(RowValues::Image(old.image().clone()), commit_lsn);
                 }
             }
+        }
+    }
+
+    /// An UPDATE that changed the key: delete of the old key, then upsert of the new row.
+    fn key_change(&mut self, new: &RowImage, old_image: &RowImage, commit_lsn: Lsn) {
+        let old = old_image.values();
+        let old_key = self.key_of(&old);
+        let mut values = new.values();
+        let unchanged = unchanged_columns(&values);
+        if !unchanged.is_empty() && !self.fill_unchanged(&mut values, &old_key) {
+            // The old row is not in the batch: a load of its own, filled from StarRocks
+            // before it is sent.
+            self.notes.unfilled_key_changes += 1;
+            if let Some(images) = self.latest_image.as_mut() {
+                images.remove(&old_key);
+            }
+            self.loads.push(PlannedLoad {
+                selection: ColumnSelection::All,
+                rows: vec![
+                    RowOp::Delete {
+                        key: RowValues::Tuple(old.clone()),
+                        commit_lsn,
+                    },
+                    RowOp::Upsert {
+                        values: RowValues::Tuple(values),
+                        commit_lsn,
+                    },
+                ],
+                carry: Some(Carry {
+                    row: 1,
+                    old_key: old,
+                    columns: unchanged,
+                }),
+            });
+            return;
+        }
+        self.delete(RowValues::Image(old_image.clone()), commit_lsn);
+        if unchanged.is_empty() {
+            self.upsert(new, commit_lsn);
+        } else {
+            self.upsert_filled(values, commit_lsn);
         }
     }
 
@@ -155,10 +200,16 @@ impl Planner<'_> {
 
     /// Fills unchanged TOAST values from the newest image of `source_key` (the row's own key,
     /// or the old key of a key change).
-    fn fill_unchanged(&self, values: &mut TupleData, source: &TupleData) -> bool {
-        let Some(image) = self.latest_image.get(&self.key_of(source)) else {
+    fn fill_unchanged(&self, values: &mut TupleData, source_key: &[u8]) -> bool {
+        let Some(image) = self
+            .latest_image
+            .as_ref()
+            .and_then(|images| images.get(source_key))
+        else {
             return false;
         };
+        let mut scratch = TupleData(Vec::new());
+        let image = image.decode(&mut scratch);
         for (index, value) in values.0.iter_mut().enumerate() {
             if matches!(value, TupleValue::UnchangedToast) {
                 match image.get(index) {
@@ -172,21 +223,65 @@ impl Planner<'_> {
         true
     }
 
-    fn upsert(&mut self, mut values: TupleData, commit_lsn: Lsn) {
-        if !unchanged_columns(&values).is_empty() {
-            let source = values.clone();
-            self.fill_unchanged(&mut values, &source);
+    /// An INSERT or UPDATE image. Unchanged TOAST values are filled from the batch where
+    /// possible, else the row goes into a partial update without those columns.
+    fn upsert(&mut self, image: &RowImage, commit_lsn: Lsn) {
+        if image.has_unchanged_toast() {
+            let mut values = image.values();
+            let key = self.key_of(&values);
+            if self.fill_unchanged(&mut values, &key) {
+                return self.upsert_filled(values, commit_lsn);
+            }
+            let selection = ColumnSelection::present_in(self.encoder, &values);
+            return self.push(
+                selection,
+                RowOp::Upsert {
+                    values: RowValues::Image(image.clone()),
+                    commit_lsn,
+                },
+            );
         }
-        let selection = ColumnSelection::present_in(self.encoder, &values);
-        if selection.is_all() {
-            self.latest_image
-                .insert(self.key_of(&values), values.clone());
-        }
-        self.push(selection, RowOp::Upsert { values, commit_lsn });
+        self.remember(image);
+        self.push(
+            ColumnSelection::All,
+            RowOp::Upsert {
+                values: RowValues::Image(image.clone()),
+                commit_lsn,
+            },
+        );
     }
 
-    fn delete(&mut self, key: TupleData, commit_lsn: Lsn) {
-        self.latest_image.remove(&self.key_of(&key));
+    /// A full row whose unchanged TOAST values were filled in, kept as a compact image.
+    fn upsert_filled(&mut self, values: TupleData, commit_lsn: Lsn) {
+        let image = RowImage::from_tuple(&values);
+        self.remember(&image);
+        self.push(
+            ColumnSelection::All,
+            RowOp::Upsert {
+                values: RowValues::Image(image),
+                commit_lsn,
+            },
+        );
+    }
+
+    /// Keeps a full image as its key's newest, when the batch has values to fill.
+    fn remember(&mut self, image: &RowImage) {
+        if self.latest_image.is_some() {
+            let key = self.key_of(&image.values());
+            if let Some(images) = self.latest_image.as_mut() {
+                images.insert(key, RowValues::Image(image.clone()));
+            }
+        }
+    }
+
+    fn delete(&mut self, key: RowValues, commit_lsn: Lsn) {
+        if self.latest_image.is_some() {
+            let mut scratch = TupleData(Vec::new());
+            let key_text = self.key_of(key.decode(&mut scratch));
+            if let Some(images) = self.latest_image.as_mut() {
+                images.remove(&key_text);
+            }
+        }
         let selection = match self.delete_mode {
             DeleteMode::Soft => ColumnSelection::keys(self.encoder),
             // A hard delete needs only the key: it joins whatever load is open.

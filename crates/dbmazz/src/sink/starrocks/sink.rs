@@ -22,10 +22,10 @@ use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
-use super::encode::{
-    audit_columns, ColumnSelection, DeleteMode, EncoderOptions, JsonBody, RowMeta, TableEncoder,
-};
-use super::plan::{plan_loads, RowOp};
+use super::encode::{audit_columns, ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
+use super::plan::{plan_loads, RowOp, RowValues};
+use super::rows_body::RowsBody;
+use super::stream_load::LoadBody;
 
 /// One Stream Load to make durable.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct LoadRequest {
     /// The `columns` header.
     pub columns: String,
     pub partial_update: bool,
-    pub body: Vec<u8>,
+    pub body: LoadBody,
     pub rows: usize,
 }
 
@@ -94,7 +94,7 @@ pub struct StarRocksSinkOptions {
 
 struct TableState {
     schema: Arc<TableSchema>,
-    encoder: TableEncoder,
+    encoder: Arc<TableEncoder>,
     key_indexes: Vec<usize>,
 }
 
@@ -351,7 +351,7 @@ impl<L: Loader> StarRocksSink<L> {
         .map_err(|error| self.error(schema, error.to_string()))?;
         let state = TableState {
             schema: Arc::clone(schema),
-            encoder,
+            encoder: Arc::new(encoder),
             key_indexes: schema.key_indexes().collect(),
         };
         self.tables
@@ -402,7 +402,11 @@ impl<L: Loader> StarRocksSink<L> {
             .select_row(&schema.name.name, &columns, &conditions)
             .await
             .map_err(|error| self.error(schema, error.to_string()))?;
-        let Some(RowOp::Upsert { values, .. }) = load.rows.get_mut(carry.row) else {
+        let Some(RowOp::Upsert {
+            values: RowValues::Tuple(values),
+            ..
+        }) = load.rows.get_mut(carry.row)
+        else {
             return Ok(());
         };
         match found {
@@ -625,36 +629,32 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 self.commit_staged(&batch.table, &mut staged).await?;
                 self.carry_values(&batch.table, &mut load, &carry).await?;
             }
-            let mut body = JsonBody::new();
-            for row in &load.rows {
-                let result = match row {
-                    RowOp::Upsert { values, commit_lsn } => state.encoder.push_upsert(
-                        &mut body,
-                        values,
-                        &load.selection,
-                        &RowMeta {
-                            commit_lsn: commit_lsn.0,
-                            synced_at: &synced_at,
-                        },
-                    ),
-                    RowOp::Delete { key, commit_lsn } => state.encoder.push_delete(
-                        &mut body,
-                        key,
-                        &load.selection,
-                        &RowMeta {
-                            commit_lsn: commit_lsn.0,
-                            synced_at: &synced_at,
-                        },
-                    ),
-                };
-                result.map_err(|error| self.error(&batch.table, error.to_string()))?;
-            }
-            if body.is_empty() {
+            if load.rows.is_empty() {
                 continue;
             }
-            let rows = body.rows();
-            let (bytes, lossy) = body.finish();
-            for value in &lossy {
+            let body = RowsBody::new(
+                Arc::clone(&state.encoder),
+                load.rows,
+                load.selection.clone(),
+                synced_at.clone(),
+            );
+            let request = LoadRequest {
+                table: batch.table.name.name.clone(),
+                label: self.label(batch, part),
+                columns: state.encoder.columns_header(&load.selection),
+                partial_update: !load.selection.is_all(),
+                rows: body.rows(),
+                body: LoadBody::Source(Arc::new(Arc::clone(&body))),
+            };
+            let label = request.label.clone();
+            let stage = self.loader.stage(request).await.map_err(|failure| {
+                self.error(
+                    &batch.table,
+                    format!("load {label} failed: {}", failure.message),
+                )
+            })?;
+            staged.extend(stage);
+            for value in body.take_lossy() {
                 crate::ops::metrics().count_lossy(
                     &batch.table.name.to_string(),
                     &value.column,
@@ -668,22 +668,6 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                     "value stored as NULL: StarRocks cannot hold it exactly"
                 );
             }
-            let request = LoadRequest {
-                table: batch.table.name.name.clone(),
-                label: self.label(batch, part),
-                columns: state.encoder.columns_header(&load.selection),
-                partial_update: !load.selection.is_all(),
-                body: bytes,
-                rows,
-            };
-            let label = request.label.clone();
-            let stage = self.loader.stage(request).await.map_err(|failure| {
-                self.error(
-                    &batch.table,
-                    format!("load {label} failed: {}", failure.message),
-                )
-            })?;
-            staged.extend(stage);
         }
         self.commit_staged(&batch.table, &mut staged).await
     }

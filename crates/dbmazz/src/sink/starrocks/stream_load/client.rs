@@ -21,7 +21,6 @@
 //! Never trust HTTP 200 alone: the outcome is the body's `Status` (see `response.rs`).
 
 use std::future::Future as _;
-use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +37,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::body::{BodyError, LoadBody, Pieces};
 use super::response::{
     excerpt, rest_message, LabelStateAnswer, ParseError, StreamLoadResponse, TxnAnswer,
 };
@@ -104,7 +104,7 @@ pub struct LoadRequest {
     pub table: String,
     pub label: String,
     /// The JSON array of rows (`strip_outer_array: true`).
-    pub body: Bytes,
+    pub body: LoadBody,
     /// Extra headers: `columns`, `partial_update`, `merge_condition`, `timeout`, ...
     pub headers: Vec<(String, String)>,
 }
@@ -146,6 +146,14 @@ pub enum RequestError {
         #[source]
         source: ParseError,
     },
+    /// The body could not be produced (a row that cannot be encoded): retrying cannot help,
+    /// and the unterminated body cannot have been taken as complete.
+    #[error("{source} (while sending to {url})")]
+    Encode {
+        url: String,
+        #[source]
+        source: BodyError,
+    },
     /// Redirect loop, or a redirect without a usable `Location`.
     #[error("bad redirect from {url}: {reason}")]
     Redirect { url: String, reason: String },
@@ -171,6 +179,7 @@ impl RequestError {
         match self {
             RequestError::Unauthorized { .. }
             | RequestError::Redirect { .. }
+            | RequestError::Encode { .. }
             | RequestError::Invalid(_) => true,
             RequestError::Status { status, .. } => status.is_client_error(),
             _ => false,
@@ -257,19 +266,17 @@ impl StreamLoadClient {
             encode_segment(&request.db),
             encode_segment(&request.table)
         );
-        let body = if self.config.gzip {
-            gzip(&request.body).map_err(|e| RequestError::Invalid(format!("gzip: {e}")))?
-        } else {
-            request.body.clone()
-        };
         let headers = self.load_headers(request)?;
         let timeout = self.config.request_timeout;
-        let answer = tokio::time::timeout(timeout, self.put_following(url.clone(), headers, body))
-            .await
-            .map_err(|_| RequestError::Timeout {
-                url,
-                after: timeout,
-            })??;
+        let answer = tokio::time::timeout(
+            timeout,
+            self.put_following(url.clone(), headers, &request.body, self.config.gzip),
+        )
+        .await
+        .map_err(|_| RequestError::Timeout {
+            url,
+            after: timeout,
+        })??;
         let (url, status, bytes) = answer;
         final_answer(url, status, &bytes, StreamLoadResponse::parse)
     }
@@ -335,7 +342,7 @@ impl StreamLoadClient {
         let timeout = self.config.request_timeout;
         let exchange = async {
             if with_body {
-                self.put_following(url.clone(), headers, request.body.clone())
+                self.put_following(url.clone(), headers, &request.body, false)
                     .await
             } else {
                 self.send_following(Method::POST, url.clone(), headers)
@@ -425,15 +432,23 @@ impl StreamLoadClient {
         &self,
         mut url: String,
         headers: Vec<(HeaderName, HeaderValue)>,
-        body: Bytes,
+        body: &LoadBody,
+        gzip: bool,
     ) -> Result<(String, StatusCode, Bytes), RequestError> {
         for _ in 0..=self.config.max_redirects {
             let gate = Arc::new(ContinueGate::default());
+            // Every hop sends the body from its start.
+            let pieces = body.pieces(gzip).map_err(|error| RequestError::Encode {
+                url: url.clone(),
+                source: error,
+            })?;
+            let len = if gzip { None } else { body.known_len() };
             let mut req = Request::builder()
                 .method(Method::PUT)
                 .uri(&url)
                 .body(HeldBody::held(
-                    body.clone(),
+                    pieces,
+                    len,
                     gate.clone(),
                     self.config.expect_continue_timeout,
                 ))
@@ -476,6 +491,9 @@ impl StreamLoadClient {
                     gate.abort();
                 }
                 let url = url.to_string();
+                if let Some(error) = body_error(&source) {
+                    return Err(RequestError::Encode { url, source: error });
+                }
                 return Err(if source.is_connect() {
                     RequestError::Connect { url, source }
                 } else {
@@ -565,13 +583,16 @@ fn encode_segment(text: &str) -> String {
     out
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Bytes> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body)?;
-    Ok(Bytes::from(encoder.finish()?))
+/// Our own body's failure (an encoding error), when that is what broke the request.
+fn body_error(error: &(dyn std::error::Error + 'static)) -> Option<BodyError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(body) = error.downcast_ref::<BodyError>() {
+            return (!matches!(body, BodyError::Withheld)).then(|| body.clone());
+        }
+        current = error.source();
+    }
+    None
 }
 
 /// Shared between [`HeldBody`] and the `100 Continue` callback.
@@ -628,15 +649,10 @@ impl ContinueGate {
     }
 }
 
-/// The body was not sent because the server answered first.
-#[derive(Debug, thiserror::Error)]
-#[error("request body withheld: the server answered before 100 Continue")]
-pub struct BodyWithheld;
-
-/// A request body whose single frame waits for its [`ContinueGate`].
+/// A request body whose frames wait for its [`ContinueGate`].
 pub(crate) struct HeldBody {
-    data: Option<Bytes>,
-    len: u64,
+    pieces: Option<Pieces>,
+    len: Option<u64>,
     gate: Option<Arc<ContinueGate>>,
     wait: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -645,18 +661,18 @@ pub(crate) struct HeldBody {
 impl HeldBody {
     fn empty() -> HeldBody {
         HeldBody {
-            data: None,
-            len: 0,
+            pieces: None,
+            len: Some(0),
             gate: None,
             wait: Duration::ZERO,
             timer: None,
         }
     }
 
-    fn held(data: Bytes, gate: Arc<ContinueGate>, wait: Duration) -> HeldBody {
+    fn held(pieces: Pieces, len: Option<u64>, gate: Arc<ContinueGate>, wait: Duration) -> HeldBody {
         HeldBody {
-            len: data.len() as u64,
-            data: (!data.is_empty()).then_some(data),
+            len,
+            pieces: (len != Some(0)).then_some(pieces),
             gate: Some(gate),
             wait,
             timer: None,
@@ -666,21 +682,21 @@ impl HeldBody {
 
 impl Body for HeldBody {
     type Data = Bytes;
-    type Error = BodyWithheld;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyWithheld>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
-        if this.data.is_none() {
+        if this.pieces.is_none() {
             return Poll::Ready(None);
         }
         if let Some(gate) = &this.gate {
             match gate.poll(cx) {
                 GateState::Aborted => {
-                    this.data = None;
-                    return Poll::Ready(Some(Err(BodyWithheld)));
+                    this.pieces = None;
+                    return Poll::Ready(Some(Err(BodyError::Withheld)));
                 }
                 GateState::Released => {}
                 GateState::Held => {
@@ -697,15 +713,25 @@ impl Body for HeldBody {
                 }
             }
         }
-        Poll::Ready(this.data.take().map(|data| Ok(Frame::data(data))))
+        let Some(pieces) = this.pieces.as_mut() else {
+            return Poll::Ready(None);
+        };
+        // Encoding happens here, a piece at a time, as the connection asks for bytes.
+        let next = pieces.next_piece();
+        if !matches!(next, Some(Ok(_))) {
+            this.pieces = None;
+        }
+        Poll::Ready(next.map(|piece| piece.map(Frame::data)))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        self.pieces.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len)
+        // Unknown length → `Transfer-Encoding: chunked`.
+        self.len
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 

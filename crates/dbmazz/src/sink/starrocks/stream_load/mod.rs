@@ -11,12 +11,14 @@
 //! * `outcome` — `load_batch`: same label on every attempt, unknown outcomes resolved by label
 //!   state before anything else is sent.
 
+mod body;
 mod client;
 mod outcome;
 mod response;
 mod retry;
 mod txn;
 
+pub use body::{BodyError, BodyPieces, BodySource, LoadBody};
 pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
