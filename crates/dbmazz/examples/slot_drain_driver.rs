@@ -250,6 +250,7 @@ read_pacing = "{pacing}"
 max_wait = "{wait}ms"
 [http]
 listen = ""
+{extra}
 "#,
         state = state_dir.display(),
         url = args.url(),
@@ -259,6 +260,10 @@ listen = ""
         // Experiments: DBMAZZ_BENCH_READ_PACING=0s or 2ms (default: the config's, 1 ms).
         pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "1ms".into()),
         sink = sink_section(args, index)?,
+        // Experiments: more sections, e.g. DBMAZZ_BENCH_EXTRA_TOML='[pipeline] max_memory = "16MiB"'.
+        extra = std::env::var("DBMAZZ_BENCH_EXTRA_TOML")
+            .unwrap_or_default()
+            .replace("] ", "]\n"),
     );
     Config::from_toml(&toml).map_err(|error| error.to_string())
 }

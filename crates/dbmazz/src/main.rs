@@ -58,6 +58,28 @@ enum Command {
     Monitor(MonitorArgs),
     /// Print a running pipeline's /status as a table.
     Status(StatusArgs),
+    /// Ask a running `dbmazz run` to copy one table again while the others keep streaming.
+    ///
+    /// The table's stream changes are held until its rows are loaded, then applied in order.
+    /// Exit code 0 when accepted (with --wait: when loaded), 1 when dbmazz is not reachable,
+    /// the table is not published, a snapshot of it is already running, or it failed.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// The table, `schema.table` (a bare name means `public`).
+    #[arg(long, short)]
+    table: String,
+    /// Take the API address from this config's http.listen.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The HTTP API address (default: http.listen of the config, else 127.0.0.1:9808).
+    #[arg(long, visible_alias = "api")]
+    url: Option<String>,
+    /// Follow the progress until the table is loaded and its held changes released.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(clap::Args)]
@@ -214,6 +236,7 @@ fn main() -> ExitCode {
             Command::Cleanup(args) => cleanup(args).await,
             Command::Monitor(args) => monitor(args).await,
             Command::Status(args) => status(args).await,
+            Command::Snapshot(args) => snapshot(args).await,
         }
     })
 }
@@ -478,6 +501,41 @@ async fn status(args: StatusArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn snapshot(args: SnapshotArgs) -> ExitCode {
+    let (_, api) = match config_and_api(args.config.as_deref(), args.url.as_deref()) {
+        Ok(found) => found,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let answer = match api.request_snapshot(&args.table).await {
+        Ok(answer) => answer,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let ops::SnapshotAnswer::Accepted { table, .. } = &answer else {
+        eprintln!("error: {}", answer.message());
+        return ExitCode::from(EXIT_ERROR);
+    };
+    println!("{}", answer.message());
+    if !args.wait {
+        return ExitCode::SUCCESS;
+    }
+    match monitor::wait_for_table_snapshot(&api, table, |line| println!("{line}")).await {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::from(EXIT_ERROR)
         }
     }

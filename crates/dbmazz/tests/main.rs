@@ -13,6 +13,7 @@ mod monitor;
 mod ops;
 mod pacing;
 mod replication_client;
+mod resnapshot;
 mod snapshot;
 mod starrocks_bad_input;
 mod starrocks_ddl;

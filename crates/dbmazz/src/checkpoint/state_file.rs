@@ -30,6 +30,16 @@ pub struct StateFile {
     /// The current (or last) snapshot's plan and progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotState>,
+    /// Snapshots of single tables taken while streaming (a requested re-snapshot, or a table
+    /// added to the publication later), one per table, the latest; an unfinished one is
+    /// resumed at the next start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub table_snapshots: Vec<SnapshotState>,
+    /// Published tables whose existing rows this state accounts for (snapshotted, or present
+    /// when the state began); a published table outside it gets a snapshot of its own.
+    /// `None` in files written before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_tables: Option<std::collections::BTreeSet<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +63,39 @@ impl StateFile {
             system_identifier: system_identifier.to_string(),
             last_durable_lsn: durable.to_string(),
             snapshot: None,
+            table_snapshots: Vec::new(),
+            known_tables: None,
         }
+    }
+
+    /// The highest snapshot epoch recorded (initial or per table); 0 when none.
+    pub fn last_epoch(&self) -> u64 {
+        self.snapshot
+            .iter()
+            .chain(&self.table_snapshots)
+            .map(|snapshot| snapshot.epoch)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The recorded snapshot of one table taken while streaming.
+    pub fn table_snapshot_mut(&mut self, table: &str) -> Option<&mut SnapshotState> {
+        self.table_snapshots
+            .iter_mut()
+            .find(|snapshot| snapshot.tables.iter().any(|planned| planned.table == table))
+    }
+
+    /// Records a new snapshot of one table (replacing an earlier one of it) and counts the
+    /// table as known.
+    pub fn begin_table_snapshot(&mut self, plan: SnapshotState) {
+        for planned in &plan.tables {
+            self.table_snapshots
+                .retain(|snapshot| snapshot.tables.iter().all(|t| t.table != planned.table));
+            self.known_tables
+                .get_or_insert_with(Default::default)
+                .insert(planned.table.clone());
+        }
+        self.table_snapshots.push(plan);
     }
 
     pub fn path(state_dir: &Path) -> PathBuf {
@@ -128,6 +170,43 @@ mod tests {
         let error = StateFile::load(&dir).unwrap_err();
         assert!(error.to_string().contains("not valid"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_table_snapshot_replaces_the_earlier_one_of_its_table_and_makes_it_known() {
+        use super::super::snapshot_state::TableSnapshotState;
+        let plan = |table: &str, epoch| SnapshotState {
+            epoch,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: table.into(),
+                chunks: Vec::new(),
+            }],
+        };
+        let mut state = StateFile::new("slot", "db", "1", Lsn(1));
+        assert_eq!(state.last_epoch(), 0);
+        state.snapshot = Some(plan("public.a", 1));
+        state.begin_table_snapshot(plan("public.b", 2));
+        state.begin_table_snapshot(plan("public.c", 3));
+        state.begin_table_snapshot(plan("public.b", 4));
+        let recorded: Vec<_> = state
+            .table_snapshots
+            .iter()
+            .map(|plan| (plan.tables[0].table.as_str(), plan.epoch))
+            .collect();
+        assert_eq!(recorded, [("public.c", 3), ("public.b", 4)]);
+        assert_eq!(state.last_epoch(), 4);
+        assert_eq!(
+            state
+                .known_tables
+                .clone()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["public.b", "public.c"]
+        );
+        assert_eq!(state.table_snapshot_mut("public.b").unwrap().epoch, 4);
+        assert!(state.table_snapshot_mut("public.a").is_none());
     }
 
     #[test]

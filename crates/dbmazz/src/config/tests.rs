@@ -138,3 +138,16 @@ fn snapshot_settings_default_and_validate() {
     let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nchunk_pages = 0\n"));
     assert_eq!(error.key, "snapshot.chunk_pages");
 }
+
+#[test]
+fn max_memory_follows_a_large_batch_unless_set() {
+    let config = Config::from_toml(&EXAMPLE.replace("max_memory = \"128MiB\"", "")).unwrap();
+    assert_eq!(config.max_memory(), ByteSize(64 << 20));
+    let defaults =
+        Config::from_toml("[source]\nurl = \"postgres://u@h/db\"\n[sink]\ntype = \"noop\"\n")
+            .unwrap();
+    assert_eq!(defaults.max_memory(), ByteSize(16 << 20));
+    assert_eq!(defaults.batch.max_bytes, ByteSize(8 << 20));
+    let explicit = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(explicit.max_memory(), ByteSize(128 << 20));
+}

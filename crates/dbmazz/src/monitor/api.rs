@@ -13,8 +13,12 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
+use crate::ops::SnapshotAnswer;
+
 /// Whole request: connect, send, read the answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// The replicator plans a snapshot (catalog queries) before it answers.
+const SNAPSHOT_REQUEST_TIMEOUT: Duration = Duration::from_secs(40);
 /// /status of a pipeline with thousands of tables stays far below this.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
@@ -124,14 +128,41 @@ impl ApiUrl {
         self.request(Method::POST, path).await.map(drop)
     }
 
-    async fn request(&self, method: Method, path: &str) -> Result<Bytes, ApiError> {
-        let url = self.url(path);
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, &url)).await {
-            Ok(result) => result,
-            Err(_) => Err(ApiError::Timeout {
-                url,
-                timeout: REQUEST_TIMEOUT,
+    /// `POST /snapshot?table=`: the answer to a request to snapshot one table while the
+    /// stream runs (refusals included; `Err` only when there was no answer).
+    pub async fn request_snapshot(&self, table: &str) -> Result<SnapshotAnswer, ApiError> {
+        let path = format!("/snapshot?table={}", crate::ops::percent_encode(table));
+        let parse = |body: &[u8]| serde_json::from_slice::<SnapshotAnswer>(body);
+        match self
+            .request_within(Method::POST, &path, SNAPSHOT_REQUEST_TIMEOUT)
+            .await
+        {
+            Ok(body) => parse(&body).map_err(|source| ApiError::Json {
+                url: self.url(&path),
+                source,
             }),
+            Err(ApiError::Status { body, url, code }) => match parse(body.as_bytes()) {
+                Ok(answer) => Ok(answer),
+                Err(_) => Err(ApiError::Status { url, code, body }),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn request(&self, method: Method, path: &str) -> Result<Bytes, ApiError> {
+        self.request_within(method, path, REQUEST_TIMEOUT).await
+    }
+
+    async fn request_within(
+        &self,
+        method: Method,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<Bytes, ApiError> {
+        let url = self.url(path);
+        match tokio::time::timeout(timeout, self.exchange(method, path, &url)).await {
+            Ok(result) => result,
+            Err(_) => Err(ApiError::Timeout { url, timeout }),
         }
     }
 

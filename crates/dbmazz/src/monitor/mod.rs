@@ -21,6 +21,7 @@ mod format;
 mod model;
 mod report;
 mod snapshot_view;
+mod snapshot_wait;
 mod source;
 mod terminal;
 mod text;
@@ -32,6 +33,7 @@ mod tests;
 pub use api::{ApiError, ApiStatus, ApiTable, ApiUrl};
 pub use model::{CountCell, Model, Rates, TableView};
 pub use report::format_status;
+pub use snapshot_wait::{wait_for_table_snapshot, SnapshotWaitError};
 pub use source::{
     CountsReading, Gatherer, MonitorSnapshot, StarRocksTarget, TableCount, EXACT_COUNT_LIMIT,
 };

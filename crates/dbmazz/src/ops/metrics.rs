@@ -79,6 +79,7 @@ pub struct Metrics {
     pub snapshot_bytes: Family<TableLabels, Counter>,
     pub snapshot_chunks_done: Family<TableLabels, Gauge<i64, AtomicI64>>,
     pub snapshot_chunks_total: Family<TableLabels, Gauge<i64, AtomicI64>>,
+    pub snapshot_held_bytes: Family<TableLabels, Gauge<i64, AtomicI64>>,
     pub errors: Family<ReasonLabels, Counter>,
     /// Lossy values per table, for /status (the family above cannot be read back).
     lossy_by_table: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
@@ -124,6 +125,7 @@ impl Metrics {
             snapshot_bytes: Family::default(),
             snapshot_chunks_done: Family::default(),
             snapshot_chunks_total: Family::default(),
+            snapshot_held_bytes: Family::default(),
             errors: Family::default(),
             lossy_by_table: Default::default(),
             registry: Registry::default(),
@@ -250,6 +252,11 @@ impl Metrics {
             "snapshot_chunks_total",
             "Snapshot chunks planned, by table",
             metrics.snapshot_chunks_total.clone(),
+        );
+        r.register(
+            "snapshot_held_bytes",
+            "Stream changes held while a table is snapshotted during streaming, by table",
+            metrics.snapshot_held_bytes.clone(),
         );
         r.register(
             "errors",

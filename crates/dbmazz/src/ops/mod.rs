@@ -8,6 +8,7 @@
 mod metrics;
 mod server;
 mod slot_watch;
+mod snapshot_request;
 mod status;
 
 pub use metrics::{
@@ -15,6 +16,7 @@ pub use metrics::{
 };
 pub use server::{serve, HttpServer, ServeError};
 pub use slot_watch::watch_slot;
+pub use snapshot_request::{percent_decode, percent_encode, SnapshotAnswer, SnapshotRequest};
 pub use status::{
     rfc3339, ErrorStatus, LagStatus, LsnStatus, PipelineStatus, RunState, SlotStatus, SourceStatus,
     Status, TableCounterMap, TableCounters, TableStatus,
@@ -32,6 +34,7 @@ pub struct Telemetry {
     board: Mutex<Board>,
     paused: watch::Sender<bool>,
     snapshot: Mutex<Option<SnapshotReporter>>,
+    snapshot_requests: Mutex<Option<snapshot_request::RequestSender>>,
 }
 
 /// Produces the `snapshot` section of /status.
@@ -75,6 +78,7 @@ impl Telemetry {
             board: Mutex::new(Board::default()),
             paused: watch::channel(false).0,
             snapshot: Mutex::new(None),
+            snapshot_requests: Mutex::new(None),
         })
     }
 
@@ -109,6 +113,28 @@ impl Telemetry {
             .snapshot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reporter);
+    }
+
+    /// Opens the channel of `POST /snapshot` requests (the streaming replicator reads it);
+    /// requests are refused while nobody holds the receiver.
+    pub fn snapshot_requests(&self) -> tokio::sync::mpsc::UnboundedReceiver<SnapshotRequest> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        *self
+            .snapshot_requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sender);
+        receiver
+    }
+
+    /// Asks the replicator to snapshot `table` while it streams, and waits for its answer.
+    pub async fn request_snapshot(&self, table: String) -> SnapshotAnswer {
+        let sender = self
+            .snapshot_requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .filter(|sender| !sender.is_closed());
+        snapshot_request::ask(sender, table).await
     }
 
     /// Pauses (true) or resumes (false) the pipeline.

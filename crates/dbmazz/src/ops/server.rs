@@ -73,7 +73,7 @@ async fn accept_loop(listener: TcpListener, telemetry: Arc<Telemetry>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let telemetry = Arc::clone(&telemetry);
-                async move { Ok::<_, Infallible>(route(&request, &telemetry)) }
+                async move { Ok::<_, Infallible>(route(&request, &telemetry).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -82,7 +82,7 @@ async fn accept_loop(listener: TcpListener, telemetry: Arc<Telemetry>) {
     }
 }
 
-fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<Full<Bytes>> {
+async fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<Full<Bytes>> {
     match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET | &Method::HEAD, "/readyz") => {
@@ -117,12 +117,39 @@ fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<Full<By
             tracing::info!("resumed through the HTTP API");
             text(StatusCode::OK, "resumed\n")
         }
-        (_, "/healthz" | "/readyz" | "/status" | "/metrics" | "/pause" | "/resume") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (&Method::POST, "/snapshot") => {
+            let table = request.uri().query().and_then(|query| {
+                query
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("table="))
+                    .map(super::percent_decode)
+            });
+            let Some(table) = table.filter(|table| !table.trim().is_empty()) else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "say which table: POST /snapshot?table=schema.table\n",
+                );
+            };
+            let answer = telemetry.request_snapshot(table).await;
+            tracing::info!(answer = %answer.message(), "snapshot requested through the HTTP API");
+            let status = StatusCode::from_u16(answer.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match serde_json::to_vec(&answer) {
+                Ok(mut body) => {
+                    body.push(b'\n');
+                    respond(status, "application/json", body)
+                }
+                Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+            }
         }
+        (
+            _,
+            "/healthz" | "/readyz" | "/status" | "/metrics" | "/pause" | "/resume" | "/snapshot",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /status, /metrics, /healthz, /readyz, POST /pause, POST /resume\n",
+            "not found; try /status, /metrics, /healthz, /readyz, POST /pause, POST /resume, \
+             POST /snapshot?table=\n",
         ),
     }
 }

@@ -198,7 +198,9 @@ pub struct RowChange {
 impl RowChange {
     /// Bytes this change holds in memory (row data plus a fixed overhead).
     pub fn byte_len(&self) -> usize {
-        const OVERHEAD: usize = 64;
+        // The change itself plus its slot's share of a growing batch vector: measured, the
+        // vectors weigh more than narrow rows' data (docs/benchmarks.md).
+        const OVERHEAD: usize = std::mem::size_of::<RowChange>() + 32;
         OVERHEAD
             + self.new.as_ref().map_or(0, RowImage::byte_len)
             + self.old.as_ref().map_or(0, |old| old.image().byte_len())

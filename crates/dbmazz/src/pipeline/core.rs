@@ -74,6 +74,13 @@ pub struct StreamCore<S: Sink> {
     /// Committed transactions not yet durable: (end LSN, commit time), oldest first (lag).
     undelivered: VecDeque<(Lsn, i64)>,
     tables: TableCounterMap,
+    /// Tables whose existing rows are accounted for; a change of any other table holds it
+    /// and asks for its snapshot ([`StreamCore::take_unknown_tables`]). `None`: no such check.
+    known_tables: Option<std::collections::HashSet<String>>,
+    /// Relations already checked against `known_tables` (the check runs once per table, not
+    /// once per change).
+    checked_relations: std::collections::HashSet<u32>,
+    unknown_seen: Vec<Arc<crate::schema::TableSchema>>,
 }
 
 impl<S: Sink> StreamCore<S> {
@@ -85,7 +92,12 @@ impl<S: Sink> StreamCore<S> {
         spill_dir: std::path::PathBuf,
         start: Lsn,
     ) -> (Self, mpsc::UnboundedReceiver<Completion>) {
-        let (dispatcher, completions) = Dispatcher::new(sink, limits.max_in_flight);
+        let (dispatcher, completions) = Dispatcher::with_spill(
+            sink,
+            limits.max_in_flight,
+            spill_dir.clone(),
+            limits.spill_threshold,
+        );
         let core = StreamCore {
             decoder: PgOutputDecoder::new(decoder_options),
             assembler: TransactionAssembler::new(spill_dir, limits.spill_threshold),
@@ -101,8 +113,55 @@ impl<S: Sink> StreamCore<S> {
             paused: false,
             undelivered: VecDeque::new(),
             tables: TableCounterMap::new(),
+            known_tables: None,
+            checked_relations: std::collections::HashSet::new(),
+            unknown_seen: Vec::new(),
         };
         (core, completions)
+    }
+
+    /// Watch for changes of tables outside `known` (`schema.table`): each is held at its first
+    /// change and reported once by [`StreamCore::take_unknown_tables`].
+    pub fn watch_unknown_tables(&mut self, known: impl IntoIterator<Item = String>) {
+        self.known_tables = Some(known.into_iter().collect());
+    }
+
+    /// Counts a table as known (its snapshot is under way).
+    pub fn add_known_table(&mut self, table: &str) {
+        if let Some(known) = self.known_tables.as_mut() {
+            known.insert(table.to_string());
+        }
+    }
+
+    /// Tables met in the stream that were not known, each already held.
+    pub fn take_unknown_tables(&mut self) -> Vec<Arc<crate::schema::TableSchema>> {
+        std::mem::take(&mut self.unknown_seen)
+    }
+
+    /// Holds a table's stream changes for a snapshot of it (see [`Dispatcher::hold`]).
+    pub fn hold_table(&mut self, relation_oid: u32) {
+        self.dispatcher.hold(relation_oid);
+    }
+
+    /// Whether a held table's operations from before the hold are all durable.
+    pub fn is_table_quiet(&self, relation_oid: u32) -> bool {
+        self.dispatcher.is_quiet(relation_oid)
+    }
+
+    /// Operations and bytes waiting behind a table's hold.
+    pub fn held_for(&self, relation_oid: u32) -> (usize, usize) {
+        self.dispatcher.held(relation_oid)
+    }
+
+    /// Applies a held table's waiting changes, in order.
+    pub fn release_table(&mut self, relation_oid: u32, now: Instant) -> Result<(), CoreError> {
+        self.dispatcher.release(relation_oid);
+        self.pump(now)
+    }
+
+    /// Shutdown: drops what waits behind holds (it stays unacknowledged, so it is replayed).
+    pub fn discard_held(&mut self) {
+        self.dispatcher.discard_held();
     }
 
     pub fn stats(&self) -> CoreStats {
@@ -271,6 +330,7 @@ impl<S: Sink> StreamCore<S> {
             }
             Assembled::Change(change) => {
                 self.stats.changes += 1;
+                self.check_known(&change.schema);
                 self.batcher.push_change(change, now);
             }
             Assembled::Truncate { tables, commit_lsn } => {
@@ -288,6 +348,22 @@ impl<S: Sink> StreamCore<S> {
                 self.undelivered
                     .push_back((end_lsn, self.stats.last_commit_time));
             }
+        }
+    }
+
+    fn check_known(&mut self, schema: &Arc<crate::schema::TableSchema>) {
+        let Some(known) = self.known_tables.as_mut() else {
+            return;
+        };
+        if !self.checked_relations.insert(schema.relation_oid) {
+            return;
+        }
+        let name = schema.name.to_string();
+        if !known.contains(&name) {
+            known.insert(name);
+            // Before its first change reaches the dispatcher: all of them wait for the copy.
+            self.dispatcher.hold(schema.relation_oid);
+            self.unknown_seen.push(Arc::clone(schema));
         }
     }
 

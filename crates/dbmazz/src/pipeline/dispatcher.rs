@@ -1,5 +1,12 @@
 //! Hands table operations to the sink: at most one in flight per table (order), a bounded
 //! number across tables (parallelism), completions reported back on a channel.
+//!
+//! A table can be *held* while it is snapshotted during streaming (DESIGN §5, the ordering
+//! rule): the operations queued before the hold still run, later ones wait in the queue —
+//! counted in the memory budget, their work outstanding in the durability tracker, so the
+//! slot cannot pass them — until the hold is released. Past `spill_threshold` bytes held for
+//! one table, further held batches go to a spill file ([`HeldSpill`]) and come back, in order,
+//! when they are due to run.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -8,6 +15,8 @@ use tokio::sync::mpsc;
 
 use super::batcher::TableOp;
 use super::change::ChangeKind;
+use super::held_spill::HeldSpill;
+use super::spill::SpillError;
 use crate::checkpoint::WorkId;
 use crate::schema::TableSchema;
 use crate::sink::{Batch, Sink, SinkError};
@@ -81,10 +90,39 @@ impl OpSummary {
     }
 }
 
+/// A queued operation, in memory or in the table's spill files.
+#[derive(Debug)]
+enum Queued {
+    Op(TableOp),
+    /// The next unread batch of the oldest spill file; `bytes` as held in memory.
+    Spilled {
+        bytes: usize,
+        table: Arc<TableSchema>,
+    },
+}
+
+impl Queued {
+    fn byte_len(&self) -> usize {
+        match self {
+            Queued::Op(op) => op.byte_len(),
+            Queued::Spilled { bytes, .. } => *bytes,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct TableQueue {
-    pending: VecDeque<(WorkId, TableOp)>,
+    pending: VecDeque<(WorkId, Queued)>,
     in_flight: bool,
+    /// Held: how many operations at the front of `pending` may still start.
+    hold: Option<usize>,
+    /// Bytes held in memory behind the current hold.
+    held_in_memory: usize,
+    /// Spill files, oldest first; the last one takes writes while `spill_open`.
+    spills: VecDeque<HeldSpill>,
+    spill_open: bool,
+    /// Spilling failed during this hold: the rest stays in memory.
+    spill_failed: bool,
 }
 
 pub struct Dispatcher<S: Sink> {
@@ -98,10 +136,24 @@ pub struct Dispatcher<S: Sink> {
     held_bytes: usize,
     completions: mpsc::UnboundedSender<Completion>,
     paused: bool,
+    /// Where held batches spill, and past how many bytes held per table.
+    spill_dir: std::path::PathBuf,
+    spill_threshold: usize,
+    spill_files: u64,
 }
 
 impl<S: Sink> Dispatcher<S> {
     pub fn new(sink: Arc<S>, max_in_flight: usize) -> (Self, mpsc::UnboundedReceiver<Completion>) {
+        Self::with_spill(sink, max_in_flight, std::env::temp_dir(), usize::MAX)
+    }
+
+    /// Held batches of a table past `spill_threshold` bytes go to files in `spill_dir`.
+    pub fn with_spill(
+        sink: Arc<S>,
+        max_in_flight: usize,
+        spill_dir: std::path::PathBuf,
+        spill_threshold: usize,
+    ) -> (Self, mpsc::UnboundedReceiver<Completion>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let dispatcher = Dispatcher {
             sink,
@@ -112,6 +164,9 @@ impl<S: Sink> Dispatcher<S> {
             held_bytes: 0,
             completions: sender,
             paused: false,
+            spill_dir,
+            spill_threshold,
+            spill_files: 0,
         };
         (dispatcher, receiver)
     }
@@ -141,12 +196,110 @@ impl<S: Sink> Dispatcher<S> {
         })
     }
 
+    /// Holds a table: what is queued now still runs, what comes later waits for
+    /// [`Dispatcher::release`]. Holding a held table changes nothing.
+    pub fn hold(&mut self, relation_oid: u32) {
+        let queue = self.queues.entry(relation_oid).or_default();
+        if queue.hold.is_none() {
+            queue.hold = Some(queue.pending.len());
+            queue.held_in_memory = 0;
+            queue.spill_open = false;
+            queue.spill_failed = false;
+        }
+    }
+
+    /// Whether a held table's earlier operations are all finished (nothing in flight, nothing
+    /// left that may start).
+    pub fn is_quiet(&self, relation_oid: u32) -> bool {
+        self.queues
+            .get(&relation_oid)
+            .is_none_or(|queue| !queue.in_flight && queue.hold.is_none_or(|left| left == 0))
+    }
+
+    /// Operations waiting behind a hold, and their bytes.
+    pub fn held(&self, relation_oid: u32) -> (usize, usize) {
+        self.queues
+            .get(&relation_oid)
+            .filter(|queue| queue.hold.is_some())
+            .map_or((0, 0), |queue| {
+                let waiting = queue.pending.iter().skip(queue.hold.unwrap_or(0));
+                waiting.fold((0, 0), |(ops, bytes), (_, op)| {
+                    (ops + 1, bytes + op.byte_len())
+                })
+            })
+    }
+
+    /// Lifts a hold: the waiting operations run in order.
+    pub fn release(&mut self, relation_oid: u32) {
+        if let Some(queue) = self.queues.get_mut(&relation_oid) {
+            queue.hold = None;
+            queue.held_in_memory = 0;
+            queue.spill_open = false;
+            if !queue.pending.is_empty() && !queue.in_flight {
+                self.runnable.push_back(relation_oid);
+            }
+        }
+        self.start_runnable();
+    }
+
+    /// Drops the operations waiting behind holds (shutdown): their work stays outstanding, so
+    /// the durable position stays before them and the slot replays them at the next start.
+    pub fn discard_held(&mut self) {
+        for queue in self.queues.values_mut() {
+            if let Some(left) = queue.hold {
+                while queue.pending.len() > left {
+                    if let Some((_, Queued::Op(op))) = queue.pending.pop_back() {
+                        self.held_bytes -= op.byte_len();
+                    }
+                }
+                queue.held_in_memory = 0;
+                queue.spill_open = false;
+                // The files of this hold hold only discarded batches: drop them.
+                let referenced = queue
+                    .pending
+                    .iter()
+                    .filter(|(_, queued)| matches!(queued, Queued::Spilled { .. }))
+                    .count() as u64;
+                while queue.spills.iter().map(HeldSpill::unread).sum::<u64>() > referenced {
+                    queue.spills.pop_back();
+                }
+            }
+        }
+    }
+
     pub fn enqueue(&mut self, work: WorkId, op: TableOp) {
         let oid = op.relation_oid();
-        self.held_bytes += op.byte_len();
         let queue = self.queues.entry(oid).or_default();
         let was_idle = queue.pending.is_empty() && !queue.in_flight;
-        queue.pending.push_back((work, op));
+        let queued = match op {
+            TableOp::Rows(batch)
+                if queue.hold.is_some()
+                    && !queue.spill_failed
+                    && queue.held_in_memory >= self.spill_threshold =>
+            {
+                match spill(queue, &self.spill_dir, oid, &mut self.spill_files, &batch) {
+                    Ok(()) => Queued::Spilled {
+                        bytes: batch.byte_len,
+                        table: Arc::clone(&batch.table),
+                    },
+                    Err(error) => {
+                        // Keep the rest in memory: backpressure still bounds what is held.
+                        tracing::warn!(%error, "could not spill held changes; keeping them in memory");
+                        queue.spill_failed = true;
+                        queue.spill_open = false;
+                        Queued::Op(TableOp::Rows(batch))
+                    }
+                }
+            }
+            op => Queued::Op(op),
+        };
+        if let Queued::Op(op) = &queued {
+            self.held_bytes += op.byte_len();
+            if queue.hold.is_some() {
+                queue.held_in_memory += op.byte_len();
+            }
+        }
+        queue.pending.push_back((work, queued));
         if was_idle {
             self.runnable.push_back(oid);
         }
@@ -174,8 +327,56 @@ impl<S: Sink> Dispatcher<S> {
             let Some(queue) = self.queues.get_mut(&oid) else {
                 continue;
             };
-            let Some((work, op)) = queue.pending.pop_front() else {
+            // Held with nothing left to start: `release` makes it runnable again.
+            if queue.in_flight || queue.hold == Some(0) {
                 continue;
+            }
+            let Some((work, queued)) = queue.pending.pop_front() else {
+                continue;
+            };
+            if let Some(left) = queue.hold.as_mut() {
+                *left -= 1;
+            }
+            let op = match queued {
+                Queued::Op(op) => op,
+                Queued::Spilled { table, .. } => match unspill(queue) {
+                    Ok(op) => {
+                        // Back in memory until its completion.
+                        self.held_bytes += op.byte_len();
+                        op
+                    }
+                    Err(error) => {
+                        // Nothing to send: reported like a failed load, which stops the
+                        // pipeline without acknowledging anything after it.
+                        queue.in_flight = true;
+                        self.in_flight += 1;
+                        let _ = self.completions.send(Completion {
+                            relation_oid: oid,
+                            work,
+                            bytes: 0,
+                            result: Err(SinkError {
+                                sink: "spill",
+                                table: table.name.to_string(),
+                                message: format!(
+                                    "{error} (held changes could not be read back; restart \
+                                     dbmazz: they are replayed from the slot)"
+                                ),
+                                source: None,
+                            }),
+                            summary: OpSummary {
+                                table,
+                                kind: OpKind::Rows,
+                                inserts: 0,
+                                updates: 0,
+                                deletes: 0,
+                                last_commit_lsn: crate::Lsn::ZERO,
+                                elapsed: std::time::Duration::ZERO,
+                                slow_down: false,
+                            },
+                        });
+                        continue;
+                    }
+                },
             };
             queue.in_flight = true;
             self.in_flight += 1;
@@ -205,4 +406,48 @@ impl<S: Sink> Dispatcher<S> {
             });
         }
     }
+}
+
+/// Writes a held batch to the table's newest spill file (a new one per hold).
+fn spill(
+    queue: &mut TableQueue,
+    dir: &std::path::Path,
+    relation_oid: u32,
+    files: &mut u64,
+    batch: &Batch,
+) -> Result<(), SpillError> {
+    if !queue.spill_open {
+        *files += 1;
+        queue
+            .spills
+            .push_back(HeldSpill::create(dir, relation_oid, *files)?);
+        queue.spill_open = true;
+    }
+    let Some(file) = queue.spills.back_mut() else {
+        return Err(SpillError::Corrupt {
+            path: dir.to_path_buf(),
+            record: 0,
+        });
+    };
+    let written = file.write(batch)?;
+    crate::ops::metrics().spilled_bytes.inc_by(written);
+    Ok(())
+}
+
+/// Reads the next spilled batch back (files in the order they were written).
+fn unspill(queue: &mut TableQueue) -> Result<TableOp, SpillError> {
+    let Some(file) = queue.spills.front_mut() else {
+        return Err(SpillError::Corrupt {
+            path: std::path::PathBuf::from("held spill"),
+            record: 0,
+        });
+    };
+    let batch = file.read_next()?;
+    if file.unread() == 0 {
+        if queue.spills.len() == 1 {
+            queue.spill_open = false;
+        }
+        queue.spills.pop_front();
+    }
+    Ok(TableOp::Rows(batch))
 }

@@ -7,6 +7,7 @@ mod change;
 mod core;
 mod dispatcher;
 mod error;
+mod held_spill;
 mod spill;
 
 pub use assembler::{Assembled, AssemblerStats, TransactionAssembler};

@@ -538,3 +538,155 @@ fn a_table_told_to_slow_down_batches_longer_until_loads_pass_again() {
     }
     assert_eq!(batcher.max_wait(ORDERS), Duration::from_millis(500));
 }
+
+/// Waits for one completion and books it.
+async fn complete_one(h: &mut Harness) {
+    let completion = tokio::time::timeout(Duration::from_secs(5), h.completions.recv())
+        .await
+        .expect("sink completes")
+        .expect("channel open");
+    h.core.on_completion(completion, Instant::now()).unwrap();
+}
+
+#[tokio::test]
+async fn a_held_table_waits_for_its_earlier_loads_then_holds_its_changes_and_the_durable_position()
+{
+    let mut h = Harness::new(limits());
+    h.feed([
+        relation(ORDERS, "orders", false),
+        relation(ITEMS, "items", false),
+        begin(10),
+        insert(None, ORDERS, 1, "before"),
+        commit(10),
+    ]);
+    h.sink.hold();
+    h.core.flush_all(Instant::now()).unwrap();
+    h.core.hold_table(ORDERS);
+    assert!(
+        !h.core.is_table_quiet(ORDERS),
+        "the load from before the hold is in flight"
+    );
+    h.feed([
+        begin(20),
+        insert(None, ORDERS, 2, "held"),
+        commit(20),
+        begin(30),
+        insert(None, ITEMS, 3, "flows"),
+        commit(30),
+    ]);
+    h.core.flush_all(Instant::now()).unwrap();
+    h.sink.release();
+    for _ in 0..3 {
+        complete_one(&mut h).await;
+    }
+    assert!(h.core.is_table_quiet(ORDERS));
+    assert_eq!(h.core.held_for(ORDERS).0, 1, "one batch waits");
+    assert_eq!(
+        ids(&h.changes()),
+        vec!["1", "3"],
+        "items flowed, orders waited"
+    );
+    assert_eq!(
+        h.core.durable(),
+        Lsn(11),
+        "the durable position stays before the held change"
+    );
+    h.core.release_table(ORDERS, Instant::now()).unwrap();
+    h.settle().await;
+    assert_eq!(ids(&h.changes()), vec!["1", "3", "2"]);
+    assert_eq!(h.core.durable(), Lsn(31));
+}
+
+#[tokio::test]
+async fn changes_of_an_unknown_table_are_held_and_reported_once() {
+    let mut h = Harness::new(limits());
+    h.core.watch_unknown_tables(["public.orders".to_string()]);
+    h.feed([
+        relation(ORDERS, "orders", false),
+        relation(ITEMS, "items", false),
+        begin(10),
+        insert(None, ORDERS, 1, "known"),
+        insert(None, ITEMS, 2, "new table"),
+        commit(10),
+        begin(20),
+        insert(None, ITEMS, 3, "new table"),
+        commit(20),
+    ]);
+    let unknown = h.core.take_unknown_tables();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].name.to_string(), "public.items");
+    assert!(h.core.take_unknown_tables().is_empty());
+    h.core.flush_all(Instant::now()).unwrap();
+    while h.core.loads_in_flight() > 0 {
+        complete_one(&mut h).await;
+    }
+    assert_eq!(ids(&h.changes()), vec!["1"]);
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+    // Shutdown: what waits is dropped, never acknowledged.
+    h.core.discard_held();
+    assert!(h.core.is_drained());
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+}
+
+#[tokio::test]
+async fn held_batches_past_the_spill_threshold_go_to_disk_and_come_back_in_order() {
+    let mut limits = limits();
+    limits.batch.max_rows = 10;
+    limits.spill_threshold = 1_000;
+    let mut h = Harness::new(limits);
+    h.feed([relation(ORDERS, "orders", false)]);
+    h.core.hold_table(ORDERS);
+    for id in 1..=120u32 {
+        let lsn = u64::from(id) * 10;
+        h.feed([begin(lsn), insert(None, ORDERS, id, "held"), commit(lsn)]);
+    }
+    h.core.flush_all(Instant::now()).unwrap();
+    let (ops, bytes) = h.core.held_for(ORDERS);
+    assert!(ops >= 12, "{ops} operations held");
+    assert!(
+        h.core.held_bytes() < bytes / 2,
+        "most held bytes are on disk: {} in memory of {bytes}",
+        h.core.held_bytes()
+    );
+    let spill_dir = h._spill.0.clone();
+    let spilled = || {
+        std::fs::read_dir(&spill_dir)
+            .map(|dir| {
+                dir.filter_map(Result::ok)
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with("held-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(spilled(), 1, "one spill file for the hold");
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+    h.core.release_table(ORDERS, Instant::now()).unwrap();
+    h.settle().await;
+    let expected: Vec<String> = (1..=120).map(|id| id.to_string()).collect();
+    assert_eq!(ids(&h.changes()), expected);
+    assert_eq!(h.core.durable(), Lsn(1201));
+    assert_eq!(spilled(), 0, "read back and removed");
+}
+
+#[tokio::test]
+async fn discarding_a_spilled_hold_removes_its_files_and_acknowledges_nothing() {
+    let mut limits = limits();
+    limits.batch.max_rows = 10;
+    limits.spill_threshold = 1_000;
+    let mut h = Harness::new(limits);
+    h.feed([relation(ORDERS, "orders", false)]);
+    h.core.hold_table(ORDERS);
+    for id in 1..=80u32 {
+        let lsn = u64::from(id) * 10;
+        h.feed([begin(lsn), insert(None, ORDERS, id, "held"), commit(lsn)]);
+    }
+    h.core.flush_all(Instant::now()).unwrap();
+    let spill_dir = h._spill.0.clone();
+    let files = || std::fs::read_dir(&spill_dir).map_or(0, |dir| dir.count());
+    assert_eq!(files(), 1);
+    h.core.discard_held();
+    assert_eq!(files(), 0);
+    assert!(h.core.is_drained());
+    assert_eq!(h.core.held_bytes(), 0);
+    assert_eq!(h.core.durable(), Lsn::ZERO);
+}

@@ -35,6 +35,11 @@ impl Feedback {
         }
     }
 
+    /// The state file this stream writes (table snapshots record their progress in it).
+    pub fn state_mut(&mut self) -> &mut StateFile {
+        &mut self.state
+    }
+
     pub async fn maybe_send<S: Sink>(
         &mut self,
         writer: &mut ReplicationWriter,

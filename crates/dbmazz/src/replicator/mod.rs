@@ -8,9 +8,11 @@ mod added_columns;
 mod feedback;
 mod prepare;
 mod publish;
+mod table_snapshots;
 
 pub use added_columns::{read_existing_rows, AddedColumnDefaults};
 pub use prepare::{prepare, Prepared, RunError};
+pub use table_snapshots::TableJob;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
 use publish::Publisher;
+use table_snapshots::TableSnapshots;
 
 /// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
 /// the durable position, so giving up loses nothing).
@@ -174,7 +177,7 @@ pub async fn stream<S: Sink>(
         mut shutdown,
         progress,
         telemetry,
-        snapshot_progress: _,
+        snapshot_progress,
     } = context;
     let started = Instant::now();
     let Prepared {
@@ -183,6 +186,7 @@ pub async fn stream<S: Sink>(
         protocol,
         state,
         snapshot: _,
+        table_jobs,
     } = prepared;
     let decoder_options = DecoderOptions {
         protocol_version: protocol.version,
@@ -208,6 +212,7 @@ pub async fn stream<S: Sink>(
     });
     // Columns added while streaming: the sink is told what rows older than them hold.
     let sink = Arc::new(AddedColumnDefaults::new(sink, config.source_connect().ok()));
+    let sink_for_snapshots = Arc::clone(&sink);
     let (mut core, mut completions) = StreamCore::new(
         sink,
         decoder_options,
@@ -215,6 +220,18 @@ pub async fn stream<S: Sink>(
         config.spill_dir(),
         start,
     );
+    if config.snapshot.mode != crate::config::SnapshotMode::Never {
+        core.watch_unknown_tables(state.known_tables.clone().unwrap_or_default());
+    }
+    let (mut table_snapshots, mut table_events) = TableSnapshots::new(
+        config,
+        Arc::clone(&sink_for_snapshots),
+        snapshot_progress,
+        Arc::clone(&telemetry),
+        shutdown.clone(),
+    );
+    table_snapshots.resume(table_jobs, &mut core);
+    let mut snapshot_requests = telemetry.snapshot_requests();
     let mut feedback = Feedback::new(config, state, start);
     let mut publisher = Publisher::new(start, config.pipeline_limits().max_memory);
     let mut paused = telemetry.paused_changes();
@@ -249,6 +266,17 @@ pub async fn stream<S: Sink>(
                 if let Err(error) = core.on_completion(completion, Instant::now()) {
                     break Err(error.into());
                 }
+                if table_snapshots.running() > 0 {
+                    table_snapshots.start_ready(&core);
+                }
+            }
+            Some(request) = snapshot_requests.recv() => {
+                table_snapshots.on_request(request);
+            }
+            Some(event) = table_events.recv() => {
+                if let Err(error) = table_snapshots.on_event(event, &mut core, feedback.state_mut()) {
+                    break Err(error);
+                }
             }
             _ = sleep_until(read_paused_until.unwrap_or_else(TokioInstant::now)), if read_paused_until.is_some() => {
                 read_paused_until = None;
@@ -267,6 +295,10 @@ pub async fn stream<S: Sink>(
             _ = tick.tick() => {
                 if let Err(error) = core.pump(Instant::now()) {
                     break Err(error.into());
+                }
+                if table_snapshots.running() > 0 {
+                    table_snapshots.start_ready(&core);
+                    table_snapshots.publish(&core);
                 }
                 if let Err(error) = feedback.maybe_send(&mut writer, &core, false).await {
                     break Err(error);
@@ -290,6 +322,10 @@ pub async fn stream<S: Sink>(
             {
                 break Err(error);
             }
+            let unknown = core.take_unknown_tables();
+            if !unknown.is_empty() {
+                table_snapshots.on_unknown_tables(unknown);
+            }
             // A small read: let the walsender fill the socket before the next one.
             if !pacing.is_zero()
                 && reader.last_read_len() < SMALL_READ
@@ -306,6 +342,8 @@ pub async fn stream<S: Sink>(
         return Err(error);
     }
     telemetry.set_state(RunState::Stopping);
+    // Unfinished table snapshots stop here; they are resumed at the next start.
+    drop(table_snapshots);
     // A paused pipeline still flushes what it holds on shutdown.
     core.set_paused(false);
     drain(&mut core, &mut completions).await?;
@@ -385,6 +423,8 @@ async fn drain<S: Sink>(
     completions: &mut tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::Completion>,
 ) -> Result<(), RunError> {
     core.flush_all(Instant::now())?;
+    // Changes held for an unfinished table snapshot are not sent: they stay unacknowledged.
+    core.discard_held();
     let deadline = TokioInstant::now() + SHUTDOWN_DRAIN_TIMEOUT;
     while !core.is_drained() {
         let Ok(Some(completion)) = tokio::time::timeout_at(deadline, completions.recv()).await
@@ -396,6 +436,7 @@ async fn drain<S: Sink>(
         // Streamed transactions already committed are released too.
         core.pump(Instant::now())?;
         core.flush_all(Instant::now())?;
+        core.discard_held();
     }
     Ok(())
 }

@@ -2,9 +2,11 @@
 
 use std::path::Path;
 
+use super::table_snapshots::{job_of, plan_tables, TableJob};
 use crate::checkpoint::{StateFile, StateFileError};
 use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
+use crate::schema::TableName;
 use crate::snapshot::{
     decide, load_schemas, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
 };
@@ -84,6 +86,9 @@ pub struct Prepared {
     pub state: StateFile,
     /// Rows to copy before streaming (the replication connection must stay idle until then).
     pub snapshot: Option<SnapshotJob>,
+    /// Tables to snapshot while streaming: unfinished ones recorded, and published tables
+    /// the state does not know (unless `snapshot.mode = "never"`).
+    pub table_jobs: Vec<TableJob>,
 }
 
 pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
@@ -121,6 +126,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
     }
     let previous_snapshot = state.as_ref().and_then(|state| state.snapshot.clone());
+    let previous_table_snapshots = state
+        .as_ref()
+        .map(|state| state.table_snapshots.clone())
+        .unwrap_or_default();
+    let previous_known = state.as_ref().and_then(|state| state.known_tables.clone());
     let export = if config.snapshot.mode == SnapshotMode::Never {
         SnapshotAction::NoExport
     } else {
@@ -137,6 +147,8 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     clear_spill(&config.spill_dir())?;
     let mut state = StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
     state.snapshot = previous_snapshot;
+    state.table_snapshots = previous_table_snapshots;
+    state.known_tables = previous_known;
     let decision = decide(config.snapshot.mode, slot.created, state.snapshot.as_ref());
     let snapshot = match decision {
         SnapshotDecision::Skip => {
@@ -150,7 +162,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
             None
         }
         SnapshotDecision::New { epoch } => {
+            let epoch = epoch.max(state.last_epoch() + 1);
             let plan = plan_new(&sql, &tables, config.snapshot.chunk_pages, epoch).await?;
+            // A full snapshot supersedes any snapshot of single tables.
+            state.table_snapshots.clear();
+            state.known_tables = Some(plan.tables.iter().map(|t| t.table.clone()).collect());
             Some((plan, slot.snapshot_name.clone()))
         }
         SnapshotDecision::Resume => state.snapshot.clone().map(|plan| (plan, None)),
@@ -169,6 +185,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
         None => None,
     };
+    let table_jobs = table_jobs(config, &sql, &tables, &mut state).await?;
     drop(sql);
     state.store(&config.state_dir)?;
     let protocol = client.pgoutput_protocol();
@@ -178,7 +195,76 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         protocol,
         state,
         snapshot,
+        table_jobs,
     })
+}
+
+/// The snapshots of single tables to run while streaming: unfinished ones recorded (read
+/// again under a new attempt) and published tables the state does not know yet (new plans,
+/// recorded in `state`). A state without a record of known tables (older files, or none)
+/// knows what its snapshot planned, or else every published table: nothing is copied then
+/// that would not have been before.
+async fn table_jobs(
+    config: &Config,
+    sql: &tokio_postgres::Client,
+    published: &[TableName],
+    state: &mut StateFile,
+) -> Result<Vec<TableJob>, RunError> {
+    if state.known_tables.is_none() {
+        let baseline = match &state.snapshot {
+            Some(plan) => plan.tables.iter().map(|t| t.table.clone()).collect(),
+            None => published.iter().map(ToString::to_string).collect(),
+        };
+        state.known_tables = Some(baseline);
+    }
+    let mut jobs = Vec::new();
+    let mut kept = Vec::new();
+    for mut plan in std::mem::take(&mut state.table_snapshots) {
+        if plan.is_finished() {
+            kept.push(plan);
+            continue;
+        }
+        let published_still = plan
+            .tables
+            .iter()
+            .all(|t| published.iter().any(|name| name.to_string() == t.table));
+        if !published_still {
+            tracing::warn!(
+                epoch = plan.epoch,
+                "an unfinished table snapshot is recorded for a table no longer published: dropped"
+            );
+            continue;
+        }
+        plan.attempt += 1;
+        jobs.push(job_of(sql, plan.clone()).await?);
+        kept.push(plan);
+    }
+    state.table_snapshots = kept;
+    let known = state.known_tables.clone().unwrap_or_default();
+    if config.snapshot.mode == SnapshotMode::Never {
+        // Never copy on our own; the tables count as known so a later mode change does not
+        // copy them either.
+        let all = published.iter().map(ToString::to_string);
+        state
+            .known_tables
+            .get_or_insert_with(Default::default)
+            .extend(all);
+        return Ok(jobs);
+    }
+    let unknown: Vec<TableName> = published
+        .iter()
+        .filter(|name| !known.contains(&name.to_string()))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        let list = unknown.iter().map(ToString::to_string).collect::<Vec<_>>();
+        tracing::info!(tables = %list.join(", "), "published tables this state has never copied: each gets a snapshot of its own while the stream runs");
+        for job in plan_tables(sql, config, &unknown, state.last_epoch() + 1).await? {
+            state.begin_table_snapshot(job.plan.clone());
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
 }
 
 fn clear_spill(dir: &Path) -> Result<(), RunError> {

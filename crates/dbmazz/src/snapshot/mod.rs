@@ -34,7 +34,7 @@ pub use copy_text::{decode_row, CopyRowError};
 pub use planner::{decide, load_schemas, plan_new, SnapshotDecision};
 pub use progress::{SnapshotPhase, SnapshotProgress, SnapshotReport, TableReport};
 pub use reader::copy_statement;
-pub use runner::{run_snapshot, SnapshotJob, SnapshotOutcome};
+pub use runner::{read_plan, run_snapshot, ChunkFinished, SnapshotJob, SnapshotOutcome};
 
 use crate::checkpoint::StateFileError;
 use crate::config::ConfigError;

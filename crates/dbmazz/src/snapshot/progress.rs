@@ -36,6 +36,11 @@ struct TableProgress {
     /// Read and made durable in this run.
     rows: AtomicU64,
     bytes: AtomicU64,
+    /// Snapshotted while streaming, its stream changes held until the copy is durable.
+    holding: std::sync::atomic::AtomicBool,
+    /// Operations and bytes of stream changes held meanwhile.
+    held_ops: AtomicU64,
+    held_bytes: AtomicU64,
 }
 
 /// Live snapshot figures, shared (`Arc`) between the workers and whoever reports them.
@@ -84,6 +89,11 @@ pub struct TableReport {
     pub chunks_done: u64,
     pub chunks_total: u64,
     pub done: bool,
+    /// Snapshotted while the stream runs: its stream changes wait until `done`.
+    pub holding: bool,
+    /// Stream operations (batches, truncates, schema changes) and bytes held meanwhile.
+    pub held_ops: u64,
+    pub held_bytes: u64,
 }
 
 impl SnapshotProgress {
@@ -106,6 +116,9 @@ impl SnapshotProgress {
                     pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
                     rows: AtomicU64::new(0),
                     bytes: AtomicU64::new(0),
+                    holding: false.into(),
+                    held_ops: AtomicU64::new(0),
+                    held_bytes: AtomicU64::new(0),
                 })
             })
             .collect();
@@ -130,6 +143,69 @@ impl SnapshotProgress {
 
     pub(crate) fn finish(&self) {
         self.phase.store(2, Ordering::Relaxed);
+    }
+
+    /// Starts tracking the snapshot of one table taken while streaming (replacing the
+    /// figures of an earlier snapshot of it); the phase is `reading` until it is released.
+    pub(crate) fn begin_table(&self, plan: &SnapshotState) {
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        for planned in &plan.tables {
+            let done = planned.chunks.iter().filter(|chunk| chunk.done);
+            let progress = Arc::new(TableProgress {
+                table: planned.table.clone(),
+                chunks_total: planned.chunks.len() as u64,
+                pages_total: planned.chunks.iter().map(|c| c.estimated_pages).sum(),
+                chunks_done: AtomicU64::new(done.clone().count() as u64),
+                pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
+                rows: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                holding: true.into(),
+                held_ops: AtomicU64::new(0),
+                held_bytes: AtomicU64::new(0),
+            });
+            set_gauge(
+                &metrics().snapshot_chunks_total,
+                &planned.table,
+                progress.chunks_total,
+            );
+            set_gauge(
+                &metrics().snapshot_chunks_done,
+                &planned.table,
+                progress.chunks_done.load(Ordering::Relaxed),
+            );
+            tables.retain(|table| table.table != planned.table);
+            tables.push(progress);
+        }
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if self.phase.load(Ordering::Relaxed) != 1 || started.is_none() {
+            *started = Some(Instant::now());
+        }
+        self.epoch.store(plan.epoch, Ordering::Relaxed);
+        self.phase.store(1, Ordering::Relaxed);
+    }
+
+    /// The stream changes held for a table snapshotted while streaming.
+    pub(crate) fn set_held(&self, table: &str, ops: u64, bytes: u64) {
+        if let Some(progress) = self.table(table) {
+            progress.held_ops.store(ops, Ordering::Relaxed);
+            progress.held_bytes.store(bytes, Ordering::Relaxed);
+        }
+        set_gauge(&metrics().snapshot_held_bytes, table, bytes);
+    }
+
+    /// A table snapshotted while streaming is loaded and its held changes released; the
+    /// phase is `finished` when no other table is still holding.
+    pub(crate) fn finish_table(&self, table: &str) {
+        if let Some(progress) = self.table(table) {
+            progress.holding.store(false, Ordering::Relaxed);
+        }
+        let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
+        if tables
+            .iter()
+            .all(|table| !table.holding.load(Ordering::Relaxed))
+        {
+            self.finish();
+        }
     }
 
     fn table(&self, table: &str) -> Option<Arc<TableProgress>> {
@@ -190,13 +266,17 @@ impl SnapshotProgress {
         };
         let (mut pages_done, mut pages_total) = (0, 0);
         for table in tables.iter() {
+            let holding = table.holding.load(Ordering::Relaxed);
             let table_report = TableReport {
                 table: table.table.clone(),
                 rows: table.rows.load(Ordering::Relaxed),
                 bytes: table.bytes.load(Ordering::Relaxed),
                 chunks_done: table.chunks_done.load(Ordering::Relaxed),
                 chunks_total: table.chunks_total,
-                done: table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
+                done: !holding && table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
+                holding,
+                held_ops: table.held_ops.load(Ordering::Relaxed),
+                held_bytes: table.held_bytes.load(Ordering::Relaxed),
             };
             report.rows += table_report.rows;
             report.bytes += table_report.bytes;
@@ -322,5 +402,44 @@ mod tests {
         serde_json::to_string(&report).unwrap();
         progress.finish();
         assert_eq!(progress.report().eta_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn a_table_snapshotted_while_streaming_is_done_only_when_released() {
+        let chunk = |id| SnapshotChunk {
+            id,
+            relation_schema: "public".into(),
+            relation_name: "t".into(),
+            first_page: 0,
+            end_page: None,
+            estimated_pages: 1,
+            done: false,
+            rows: 0,
+        };
+        let plan = SnapshotState {
+            epoch: 5,
+            attempt: 1,
+            tables: vec![TableSnapshotState {
+                table: "public.t".into(),
+                chunks: vec![chunk(0)],
+            }],
+        };
+        let progress = SnapshotProgress::new();
+        progress.begin_table(&plan);
+        progress.set_held("public.t", 2, 300);
+        progress.chunk_done("public.t", 1);
+        let report = progress.report();
+        assert_eq!((report.phase, report.epoch), (SnapshotPhase::Reading, 5));
+        let table = &report.tables[0];
+        assert!(table.holding && !table.done, "{table:?}");
+        assert_eq!((table.held_ops, table.held_bytes), (2, 300));
+        progress.finish_table("public.t");
+        let report = progress.report();
+        assert_eq!(report.phase, SnapshotPhase::Finished);
+        assert!(report.tables[0].done && !report.tables[0].holding);
+        // Again: the table's figures start over.
+        progress.begin_table(&plan);
+        assert_eq!(progress.report().tables.len(), 1);
+        assert!(!progress.report().tables[0].done);
     }
 }

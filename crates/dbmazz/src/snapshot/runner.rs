@@ -41,11 +41,13 @@ pub enum SnapshotOutcome {
     Interrupted,
 }
 
-struct ChunkFinished {
-    chunk_id: u32,
-    table: String,
-    pages: u64,
-    rows: u64,
+/// A chunk whose rows are all durable.
+#[derive(Debug, Clone)]
+pub struct ChunkFinished {
+    pub chunk_id: u32,
+    pub table: String,
+    pub pages: u64,
+    pub rows: u64,
 }
 
 /// Reads every unfinished chunk of `job.plan`, recording progress in `state`.
@@ -63,18 +65,7 @@ pub async fn run_snapshot<S: Sink>(
         exported_snapshot,
         snapshot_lsn,
     } = job;
-    let mut pending = VecDeque::new();
-    for table in &plan.tables {
-        let schema = schemas.get(&table.table).ok_or_else(|| {
-            SnapshotError::Internal(format!("no schema for planned table {}", table.table))
-        })?;
-        for chunk in table.chunks.iter().filter(|chunk| !chunk.done) {
-            pending.push_back(ChunkJob {
-                schema: Arc::clone(schema),
-                chunk: chunk.clone(),
-            });
-        }
-    }
+    let pending = pending_chunks(&plan, &schemas)?;
     progress.begin(&plan);
     tracing::info!(
         epoch = plan.epoch,
@@ -92,13 +83,15 @@ pub async fn run_snapshot<S: Sink>(
         config,
         sink,
         &plan,
-        schemas,
-        exported_snapshot,
-        snapshot_lsn,
+        ReadSource {
+            schemas,
+            exported_snapshot,
+            snapshot_lsn,
+        },
         pending,
-        state,
         &mut shutdown,
         &progress,
+        |done| record_chunk(state, &config.state_dir, done),
     )
     .await;
     stop_display.send_replace(true);
@@ -118,19 +111,76 @@ pub async fn run_snapshot<S: Sink>(
     result
 }
 
+/// Reads the unfinished chunks of `plan` (every table must be in `schemas`) outside the
+/// initial snapshot — one table snapshotted while the stream runs; `record` is called for each
+/// finished chunk, in this task.
+#[allow(clippy::too_many_arguments)]
+pub async fn read_plan<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    plan: &SnapshotState,
+    schemas: HashMap<String, Arc<TableSchema>>,
+    snapshot_lsn: Lsn,
+    shutdown: &mut watch::Receiver<bool>,
+    progress: &Arc<SnapshotProgress>,
+    record: impl FnMut(&ChunkFinished) -> Result<(), SnapshotError>,
+) -> Result<SnapshotOutcome, SnapshotError> {
+    let pending = pending_chunks(plan, &schemas)?;
+    let source = ReadSource {
+        schemas,
+        exported_snapshot: None,
+        snapshot_lsn,
+    };
+    read_all(
+        config, sink, plan, source, pending, shutdown, progress, record,
+    )
+    .await
+}
+
+/// The chunks of `plan` not done yet, with their tables' shapes.
+fn pending_chunks(
+    plan: &SnapshotState,
+    schemas: &HashMap<String, Arc<TableSchema>>,
+) -> Result<VecDeque<ChunkJob>, SnapshotError> {
+    let mut pending = VecDeque::new();
+    for table in &plan.tables {
+        let schema = schemas.get(&table.table).ok_or_else(|| {
+            SnapshotError::Internal(format!("no schema for planned table {}", table.table))
+        })?;
+        for chunk in table.chunks.iter().filter(|chunk| !chunk.done) {
+            pending.push_back(ChunkJob {
+                schema: Arc::clone(schema),
+                chunk: chunk.clone(),
+            });
+        }
+    }
+    Ok(pending)
+}
+
+/// Where the rows come from: the tables' shapes, the snapshot to read in (if any) and the
+/// commit LSN snapshot rows carry.
+struct ReadSource {
+    schemas: HashMap<String, Arc<TableSchema>>,
+    exported_snapshot: Option<String>,
+    snapshot_lsn: Lsn,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn read_all<S: Sink>(
     config: &Config,
     sink: &Arc<S>,
     plan: &SnapshotState,
-    schemas: HashMap<String, Arc<TableSchema>>,
-    exported_snapshot: Option<String>,
-    snapshot_lsn: Lsn,
+    source: ReadSource,
     pending: VecDeque<ChunkJob>,
-    state: &mut StateFile,
     shutdown: &mut watch::Receiver<bool>,
     progress: &Arc<SnapshotProgress>,
+    mut record: impl FnMut(&ChunkFinished) -> Result<(), SnapshotError>,
 ) -> Result<SnapshotOutcome, SnapshotError> {
+    let ReadSource {
+        schemas,
+        exported_snapshot,
+        snapshot_lsn,
+    } = source;
     let remaining_at_start = pending.len();
     if remaining_at_start == 0 {
         return Ok(SnapshotOutcome::Finished);
@@ -194,7 +244,7 @@ async fn read_all<S: Sink>(
             }
             Some(done) = finished.recv() => {
                 remaining -= 1;
-                record_chunk(state, &config.state_dir, &done)?;
+                record(&done)?;
                 progress.chunk_done(&done.table, done.pages);
                 tracing::info!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
             }

@@ -1,0 +1,182 @@
+//! `POST /snapshot?table=…`: a request to snapshot one table while the stream runs, handed to
+//! the replicator, and its answer.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the API waits for the replicator to plan the snapshot (a few catalog queries).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One request, answered once on `reply`.
+#[derive(Debug)]
+pub struct SnapshotRequest {
+    /// `schema.table` (a bare name means `public`).
+    pub table: String,
+    pub reply: oneshot::Sender<SnapshotAnswer>,
+}
+
+/// What the replicator says to a snapshot request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SnapshotAnswer {
+    /// Planned; the table's stream changes are held until its rows are loaded.
+    Accepted {
+        table: String,
+        epoch: u64,
+        chunks: u64,
+    },
+    NotPublished {
+        table: String,
+        publication: String,
+    },
+    AlreadyRunning {
+        table: String,
+    },
+    /// Not streaming (starting, in the initial snapshot, stopping or failed).
+    Unavailable {
+        reason: String,
+    },
+    Failed {
+        message: String,
+    },
+}
+
+impl SnapshotAnswer {
+    /// The HTTP status of the answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SnapshotAnswer::Accepted { .. } => 202,
+            SnapshotAnswer::NotPublished { .. } => 404,
+            SnapshotAnswer::AlreadyRunning { .. } => 409,
+            SnapshotAnswer::Unavailable { .. } => 503,
+            SnapshotAnswer::Failed { .. } => 500,
+        }
+    }
+
+    /// One line for people (the CLI prints it).
+    pub fn message(&self) -> String {
+        match self {
+            SnapshotAnswer::Accepted {
+                table,
+                epoch,
+                chunks,
+            } => format!(
+                "snapshot of {table} accepted (epoch {epoch}, {chunks} chunks); its stream \
+                 changes are held until its rows are loaded"
+            ),
+            SnapshotAnswer::NotPublished { table, publication } => format!(
+                "table {table} is not in publication {publication:?}: add it (ALTER PUBLICATION \
+                 … ADD TABLE) or check the name (schema.table)"
+            ),
+            SnapshotAnswer::AlreadyRunning { table } => {
+                format!("a snapshot of {table} is already running: wait for it (dbmazz status)")
+            }
+            SnapshotAnswer::Unavailable { reason } => {
+                format!("dbmazz cannot snapshot a table now: {reason}; try again when it streams")
+            }
+            SnapshotAnswer::Failed { message } => format!("snapshot request failed: {message}"),
+        }
+    }
+}
+
+/// The replicator's end of the request channel, registered in [`super::Telemetry`].
+pub(super) type RequestSender = mpsc::UnboundedSender<SnapshotRequest>;
+
+/// Sends a request and waits for its answer.
+pub(super) async fn ask(sender: Option<RequestSender>, table: String) -> SnapshotAnswer {
+    let Some(sender) = sender else {
+        return SnapshotAnswer::Unavailable {
+            reason: "it is not streaming yet".into(),
+        };
+    };
+    let (reply, answer) = oneshot::channel();
+    if sender.send(SnapshotRequest { table, reply }).is_err() {
+        return SnapshotAnswer::Unavailable {
+            reason: "the stream has stopped".into(),
+        };
+    }
+    match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => SnapshotAnswer::Unavailable {
+            reason: "the stream stopped before answering".into(),
+        },
+        Err(_) => SnapshotAnswer::Failed {
+            message: format!("no answer within {ANSWER_TIMEOUT:?}"),
+        },
+    }
+}
+
+/// Decodes `%XX` escapes and `+` of a query parameter value.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = |byte: u8| (byte as char).to_digit(16);
+                match (hex(bytes[index + 1]), hex(bytes[index + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        index += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Escapes everything but `[A-Za-z0-9._-]` for a query parameter value.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_survive_the_query_string() {
+        for name in ["public.orders", "My Schema.\"odd\"%name", "ünï.t"] {
+            assert_eq!(percent_decode(&percent_encode(name)), name);
+        }
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("a+b%2Ec"), "a b.c");
+    }
+
+    #[test]
+    fn each_answer_has_its_status() {
+        let statuses: Vec<u16> = [
+            SnapshotAnswer::Accepted {
+                table: "t".into(),
+                epoch: 2,
+                chunks: 1,
+            },
+            SnapshotAnswer::NotPublished {
+                table: "t".into(),
+                publication: "p".into(),
+            },
+            SnapshotAnswer::AlreadyRunning { table: "t".into() },
+            SnapshotAnswer::Unavailable { reason: "r".into() },
+        ]
+        .iter()
+        .map(SnapshotAnswer::http_status)
+        .collect();
+        assert_eq!(statuses, [202, 404, 409, 503]);
+    }
+}

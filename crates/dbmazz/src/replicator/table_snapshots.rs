@@ -1,0 +1,443 @@
+//! Snapshots of single tables while the stream runs: a re-snapshot asked for through
+//! `POST /snapshot?table=` (`dbmazz snapshot --table`), a table added to the publication later
+//! (met in the stream, or found at start), or one of those interrupted by a stop or crash.
+//!
+//! The ordering rule (DESIGN §5): the table is held in the dispatcher — its operations queued
+//! before the hold still run, later ones wait (in the memory budget, their work outstanding, so
+//! the durable position and the slot stay before them); once the earlier ones are durable the
+//! table is read in fresh REPEATABLE READ transactions, chunk by chunk, each chunk recorded in
+//! the state file; when every chunk is durable the held changes are applied in commit order.
+//! Held changes older than the read converge: per-key upserts and deletes in commit order.
+//!
+//! ```text
+//!  request ─► plan (catalog) ─► hold + state file ─► earlier loads durable? ─► read chunks
+//!                                                                              │ each: state file
+//!                                            release: held changes applied ◄───┘
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::prepare::RunError;
+use crate::checkpoint::{SnapshotState, StateFile};
+use crate::config::Config;
+use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
+use crate::pipeline::StreamCore;
+use crate::schema::{TableName, TableSchema};
+use crate::sink::Sink;
+use crate::snapshot::{
+    load_schemas, plan_new, read_plan, ChunkFinished, SnapshotError, SnapshotOutcome,
+    SnapshotProgress,
+};
+use crate::source::{connect_sql, published_tables, SetupError};
+use crate::Lsn;
+
+/// A planned snapshot of one table, recorded in the state file.
+#[derive(Debug, Clone)]
+pub struct TableJob {
+    pub plan: SnapshotState,
+    pub schema: Arc<TableSchema>,
+}
+
+/// What the background tasks report to the stream task.
+#[derive(Debug)]
+pub(super) enum Event {
+    Planned {
+        table: String,
+        result: Result<TableJob, PlanError>,
+    },
+    ChunkDone {
+        table: String,
+        done: ChunkFinished,
+    },
+    Finished {
+        table: String,
+        result: Result<SnapshotOutcome, SnapshotError>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PlanError {
+    #[error("table {table} is not in publication {publication:?}")]
+    NotPublished { table: String, publication: String },
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+impl From<PlanError> for RunError {
+    fn from(error: PlanError) -> Self {
+        match error {
+            PlanError::Setup(error) => RunError::Setup(error),
+            PlanError::Snapshot(error) => RunError::Snapshot(error),
+            not_published => RunError::Snapshot(SnapshotError::Internal(not_published.to_string())),
+        }
+    }
+}
+
+enum Phase {
+    Planning,
+    /// Held; waiting for the operations queued before the hold to be durable.
+    Waiting,
+    Reading {
+        _reader: super::AbortOnDrop,
+    },
+}
+
+struct Active {
+    phase: Phase,
+    job: Option<TableJob>,
+    /// The API caller waiting for the plan (none for tables met in the stream).
+    reply: Option<oneshot::Sender<SnapshotAnswer>>,
+    /// A table met in the stream is held before it is planned.
+    held_early: Option<u32>,
+}
+
+/// The table snapshots of one stream; lives in the stream task.
+pub(super) struct TableSnapshots<S: Sink> {
+    config: Arc<Config>,
+    sink: Arc<S>,
+    progress: Arc<SnapshotProgress>,
+    telemetry: Arc<Telemetry>,
+    shutdown: watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<Event>,
+    active: HashMap<String, Active>,
+}
+
+impl<S: Sink> TableSnapshots<S> {
+    pub(super) fn new(
+        config: &Config,
+        sink: Arc<S>,
+        progress: Arc<SnapshotProgress>,
+        telemetry: Arc<Telemetry>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let snapshots = TableSnapshots {
+            config: Arc::new(config.clone()),
+            sink,
+            progress,
+            telemetry,
+            shutdown,
+            events,
+            active: HashMap::new(),
+        };
+        (snapshots, receiver)
+    }
+
+    /// Tables held or being read.
+    pub(super) fn running(&self) -> usize {
+        self.active.len()
+    }
+
+    /// Snapshots recorded before this start: hold at once (nothing is queued yet).
+    pub(super) fn resume(&mut self, jobs: Vec<TableJob>, core: &mut StreamCore<S>) {
+        for job in jobs {
+            let table = job.schema.name.to_string();
+            tracing::info!(table = %table, epoch = job.plan.epoch, attempt = job.plan.attempt, "table snapshot: holding its stream changes until it is loaded");
+            core.hold_table(job.schema.relation_oid);
+            core.add_known_table(&table);
+            self.show(&job.plan);
+            self.active.insert(
+                table,
+                Active {
+                    phase: Phase::Waiting,
+                    job: Some(job),
+                    reply: None,
+                    held_early: None,
+                },
+            );
+        }
+    }
+
+    /// `POST /snapshot?table=`.
+    pub(super) fn on_request(&mut self, request: SnapshotRequest) {
+        let Some(name) = TableName::parse(&request.table) else {
+            let _ = request.reply.send(SnapshotAnswer::NotPublished {
+                table: request.table,
+                publication: self.config.source.publication.clone(),
+            });
+            return;
+        };
+        let table = name.to_string();
+        if self.active.contains_key(&table) {
+            let _ = request.reply.send(SnapshotAnswer::AlreadyRunning { table });
+            return;
+        }
+        self.plan(table, Some(request.reply), None);
+    }
+
+    /// Tables the stream met that the state did not know (already held by the core).
+    pub(super) fn on_unknown_tables(&mut self, tables: Vec<Arc<TableSchema>>) {
+        for schema in tables {
+            let table = schema.name.to_string();
+            if self.active.contains_key(&table) {
+                continue;
+            }
+            tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
+            self.plan(table, None, Some(schema.relation_oid));
+        }
+    }
+
+    fn plan(
+        &mut self,
+        table: String,
+        reply: Option<oneshot::Sender<SnapshotAnswer>>,
+        held_early: Option<u32>,
+    ) {
+        self.active.insert(
+            table.clone(),
+            Active {
+                phase: Phase::Planning,
+                job: None,
+                reply,
+                held_early,
+            },
+        );
+        let (config, events) = (Arc::clone(&self.config), self.events.clone());
+        tokio::spawn(async move {
+            let result = plan_table(&config, &table).await;
+            let _ = events.send(Event::Planned { table, result });
+        });
+    }
+
+    pub(super) fn on_event(
+        &mut self,
+        event: Event,
+        core: &mut StreamCore<S>,
+        state: &mut StateFile,
+    ) -> Result<(), RunError> {
+        match event {
+            Event::Planned { table, result } => self.on_planned(table, result, core, state),
+            Event::ChunkDone { table, done } => {
+                let marked = state
+                    .table_snapshot_mut(&table)
+                    .is_some_and(|plan| plan.mark_done(done.chunk_id, done.rows));
+                if !marked {
+                    return Err(SnapshotError::Internal(format!(
+                        "chunk {} of {table} is not in the state file",
+                        done.chunk_id
+                    ))
+                    .into());
+                }
+                state.store(&self.config.state_dir)?;
+                Ok(())
+            }
+            Event::Finished { table, result } => {
+                let outcome = result?;
+                let Some(active) = self.active.remove(&table) else {
+                    return Ok(());
+                };
+                if outcome == SnapshotOutcome::Interrupted {
+                    return Ok(());
+                }
+                if let Some(job) = active.job {
+                    let (ops, bytes) = core.held_for(job.schema.relation_oid);
+                    core.release_table(job.schema.relation_oid, Instant::now())?;
+                    self.progress.set_held(&table, 0, 0);
+                    tracing::info!(table = %table, epoch = job.plan.epoch, held_ops = ops, held_bytes = bytes, "table snapshot loaded; its held stream changes are applied");
+                }
+                self.progress.finish_table(&table);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_planned(
+        &mut self,
+        table: String,
+        result: Result<TableJob, PlanError>,
+        core: &mut StreamCore<S>,
+        state: &mut StateFile,
+    ) -> Result<(), RunError> {
+        if !self.active.contains_key(&table) {
+            return Ok(());
+        }
+        let mut job = match result {
+            Ok(job) => job,
+            Err(error) => {
+                let Some(active) = self.active.remove(&table) else {
+                    return Ok(());
+                };
+                let Some(reply) = active.reply else {
+                    if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
+                    {
+                        // Removed from the publication again: apply what was held, nothing more.
+                        tracing::warn!(table = %table, "a table met in the stream is no longer published: not copied");
+                        core.release_table(oid, Instant::now())?;
+                        return Ok(());
+                    }
+                    // A table met in the stream must be copied: stop rather than diverge.
+                    return Err(error.into());
+                };
+                let answer = match error {
+                    PlanError::NotPublished { table, publication } => {
+                        SnapshotAnswer::NotPublished { table, publication }
+                    }
+                    other => SnapshotAnswer::Failed {
+                        message: other.to_string(),
+                    },
+                };
+                let _ = reply.send(answer);
+                return Ok(());
+            }
+        };
+        job.plan.epoch = state.last_epoch() + 1;
+        job.plan.attempt = 1;
+        core.hold_table(job.schema.relation_oid);
+        core.add_known_table(&table);
+        state.begin_table_snapshot(job.plan.clone());
+        state.store(&self.config.state_dir)?;
+        self.show(&job.plan);
+        tracing::info!(table = %table, epoch = job.plan.epoch, chunks = job.plan.chunk_count(), "table snapshot planned: its stream changes are held until it is loaded");
+        let Some(active) = self.active.get_mut(&table) else {
+            return Ok(());
+        };
+        if let Some(reply) = active.reply.take() {
+            let _ = reply.send(SnapshotAnswer::Accepted {
+                table: table.clone(),
+                epoch: job.plan.epoch,
+                chunks: job.plan.chunk_count() as u64,
+            });
+        }
+        active.job = Some(job);
+        active.phase = Phase::Waiting;
+        self.start_ready(core);
+        Ok(())
+    }
+
+    /// Publishes what each held table holds (/status, /metrics).
+    pub(super) fn publish(&self, core: &StreamCore<S>) {
+        for (table, active) in &self.active {
+            if let Some(job) = &active.job {
+                let (ops, bytes) = core.held_for(job.schema.relation_oid);
+                self.progress.set_held(table, ops as u64, bytes as u64);
+            }
+        }
+    }
+
+    /// Starts reading the held tables whose earlier loads are durable.
+    pub(super) fn start_ready(&mut self, core: &StreamCore<S>) {
+        let snapshot_lsn = core.stats().last_received.max(core.durable());
+        for (table, active) in &mut self.active {
+            let Some(job) = active.job.as_ref() else {
+                continue;
+            };
+            if !matches!(active.phase, Phase::Waiting)
+                || !core.is_table_quiet(job.schema.relation_oid)
+            {
+                continue;
+            }
+            tracing::info!(table = %table, chunks = job.plan.chunk_count(), "table snapshot: earlier loads durable, reading");
+            active.phase = Phase::Reading {
+                _reader: super::AbortOnDrop(tokio::spawn(read_table(
+                    Arc::clone(&self.config),
+                    Arc::clone(&self.sink),
+                    job.clone(),
+                    snapshot_lsn,
+                    self.shutdown.clone(),
+                    Arc::clone(&self.progress),
+                    self.events.clone(),
+                ))),
+            };
+        }
+    }
+
+    fn show(&self, plan: &SnapshotState) {
+        self.progress.begin_table(plan);
+        let progress = Arc::clone(&self.progress);
+        self.telemetry.set_snapshot_reporter(Box::new(move || {
+            serde_json::to_value(progress.report()).unwrap_or_default()
+        }));
+    }
+}
+
+async fn plan_table(config: &Config, table: &str) -> Result<TableJob, PlanError> {
+    let not_published = || PlanError::NotPublished {
+        table: table.to_string(),
+        publication: config.source.publication.clone(),
+    };
+    let name = TableName::parse(table).ok_or_else(not_published)?;
+    let connect = config.source_connect().map_err(SnapshotError::from)?;
+    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
+    if !published_tables(&client, &config.source.publication)
+        .await?
+        .contains(&name)
+    {
+        return Err(not_published());
+    }
+    plan_tables(&client, config, &[name], 0)
+        .await?
+        .pop()
+        .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")).into())
+}
+
+/// One plan per table (epochs from `first_epoch` on, attempt 1), with its shape.
+pub(super) async fn plan_tables(
+    client: &tokio_postgres::Client,
+    config: &Config,
+    tables: &[TableName],
+    first_epoch: u64,
+) -> Result<Vec<TableJob>, SnapshotError> {
+    let mut jobs = Vec::with_capacity(tables.len());
+    for (index, table) in tables.iter().enumerate() {
+        let mut plan = plan_new(
+            client,
+            std::slice::from_ref(table),
+            config.snapshot.chunk_pages,
+            first_epoch + index as u64,
+        )
+        .await?;
+        plan.attempt = 1;
+        jobs.push(job_of(client, plan).await?);
+    }
+    Ok(jobs)
+}
+
+/// The shape of a one-table plan's table.
+pub(super) async fn job_of(
+    client: &tokio_postgres::Client,
+    plan: SnapshotState,
+) -> Result<TableJob, SnapshotError> {
+    let schemas = load_schemas(client, &plan).await?;
+    let schema = schemas
+        .into_values()
+        .next()
+        .ok_or_else(|| SnapshotError::Internal("a table snapshot without its table".into()))?;
+    Ok(TableJob { plan, schema })
+}
+
+async fn read_table<S: Sink>(
+    config: Arc<Config>,
+    sink: Arc<S>,
+    job: TableJob,
+    snapshot_lsn: Lsn,
+    mut shutdown: watch::Receiver<bool>,
+    progress: Arc<SnapshotProgress>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let table = job.schema.name.to_string();
+    let schemas = HashMap::from([(table.clone(), Arc::clone(&job.schema))]);
+    let result = read_plan(
+        &config,
+        &sink,
+        &job.plan,
+        schemas,
+        snapshot_lsn,
+        &mut shutdown,
+        &progress,
+        |done| {
+            let _ = events.send(Event::ChunkDone {
+                table: table.clone(),
+                done: done.clone(),
+            });
+            Ok(())
+        },
+    )
+    .await;
+    let _ = events.send(Event::Finished { table, result });
+}

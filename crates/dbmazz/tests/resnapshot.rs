@@ -1,0 +1,688 @@
+//! Snapshots of one table while the stream keeps running for the others (DESIGN §5, the
+//! ordering rule): `POST /snapshot?table=` and `dbmazz snapshot --table`, tables added to the
+//! publication later, and the CLI's refusals. Real PostgreSQL, the in-process emulator.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbmazz::checkpoint::StateFile;
+use dbmazz::config::{Config, SnapshotMode};
+use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::monitor::ApiUrl;
+use dbmazz::ops::{self, SnapshotAnswer, Telemetry};
+use dbmazz::replicator::{self, RunContext, RunError};
+use dbmazz::schema::TableSchema;
+use dbmazz::sink::starrocks::{
+    DeleteMode, LoadFailure, LoadRequest, Loader, StarRocksDdl, StarRocksSink,
+};
+use dbmazz::sink::{Batch, BatchOrigin, Sink, SinkError};
+use dbmazz::snapshot::SnapshotProgress;
+use dbmazz::Lsn;
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, TxnState};
+use tokio::sync::watch;
+
+use crate::support::starrocks::{
+    confirmed_flush, sink_options, sr_rows, wait_identical_in, EmulatorLoader,
+};
+use crate::support::{
+    eventually, start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
+};
+
+/// Slows snapshot loads down (stream loads untouched), so a test can watch a snapshot while
+/// it runs.
+struct SlowSnapshots<S> {
+    inner: S,
+    delay: Duration,
+}
+
+impl<S: Sink> Sink for SlowSnapshots<S> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
+        if matches!(batch.origin, BatchOrigin::Snapshot { .. }) {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.write_batch(batch).await
+    }
+
+    async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
+        self.inner.truncate(table).await
+    }
+
+    async fn apply_schema_change(
+        &self,
+        old: Option<&Arc<TableSchema>>,
+        new: &Arc<TableSchema>,
+    ) -> Result<(), SinkError> {
+        self.inner.apply_schema_change(old, new).await
+    }
+
+    fn take_slow_down(&self, relation_oid: u32) -> bool {
+        self.inner.take_slow_down(relation_oid)
+    }
+}
+
+/// The in-process loader, resolving "Label Already Exists" by the label's state as the HTTP
+/// loader does (a restart replays loads the slot had not acknowledged yet).
+struct ReplayingLoader(EmulatorLoader);
+
+impl Loader for ReplayingLoader {
+    async fn load(&self, request: LoadRequest) -> Result<(), LoadFailure> {
+        let label = request.label.clone();
+        match self.0.load(request).await {
+            Err(failure) if failure.message.starts_with("LabelAlreadyExists") => {
+                match self.0.emulator.label_state(&self.0.database, &label) {
+                    Some(TxnState::Committed | TxnState::Visible) => Ok(()),
+                    _ => Err(failure),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+struct Running {
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<replicator::RunSummary, RunError>>,
+    progress: Arc<SnapshotProgress>,
+    api: ApiUrl,
+    _http: ops::HttpServer,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.send_replace(true);
+        self.task
+            .await
+            .unwrap()
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
+
+    /// Whether `table`'s snapshot taken while streaming is loaded and released.
+    fn table_done(&self, table: &str) -> bool {
+        assert!(!self.task.is_finished(), "the replicator stopped");
+        self.progress
+            .report()
+            .tables
+            .iter()
+            .any(|figures| figures.table == table && figures.done)
+    }
+
+    async fn wait_table_done(&mut self, table: &str, timeout: Duration) {
+        eventually(timeout, &format!("the snapshot of {table}"), || async {
+            (self.task.is_finished() || self.table_done(table)).then_some(())
+        })
+        .await;
+        if self.task.is_finished() {
+            let outcome = (&mut self.task).await.unwrap();
+            panic!("the replicator stopped: {outcome:?}");
+        }
+    }
+}
+
+/// Streams `tables` of database `shop` into the emulator with an HTTP API on a free port;
+/// snapshot loads wait `snapshot_delay` each.
+async fn start(
+    pg: &LocalPg,
+    emulator: &Arc<EmulatorHandle>,
+    tables: &[&str],
+    state: &TempDir,
+    snapshot_delay: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Running {
+    let mut config = stream_config(pg, "shop", tables, state);
+    config.snapshot.parallelism = 2;
+    tweak(&mut config);
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+        .await
+        .unwrap();
+    let loader = EmulatorLoader {
+        emulator: Arc::clone(emulator),
+        database: "shop".into(),
+    };
+    let sink = SlowSnapshots {
+        inner: StarRocksSink::new(ddl, ReplayingLoader(loader), sink_options(DeleteMode::Hard)),
+        delay: snapshot_delay,
+    };
+    let telemetry = Telemetry::new();
+    let http = ops::serve("127.0.0.1:0", Arc::clone(&telemetry))
+        .await
+        .unwrap();
+    let api = ApiUrl::parse(&http.local_addr().to_string()).unwrap();
+    let progress = SnapshotProgress::new();
+    let (shutdown, receiver) = watch::channel(false);
+    let context = RunContext::new(receiver)
+        .with_telemetry(telemetry)
+        .with_snapshot_progress(Arc::clone(&progress));
+    let task = tokio::spawn(async move { replicator::run(&config, Arc::new(sink), context).await });
+    Running {
+        shutdown,
+        task,
+        progress,
+        api,
+        _http: http,
+    }
+}
+
+fn new_database(major: u32, schema: &str) -> LocalPg {
+    let pg = start_pg(major, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", schema).unwrap();
+    pg
+}
+
+fn insert_lsn(pg: &LocalPg) -> Lsn {
+    pg.psql("shop", "SELECT pg_current_wal_insert_lsn()")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn sr_count(emulator: &EmulatorHandle, table: &str) -> u64 {
+    sr_rows(emulator, "shop", &format!("SELECT count(*) FROM {table}"))
+        .await
+        .first()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn wait_same(pg: &LocalPg, emulator: &EmulatorHandle, sql: &str) {
+    wait_identical_in(pg, emulator, "shop", sql, sql, Duration::from_secs(60)).await;
+}
+
+/// Keeps changing `orders` (existing keys: updates, deletes) and `items` (inserts, updates)
+/// in small transactions until `stop`.
+fn spawn_writer(
+    url: String,
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let connect = dbmazz::source::PgConnectConfig::from_url(&url).unwrap();
+        let client = dbmazz::source::connect_sql(&connect).await.unwrap();
+        let mut round: u64 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            round += 1;
+            let id = (round * 7919) % 20_000 + 1;
+            let script = format!(
+                "UPDATE orders SET v = v + 1, note = 'w{round}' WHERE id BETWEEN {id} AND {id} + 5;
+                 DELETE FROM orders WHERE id = {gone};
+                 INSERT INTO orders VALUES ({new}, 0, 'new') ON CONFLICT (id) DO NOTHING;
+                 INSERT INTO items VALUES ({round}, 1);
+                 UPDATE items SET qty = qty + 1 WHERE id = {item};",
+                gone = (round * 104_729) % 20_000 + 1,
+                new = 100_000 + round,
+                item = round / 2 + 1,
+            );
+            client.batch_execute(&script).await.unwrap();
+            rounds.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    })
+}
+
+/// (a) `orders` was never copied (snapshot.mode = never) while writers change `orders` and
+/// `items`; `POST /snapshot?table=public.orders` copies it while `items` keeps streaming, the
+/// slot's confirmed position never passes a held change, and both tables end identical. Then
+/// `dbmazz snapshot --table public.items --wait` (the binary) re-copies `items`, and an unknown
+/// table is refused. About 10 s per PostgreSQL version in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_resnapshotted_while_others_stream_ends_identical() {
+    for major in PG_VERSIONS {
+        resnapshot_while_streaming(major).await;
+    }
+}
+
+async fn resnapshot_while_streaming(major: u32) {
+    let pg = new_database(
+        major,
+        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
+         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
+         CREATE TABLE items (id int PRIMARY KEY, qty int);",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-resnapshot");
+    let running = start(
+        &pg,
+        &emulator,
+        &["public.orders", "public.items"],
+        &state,
+        Duration::from_millis(150),
+        |config| {
+            config.snapshot.mode = SnapshotMode::Never;
+            config.snapshot.chunk_pages = 8;
+            // Held changes past 64 KiB go to disk.
+            config.pipeline.spill_threshold = dbmazz::config::ByteSize(64 * 1024);
+        },
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    let (stop, rounds) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let writer = spawn_writer(pg.url("shop"), Arc::clone(&stop), Arc::clone(&rounds));
+    eventually(Duration::from_secs(30), "items streamed", || async {
+        (sr_count(&emulator, "items").await > 10).then_some(())
+    })
+    .await;
+    assert!(
+        sr_count(&emulator, "orders").await < 20_000,
+        "orders was never copied"
+    );
+
+    let answer = running.api.request_snapshot("public.orders").await.unwrap();
+    let SnapshotAnswer::Accepted { epoch, chunks, .. } = answer else {
+        panic!("not accepted: {answer:?}");
+    };
+    assert!(chunks >= 4, "several chunks: {chunks}");
+    let again = running.api.request_snapshot("orders").await.unwrap();
+    assert!(
+        matches!(again, SnapshotAnswer::AlreadyRunning { .. }),
+        "{again:?}"
+    );
+    // Committed after the hold began: held until the copy is loaded.
+    pg.psql("shop", "UPDATE orders SET note = 'held' WHERE id = 2")
+        .unwrap();
+    let held_change_bound = insert_lsn(&pg);
+    let items_before = sr_count(&emulator, "items").await;
+    let started = Instant::now();
+    let mut samples = 0;
+    let mut most_held = 0;
+    let mut spill_files_seen = false;
+    while !running.table_done("public.orders") {
+        spill_files_seen |= std::fs::read_dir(state.0.join("spill")).is_ok_and(|dir| {
+            dir.filter_map(Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().starts_with("held-"))
+        });
+        let report = running.progress.report();
+        if let Some(orders) = report.tables.iter().find(|t| t.table == "public.orders") {
+            most_held = most_held.max(orders.held_bytes);
+        }
+        if let Some(confirmed) = confirmed_flush(&pg, "shop", "test_slot") {
+            assert!(
+                confirmed <= held_change_bound,
+                "the slot passed a held change: confirmed {confirmed} > {held_change_bound}"
+            );
+            samples += 1;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "snapshot too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let items_during = sr_count(&emulator, "items").await - items_before;
+    println!(
+        "PG {major}: snapshot of orders (epoch {epoch}, {chunks} chunks) took {:.1}s; \
+         {samples} slot samples; {items_during} items rows streamed meanwhile; \
+         up to {most_held} bytes held",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(samples >= 3, "the snapshot was watched while it ran");
+    assert!(items_during > 0, "items kept streaming during the snapshot");
+    assert!(
+        spill_files_seen,
+        "held changes past spill_threshold went to disk ({most_held} bytes held)"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v, note FROM orders ORDER BY id").await;
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    eventually(Duration::from_secs(10), "the slot to move on", || async {
+        (confirmed_flush(&pg, "shop", "test_slot")? > held_change_bound).then_some(())
+    })
+    .await;
+
+    // Through the binary: items again, waiting for it; then an unknown table.
+    let url = running.api.to_string();
+    let output = run_cli(&["--table", "public.items", "--url", &url, "--wait"]).await;
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("accepted") && stdout.contains("loaded"),
+        "{stdout}"
+    );
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    let output = run_cli(&["--table", "public.nope", "--api", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not in publication"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    running.stop().await;
+    let recorded = StateFile::load(&state.0).unwrap().unwrap();
+    let epochs: Vec<(String, u64, bool)> = recorded
+        .table_snapshots
+        .iter()
+        .map(|plan| (plan.tables[0].table.clone(), plan.epoch, plan.is_finished()))
+        .collect();
+    assert_eq!(
+        epochs,
+        [
+            ("public.orders".to_string(), epoch, true),
+            ("public.items".to_string(), epoch + 1, true)
+        ]
+    );
+}
+
+async fn run_cli(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dbmazz"))
+            .arg("snapshot")
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// (b) A table added to the publication while dbmazz streams, with rows already in it, ends
+/// identical (rows from before it was added included); one added while dbmazz is stopped is
+/// copied at the next start, without any change to it. About 4 s per version in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_added_to_the_publication_later_are_snapshotted() {
+    for major in PG_VERSIONS {
+        added_later(major).await;
+    }
+}
+
+async fn added_later(major: u32) {
+    let pg = new_database(
+        major,
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 100) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-added-later");
+    let tweak = |config: &mut Config| config.snapshot.chunk_pages = 4;
+    let mut running = start(&pg, &emulator, &["public.a"], &state, Duration::ZERO, tweak).await;
+    wait_for_streaming(&pg).await;
+    pg.psql(
+        "shop",
+        "CREATE TABLE late (id int PRIMARY KEY, v text);
+         INSERT INTO late SELECT g, 'old' || g FROM generate_series(1, 3000) g;
+         ALTER PUBLICATION test_pub ADD TABLE late;
+         UPDATE late SET v = 'new' WHERE id <= 10;
+         INSERT INTO late VALUES (5000, 'x');
+         DELETE FROM late WHERE id = 20;
+         INSERT INTO a VALUES (1000, 'z');",
+    )
+    .unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v FROM late ORDER BY id").await;
+    wait_same(&pg, &emulator, "SELECT id, v FROM a ORDER BY id").await;
+    running
+        .wait_table_done("public.late", Duration::from_secs(30))
+        .await;
+    running.stop().await;
+    let recorded = StateFile::load(&state.0).unwrap().unwrap();
+    let known = recorded.known_tables.clone().unwrap();
+    assert!(
+        known.contains("public.late") && known.contains("public.a"),
+        "{known:?}"
+    );
+    assert!(recorded
+        .table_snapshots
+        .iter()
+        .all(|plan| plan.is_finished()));
+
+    pg.psql(
+        "shop",
+        "CREATE TABLE later (id int PRIMARY KEY, n int);
+         INSERT INTO later SELECT g, g * 2 FROM generate_series(1, 500) g;
+         ALTER PUBLICATION test_pub ADD TABLE later;",
+    )
+    .unwrap();
+    let mut running = start(&pg, &emulator, &["public.a"], &state, Duration::ZERO, tweak).await;
+    wait_same(&pg, &emulator, "SELECT id, n FROM later ORDER BY id").await;
+    running
+        .wait_table_done("public.later", Duration::from_secs(30))
+        .await;
+    wait_for_streaming(&pg).await;
+    pg.psql("shop", "UPDATE later SET n = -1 WHERE id = 7")
+        .unwrap();
+    wait_same(&pg, &emulator, "SELECT id, n FROM later ORDER BY id").await;
+    running.stop().await;
+}
+
+/// (c) The CLI's refusals when nothing answers: exit code 1 and one line saying so. Under 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_command_says_when_dbmazz_is_not_running() {
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("127.0.0.1:{free_port}");
+    let output = run_cli(&["--table", "public.orders", "--url", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach the dbmazz HTTP API"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// (d) dbmazz stopped in the middle of a table snapshot resumes it at the next start: a new
+/// attempt reads only the chunks not recorded as done, the held changes (never acknowledged)
+/// are replayed after it, and the table ends identical. About 5 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
+    let pg = new_database(
+        18,
+        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
+         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
+         CREATE TABLE items (id int PRIMARY KEY, qty int);",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-resnapshot-resume");
+    let tweak = |config: &mut Config| {
+        config.snapshot.mode = SnapshotMode::Never;
+        config.snapshot.chunk_pages = 8;
+        config.pipeline.spill_threshold = dbmazz::config::ByteSize(16 * 1024);
+    };
+    let tables = ["public.orders", "public.items"];
+    let running = start(
+        &pg,
+        &emulator,
+        &tables,
+        &state,
+        Duration::from_millis(300),
+        tweak,
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    let answer = running.api.request_snapshot("public.orders").await.unwrap();
+    assert!(
+        matches!(answer, SnapshotAnswer::Accepted { .. }),
+        "{answer:?}"
+    );
+    pg.psql(
+        "shop",
+        "UPDATE orders SET note = 'held' WHERE id <= 100;
+         DELETE FROM orders WHERE id BETWEEN 101 AND 150;
+         INSERT INTO items VALUES (1, 1);",
+    )
+    .unwrap();
+    let chunks_done = |state: &TempDir| {
+        StateFile::load(&state.0)
+            .unwrap()
+            .and_then(|file| file.table_snapshots.first().cloned())
+            .map_or(0, |plan| plan.done_count())
+    };
+    eventually(Duration::from_secs(30), "two chunks recorded", || async {
+        (chunks_done(&state) >= 2).then_some(())
+    })
+    .await;
+    running.stop().await;
+    let interrupted = StateFile::load(&state.0).unwrap().unwrap().table_snapshots[0].clone();
+    assert!(
+        !interrupted.is_finished() && interrupted.attempt == 1,
+        "{interrupted:?}"
+    );
+
+    pg.psql("shop", "UPDATE orders SET v = -v WHERE id % 1000 = 0")
+        .unwrap();
+    let mut running = start(&pg, &emulator, &tables, &state, Duration::ZERO, tweak).await;
+    running
+        .wait_table_done("public.orders", Duration::from_secs(60))
+        .await;
+    wait_same(&pg, &emulator, "SELECT id, v, note FROM orders ORDER BY id").await;
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    let report = running.progress.report();
+    let orders = report
+        .tables
+        .iter()
+        .find(|table| table.table == "public.orders")
+        .unwrap();
+    assert!(
+        orders.rows < 19_850,
+        "only unfinished chunks were read again: {orders:?}"
+    );
+    running.stop().await;
+    let resumed = StateFile::load(&state.0).unwrap().unwrap().table_snapshots[0].clone();
+    assert!(resumed.is_finished(), "{resumed:?}");
+    assert_eq!(
+        (resumed.epoch, resumed.attempt),
+        (interrupted.epoch, 2),
+        "the same epoch, a new attempt"
+    );
+}
+
+/// (e) The `dbmazz` binary killed (SIGKILL) in the middle of a table snapshot requested with
+/// `dbmazz snapshot --table`, writers running: the next start reads the unfinished chunks under
+/// a new attempt, the slot replays the held changes, and both tables end identical. Loads go
+/// over HTTP (labels resolved by their state). About 8 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
+    use crate::support::starrocks::{binary_config, spawn_dbmazz, BinarySink};
+    use starrocks_emulator::{FaultKind, FaultRule};
+
+    let pg = new_database(
+        18,
+        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
+         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
+         CREATE TABLE items (id int PRIMARY KEY, qty int);",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let dir = TempDir::new("dbmazz-resnapshot-kill");
+    let state_dir = dir.0.join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let config = binary_config(
+        &pg.url("shop"),
+        "kill_slot",
+        &["public.orders", "public.items"],
+        &state_dir,
+        &BinarySink::emulator(&emulator, "shop"),
+    )
+    .replace("listen = \"\"", &format!("listen = \"{listen}\""))
+        + "[snapshot]\nmode = \"never\"\nchunk_pages = 8\nparallelism = 2\n\
+           [pipeline]\nspill_threshold = \"64KiB\"\n";
+    let config_path = dir.0.join("dbmazz.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = dir.0.join("dbmazz.log");
+    let mut child = spawn_dbmazz(&config_path, &log);
+    wait_for_streaming(&pg).await;
+    let (stop, rounds) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let writer = spawn_writer(pg.url("shop"), Arc::clone(&stop), Arc::clone(&rounds));
+    // Slow loads of orders: the kill lands while chunks remain.
+    emulator.inject(FaultRule {
+        count: 100_000,
+        table: Some("orders".into()),
+        delay_ms: Some(100),
+        ..FaultRule::new(FaultKind::Delay)
+    });
+    let output = run_cli(&["--table", "public.orders", "--url", &listen]).await;
+    assert!(output.status.success(), "{output:?}");
+    let table_snapshot = || {
+        StateFile::load(&state_dir)
+            .ok()
+            .flatten()
+            .and_then(|state| state.table_snapshots.first().cloned())
+    };
+    eventually(Duration::from_secs(30), "two chunks recorded", || async {
+        table_snapshot()
+            .filter(|plan| plan.done_count() >= 2)
+            .map(drop)
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let interrupted = table_snapshot().unwrap();
+    assert!(!interrupted.is_finished(), "{interrupted:?}");
+    emulator.clear_faults();
+
+    let log_before_restart = std::fs::read_to_string(&log).unwrap_or_default().len();
+    let mut child = spawn_dbmazz(&config_path, &log);
+    let started = Instant::now();
+    while !table_snapshot().is_some_and(|plan| plan.is_finished()) {
+        assert!(child.try_wait().unwrap().is_none(), "dbmazz exited");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "resume too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v, note FROM orders ORDER BY id").await;
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    let resumed = table_snapshot().unwrap();
+    assert_eq!((resumed.epoch, resumed.attempt), (interrupted.epoch, 2));
+    // Chunk ids the second run loaded: exactly those not recorded as done.
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut reread: Vec<u32> = log_text[log_before_restart..]
+        .lines()
+        .filter(|line| line.contains("snapshot chunk loaded"))
+        .filter_map(|line| {
+            let digits = line.split("chunk=").nth(1)?;
+            digits
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .collect();
+    reread.sort_unstable();
+    let unfinished: Vec<u32> = interrupted.tables[0]
+        .chunks
+        .iter()
+        .filter(|chunk| !chunk.done)
+        .map(|chunk| chunk.id)
+        .collect();
+    println!(
+        "killed after {}/{} chunks; {} write rounds",
+        interrupted.done_count(),
+        interrupted.chunk_count(),
+        rounds.load(Ordering::Relaxed)
+    );
+    assert_eq!(reread, unfinished, "only unfinished chunks are read again");
+    assert!(
+        log_text.contains("table snapshot loaded"),
+        "the held changes were released: {log_text}"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
