@@ -275,7 +275,7 @@ async fn resnapshot_while_streaming(major: u32) {
         "orders was never copied"
     );
 
-    let answer = running.api.request_snapshot("public.orders").await.unwrap();
+    let answer = request_when_streaming(&running.api, "public.orders").await;
     let SnapshotAnswer::Accepted { epoch, chunks, .. } = answer else {
         panic!("not accepted: {answer:?}");
     };
@@ -370,6 +370,32 @@ async fn resnapshot_while_streaming(major: u32) {
             ("public.items".to_string(), epoch + 1, true)
         ]
     );
+}
+
+/// Right after the slot turns active the replicator may not have registered its request
+/// channel yet ("not streaming yet"): ask again until it has.
+async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = api.request_snapshot(table).await.unwrap();
+        if !matches!(answer, SnapshotAnswer::Unavailable { .. }) || Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`run_cli`], asked again while dbmazz answers "not streaming yet".
+async fn run_cli_when_streaming(args: &[&str]) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = run_cli(args).await;
+        let early = String::from_utf8_lossy(&output.stderr).contains("not streaming yet");
+        if output.status.success() || !early || Instant::now() > deadline {
+            return output;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn run_cli(args: &[&str]) -> std::process::Output {
@@ -501,7 +527,7 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
     )
     .await;
     wait_for_streaming(&pg).await;
-    let answer = running.api.request_snapshot("public.orders").await.unwrap();
+    let answer = request_when_streaming(&running.api, "public.orders").await;
     assert!(
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"
@@ -609,7 +635,7 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
         delay_ms: Some(100),
         ..FaultRule::new(FaultKind::Delay)
     });
-    let output = run_cli(&["--table", "public.orders", "--url", &listen]).await;
+    let output = run_cli_when_streaming(&["--table", "public.orders", "--url", &listen]).await;
     assert!(output.status.success(), "{output:?}");
     let table_snapshot = || {
         StateFile::load(&state_dir)

@@ -347,7 +347,8 @@ async fn a_random_workload_with_a_streamed_transaction_ends_identical() {
             .await;
         }
         // The big transactions really were streamed (not just spilled by the walsender).
-        eventually(Duration::from_secs(20), "streamed transactions", || async {
+        // The walsender reports slot statistics lazily; under load that takes a while.
+        eventually(Duration::from_secs(60), "streamed transactions", || async {
             let streamed = pg
                 .psql(
                     "shop",
