@@ -1,24 +1,22 @@
 //! The StarRocks sink: Stream Load of JSON bodies into Primary Key tables.
 //!
-//! This module holds the encoder (rows → one JSON body per load); the HTTP client, labels,
-//! retries and table management live beside it.
+//! This module holds the encoder; the HTTP client, labels, retries and table management live
+//! beside it.
 //!
 //! ```text
-//! RowChange ──values()──▶ TableEncoder::push_upsert / push_delete ──▶ JsonBody (Vec<u8>)
-//!                         (ColumnMapping per column: schema::type_map)   │ finish()
-//!                                                                        ▼
-//!                  PUT /api/{db}/{table}/_stream_load  columns: TableEncoder::columns_header
+//! Batch ──plan_loads──▶ PlannedLoad (rows as RowImages, one ColumnSelection per load)
+//!        ──RowsBody (BodySource)──▶ TableEncoder::push_upsert / push_delete, 256 KiB pieces
+//!        ──▶ PUT /api/{db}/{table}/_stream_load (chunked)  columns: TableEncoder::columns_header
 //! ```
 //!
-//! Use, per table shape (rebuild the encoder when the `Arc<TableSchema>` changes):
-//! 1. `TableEncoder::from_schema(&schema, &type_options, encoder_options)` (or `new` with
-//!    mappings from `schema::type_map::map_pg_type`, e.g. after resolving domains);
-//! 2. group the batch's rows by [`ColumnSelection`] (`All`, or `present_in` for rows with
-//!    unchanged TOAST values, `keys` for soft deletes), keeping their order;
-//! 3. per group: `JsonBody::new()`, `push_upsert` / `push_delete` per row, skip the load if
-//!    `is_empty()`, `finish()` → (body, lossy values); send with `columns:
-//!    columns_header(&selection)` (+ `partial_update: true` unless `selection.is_all()`);
-//! 4. count and log every [`LossyValue`]; an [`EncodeError`] stops the pipeline.
+//! 1. `plan_loads` groups a batch's rows by [`ColumnSelection`] (`All`, `present_in` for rows
+//!    with unchanged TOAST values, `keys` for soft deletes), keeping their order; rows stay
+//!    compact images, decoded into one reused tuple while encoded;
+//! 2. each load's body is a `RowsBody`: JSON encoded a piece at a time while hyper sends it,
+//!    from the start again on a redirect or retry (the bytes are a pure function of the rows),
+//!    so memory holds one piece per load in flight, not a whole body;
+//! 3. every [`LossyValue`] of the sent body is counted and logged; an [`EncodeError`] fails the
+//!    body half-way (never terminated, so StarRocks cannot take it) and stops the pipeline.
 //!
 //! Values arrive in PostgreSQL's text output format under the session settings the source
 //! sets (TimeZone=UTC, DateStyle=ISO, extra_float_digits=3, IntervalStyle=iso_8601,
