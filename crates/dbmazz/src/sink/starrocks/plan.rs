@@ -16,8 +16,9 @@ use crate::Lsn;
 
 use super::encode::{ColumnSelection, DeleteMode, TableEncoder};
 
-/// The values of a planned row: most rows are the change's own image (no copy, decoded only
-/// when encoded); rows whose unchanged TOAST values were filled in are owned tuples.
+/// The values of a planned row: the change's own image (no copy, decoded only when encoded),
+/// or a re-packed image when its unchanged TOAST values were filled from the batch; only a
+/// key change whose values are carried from StarRocks ([`Carry`]) keeps an owned tuple.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowValues {
     Image(RowImage),
