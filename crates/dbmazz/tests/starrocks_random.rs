@@ -346,16 +346,19 @@ async fn a_random_workload_with_a_streamed_transaction_ends_identical() {
             )
             .await;
         }
-        // The big transactions really were streamed (not just spilled by the walsender).
+        // The big committed transaction really was streamed (not just spilled by the
+        // walsender). Only it is certain: PostgreSQL 18 truncates instead of streaming a
+        // transaction whose abort is already in the WAL when the decoder reaches its memory
+        // limit, which happens to the rolled-back one when the walsender lags behind psql.
         // The walsender reports slot statistics lazily; under load that takes a while.
-        eventually(Duration::from_secs(60), "streamed transactions", || async {
+        eventually(Duration::from_secs(60), "a streamed transaction", || async {
             let streamed = pg
                 .psql(
                     "shop",
                     "SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = 'test_slot'",
                 )
                 .ok()?;
-            (streamed.parse::<u64>().ok()? >= 2).then_some(())
+            (streamed.parse::<u64>().ok()? >= 1).then_some(())
         })
         .await;
         replication.stop().await;
