@@ -244,7 +244,7 @@ state_dir = "{state}"
 url = "{url}"
 publication = "{publication}"
 slot = "{slot}"
-read_pacing = "{pacing}"
+{source_extra}
 {sink}
 [batch]
 max_wait = "{wait}ms"
@@ -257,8 +257,15 @@ listen = ""
         publication = args.publication,
         slot = args.slot(index),
         wait = args.batch_max_fill_ms,
-        // Experiments: DBMAZZ_BENCH_READ_PACING=0s or 2ms (default: the config's, 1 ms).
-        pacing = std::env::var("DBMAZZ_BENCH_READ_PACING").unwrap_or_else(|_| "1ms".into()),
+        // Experiments: DBMAZZ_BENCH_READ_PACING=0s or 2ms, DBMAZZ_BENCH_READ_LOW_WATER=0 or
+        // "256KiB" (default: the config's).
+        source_extra = [
+            ("read_pacing", "DBMAZZ_BENCH_READ_PACING"),
+            ("read_low_water", "DBMAZZ_BENCH_READ_LOW_WATER"),
+        ]
+        .iter()
+        .filter_map(|(key, var)| Some(format!("{key} = \"{}\"\n", std::env::var(var).ok()?)))
+        .collect::<String>(),
         sink = sink_section(args, index)?,
         // Experiments: more sections, e.g. DBMAZZ_BENCH_EXTRA_TOML='[pipeline] max_memory = "16MiB"'.
         extra = std::env::var("DBMAZZ_BENCH_EXTRA_TOML")

@@ -99,9 +99,15 @@ pub struct SourceConfig {
     /// Standby status updates at least this often.
     #[serde(default = "default_status_interval")]
     pub status_interval: HumanDuration,
-    /// After a socket read that brought little data, wait this long before reading again, so
-    /// the walsender fills the socket and sends in large chunks instead of one small write
-    /// per change (its CPU is what bounds the drain rate). Adds at most this much latency.
+    /// Wake the reader only once this much data is queued on the replication socket
+    /// (`SO_RCVLOWAT`, TCP), so the walsender's many small writes are read in large chunks;
+    /// `0` = off. See `read_pacing` for how long a read waits for it.
+    #[serde(default = "default_read_low_water")]
+    pub read_low_water: ByteSize,
+    /// How long a read waits for `read_low_water` bytes before taking what is there. Without a
+    /// low-water mark (off, or not TCP): after a socket read that brought under 64 KiB, wait
+    /// this long before reading again. Either way the walsender sends in larger chunks (its
+    /// CPU is what bounds the drain rate); adds at most this much latency. `0s` = off.
     #[serde(default = "default_read_pacing")]
     pub read_pacing: HumanDuration,
 }
@@ -287,9 +293,12 @@ fn default_status_interval() -> HumanDuration {
 }
 
 fn default_read_pacing() -> HumanDuration {
-    // Measured: 1.55× the better pg_recvlogical (1.81× proto v1) draining 1M changes, against
-    // ~1.0× without (docs/benchmarks.md).
-    HumanDuration(Duration::from_millis(1))
+    // With the low-water mark (docs/benchmarks.md, session 4).
+    HumanDuration(Duration::from_millis(5))
+}
+
+fn default_read_low_water() -> ByteSize {
+    ByteSize(128 * 1024)
 }
 fn default_starrocks_user() -> String {
     "root".into()

@@ -238,7 +238,15 @@ pub async fn stream<S: Sink>(
     core.set_paused(*paused.borrow_and_update());
     telemetry.set_state(RunState::Streaming);
     let pacing = config.source.read_pacing.0;
+    let low_water = config.source.read_low_water.as_usize();
+    if low_water > 0 && !pacing.is_zero() {
+        if let Err(error) = reader.set_low_water(low_water) {
+            tracing::debug!(%error, "no receive low-water mark: pacing after small reads instead");
+        }
+    }
     let mut read_paused_until: Option<TokioInstant> = None;
+    // With a low-water mark: when the current wait for it ends (then any queued data is read).
+    let mut low_water_wait_ends: Option<TokioInstant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -276,6 +284,12 @@ pub async fn stream<S: Sink>(
             Some(event) = table_events.recv() => {
                 if let Err(error) = table_snapshots.on_event(event, &mut core, feedback.state_mut()) {
                     break Err(error);
+                }
+            }
+            _ = sleep_until(low_water_wait_ends.unwrap_or_else(TokioInstant::now)), if low_water_wait_ends.is_some() => {
+                low_water_wait_ends = None;
+                if let Err(error) = reader.lower_low_water() {
+                    break Err(SourceError::Io(error).into());
                 }
             }
             _ = sleep_until(read_paused_until.unwrap_or_else(TokioInstant::now)), if read_paused_until.is_some() => {
@@ -326,11 +340,17 @@ pub async fn stream<S: Sink>(
             if !unknown.is_empty() {
                 table_snapshots.on_unknown_tables(unknown);
             }
-            // A small read: let the walsender fill the socket before the next one.
-            if !pacing.is_zero()
+            if reader.has_low_water() {
+                // The next read waits for a full chunk again, for at most `pacing`.
+                if let Err(error) = reader.raise_low_water() {
+                    break Err(SourceError::Io(error).into());
+                }
+                low_water_wait_ends = Some(TokioInstant::now() + pacing);
+            } else if !pacing.is_zero()
                 && reader.last_read_len() < SMALL_READ
                 && reader.buffered_len() < SMALL_READ
             {
+                // A small read: let the walsender fill the socket before the next one.
                 read_paused_until = Some(TokioInstant::now() + pacing);
             }
         }

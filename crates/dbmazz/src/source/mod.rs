@@ -10,6 +10,7 @@
 mod config;
 mod connection;
 mod error;
+mod low_water;
 mod replication;
 mod setup;
 mod sql;

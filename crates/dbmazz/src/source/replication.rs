@@ -26,6 +26,7 @@
 //! from 14. Slot errors come back as [`SourceError::SlotMissing`], [`SourceError::SlotInUse`]
 //! and [`SourceError::SlotInvalidated`].
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -37,6 +38,7 @@ use super::connection::{
     fill_buffer, protocol, split_frame, unexpected, AuthMethod, Connection, Frame, Transport,
 };
 use super::error::{ServerErrorFields, SourceError};
+use super::low_water::LowWater;
 use crate::Lsn;
 
 /// Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01 00:00:00 UTC.
@@ -337,6 +339,12 @@ impl ReplicationClient {
             user,
             ..
         } = self.connection;
+        // A duplicate of a TCP socket's descriptor, for its low-water mark (see `low_water.rs`).
+        let tcp_socket = match &stream {
+            Transport::Tcp(tcp) => tcp.as_fd().try_clone_to_owned().ok(),
+            Transport::Tls(tls) => tls.get_ref().0.as_fd().try_clone_to_owned().ok(),
+            Transport::Unix(_) => None,
+        };
         let (read, write) = tokio::io::split(stream);
         Ok(ReplicationStream {
             reader: ReplicationReader {
@@ -346,6 +354,8 @@ impl ReplicationClient {
                 user,
                 finished: false,
                 last_read: 0,
+                tcp_socket,
+                low_water: None,
             },
             writer: ReplicationWriter {
                 write,
@@ -412,6 +422,8 @@ pub struct ReplicationReader {
     finished: bool,
     /// Bytes the last socket read brought (for read pacing).
     last_read: usize,
+    tcp_socket: Option<OwnedFd>,
+    low_water: Option<LowWater>,
 }
 
 impl ReplicationReader {
@@ -435,6 +447,31 @@ impl ReplicationReader {
             }
             self.last_read = fill_buffer(&mut self.read, &mut self.buf).await?;
         }
+    }
+
+    /// Wake the reader only once `bytes` are queued on the socket (TCP only; see
+    /// `low_water.rs`). Until [`Self::lower_low_water`], a read waits for that much data.
+    pub fn set_low_water(&mut self, bytes: usize) -> std::io::Result<()> {
+        let socket = self.tcp_socket.take().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::Unsupported, "not a TCP connection")
+        })?;
+        self.low_water = Some(LowWater::set(socket, bytes)?);
+        Ok(())
+    }
+
+    /// Whether [`Self::set_low_water`] took.
+    pub fn has_low_water(&self) -> bool {
+        self.low_water.is_some()
+    }
+
+    /// Lets the next read take whatever is queued (the low-water wait lasted long enough).
+    pub fn lower_low_water(&mut self) -> std::io::Result<()> {
+        self.low_water.as_mut().map_or(Ok(()), LowWater::lower)
+    }
+
+    /// Back to the full low-water mark after a read.
+    pub fn raise_low_water(&mut self) -> std::io::Result<()> {
+        self.low_water.as_mut().map_or(Ok(()), LowWater::raise)
     }
 
     /// Bytes the last socket read brought.
