@@ -47,6 +47,15 @@ impl RowImage {
         RowImage(buffer.freeze())
     }
 
+    /// Starts a row written value by value into `arena` (emptied first; see
+    /// [`RowImageWriter`]). Reserve room in the arena beforehand: rows split off earlier keep
+    /// their chunk, so growing it means a new chunk.
+    pub fn writer(arena: &mut BytesMut) -> RowImageWriter<'_> {
+        arena.clear();
+        arena.put_u16(0);
+        RowImageWriter { arena, columns: 0 }
+    }
+
     /// Builds a row from text values (`None` = NULL); for tests and snapshots.
     pub fn from_text<S: AsRef<str>>(values: &[Option<S>]) -> Self {
         let tuple = TupleData(
@@ -148,6 +157,50 @@ impl RowImage {
             visit(value);
         }
         !rest.has_remaining()
+    }
+}
+
+/// Writes one [`RowImage`] straight into a shared arena — no tuple in between, no allocation
+/// per row: [`RowImageWriter::finish`] splits the row off the arena, so the rows of a batch
+/// share its chunks (the snapshot path, one row per COPY line).
+pub struct RowImageWriter<'a> {
+    arena: &'a mut BytesMut,
+    columns: u16,
+}
+
+impl RowImageWriter<'_> {
+    pub fn push_null(&mut self) {
+        self.arena.put_u8(b'n');
+        self.columns += 1;
+    }
+
+    pub fn push_text(&mut self, text: &[u8]) {
+        self.arena.put_u8(b't');
+        self.arena.put_u32(text.len() as u32);
+        self.arena.put_slice(text);
+        self.columns += 1;
+    }
+
+    /// A text value that `write` appends to the arena (e.g. while unescaping it).
+    pub fn push_text_with(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        self.arena.put_u8(b't');
+        let length_at = self.arena.len();
+        self.arena.put_u32(0);
+        write(self.arena);
+        let length = (self.arena.len() - length_at - 4) as u32;
+        self.arena[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
+        self.columns += 1;
+    }
+
+    pub fn columns(&self) -> usize {
+        usize::from(self.columns)
+    }
+
+    /// The row, split off the arena.
+    pub fn finish(self) -> RowImage {
+        self.arena[..2].copy_from_slice(&self.columns.to_be_bytes());
+        let row = self.arena.split_to(self.arena.len());
+        RowImage(row.freeze())
     }
 }
 

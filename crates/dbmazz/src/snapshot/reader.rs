@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
-use super::copy_text::{decode_row, LineSplitter};
+use super::copy_text::{decode_row_into, LineSplitter};
 use super::progress::SnapshotProgress;
 use super::SnapshotError;
 use crate::checkpoint::SnapshotChunk;
@@ -125,16 +125,19 @@ pub async fn read_chunk<S: Sink>(
     let mut splitter = LineSplitter::default();
     let mut batch = BatchBuilder::new(context, job);
     let columns = job.schema.columns.len();
+    // The rows' bytes, in shared chunks (see `decode_row_into`).
+    let mut arena = bytes::BytesMut::new();
     while let Some(data) = stream.next().await {
         let data = data.map_err(sql_error)?;
         let mut full = false;
         splitter.push(data, |line| {
-            let image =
-                decode_row(&line, columns).map_err(|error| SnapshotError::MalformedRow {
+            let image = decode_row_into(&line, columns, &mut arena).map_err(|error| {
+                SnapshotError::MalformedRow {
                     relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
                     chunk: job.chunk.id,
                     reason: error.to_string(),
-                })?;
+                }
+            })?;
             batch.push(image, line.len() as u64 + 1);
             full |= batch.is_full();
             Ok::<(), SnapshotError>(())
