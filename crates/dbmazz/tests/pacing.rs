@@ -40,6 +40,13 @@ async fn paced_reads_deliver_every_change_in_order(low_water: Option<dbmazz::con
         replicator::run(&config, task_sink, RunContext::new(receiver)).await
     });
     wait_for_streaming(&pg).await;
+    // The first change, alone: far below the low-water mark, it must not wait for more.
+    pg.psql("paced", "INSERT INTO t VALUES (-1, 'first');")
+        .unwrap();
+    eventually(Duration::from_secs(10), "the first change", || async {
+        (!sink.durable_changes().is_empty()).then_some(())
+    })
+    .await;
     // Small transactions (small reads, paced) and one large one.
     for round in 0..20 {
         pg.psql(
@@ -53,12 +60,12 @@ async fn paced_reads_deliver_every_change_in_order(low_water: Option<dbmazz::con
         "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(100, 20099) g;",
     )
     .unwrap();
-    let changes = eventually(Duration::from_secs(60), "20,020 changes", || async {
+    let changes = eventually(Duration::from_secs(60), "20,021 changes", || async {
         let changes = sink.durable_changes();
-        (changes.len() >= 20_020).then_some(changes)
+        (changes.len() >= 20_021).then_some(changes)
     })
     .await;
-    assert_eq!(changes.len(), 20_020);
+    assert_eq!(changes.len(), 20_021);
     assert!(changes
         .windows(2)
         .all(|pair| pair[0].commit_lsn <= pair[1].commit_lsn));
@@ -67,7 +74,7 @@ async fn paced_reads_deliver_every_change_in_order(low_water: Option<dbmazz::con
     pg.psql("paced", "INSERT INTO t VALUES (99, 'lone');")
         .unwrap();
     eventually(Duration::from_secs(10), "the lone change", || async {
-        (sink.durable_changes().len() > 20_020).then_some(())
+        (sink.durable_changes().len() > 20_021).then_some(())
     })
     .await;
     shutdown.send_replace(true);

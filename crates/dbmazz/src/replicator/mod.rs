@@ -246,7 +246,10 @@ pub async fn stream<S: Sink>(
     }
     let mut read_paused_until: Option<TokioInstant> = None;
     // With a low-water mark: when the current wait for it ends (then any queued data is read).
-    let mut low_water_wait_ends: Option<TokioInstant> = None;
+    // Armed whenever the mark is (re)raised — from the start, or the first small message
+    // would wait for data that may never come.
+    let mut low_water_wait_ends: Option<TokioInstant> =
+        reader.has_low_water().then(|| TokioInstant::now() + pacing);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
