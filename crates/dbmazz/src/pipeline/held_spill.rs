@@ -5,7 +5,7 @@
 //! Record layout (big-endian): `u32 len` then `len` bytes of `u64 first_commit_lsn,
 //! u64 last_commit_lsn, u64 first_change_index, u64 schema_version, u64 byte_len, u32 count`
 //! and per change `u8 kind, u64 schema_version, u64 commit_lsn, i64 commit_time, u8 old_kind,
-//! u32 new_len, new, u32 old_len, old` (rows in [`RowImage`] layout; kinds as in spill.rs).
+//! u32 new_len, new, u32 old_len, old` (rows in [`RowImage`](super::change::RowImage) layout; kinds as in spill.rs).
 //! Only stream batches are held. Files live in the spill directory and are deleted when read
 //! (or dropped), and at start.
 
@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::change::{ChangeKind, OldImage, RowChange, RowImage};
-use super::spill::SpillError;
+use super::change::RowChange;
+use super::spill::{get_row_images, kind_code, kind_from_code, put_row_images, SpillError};
 use crate::schema::TableSchema;
 use crate::sink::{Batch, BatchOrigin};
 use crate::Lsn;
@@ -134,14 +134,6 @@ impl Drop for HeldSpill {
     }
 }
 
-fn kind_code(kind: ChangeKind) -> u8 {
-    match kind {
-        ChangeKind::Insert => 0,
-        ChangeKind::Update => 1,
-        ChangeKind::Delete => 2,
-    }
-}
-
 fn encode(batch: &Batch, out: &mut BytesMut) {
     out.put_u64(batch.first_commit_lsn.0);
     out.put_u64(batch.last_commit_lsn.0);
@@ -154,19 +146,7 @@ fn encode(batch: &Batch, out: &mut BytesMut) {
         out.put_u64(change.schema.version);
         out.put_u64(change.commit_lsn.0);
         out.put_i64(change.commit_time);
-        let (old_kind, old_image) = match &change.old {
-            None => (0, None),
-            Some(OldImage::Key(image)) => (1, Some(image)),
-            Some(OldImage::Full(image)) => (2, Some(image)),
-        };
-        out.put_u8(old_kind);
-        for image in [change.new.as_ref(), old_image] {
-            let bytes = image.map(RowImage::as_bytes);
-            out.put_u32(bytes.map_or(0, |bytes| bytes.len() as u32));
-            if let Some(bytes) = bytes {
-                out.put_slice(bytes);
-            }
-        }
+        put_row_images(out, change.new.as_ref(), change.old.as_ref());
     }
 }
 
@@ -182,40 +162,14 @@ fn decode(mut body: Bytes, schemas: &HashMap<u64, Arc<TableSchema>>) -> Option<B
     let count = body.get_u32() as usize;
     let mut changes = Vec::with_capacity(count.min(1 << 16));
     for _ in 0..count {
-        if body.remaining() < 26 {
+        if body.remaining() < 25 {
             return None;
         }
-        let kind = match body.get_u8() {
-            0 => ChangeKind::Insert,
-            1 => ChangeKind::Update,
-            2 => ChangeKind::Delete,
-            _ => return None,
-        };
+        let kind = kind_from_code(body.get_u8())?;
         let schema = Arc::clone(schemas.get(&body.get_u64())?);
         let commit_lsn = Lsn(body.get_u64());
         let commit_time = body.get_i64();
-        let old_kind = body.get_u8();
-        let mut image = || -> Option<Option<RowImage>> {
-            if body.remaining() < 4 {
-                return None;
-            }
-            let len = body.get_u32() as usize;
-            if len == 0 {
-                return Some(None);
-            }
-            if body.remaining() < len {
-                return None;
-            }
-            RowImage::from_bytes(body.split_to(len)).map(Some)
-        };
-        let new = image()?;
-        let old_image = image()?;
-        let old = match (old_kind, old_image) {
-            (0, None) => None,
-            (1, Some(image)) => Some(OldImage::Key(image)),
-            (2, Some(image)) => Some(OldImage::Full(image)),
-            _ => return None,
-        };
+        let (new, old) = get_row_images(&mut body)?;
         changes.push(RowChange {
             kind,
             schema,
@@ -242,6 +196,7 @@ fn decode(mut body: Bytes, schemas: &HashMap<u64, Arc<TableSchema>>) -> Option<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::change::{ChangeKind, OldImage, RowImage};
     use crate::schema::{ColumnSchema, TableName};
 
     fn schema(version: u64) -> Arc<TableSchema> {

@@ -182,25 +182,9 @@ fn encode(record: &SpillRecord, out: &mut BytesMut) {
             old,
         } => {
             out.put_u32(*subxid);
-            out.put_u8(match kind {
-                ChangeKind::Insert => 0,
-                ChangeKind::Update => 1,
-                ChangeKind::Delete => 2,
-            });
+            out.put_u8(kind_code(*kind));
             out.put_u64(*schema_version);
-            let (old_kind, old_image) = match old {
-                None => (0, None),
-                Some(OldImage::Key(image)) => (1, Some(image)),
-                Some(OldImage::Full(image)) => (2, Some(image)),
-            };
-            out.put_u8(old_kind);
-            for image in [new.as_ref(), old_image] {
-                let bytes = image.map(RowImage::as_bytes);
-                out.put_u32(bytes.map_or(0, |bytes| bytes.len() as u32));
-                if let Some(bytes) = bytes {
-                    out.put_slice(bytes);
-                }
-            }
+            put_row_images(out, new.as_ref(), old.as_ref());
         }
         SpillRecord::Truncate {
             subxid,
@@ -222,9 +206,6 @@ fn decode(mut body: Bytes) -> Option<SpillRecord> {
     }
     let subxid = body.get_u32();
     let kind = match body.get_u8() {
-        0 => ChangeKind::Insert,
-        1 => ChangeKind::Update,
-        2 => ChangeKind::Delete,
         3 => {
             if body.remaining() < 2 {
                 return None;
@@ -239,14 +220,65 @@ fn decode(mut body: Bytes) -> Option<SpillRecord> {
                 schema_versions,
             });
         }
-        _ => return None,
+        code => kind_from_code(code)?,
     };
-    if body.remaining() < 9 {
+    if body.remaining() < 8 {
         return None;
     }
     let schema_version = body.get_u64();
+    let (new, old) = get_row_images(&mut body)?;
+    body.is_empty().then_some(SpillRecord::Change {
+        subxid,
+        kind,
+        schema_version,
+        new,
+        old,
+    })
+}
+
+/// A change kind in spill files (3 is a TRUNCATE record in transaction spills).
+pub(super) fn kind_code(kind: ChangeKind) -> u8 {
+    match kind {
+        ChangeKind::Insert => 0,
+        ChangeKind::Update => 1,
+        ChangeKind::Delete => 2,
+    }
+}
+
+pub(super) fn kind_from_code(code: u8) -> Option<ChangeKind> {
+    match code {
+        0 => Some(ChangeKind::Insert),
+        1 => Some(ChangeKind::Update),
+        2 => Some(ChangeKind::Delete),
+        _ => None,
+    }
+}
+
+/// A change's images in spill files: the old image's kind (0 none, 1 key, 2 full), then the
+/// new and the old image, each as `u32 len` (0 = absent) + its bytes.
+pub(super) fn put_row_images(out: &mut BytesMut, new: Option<&RowImage>, old: Option<&OldImage>) {
+    let (old_kind, old_image) = match old {
+        None => (0, None),
+        Some(OldImage::Key(image)) => (1, Some(image)),
+        Some(OldImage::Full(image)) => (2, Some(image)),
+    };
+    out.put_u8(old_kind);
+    for image in [new, old_image] {
+        let bytes = image.map(RowImage::as_bytes);
+        out.put_u32(bytes.map_or(0, |bytes| bytes.len() as u32));
+        if let Some(bytes) = bytes {
+            out.put_slice(bytes);
+        }
+    }
+}
+
+/// Reads what [`put_row_images`] wrote; `None` if it is malformed.
+pub(super) fn get_row_images(body: &mut Bytes) -> Option<(Option<RowImage>, Option<OldImage>)> {
+    if body.remaining() < 1 {
+        return None;
+    }
     let old_kind = body.get_u8();
-    let image = |body: &mut Bytes| -> Option<Option<RowImage>> {
+    let mut image = || -> Option<Option<RowImage>> {
         if body.remaining() < 4 {
             return None;
         }
@@ -259,21 +291,15 @@ fn decode(mut body: Bytes) -> Option<SpillRecord> {
         }
         RowImage::from_bytes(body.split_to(len)).map(Some)
     };
-    let new = image(&mut body)?;
-    let old_image = image(&mut body)?;
+    let new = image()?;
+    let old_image = image()?;
     let old = match (old_kind, old_image) {
         (0, None) => None,
         (1, Some(image)) => Some(OldImage::Key(image)),
         (2, Some(image)) => Some(OldImage::Full(image)),
         _ => return None,
     };
-    body.is_empty().then_some(SpillRecord::Change {
-        subxid,
-        kind,
-        schema_version,
-        new,
-        old,
-    })
+    Some((new, old))
 }
 
 #[cfg(test)]

@@ -126,14 +126,16 @@ impl Planner<'_> {
             }
             ChangeKind::Update => {
                 let Some(new) = &change.new else { return };
-                let old = change
-                    .old
-                    .as_ref()
-                    .map(|old| old.image())
-                    .filter(|old| self.key_of(&old.values()) != self.key_of(&new.values()));
-                match old {
-                    Some(old) => self.key_change(new, old, commit_lsn),
-                    None => self.upsert(new, commit_lsn),
+                let Some(old_image) = change.old.as_ref().map(|old| old.image()) else {
+                    return self.upsert(new, commit_lsn);
+                };
+                // Decoded once: compared here, reused by `key_change`.
+                let (old, values) = (old_image.values(), new.values());
+                let old_key = self.key_of(&old);
+                if old_key == self.key_of(&values) {
+                    self.upsert(new, commit_lsn);
+                } else {
+                    self.key_change(new, values, old_image, old, old_key, commit_lsn);
                 }
             }
             ChangeKind::Delete => {
@@ -145,10 +147,15 @@ impl Planner<'_> {
     }
 
     /// An UPDATE that changed the key: delete of the old key, then upsert of the new row.
-    fn key_change(&mut self, new: &RowImage, old_image: &RowImage, commit_lsn: Lsn) {
-        let old = old_image.values();
-        let old_key = self.key_of(&old);
-        let mut values = new.values();
+    fn key_change(
+        &mut self,
+        new: &RowImage,
+        mut values: TupleData,
+        old_image: &RowImage,
+        old: TupleData,
+        old_key: Vec<u8>,
+        commit_lsn: Lsn,
+    ) {
         let unchanged = unchanged_columns(&values);
         if !unchanged.is_empty() && !self.fill_unchanged(&mut values, &old_key) {
             // The old row is not in the batch: a load of its own, filled from StarRocks
