@@ -130,8 +130,8 @@ pub async fn read_chunk<S: Sink>(
     while let Some(data) = stream.next().await {
         let data = data.map_err(sql_error)?;
         let mut full = false;
-        splitter.push(data, |line| {
-            let image = decode_row_into(&line, columns, &mut arena).map_err(|error| {
+        splitter.push(&data, |line| {
+            let image = decode_row_into(line, columns, &mut arena).map_err(|error| {
                 SnapshotError::MalformedRow {
                     relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
                     chunk: job.chunk.id,
