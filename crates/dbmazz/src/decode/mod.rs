@@ -52,4 +52,4 @@ pub use error::{DecodeError, DecodeErrorReason};
 pub use message::{LogicalMessage, RelationBody, RelationColumn, ReplicaIdentity};
 pub use pgoutput::{DecoderOptions, PgOutputDecoder};
 pub use replication::ReplicationMessage;
-pub use tuple::{OldTuple, TupleData, TupleValue};
+pub use tuple::{OldTuple, TupleData, TupleValue, ValueRef, ValuesView};

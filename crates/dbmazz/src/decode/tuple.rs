@@ -30,6 +30,44 @@ impl TupleValue {
     }
 }
 
+/// A column value borrowed from wherever the row lives (see [`ValuesView`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Null,
+    UnchangedToast,
+    Text(&'a [u8]),
+    Binary(&'a [u8]),
+}
+
+impl TupleValue {
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            TupleValue::Null => ValueRef::Null,
+            TupleValue::UnchangedToast => ValueRef::UnchangedToast,
+            TupleValue::Text(bytes) => ValueRef::Text(bytes),
+            TupleValue::Binary(bytes) => ValueRef::Binary(bytes),
+        }
+    }
+}
+
+/// Read access to a row's values by column: an owned [`TupleData`] or a view of a row image
+/// (which the encoder reads without a reference count per value).
+pub trait ValuesView {
+    /// Number of columns.
+    fn width(&self) -> usize;
+    fn value(&self, column: usize) -> Option<ValueRef<'_>>;
+}
+
+impl ValuesView for TupleData {
+    fn width(&self) -> usize {
+        self.0.len()
+    }
+
+    fn value(&self, column: usize) -> Option<ValueRef<'_>> {
+        self.0.get(column).map(TupleValue::as_value_ref)
+    }
+}
+
 /// The columns of one row, in the relation's column order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TupleData(pub Vec<TupleValue>);

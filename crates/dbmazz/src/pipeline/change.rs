@@ -6,11 +6,12 @@
 //! own TupleData layout, which is also what the spill file stores.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::decode::{TupleData, TupleValue};
+use crate::decode::{TupleData, TupleValue, ValueRef, ValuesView};
 use crate::schema::TableSchema;
 use crate::Lsn;
 
@@ -104,7 +105,7 @@ impl RowImage {
     /// Whether any value is an unchanged TOAST placeholder (`u`).
     pub fn has_unchanged_toast(&self) -> bool {
         let mut found = false;
-        self.walk(|value| found |= matches!(value, TupleValue::UnchangedToast));
+        self.walk_ref(|value, _| found |= matches!(value, ValueRef::UnchangedToast));
         found
     }
 
@@ -125,38 +126,100 @@ impl RowImage {
 
     /// Calls `visit` per column; false when the buffer is malformed (never panics).
     fn walk(&self, mut visit: impl FnMut(TupleValue)) -> bool {
-        let mut rest = self.0.clone();
-        if rest.remaining() < 2 {
+        self.walk_ref(|value, range| {
+            visit(match value {
+                ValueRef::Null => TupleValue::Null,
+                ValueRef::UnchangedToast => TupleValue::UnchangedToast,
+                ValueRef::Text(_) => TupleValue::Text(self.0.slice(range)),
+                ValueRef::Binary(_) => TupleValue::Binary(self.0.slice(range)),
+            })
+        })
+    }
+
+    /// Calls `visit` per column with the value borrowed and its byte range in the image (no
+    /// reference counting); false when the buffer is malformed (never panics).
+    fn walk_ref<'a>(&'a self, mut visit: impl FnMut(ValueRef<'a>, Range<usize>)) -> bool {
+        let bytes: &'a [u8] = &self.0;
+        let &[high, low, ..] = bytes else {
             return false;
-        }
-        let count = rest.get_u16();
-        for _ in 0..count {
-            if !rest.has_remaining() {
+        };
+        let mut at = 2;
+        for _ in 0..u16::from_be_bytes([high, low]) {
+            let Some(&tag) = bytes.get(at) else {
                 return false;
-            }
-            let value = match rest.get_u8() {
-                b'n' => TupleValue::Null,
-                b'u' => TupleValue::UnchangedToast,
-                tag @ (b't' | b'b') => {
-                    if rest.remaining() < 4 {
+            };
+            at += 1;
+            match tag {
+                b'n' => visit(ValueRef::Null, at..at),
+                b'u' => visit(ValueRef::UnchangedToast, at..at),
+                b't' | b'b' => {
+                    let Some(len) = bytes.get(at..at + 4) else {
                         return false;
-                    }
-                    let len = rest.get_u32() as usize;
-                    if rest.remaining() < len {
+                    };
+                    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                    at += 4;
+                    let Some(value) = bytes.get(at..at + len) else {
                         return false;
-                    }
-                    let bytes = rest.split_to(len);
+                    };
+                    let range = at..at + len;
+                    at += len;
                     if tag == b't' {
-                        TupleValue::Text(bytes)
+                        visit(ValueRef::Text(value), range);
                     } else {
-                        TupleValue::Binary(bytes)
+                        visit(ValueRef::Binary(value), range);
                     }
                 }
                 _ => return false,
-            };
-            visit(value);
+            }
         }
-        !rest.has_remaining()
+        at == bytes.len()
+    }
+
+    /// The values as a [`ValuesView`] borrowing the image: located once into `slots` (reused
+    /// across rows), read without copies or reference counts — the encoder's hot path.
+    pub fn view<'a>(&'a self, slots: &'a mut ImageSlots) -> ImageValues<'a> {
+        slots.0.clear();
+        self.walk_ref(|value, range| {
+            let tag = match value {
+                ValueRef::Null => b'n',
+                ValueRef::UnchangedToast => b'u',
+                ValueRef::Text(_) => b't',
+                ValueRef::Binary(_) => b'b',
+            };
+            slots.0.push((tag, range));
+        });
+        ImageValues {
+            bytes: &self.0,
+            slots: &slots.0,
+        }
+    }
+}
+
+/// Where each value of a [`RowImage`] lies (see [`RowImage::view`]).
+#[derive(Debug, Default)]
+pub struct ImageSlots(Vec<(u8, Range<usize>)>);
+
+/// A row image read through [`ValuesView`].
+#[derive(Debug, Clone, Copy)]
+pub struct ImageValues<'a> {
+    bytes: &'a [u8],
+    slots: &'a [(u8, Range<usize>)],
+}
+
+impl ValuesView for ImageValues<'_> {
+    fn width(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn value(&self, column: usize) -> Option<ValueRef<'_>> {
+        let (tag, range) = self.slots.get(column)?;
+        let bytes = self.bytes.get(range.clone())?;
+        Some(match tag {
+            b'n' => ValueRef::Null,
+            b'u' => ValueRef::UnchangedToast,
+            b't' => ValueRef::Text(bytes),
+            _ => ValueRef::Binary(bytes),
+        })
     }
 }
 
@@ -278,6 +341,17 @@ mod tests {
         assert_eq!(image.column_count(), 5);
         let again = RowImage::from_bytes(image.as_bytes().clone()).unwrap();
         assert_eq!(again, image);
+        // The borrowed view reads the same values, and its slots are reusable.
+        let mut slots = ImageSlots::default();
+        for _ in 0..2 {
+            let view = image.view(&mut slots);
+            assert_eq!(view.width(), tuple.width());
+            for column in 0..=tuple.width() {
+                assert_eq!(view.value(column), tuple.value(column), "column {column}");
+            }
+        }
+        assert!(image.has_unchanged_toast());
+        assert!(!RowImage::from_text(&[Some("1"), None]).has_unchanged_toast());
     }
 
     #[test]
@@ -290,6 +364,10 @@ mod tests {
             b"\x00\x01x",
         ] {
             assert!(RowImage::from_bytes(Bytes::copy_from_slice(bad)).is_none());
+            // Unchecked (as spill bytes would be before `from_bytes`): views stop short.
+            let unchecked = RowImage(Bytes::copy_from_slice(bad));
+            let mut slots = ImageSlots::default();
+            assert!(unchecked.view(&mut slots).width() <= 1);
         }
         assert!(RowImage::from_bytes(Bytes::from_static(b"\x00\x01n")).is_some());
     }

@@ -12,7 +12,7 @@ mod spill;
 
 pub use assembler::{Assembled, AssemblerStats, TransactionAssembler};
 pub use batcher::{BatchLimits, Batcher, TableOp};
-pub use change::{ChangeKind, OldImage, RowChange, RowImage};
+pub use change::{ChangeKind, ImageSlots, ImageValues, OldImage, RowChange, RowImage};
 pub use core::{CoreError, CoreStats, PipelineLimits, StreamCore};
 pub use dispatcher::{Completion, Dispatcher};
 pub use error::PipelineError;

@@ -26,7 +26,7 @@
 use std::io::Write as _;
 use std::sync::Arc;
 
-use crate::decode::{TupleData, TupleValue};
+use crate::decode::{ValueRef, ValuesView};
 use crate::schema::type_map::{
     map_pg_type, ColumnMapping, LossyPolicy, StarRocksType, TypeMapOptions, UnsupportedType,
     ValueEncoding,
@@ -112,13 +112,13 @@ impl ColumnSelection {
     }
 
     /// The columns `values` carries: all but the `UnchangedToast` ones (keys always).
-    pub fn present_in(encoder: &TableEncoder, values: &TupleData) -> Self {
+    pub fn present_in(encoder: &TableEncoder, values: &(impl ValuesView + ?Sized)) -> Self {
         let present: Vec<bool> = encoder
             .columns
             .iter()
             .enumerate()
             .map(|(index, column)| {
-                column.is_key || !matches!(values.get(index), Some(TupleValue::UnchangedToast))
+                column.is_key || !matches!(values.value(index), Some(ValueRef::UnchangedToast))
             })
             .collect();
         if present.iter().all(|&p| p) {
@@ -450,7 +450,7 @@ impl TableEncoder {
     }
 
     /// `col=value, ...` of the key columns (values cut at 64 bytes), for logs and errors.
-    pub fn describe_key(&self, values: &TupleData) -> String {
+    pub fn describe_key(&self, values: &(impl ValuesView + ?Sized)) -> String {
         let mut key = String::new();
         for (index, column) in self.columns.iter().enumerate() {
             if !column.is_key {
@@ -461,8 +461,8 @@ impl TableEncoder {
             }
             key.push_str(&column.name);
             key.push('=');
-            match values.get(index) {
-                Some(TupleValue::Text(bytes)) => {
+            match values.value(index) {
+                Some(ValueRef::Text(bytes)) => {
                     let text = String::from_utf8_lossy(bytes);
                     let mut end = text.len().min(64);
                     while !text.is_char_boundary(end) {
@@ -473,20 +473,20 @@ impl TableEncoder {
                         key.push('…');
                     }
                 }
-                Some(TupleValue::Null) | None => key.push_str("NULL"),
-                Some(TupleValue::UnchangedToast) => key.push_str("(unchanged)"),
-                Some(TupleValue::Binary(_)) => key.push_str("(binary)"),
+                Some(ValueRef::Null) | None => key.push_str("NULL"),
+                Some(ValueRef::UnchangedToast) => key.push_str("(unchanged)"),
+                Some(ValueRef::Binary(_)) => key.push_str("(binary)"),
             }
         }
         key
     }
 
-    fn check_width(&self, values: &TupleData) -> Result<(), EncodeError> {
-        if values.len() != self.columns.len() {
+    fn check_width(&self, values: &(impl ValuesView + ?Sized)) -> Result<(), EncodeError> {
+        if values.width() != self.columns.len() {
             return Err(EncodeError::ColumnCount {
                 table: self.table.clone(),
                 expected: self.columns.len(),
-                actual: values.len(),
+                actual: values.width(),
             });
         }
         Ok(())
@@ -496,7 +496,7 @@ impl TableEncoder {
     pub fn push_upsert(
         &self,
         body: &mut JsonBody,
-        values: &TupleData,
+        values: &(impl ValuesView + ?Sized),
         selection: &ColumnSelection,
         meta: &RowMeta<'_>,
     ) -> Result<(), EncodeError> {
@@ -513,16 +513,17 @@ impl TableEncoder {
     fn write_upsert(
         &self,
         body: &mut JsonBody,
-        values: &TupleData,
+        values: &(impl ValuesView + ?Sized),
         selection: &ColumnSelection,
         meta: &RowMeta<'_>,
     ) -> Result<(), EncodeError> {
         body.bytes.extend_from_slice(b"{\"__op\":0");
-        for (index, (column, value)) in self.columns.iter().zip(&values.0).enumerate() {
+        for (index, column) in self.columns.iter().enumerate() {
             // Keys are always sent: StarRocks needs them in every load shape.
             if !(column.is_key || selection.contains(index)) {
                 continue;
             }
+            let value = values.value(index).unwrap_or(ValueRef::Null);
             body.bytes.extend_from_slice(&column.prefix);
             self.write_value(body, index, value, values)?;
         }
@@ -537,7 +538,7 @@ impl TableEncoder {
     pub fn push_delete(
         &self,
         body: &mut JsonBody,
-        old_values: &TupleData,
+        old_values: &(impl ValuesView + ?Sized),
         selection: &ColumnSelection,
         meta: &RowMeta<'_>,
     ) -> Result<(), EncodeError> {
@@ -554,15 +555,16 @@ impl TableEncoder {
     fn write_delete(
         &self,
         body: &mut JsonBody,
-        old_values: &TupleData,
+        old_values: &(impl ValuesView + ?Sized),
         selection: &ColumnSelection,
         meta: &RowMeta<'_>,
     ) -> Result<(), EncodeError> {
         let soft = self.options.delete_mode == DeleteMode::Soft;
         body.bytes
             .extend_from_slice(if soft { b"{\"__op\":0" } else { b"{\"__op\":1" });
-        for (index, (column, value)) in self.columns.iter().zip(&old_values.0).enumerate() {
+        for (index, column) in self.columns.iter().enumerate() {
             if column.is_key {
+                let value = old_values.value(index).unwrap_or(ValueRef::Null);
                 body.bytes.extend_from_slice(&column.prefix);
                 self.write_value(body, index, value, old_values)?;
             } else if !soft && column.not_null && selection.contains(index) {
@@ -603,26 +605,24 @@ impl TableEncoder {
         &self,
         body: &mut JsonBody,
         index: usize,
-        value: &TupleValue,
-        row: &TupleData,
+        value: ValueRef<'_>,
+        row: &(impl ValuesView + ?Sized),
     ) -> Result<(), EncodeError> {
         let column = &self.columns[index];
         let text = match value {
-            TupleValue::Null => {
+            ValueRef::Null => {
                 body.bytes.extend_from_slice(b"null");
                 return Ok(());
             }
-            TupleValue::UnchangedToast => {
+            ValueRef::UnchangedToast => {
                 return Err(EncodeError::UnchangedToast {
                     table: self.table.clone(),
                     column: column.name.to_string(),
                     key: self.describe_key(row),
                 })
             }
-            TupleValue::Binary(_) => {
-                return self.lossy(body, index, LossyReason::BinaryFormat, row)
-            }
-            TupleValue::Text(text) => text,
+            ValueRef::Binary(_) => return self.lossy(body, index, LossyReason::BinaryFormat, row),
+            ValueRef::Text(text) => text,
         };
         match encode_value(&column.encoding, text, column.policy, &mut body.bytes) {
             Ok(Encoded::Exact) => Ok(()),
@@ -637,7 +637,12 @@ impl TableEncoder {
         }
     }
 
-    fn key_error(&self, index: usize, reason: LossyReason, row: &TupleData) -> EncodeError {
+    fn key_error(
+        &self,
+        index: usize,
+        reason: LossyReason,
+        row: &(impl ValuesView + ?Sized),
+    ) -> EncodeError {
         EncodeError::LossyKey {
             table: self.table.clone(),
             column: self.columns[index].name.to_string(),
@@ -646,7 +651,13 @@ impl TableEncoder {
         }
     }
 
-    fn record(&self, body: &mut JsonBody, index: usize, reason: LossyReason, row: &TupleData) {
+    fn record(
+        &self,
+        body: &mut JsonBody,
+        index: usize,
+        reason: LossyReason,
+        row: &(impl ValuesView + ?Sized),
+    ) {
         body.lossy.push(LossyValue {
             row: body.rows,
             column: Arc::clone(&self.columns[index].name),
@@ -661,7 +672,7 @@ impl TableEncoder {
         body: &mut JsonBody,
         index: usize,
         reason: LossyReason,
-        row: &TupleData,
+        row: &(impl ValuesView + ?Sized),
     ) -> Result<(), EncodeError> {
         let column = &self.columns[index];
         let details = || {

@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::decode::{TupleData, TupleValue};
-use crate::pipeline::{ChangeKind, RowChange, RowImage};
+use crate::decode::{TupleData, TupleValue, ValueRef, ValuesView};
+use crate::pipeline::{ChangeKind, ImageSlots, ImageValues, RowChange, RowImage};
 use crate::Lsn;
 
 use super::encode::{ColumnSelection, DeleteMode, TableEncoder};
@@ -25,7 +25,37 @@ pub enum RowValues {
     Tuple(TupleData),
 }
 
+/// A row of a load read in place (see [`RowValues::view`]).
+pub enum RowView<'a> {
+    Tuple(&'a TupleData),
+    Image(ImageValues<'a>),
+}
+
+impl ValuesView for RowView<'_> {
+    fn width(&self) -> usize {
+        match self {
+            RowView::Tuple(values) => values.width(),
+            RowView::Image(values) => values.width(),
+        }
+    }
+
+    fn value(&self, column: usize) -> Option<ValueRef<'_>> {
+        match self {
+            RowView::Tuple(values) => values.value(column),
+            RowView::Image(values) => values.value(column),
+        }
+    }
+}
+
 impl RowValues {
+    /// The values without decoding them into a tuple (what the body encoder reads).
+    pub fn view<'a>(&'a self, slots: &'a mut ImageSlots) -> RowView<'a> {
+        match self {
+            RowValues::Tuple(values) => RowView::Tuple(values),
+            RowValues::Image(image) => RowView::Image(image.view(slots)),
+        }
+    }
+
     /// The values, decoded into `scratch` when they are an image (one allocation reused for
     /// a whole load instead of a tuple per row).
     pub fn decode<'a>(&'a self, scratch: &'a mut TupleData) -> &'a TupleData {

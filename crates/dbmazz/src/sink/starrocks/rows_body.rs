@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::encode::{ColumnSelection, JsonBody, LossyValue, RowMeta, TableEncoder};
 use super::plan::RowOp;
 use super::stream_load::{BodyError, BodyPieces, BodySource};
-use crate::decode::TupleData;
+use crate::pipeline::ImageSlots;
 
 /// JSON bytes per piece: large enough that per-frame costs vanish, small enough to stay
 /// out of the way of the memory budget.
@@ -59,7 +59,7 @@ impl BodySource for Arc<RowsBody> {
             body: Arc::clone(self),
             next: 0,
             json: JsonBody::with_capacity(PIECE_BYTES + 4096),
-            scratch: TupleData(Vec::new()),
+            slots: ImageSlots::default(),
             done: false,
         })
     }
@@ -70,7 +70,7 @@ struct RowsPieces {
     body: Arc<RowsBody>,
     next: usize,
     json: JsonBody,
-    scratch: TupleData,
+    slots: ImageSlots,
     done: bool,
 }
 
@@ -86,7 +86,7 @@ impl BodyPieces for RowsPieces {
             let result = match row {
                 RowOp::Upsert { values, commit_lsn } => body.encoder.push_upsert(
                     &mut self.json,
-                    values.decode(&mut self.scratch),
+                    &values.view(&mut self.slots),
                     &body.selection,
                     &RowMeta {
                         commit_lsn: commit_lsn.0,
@@ -95,7 +95,7 @@ impl BodyPieces for RowsPieces {
                 ),
                 RowOp::Delete { key, commit_lsn } => body.encoder.push_delete(
                     &mut self.json,
-                    key.decode(&mut self.scratch),
+                    &key.view(&mut self.slots),
                     &body.selection,
                     &RowMeta {
                         commit_lsn: commit_lsn.0,
