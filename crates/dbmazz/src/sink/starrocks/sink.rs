@@ -617,9 +617,16 @@ impl<L: Loader> StarRocksSink<L> {
 fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
     let oid = batch.table.relation_oid;
     let label = match batch.origin {
+        // Where the batch starts, where it ends and how many changes it holds: a batch cut
+        // by time inside a transaction can end at the same commit LSN with fewer changes in
+        // one run than in the replay after a crash, and a label shared by different contents
+        // would make the replay's "already loaded" skip the changes the first one lacked.
         BatchOrigin::Stream => format!(
-            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{part}",
-            batch.first_commit_lsn.0, batch.first_change_index, batch.last_commit_lsn.0,
+            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{}-{part}",
+            batch.first_commit_lsn.0,
+            batch.first_change_index,
+            batch.last_commit_lsn.0,
+            batch.changes.len(),
         ),
         BatchOrigin::Snapshot {
             epoch,
@@ -901,8 +908,19 @@ mod label_tests {
                 0,
             )
         };
+        // Same start and end commit, one change more: a different load.
+        let mut longer = batch(BatchOrigin::Stream);
+        longer.changes.push(crate::pipeline::RowChange {
+            kind: crate::pipeline::ChangeKind::Insert,
+            schema: Arc::clone(&longer.table),
+            new: None,
+            old: None,
+            commit_lsn: longer.last_commit_lsn,
+            commit_time: 0,
+        });
         let labels = [
             batch_label(prefix, &batch(BatchOrigin::Stream), 0),
+            batch_label(prefix, &longer, 0),
             snapshot(1, 1, 0, 0),
             snapshot(2, 1, 0, 0),
             snapshot(1, 2, 0, 0),
