@@ -377,3 +377,59 @@ async fn txn_load_dropped_mid_body_stays_open_until_its_timeout() {
     }
     assert!(fx.rows("t").is_empty());
 }
+
+/// Sends a Stream Load's headers and the first `sent` bytes of `body`, then closes the socket.
+async fn send_and_vanish(fx: &Fixture, label: &str, body: &str, sent: usize) {
+    use tokio::io::AsyncWriteExt;
+    let auth = crate::support::basic("root", "");
+    let head = format!(
+        "PUT /api/d/t/_stream_load HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         format: json\r\nstrip_outer_array: true\r\nlabel: {label}\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(fx.emu.be_http_addr())
+        .await
+        .unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body.as_bytes()[..sent]).await.unwrap();
+    socket.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(socket);
+}
+
+async fn wait_label(fx: &Fixture, label: &str, state: TxnState) {
+    for _ in 0..100 {
+        if fx.emu.label_state("d", label) == Some(state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{label}: {:?}, expected {state:?}",
+        fx.emu.label_state("d", label)
+    );
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_body_rolls_the_load_back() {
+    let fx = fixture().await;
+    let body = r#"[{"id":1},{"id":2},{"id":3}]"#;
+    send_and_vanish(&fx, "half", body, 10).await;
+    wait_label(&fx, "half", TxnState::Aborted).await;
+    assert!(fx.rows("t").is_empty());
+    // The label is free again.
+    let r = fx.load_json("t", &[("label", "half")], body).await;
+    assert_eq!(status(&r), "Success", "{r}");
+}
+
+#[tokio::test]
+async fn a_client_gone_after_the_whole_body_still_gets_its_load_committed() {
+    let fx = fixture().await;
+    fx.emu
+        .inject(FaultRule::new(FaultKind::Delay).delay_ms(200));
+    let body = r#"[{"id":1},{"id":2}]"#;
+    send_and_vanish(&fx, "whole", body, body.len()).await;
+    wait_label(&fx, "whole", TxnState::Visible).await;
+    assert_eq!(fx.rows("t").len(), 2);
+}

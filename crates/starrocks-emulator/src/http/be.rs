@@ -118,7 +118,7 @@ async fn early_body_check(info: &ConnInfo, req: &Request<Incoming>) -> Option<St
 }
 
 async fn stream_load(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     info: &ConnInfo,
     req: Request<Incoming>,
     db: &str,
@@ -195,7 +195,16 @@ async fn stream_load(
         .filter(|r| r.kind == FaultKind::CloseMidBody)
         .map(|_| content_length.map_or(1, |len| (len / 2).max(1)));
     let timeout = begun.deadline().saturating_duration_since(Instant::now());
-    let body = match read_body(req.into_body(), timeout, cut_after).await {
+    // A client that dies mid-body takes this future with it (hyper drops the request): the
+    // txn is then rolled back, as `~StreamLoadContext` does in the BE (spec §5.4).
+    let rollback_if_dropped = RollbackOnDrop {
+        engine: Arc::clone(engine),
+        db: db.to_string(),
+        txn_id: Some(begun.txn_id),
+    };
+    let body = read_body(req.into_body(), timeout, cut_after).await;
+    rollback_if_dropped.disarm();
+    let body = match body {
         Ok(body) => body,
         Err(BODY_TIMED_OUT) => {
             // The FE aborted the txn at its deadline; the BE answers with the abort reason.
@@ -212,8 +221,38 @@ async fn stream_load(
     if let Some(trace) = &info.trace {
         trace.lock().bytes.clear();
     }
-    match engine.finish_stream_load(begun, &body).await {
-        Finish::Reply(result) => Ok(reply(&result)),
-        Finish::Drop => Err(DropConnection("response dropped")),
+    // With the whole body in, the BE runs the load to its end whether or not the client is
+    // still there: a load cut off from its client still commits.
+    let engine = Arc::clone(engine);
+    let finish = tokio::spawn(async move { engine.finish_stream_load(begun, &body).await });
+    match finish.await {
+        Ok(Finish::Reply(result)) => Ok(reply(&result)),
+        Ok(Finish::Drop) => Err(DropConnection("response dropped")),
+        Err(_) => Err(DropConnection("load task failed")),
+    }
+}
+
+/// Rolls a plain Stream Load's txn back unless disarmed (the body arrived whole).
+struct RollbackOnDrop {
+    engine: Arc<Engine>,
+    db: String,
+    txn_id: Option<i64>,
+}
+
+impl RollbackOnDrop {
+    fn disarm(mut self) {
+        self.txn_id = None;
+    }
+}
+
+impl Drop for RollbackOnDrop {
+    fn drop(&mut self) {
+        if let Some(txn_id) = self.txn_id {
+            self.engine.abort_txn(
+                &self.db,
+                txn_id,
+                "the client closed the connection mid-body",
+            );
+        }
     }
 }
