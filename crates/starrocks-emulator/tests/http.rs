@@ -361,3 +361,23 @@ async fn fe_skips_the_expect_check_for_http_1_0_and_checks_db_and_table() {
         );
     }
 }
+
+#[tokio::test]
+async fn rows_read_back_in_primary_key_order_whatever_the_load_order() {
+    let fx = Fixture::new().await;
+    fx.sql(T).await;
+    let r = fx
+        .load_json("t", &[], r#"[{"id":30,"name":"c"},{"id":10,"name":"a"}]"#)
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    let r = fx
+        .load_json("t", &[], r#"[{"id":-5,"name":"z"},{"id":20,"name":"b"}]"#)
+        .await;
+    assert_eq!(status(&r), "Success", "{r}");
+    let ids: Vec<String> = fx
+        .text_rows("t")
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(ids, ["-5", "10", "20", "30"]);
+}

@@ -11,6 +11,8 @@ pub mod params;
 pub mod plan;
 mod scan;
 
+use std::collections::btree_map::Entry;
+
 use crate::catalog::Table;
 use crate::convert::{self, ConvError};
 use crate::types::{ColumnType, Key, Value};
@@ -383,8 +385,10 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
                 })
                 .collect()
         };
-        match table.rows.get_mut(&key) {
-            Some(stored) => {
+        // One search per row: `entry` finds the slot an insert would take.
+        match table.rows.entry(key) {
+            Entry::Occupied(mut entry) => {
+                let stored = entry.get_mut();
                 if let Some(m) = merge {
                     if stored[m].cmp_total(&values[m]) == std::cmp::Ordering::Greater {
                         continue;
@@ -396,7 +400,7 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
                     }
                 }
             }
-            None => {
+            Entry::Vacant(entry) => {
                 let row: Vec<Value> = if writes.iter().all(|w| *w) {
                     values
                 } else {
@@ -412,7 +416,7 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
                         })
                         .collect()
                 };
-                table.rows.insert(key, row);
+                entry.insert(row);
             }
         }
     }
