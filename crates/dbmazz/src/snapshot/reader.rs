@@ -9,13 +9,11 @@
 //! (socket backpressure) when both are full.
 
 use std::collections::HashMap;
-use std::pin::pin;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
+use crate::source::{CopyProgress, CopySession};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
-use tokio_postgres::Client;
 
 use super::copy_text::{decode_row_into, LineSplitter};
 use super::progress::SnapshotProgress;
@@ -24,7 +22,7 @@ use crate::checkpoint::SnapshotChunk;
 use crate::pipeline::{ChangeKind, RowChange};
 use crate::schema::TableSchema;
 use crate::sink::{Batch, BatchOrigin, Sink};
-use crate::source::{quote_ident, SourceError};
+use crate::source::quote_ident;
 use crate::Lsn;
 
 /// A chunk to read, with the shape of its table.
@@ -100,50 +98,54 @@ pub fn copy_statement(schema: &TableSchema, chunk: &SnapshotChunk) -> String {
 
 /// Reads one chunk and makes its rows durable; returns the number of rows.
 pub async fn read_chunk<S: Sink>(
-    client: &Client,
+    session: &mut CopySession,
     context: &ReaderContext<S>,
     job: &ChunkJob,
 ) -> Result<u64, SnapshotError> {
-    let sql_error = |error| SnapshotError::Source(SourceError::from(error));
-    client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .await
-        .map_err(sql_error)?;
+    session
+        .execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
     if let Some(snapshot) = &context.exported_snapshot {
         let statement = format!(
             "SET TRANSACTION SNAPSHOT '{}'",
             snapshot.replace('\'', "''")
         );
-        client.batch_execute(&statement).await.map_err(sql_error)?;
+        session.execute(&statement).await?;
     }
-    let statement = copy_statement(&job.schema, &job.chunk);
-    let stream = client
-        .copy_out(statement.as_str())
-        .await
-        .map_err(sql_error)?;
-    let mut stream = pin!(stream);
+    session
+        .start_copy_out(&copy_statement(&job.schema, &job.chunk))
+        .await?;
     let mut splitter = LineSplitter::default();
     let mut batch = BatchBuilder::new(context, job);
     let columns = job.schema.columns.len();
     // The rows' bytes, in shared chunks (see `decode_row_into`).
     let mut arena = bytes::BytesMut::new();
-    while let Some(data) = stream.next().await {
-        let data = data.map_err(sql_error)?;
+    loop {
         let mut full = false;
-        splitter.push(&data, |line| {
-            let image = decode_row_into(line, columns, &mut arena).map_err(|error| {
-                SnapshotError::MalformedRow {
-                    relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
-                    chunk: job.chunk.id,
-                    reason: error.to_string(),
-                }
-            })?;
-            batch.push(image, line.len() as u64 + 1);
-            full |= batch.is_full();
-            Ok::<(), SnapshotError>(())
-        })?;
+        let progress = session
+            .copy_out_data(|data| {
+                splitter.push(data, |line| {
+                    let image = decode_row_into(line, columns, &mut arena).map_err(|error| {
+                        SnapshotError::MalformedRow {
+                            relation: format!(
+                                "{}.{}",
+                                job.chunk.relation_schema, job.chunk.relation_name
+                            ),
+                            chunk: job.chunk.id,
+                            reason: error.to_string(),
+                        }
+                    })?;
+                    batch.push(image, line.len() as u64 + 1);
+                    full |= batch.is_full();
+                    Ok::<(), SnapshotError>(())
+                })
+            })
+            .await?;
         if full {
             batch.flush().await?;
+        }
+        if progress == CopyProgress::Done {
+            break;
         }
     }
     if splitter.leftover() > 0 {
@@ -155,7 +157,7 @@ pub async fn read_chunk<S: Sink>(
     }
     batch.flush().await?;
     batch.wait_in_flight().await?;
-    client.batch_execute("COMMIT").await.map_err(sql_error)?;
+    session.execute("COMMIT").await?;
     Ok(batch.rows_total)
 }
 

@@ -15,7 +15,7 @@ use crate::checkpoint::{SnapshotState, StateFile};
 use crate::config::Config;
 use crate::schema::TableSchema;
 use crate::sink::Sink;
-use crate::source::connect_sql;
+use crate::source::CopySession;
 use crate::Lsn;
 
 /// Snapshot batches are capped lower than stream batches: every reader holds two (one
@@ -211,7 +211,7 @@ async fn read_all<S: Sink>(
             connect.clone(),
         );
         readers.spawn(async move {
-            let client = connect_sql(&connect).await?;
+            let mut session = CopySession::connect(&connect).await?;
             loop {
                 let next = queue
                     .lock()
@@ -221,7 +221,7 @@ async fn read_all<S: Sink>(
                     return Ok::<(), SnapshotError>(());
                 };
                 tracing::debug!(chunk = job.chunk.id, table = %job.schema.name, relation = %job.chunk.relation_name, first_page = job.chunk.first_page, "snapshot chunk started");
-                let rows = read_chunk(&client, &context, &job).await?;
+                let rows = read_chunk(&mut session, &context, &job).await?;
                 let _ = finished_sender.send(ChunkFinished {
                     chunk_id: job.chunk.id,
                     table: job.schema.name.to_string(),

@@ -4,11 +4,14 @@
 //! - [`ReplicationClient`] → [`ReplicationStream`]: our own client on `postgres-protocol` +
 //!   tokio for the `replication=database` connection (startup, auth, TLS, replication
 //!   commands, CopyBoth streaming, Standby Status Updates). See `replication.rs` for the flow.
-//! - [`connect_sql`]: a `tokio-postgres` client for metadata queries and snapshot COPY.
+//! - [`CopySession`]: a plain SQL connection on the same client for the snapshot's COPY, rows
+//!   handed over as slices of the socket buffer.
+//! - [`connect_sql`]: a `tokio-postgres` client for metadata queries.
 //! - [`SourceError`]: every failure, with the context to act on it.
 
 mod config;
 mod connection;
+mod copy_out;
 mod error;
 mod low_water;
 mod replication;
@@ -20,6 +23,7 @@ pub use config::{
     PgConnectConfig, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,
 };
 pub use connection::AuthMethod;
+pub use copy_out::{CopyProgress, CopySession};
 pub use error::{ServerErrorFields, SourceError};
 pub use replication::{
     encode_standby_status_update, CreatedSlot, PgOutputProtocol, ReplicationClient,

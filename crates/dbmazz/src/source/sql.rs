@@ -1,9 +1,10 @@
-//! Ordinary SQL connections (metadata queries, snapshot COPY) through `tokio-postgres`.
+//! Ordinary SQL connections (metadata queries) through `tokio-postgres`.
 //!
-//! The replication connection is our own client; plain SQL has no reason to be. This opens a
-//! `tokio-postgres` client from the same [`PgConnectConfig`], with the same TLS policy
-//! (rustls, same verifiers) and the same session settings, so snapshot rows and stream rows are
-//! rendered identically (UTC, ISO dates, round-trippable floats, ISO 8601 intervals).
+//! The replication connection and the snapshot's COPY run on our own client (row throughput);
+//! metadata queries have no reason to. This opens a `tokio-postgres` client from the same
+//! [`PgConnectConfig`], with the same TLS policy (rustls, same verifiers) and the same session
+//! settings, so every value reads as the stream renders it (UTC, ISO dates, round-trippable
+//! floats, ISO 8601 intervals).
 
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::NoTls;
