@@ -1034,3 +1034,59 @@ async fn drain_rate_compared_with_pg_recvlogical() {
         rows as f64 / theirs.as_secs_f64(),
     );
 }
+
+/// The snapshot's COPY session: rows arrive whole and in order, a failing COPY is a clear
+/// error that leaves the session usable, and the session runs statements between COPYs.
+#[tokio::test]
+async fn a_copy_session_streams_rows_and_survives_a_failed_copy() {
+    use dbmazz::source::{CopyProgress, CopySession};
+    for major in PG_VERSIONS {
+        let pg = start_pg(major, LocalPgOptions::default());
+        pg.create_database("shop").unwrap();
+        pg.psql(
+            "shop",
+            "CREATE TABLE t (id int PRIMARY KEY, s text); \
+             INSERT INTO t SELECT g, repeat('x', g % 50) || E'\\t\\n' FROM generate_series(1, 20000) g;",
+        )
+        .unwrap();
+        let config =
+            PgConnectConfig::from_url(&url(&pg, "postgres", None, "shop", "disable")).unwrap();
+        let mut session = CopySession::connect(&config).await.unwrap();
+        let error = session
+            .start_copy_out("COPY (SELECT * FROM missing_table) TO STDOUT")
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("missing_table"),
+            "PG{major}: {error}"
+        );
+        session
+            .execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .unwrap();
+        session
+            .start_copy_out("COPY (SELECT id, s FROM t ORDER BY id) TO STDOUT")
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        loop {
+            let progress = session
+                .copy_out_data(|row| {
+                    rows.push(row.to_vec());
+                    Ok::<(), SourceError>(())
+                })
+                .await
+                .unwrap();
+            if progress == CopyProgress::Done {
+                break;
+            }
+        }
+        session.execute("COMMIT").await.unwrap();
+        assert_eq!(rows.len(), 20000, "PG{major}");
+        for (index, row) in rows.iter().enumerate() {
+            let id = index + 1;
+            let expected = format!("{id}\t{}\\t\\n\n", "x".repeat(id % 50));
+            assert_eq!(row, expected.as_bytes(), "PG{major} row {id}");
+        }
+    }
+}

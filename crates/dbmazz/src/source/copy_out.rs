@@ -50,17 +50,16 @@ impl CopySession {
         frontend::query(sql, self.connection.write_buf())
             .map_err(|error| protocol(format!("cannot encode the query: {error}")))?;
         self.connection.flush().await?;
-        loop {
-            let frame = self.connection.read_message().await?;
-            match frame.tag {
-                b'H' => return Ok(()),
-                b'E' => {
-                    let error = self.connection.server_error(&frame.body);
-                    self.wait_until_ready().await?;
-                    return Err(error);
-                }
-                other => return Err(unexpected(other, "the start of COPY TO STDOUT")),
+        // Notices and parameter changes are skipped by `read_message`.
+        let frame = self.connection.read_message().await?;
+        match frame.tag {
+            b'H' => Ok(()),
+            b'E' => {
+                let error = self.connection.server_error(&frame.body);
+                self.wait_until_ready().await?;
+                Err(error)
             }
+            other => Err(unexpected(other, "the start of COPY TO STDOUT")),
         }
     }
 
