@@ -624,3 +624,34 @@ async fn catalog_shapes_equal_the_relation_messages() {
     shutdown.send_replace(true);
     task.await.unwrap();
 }
+
+/// What `dbmazz cleanup --state` leaves — no slot, no state file — makes the next start plan a
+/// snapshot at epoch 1, attempt 1 again, while StarRocks still remembers the first snapshot's
+/// labels (for days). The new snapshot must load anyway, here into a table emptied by hand.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_made_after_the_state_was_removed_loads_again() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE again_t (id int PRIMARY KEY, v text);
+         INSERT INTO again_t SELECT g, md5(g::text) FROM generate_series(1, 3000) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let sql = "SELECT id, v FROM again_t ORDER BY id";
+    for round in 0..2 {
+        if round == 1 {
+            pg.psql("shop", "SELECT pg_drop_replication_slot('test_slot')")
+                .unwrap();
+            emulator
+                .execute_sql(Some("shop"), "TRUNCATE TABLE again_t")
+                .await
+                .unwrap();
+        }
+        // Each start has a state directory of its own: the second begins without a state file.
+        let running = start(&pg, &emulator, &["public.again_t"], |_| {}).await;
+        running
+            .wait_snapshot_finished(Duration::from_secs(60))
+            .await;
+        wait_identical(&pg, &emulator, sql, sql).await;
+        running.stop().await;
+    }
+}

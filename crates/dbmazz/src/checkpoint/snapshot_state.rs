@@ -14,6 +14,12 @@ pub struct SnapshotState {
     /// Starts of dbmazz that read this epoch (1 = the first, with the slot's exported
     /// snapshot); part of every load label, since a re-read chunk may hold other rows.
     pub attempt: u64,
+    /// Random, drawn when the plan is made; part of every load label. StarRocks remembers
+    /// labels for days, and epoch and attempt start again at 1 once the state file is gone
+    /// (`dbmazz cleanup --state`): without it a new snapshot's loads would be taken for loads
+    /// already done and skipped. 0 in state files written before it existed.
+    #[serde(default)]
+    pub plan_id: u32,
     pub tables: Vec<TableSnapshotState>,
 }
 
@@ -97,10 +103,18 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_written_before_plan_ids_reads_as_plan_zero() {
+        let plan: SnapshotState =
+            serde_json::from_str(r#"{"epoch": 2, "attempt": 3, "tables": []}"#).unwrap();
+        assert_eq!((plan.epoch, plan.attempt, plan.plan_id), (2, 3, 0));
+    }
+
+    #[test]
     fn a_snapshot_is_finished_when_every_chunk_is_done() {
         let mut state = SnapshotState {
             epoch: 1,
             attempt: 1,
+            plan_id: 1,
             tables: vec![TableSnapshotState {
                 table: "public.orders".into(),
                 chunks: vec![chunk(0, Some(10)), chunk(1, None)],

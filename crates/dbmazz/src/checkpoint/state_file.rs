@@ -178,6 +178,7 @@ mod tests {
         let plan = |table: &str, epoch| SnapshotState {
             epoch,
             attempt: 1,
+            plan_id: 1,
             tables: vec![TableSnapshotState {
                 table: table.into(),
                 chunks: Vec::new(),

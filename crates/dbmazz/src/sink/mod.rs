@@ -55,6 +55,8 @@ pub enum BatchOrigin {
     Snapshot {
         /// Which snapshot of the table (a new epoch per complete re-snapshot).
         epoch: u64,
+        /// The plan's random identity (see `SnapshotState::plan_id`).
+        plan_id: u32,
         /// How many times dbmazz started reading this epoch (a chunk re-read after a crash
         /// may hold other rows than the first read, so its loads need new labels).
         attempt: u64,

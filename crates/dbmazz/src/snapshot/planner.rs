@@ -58,6 +58,7 @@ pub async fn plan_new(
     Ok(SnapshotState {
         epoch,
         attempt: 0,
+        plan_id: fastrand::u32(1..),
         tables: planned,
     })
 }
@@ -90,6 +91,7 @@ mod tests {
         SnapshotState {
             epoch: 3,
             attempt: 1,
+            plan_id: 7,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
                 chunks: vec![SnapshotChunk {

@@ -377,6 +377,7 @@ mod tests {
         let plan = SnapshotState {
             epoch: 2,
             attempt: 1,
+            plan_id: 1,
             tables: vec![
                 TableSnapshotState {
                     table: "public.a".into(),
@@ -419,6 +420,7 @@ mod tests {
         let plan = SnapshotState {
             epoch: 5,
             attempt: 1,
+            plan_id: 1,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
                 chunks: vec![chunk(0)],

@@ -38,6 +38,7 @@ pub struct ReaderContext<S: Sink> {
     pub max_rows: usize,
     pub max_bytes: usize,
     pub epoch: u64,
+    pub plan_id: u32,
     pub attempt: u64,
     /// The commit LSN given to snapshot rows (the slot's start: the rows are at least that old).
     pub snapshot_lsn: Lsn,
@@ -221,6 +222,7 @@ impl<'a, S: Sink> BatchBuilder<'a, S> {
             byte_len: self.byte_len,
             origin: BatchOrigin::Snapshot {
                 epoch: self.context.epoch,
+                plan_id: self.context.plan_id,
                 attempt: self.context.attempt,
                 chunk: self.job.chunk.id,
                 part: self.part,

@@ -190,6 +190,7 @@ async fn read_all<S: Sink>(
         max_rows: config.batch.max_rows,
         max_bytes: config.batch.max_bytes.as_usize().min(SNAPSHOT_BATCH_BYTES),
         epoch: plan.epoch,
+        plan_id: plan.plan_id,
         attempt: plan.attempt,
         snapshot_lsn,
         exported_snapshot,

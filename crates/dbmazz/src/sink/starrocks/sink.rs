@@ -630,10 +630,13 @@ fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
         ),
         BatchOrigin::Snapshot {
             epoch,
+            plan_id,
             attempt,
             chunk,
             part: batch_part,
-        } => format!("dbmazz-{prefix}-{oid}-snap{epoch}a{attempt}-{chunk}-{batch_part}-{part}"),
+        } => format!(
+            "dbmazz-{prefix}-{oid}-snap{epoch}p{plan_id:x}a{attempt}-{chunk}-{batch_part}-{part}"
+        ),
     };
     fit_label(label)
 }
@@ -894,13 +897,14 @@ mod label_tests {
     }
 
     #[test]
-    fn snapshot_labels_differ_from_stream_labels_epochs_attempts_and_chunks() {
+    fn snapshot_labels_differ_from_stream_labels_plans_epochs_attempts_and_chunks() {
         let prefix = "a_slot_name_of_the_longest_kind_allowed_by_postgres_0123456789a";
-        let snapshot = |epoch, attempt, chunk, part| {
+        let planned = |plan_id, epoch, attempt, chunk, part| {
             batch_label(
                 prefix,
                 &batch(BatchOrigin::Snapshot {
                     epoch,
+                    plan_id,
                     attempt,
                     chunk,
                     part,
@@ -908,6 +912,7 @@ mod label_tests {
                 0,
             )
         };
+        let snapshot = |epoch, attempt, chunk, part| planned(0x5eed, epoch, attempt, chunk, part);
         // Same start and end commit, one change more: a different load.
         let mut longer = batch(BatchOrigin::Stream);
         longer.changes.push(crate::pipeline::RowChange {
@@ -928,6 +933,9 @@ mod label_tests {
             snapshot(1, 1, 0, 1),
             snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX),
             snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX - 1),
+            // The same epoch, attempt and chunk of another plan (a state file started over).
+            planned(0x5eee, 1, 1, 0, 0),
+            planned(u32::MAX, u64::MAX, u64::MAX, u32::MAX, u32::MAX),
         ];
         let distinct: std::collections::HashSet<_> = labels.iter().collect();
         assert_eq!(distinct.len(), labels.len(), "{labels:?}");
@@ -942,7 +950,7 @@ mod label_tests {
         }
         assert_eq!(
             snapshot(3, 2, 17, 4),
-            format!("dbmazz-{prefix}-16384-snap3a2-17-4-0")
+            format!("dbmazz-{prefix}-16384-snap3p5eeda2-17-4-0")
         );
     }
 }
