@@ -266,10 +266,12 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
          INSERT INTO kill_t SELECT g, g % 100, md5(g::text) FROM generate_series(1, 150000) g;",
     );
     let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
-    // Slow loads down so that a kill lands mid-snapshot even in release builds.
+    // Slow loads down so that a kill lands mid-snapshot even in release builds: 44 chunks of
+    // two loads, 40 ms each, two readers — at most ~9 chunks per run (one more chunk plus up
+    // to 300 ms), so the first four kills always land mid-snapshot.
     emulator.inject(
         FaultRule::new(FaultKind::Delay)
-            .delay_ms(25)
+            .delay_ms(40)
             .times(100_000)
             .table("kill_t"),
     );
@@ -284,7 +286,7 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
              [sink.starrocks]\nfe_http = \"http://{fe}\"\nmysql = \"{mysql}\"\nuser = \"root\"\n\
              password = \"\"\ndatabase = \"shop\"\ntable_properties = {{ replication_num = \"1\" }}\n\
              [batch]\nmax_rows = 2000\nmax_wait = \"50ms\"\n[snapshot]\nparallelism = 2\n\
-             chunk_pages = 64\n[http]\nlisten = \"\"\n",
+             chunk_pages = 32\n[http]\nlisten = \"\"\n",
             state = state_dir.display(),
             url = pg.url("shop"),
             fe = emulator.fe_http_addr(),
@@ -346,11 +348,18 @@ async fn killed_mid_snapshot_it_reads_only_unfinished_chunks_and_converges() {
             child.kill().unwrap();
             child.wait().unwrap();
         } else {
-            // Kill once this run has finished at least one more chunk, plus a random delay.
+            // Kill once this run has finished at least one more chunk (or the whole snapshot,
+            // then it streams), plus a random delay.
             let started = Instant::now();
             loop {
                 let done = done_chunks(&state_dir);
-                if done.len() > done_before.len() || child.try_wait().unwrap().is_some() {
+                let finished = StateFile::load(&state_dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|state| state.snapshot)
+                    .is_some_and(|snapshot| snapshot.is_finished());
+                if done.len() > done_before.len() || finished || child.try_wait().unwrap().is_some()
+                {
                     break;
                 }
                 assert!(
