@@ -335,6 +335,11 @@ impl<S: Sink> StreamCore<S> {
             }
             Assembled::Truncate { tables, commit_lsn } => {
                 self.stats.truncates += 1;
+                // A table may show itself first by a TRUNCATE: it is held from there (every
+                // row it has now was inserted after it, so the replay converges).
+                for table in &tables {
+                    self.check_known(table);
+                }
                 self.batcher.push_truncate(&tables, commit_lsn);
             }
             Assembled::Commit {

@@ -598,6 +598,47 @@ async fn a_held_table_waits_for_its_earlier_loads_then_holds_its_changes_and_the
 }
 
 #[tokio::test]
+async fn an_unknown_table_first_seen_by_its_truncate_is_held_from_there() {
+    let mut h = Harness::new(limits());
+    h.core.watch_unknown_tables(["public.orders".to_string()]);
+    h.feed([
+        relation(ORDERS, "orders", false),
+        relation(ITEMS, "items", false),
+        begin(10),
+        M::Truncate {
+            xid: None,
+            cascade: false,
+            restart_identity: false,
+            relation_oids: vec![ITEMS],
+        },
+        insert(None, ORDERS, 1, "known"),
+        commit(10),
+        begin(20),
+        insert(None, ITEMS, 2, "new table"),
+        commit(20),
+    ]);
+    let unknown = h.core.take_unknown_tables();
+    assert_eq!(unknown.len(), 1);
+    assert_eq!(unknown[0].name.to_string(), "public.items");
+    h.core.flush_all(Instant::now()).unwrap();
+    while h.core.loads_in_flight() > 0 {
+        complete_one(&mut h).await;
+    }
+    let truncated = h
+        .sink
+        .durable_ops()
+        .iter()
+        .any(|op| matches!(op, RecordedOp::Truncate(_)));
+    assert!(!truncated, "the TRUNCATE waits for the table's snapshot");
+    assert_eq!(ids(&h.changes()), vec!["1"]);
+    assert_eq!(
+        h.core.durable(),
+        Lsn::ZERO,
+        "nothing passes the held TRUNCATE"
+    );
+}
+
+#[tokio::test]
 async fn changes_of_an_unknown_table_are_held_and_reported_once() {
     let mut h = Harness::new(limits());
     h.core.watch_unknown_tables(["public.orders".to_string()]);
