@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::source::{CopyProgress, CopySession};
 use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
@@ -22,7 +21,7 @@ use crate::checkpoint::SnapshotChunk;
 use crate::pipeline::{ChangeKind, RowChange};
 use crate::schema::TableSchema;
 use crate::sink::{Batch, BatchOrigin, Sink};
-use crate::source::quote_ident;
+use crate::source::{quote_ident, CopyProgress, CopySession};
 use crate::Lsn;
 
 /// A chunk to read, with the shape of its table.

@@ -41,7 +41,7 @@ pub(crate) const READ_CHUNK: usize = 256 * 1024;
 /// A read is started only with at least this much room; otherwise [`READ_CHUNK`] more is reserved.
 const MIN_READ_ROOM: usize = 16 * 1024;
 /// PostgreSQL never sends a message over 1 GiB (its allocation limit); a larger length is garbage.
-const MAX_MESSAGE_LEN: usize = (1 << 30) + 64 * 1024;
+pub(crate) const MAX_MESSAGE_LEN: usize = (1 << 30) + 64 * 1024;
 
 /// A backend message: its type byte and its body (without the 5-byte header).
 #[derive(Debug, Clone)]

@@ -9,11 +9,8 @@ use bytes::Buf;
 use postgres_protocol::message::frontend;
 
 use super::config::PgConnectConfig;
-use super::connection::{fill_buffer, protocol, unexpected, Connection};
+use super::connection::{fill_buffer, protocol, unexpected, Connection, MAX_MESSAGE_LEN};
 use super::error::{ServerErrorFields, SourceError};
-
-/// The largest message a COPY row may be (PostgreSQL's own limit is 1 GiB per row).
-const MAX_MESSAGE_LEN: usize = (1 << 30) + 64 * 1024;
 
 /// A SQL connection (not a replication one) that runs statements and COPY TO STDOUT.
 pub struct CopySession {
