@@ -548,6 +548,14 @@ async fn complete_one(h: &mut Harness) {
     h.core.on_completion(completion, Instant::now()).unwrap();
 }
 
+/// Flushes every batch and completes the loads that start (held tables' batches stay held).
+async fn flush_loadable(h: &mut Harness) {
+    h.core.flush_all(Instant::now()).unwrap();
+    while h.core.loads_in_flight() > 0 {
+        complete_one(h).await;
+    }
+}
+
 #[tokio::test]
 async fn a_held_table_waits_for_its_earlier_loads_then_holds_its_changes_and_the_durable_position()
 {
@@ -620,10 +628,7 @@ async fn an_unknown_table_first_seen_by_its_truncate_is_held_from_there() {
     let unknown = h.core.take_unknown_tables();
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].name.to_string(), "public.items");
-    h.core.flush_all(Instant::now()).unwrap();
-    while h.core.loads_in_flight() > 0 {
-        complete_one(&mut h).await;
-    }
+    flush_loadable(&mut h).await;
     let truncated = h
         .sink
         .durable_ops()
@@ -657,10 +662,7 @@ async fn changes_of_an_unknown_table_are_held_and_reported_once() {
     assert_eq!(unknown.len(), 1);
     assert_eq!(unknown[0].name.to_string(), "public.items");
     assert!(h.core.take_unknown_tables().is_empty());
-    h.core.flush_all(Instant::now()).unwrap();
-    while h.core.loads_in_flight() > 0 {
-        complete_one(&mut h).await;
-    }
+    flush_loadable(&mut h).await;
     assert_eq!(ids(&h.changes()), vec!["1"]);
     assert_eq!(h.core.durable(), Lsn::ZERO);
     // Shutdown: what waits is dropped, never acknowledged.
