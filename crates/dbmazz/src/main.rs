@@ -80,6 +80,10 @@ struct SnapshotArgs {
     /// Follow the progress until the table is loaded and its held changes released.
     #[arg(long)]
     wait: bool,
+    /// Empty the StarRocks table first, so rows that exist only there are removed too. The
+    /// table shows a partial copy until the snapshot ends.
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(clap::Args)]
@@ -514,7 +518,7 @@ async fn snapshot(args: SnapshotArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let answer = match api.request_snapshot(&args.table).await {
+    let answer = match api.request_snapshot(&args.table, args.replace).await {
         Ok(answer) => answer,
         Err(error) => {
             eprintln!("error: {}", one_line(&error));

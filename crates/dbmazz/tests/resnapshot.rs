@@ -280,7 +280,7 @@ async fn resnapshot_while_streaming(major: u32) {
         panic!("not accepted: {answer:?}");
     };
     assert!(chunks >= 4, "several chunks: {chunks}");
-    let again = running.api.request_snapshot("orders").await.unwrap();
+    let again = running.api.request_snapshot("orders", false).await.unwrap();
     assert!(
         matches!(again, SnapshotAnswer::AlreadyRunning { .. }),
         "{again:?}"
@@ -340,13 +340,28 @@ async fn resnapshot_while_streaming(major: u32) {
     })
     .await;
 
-    // Through the binary: items again, waiting for it; then an unknown table.
+    // Through the binary: items again with --replace, waiting for it (a row that exists only
+    // in StarRocks goes); then an unknown table.
+    emulator
+        .execute_sql(Some("shop"), "INSERT INTO items VALUES (999999999, 7)")
+        .await
+        .unwrap();
     let url = running.api.to_string();
-    let output = run_cli(&["--table", "public.items", "--url", &url, "--wait"]).await;
+    let args = [
+        "--table",
+        "public.items",
+        "--url",
+        &url,
+        "--wait",
+        "--replace",
+    ];
+    let output = run_cli(&args).await;
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("accepted") && stdout.contains("loaded"),
+        stdout.contains("accepted")
+            && stdout.contains("emptied first")
+            && stdout.contains("loaded"),
         "{stdout}"
     );
     wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
@@ -358,16 +373,19 @@ async fn resnapshot_while_streaming(major: u32) {
 
     running.stop().await;
     let recorded = StateFile::load(&state.0).unwrap().unwrap();
-    let epochs: Vec<(String, u64, bool)> = recorded
+    let epochs: Vec<(String, u64, bool, bool)> = recorded
         .table_snapshots
         .iter()
-        .map(|plan| (plan.tables[0].table.clone(), plan.epoch, plan.is_finished()))
+        .map(|plan| {
+            let table = plan.tables[0].table.clone();
+            (table, plan.epoch, plan.is_finished(), plan.emptied)
+        })
         .collect();
     assert_eq!(
         epochs,
         [
-            ("public.orders".to_string(), epoch, true),
-            ("public.items".to_string(), epoch + 1, true)
+            ("public.orders".to_string(), epoch, true, false),
+            ("public.items".to_string(), epoch + 1, true, true)
         ]
     );
 }
@@ -377,7 +395,7 @@ async fn resnapshot_while_streaming(major: u32) {
 async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = api.request_snapshot(table).await.unwrap();
+        let answer = api.request_snapshot(table, false).await.unwrap();
         if !matches!(answer, SnapshotAnswer::Unavailable { .. }) || Instant::now() > deadline {
             return answer;
         }
@@ -585,9 +603,11 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
 }
 
 /// (e) The `dbmazz` binary killed (SIGKILL) in the middle of a table snapshot requested with
-/// `dbmazz snapshot --table`, writers running: the next start reads the unfinished chunks under
-/// a new attempt, the slot replays the held changes, and both tables end identical. Loads go
-/// over HTTP (labels resolved by their state). About 8 s in release.
+/// `dbmazz snapshot --table --replace`, writers running: the next start reads the unfinished
+/// chunks under a new attempt (without emptying the table again: the chunks loaded before the
+/// kill stay), the slot replays the held changes, and both tables end identical, without the
+/// row only StarRocks had. Loads go over HTTP (labels resolved by their state). About 8 s in
+/// release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
     use crate::support::starrocks::{binary_config, spawn_dbmazz, BinarySink};
@@ -635,7 +655,17 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
         delay_ms: Some(100),
         ..FaultRule::new(FaultKind::Delay)
     });
-    let output = run_cli_when_streaming(&["--table", "public.orders", "--url", &listen]).await;
+    let sr_only = "INSERT INTO orders VALUES (999999999, 1, 'sr only')";
+    eventually(Duration::from_secs(30), "orders in StarRocks", || async {
+        emulator
+            .execute_sql(Some("shop"), sr_only)
+            .await
+            .ok()
+            .map(drop)
+    })
+    .await;
+    let args = ["--table", "public.orders", "--url", &listen, "--replace"];
+    let output = run_cli_when_streaming(&args).await;
     assert!(output.status.success(), "{output:?}");
     let table_snapshot = || {
         StateFile::load(&state_dir)
@@ -653,6 +683,10 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
     child.wait().unwrap();
     let interrupted = table_snapshot().unwrap();
     assert!(!interrupted.is_finished(), "{interrupted:?}");
+    assert!(
+        interrupted.replace && interrupted.emptied,
+        "{interrupted:?}"
+    );
     emulator.clear_faults();
 
     let log_before_restart = std::fs::read_to_string(&log).unwrap_or_default().len();

@@ -21,6 +21,14 @@ pub struct SnapshotState {
     #[serde(default)]
     pub plan_id: u32,
     pub tables: Vec<TableSnapshotState>,
+    /// A one-table snapshot asked with `replace`: the StarRocks table is emptied before the
+    /// first chunk loads.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
+    /// The table was emptied (recorded before any chunk is marked done, so that a restart
+    /// never empties it again under chunks already loaded).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emptied: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +115,7 @@ mod tests {
         let plan: SnapshotState =
             serde_json::from_str(r#"{"epoch": 2, "attempt": 3, "tables": []}"#).unwrap();
         assert_eq!((plan.epoch, plan.attempt, plan.plan_id), (2, 3, 0));
+        assert!(!plan.replace && !plan.emptied);
     }
 
     #[test]
@@ -119,6 +128,8 @@ mod tests {
                 table: "public.orders".into(),
                 chunks: vec![chunk(0, Some(10)), chunk(1, None)],
             }],
+            replace: false,
+            emptied: false,
         };
         assert!(!state.is_finished());
         assert!(state.mark_done(1, 5));

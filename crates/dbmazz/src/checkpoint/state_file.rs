@@ -179,6 +179,8 @@ mod tests {
             epoch,
             attempt: 1,
             plan_id: 1,
+            replace: false,
+            emptied: false,
             tables: vec![TableSnapshotState {
                 table: table.into(),
                 chunks: Vec::new(),

@@ -130,8 +130,15 @@ impl ApiUrl {
 
     /// `POST /snapshot?table=`: the answer to a request to snapshot one table while the
     /// stream runs (refusals included; `Err` only when there was no answer).
-    pub async fn request_snapshot(&self, table: &str) -> Result<SnapshotAnswer, ApiError> {
-        let path = format!("/snapshot?table={}", crate::ops::percent_encode(table));
+    pub async fn request_snapshot(
+        &self,
+        table: &str,
+        replace: bool,
+    ) -> Result<SnapshotAnswer, ApiError> {
+        let mut path = format!("/snapshot?table={}", crate::ops::percent_encode(table));
+        if replace {
+            path.push_str("&replace=true");
+        }
         let parse = |body: &[u8]| serde_json::from_slice::<SnapshotAnswer>(body);
         match self
             .request_within(Method::POST, &path, SNAPSHOT_REQUEST_TIMEOUT)

@@ -16,7 +16,9 @@ pub use metrics::{
 };
 pub use server::{serve, HttpServer, ServeError};
 pub use slot_watch::watch_slot;
-pub use snapshot_request::{percent_decode, percent_encode, SnapshotAnswer, SnapshotRequest};
+pub use snapshot_request::{
+    parse_snapshot_query, percent_decode, percent_encode, SnapshotAnswer, SnapshotRequest,
+};
 pub use status::{
     rfc3339, ErrorStatus, LagStatus, LsnStatus, PipelineStatus, RunState, SlotStatus, SourceStatus,
     Status, TableCounterMap, TableCounters, TableStatus,
@@ -127,14 +129,14 @@ impl Telemetry {
     }
 
     /// Asks the replicator to snapshot `table` while it streams, and waits for its answer.
-    pub async fn request_snapshot(&self, table: String) -> SnapshotAnswer {
+    pub async fn request_snapshot(&self, table: String, replace: bool) -> SnapshotAnswer {
         let sender = self
             .snapshot_requests
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
             .filter(|sender| !sender.is_closed());
-        snapshot_request::ask(sender, table).await
+        snapshot_request::ask(sender, table, replace).await
     }
 
     /// Pauses (true) or resumes (false) the pipeline.

@@ -118,19 +118,12 @@ async fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<F
             text(StatusCode::OK, "resumed\n")
         }
         (&Method::POST, "/snapshot") => {
-            let table = request.uri().query().and_then(|query| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("table="))
-                    .map(super::percent_decode)
-            });
-            let Some(table) = table.filter(|table| !table.trim().is_empty()) else {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "say which table: POST /snapshot?table=schema.table\n",
-                );
+            let query = request.uri().query().unwrap_or("");
+            let (table, replace) = match super::parse_snapshot_query(query) {
+                Ok(parsed) => parsed,
+                Err(problem) => return text(StatusCode::BAD_REQUEST, &format!("{problem}\n")),
             };
-            let answer = telemetry.request_snapshot(table).await;
+            let answer = telemetry.request_snapshot(table, replace).await;
             tracing::info!(answer = %answer.message(), "snapshot requested through the HTTP API");
             let status = StatusCode::from_u16(answer.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -149,7 +142,7 @@ async fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<F
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /status, /metrics, /healthz, /readyz, POST /pause, POST /resume, \
-             POST /snapshot?table=\n",
+             POST /snapshot?table=[&replace=true]\n",
         ),
     }
 }

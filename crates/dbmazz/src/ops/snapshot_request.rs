@@ -14,6 +14,9 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct SnapshotRequest {
     /// `schema.table` (a bare name means `public`).
     pub table: String,
+    /// Empty the StarRocks table before loading it (`replace=true`), so rows that exist only
+    /// there go too.
+    pub replace: bool,
     pub reply: oneshot::Sender<SnapshotAnswer>,
 }
 
@@ -26,6 +29,9 @@ pub enum SnapshotAnswer {
         table: String,
         epoch: u64,
         chunks: u64,
+        /// The destination table is emptied before the copy (absent in older answers).
+        #[serde(default)]
+        replace: bool,
     },
     NotPublished {
         table: String,
@@ -62,9 +68,15 @@ impl SnapshotAnswer {
                 table,
                 epoch,
                 chunks,
+                replace,
             } => format!(
-                "snapshot of {table} accepted (epoch {epoch}, {chunks} chunks); its stream \
-                 changes are held until its rows are loaded"
+                "snapshot of {table} accepted (epoch {epoch}, {chunks} chunks{}); its stream \
+                 changes are held until its rows are loaded",
+                if *replace {
+                    "; its StarRocks table is emptied first"
+                } else {
+                    ""
+                }
             ),
             SnapshotAnswer::NotPublished { table, publication } => format!(
                 "table {table} is not in publication {publication:?}: add it (ALTER PUBLICATION \
@@ -85,14 +97,23 @@ impl SnapshotAnswer {
 pub(super) type RequestSender = mpsc::UnboundedSender<SnapshotRequest>;
 
 /// Sends a request and waits for its answer.
-pub(super) async fn ask(sender: Option<RequestSender>, table: String) -> SnapshotAnswer {
+pub(super) async fn ask(
+    sender: Option<RequestSender>,
+    table: String,
+    replace: bool,
+) -> SnapshotAnswer {
     let Some(sender) = sender else {
         return SnapshotAnswer::Unavailable {
             reason: "it is not streaming yet".into(),
         };
     };
     let (reply, answer) = oneshot::channel();
-    if sender.send(SnapshotRequest { table, reply }).is_err() {
+    let request = SnapshotRequest {
+        table,
+        replace,
+        reply,
+    };
+    if sender.send(request).is_err() {
         return SnapshotAnswer::Unavailable {
             reason: "the stream has stopped".into(),
         };
@@ -106,6 +127,34 @@ pub(super) async fn ask(sender: Option<RequestSender>, table: String) -> Snapsho
             message: format!("no answer within {ANSWER_TIMEOUT:?}"),
         },
     }
+}
+
+/// The table and the `replace` flag of `POST /snapshot?table=…[&replace=true]`, or what is
+/// wrong with the query.
+pub fn parse_snapshot_query(query: &str) -> Result<(String, bool), String> {
+    // `name=value`, or a bare `name` (read as an empty value).
+    let parameter = |name: &str| {
+        query.split('&').find_map(|pair| {
+            let rest = pair.strip_prefix(name)?;
+            match rest.strip_prefix('=') {
+                Some(value) => Some(percent_decode(value)),
+                None => rest.is_empty().then(String::new),
+            }
+        })
+    };
+    let Some(table) = parameter("table").filter(|table| !table.trim().is_empty()) else {
+        return Err("say which table: POST /snapshot?table=schema.table".into());
+    };
+    let replace = match parameter("replace").as_deref() {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(other) => {
+            return Err(format!(
+                "replace={other:?}: say replace=true or replace=false"
+            ))
+        }
+    };
+    Ok((table, replace))
 }
 
 /// Decodes `%XX` escapes and `+` of a query parameter value.
@@ -160,12 +209,28 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_queries_name_a_table_and_maybe_replace() {
+        let parse = parse_snapshot_query;
+        assert_eq!(parse("table=public.t"), Ok(("public.t".into(), false)));
+        assert_eq!(parse("replace=true&table=t"), Ok(("t".into(), true)));
+        assert_eq!(parse("table=a%2Eb&replace=0"), Ok(("a.b".into(), false)));
+        assert_eq!(parse("table=t&replace"), Ok(("t".into(), true)));
+        assert_eq!(parse("table=t&replace="), Ok(("t".into(), true)));
+        assert!(parse("table=t&replace=maybe")
+            .unwrap_err()
+            .contains("replace=\"maybe\""));
+        assert!(parse("tables=t").unwrap_err().contains("say which table"));
+        assert!(parse("table=%20").is_err());
+    }
+
+    #[test]
     fn each_answer_has_its_status() {
         let statuses: Vec<u16> = [
             SnapshotAnswer::Accepted {
                 table: "t".into(),
                 epoch: 2,
                 chunks: 1,
+                replace: false,
             },
             SnapshotAnswer::NotPublished {
                 table: "t".into(),

@@ -49,6 +49,10 @@ pub(super) enum Event {
         table: String,
         result: Result<TableJob, PlanError>,
     },
+    /// The StarRocks table of a `replace` snapshot was emptied; no chunk is loaded yet.
+    Emptied {
+        table: String,
+    },
     ChunkDone {
         table: String,
         done: ChunkFinished,
@@ -95,6 +99,8 @@ struct Active {
     reply: Option<oneshot::Sender<SnapshotAnswer>>,
     /// A table met in the stream is held before it is planned.
     held_early: Option<u32>,
+    /// Empty the StarRocks table before loading (asked with `replace`).
+    replace: bool,
 }
 
 /// The table snapshots of one stream; lives in the stream task.
@@ -142,6 +148,7 @@ impl<S: Sink> TableSnapshots<S> {
             core.hold_table(job.schema.relation_oid);
             core.add_known_table(&table);
             self.show(&job.plan);
+            let replace = job.plan.replace;
             self.active.insert(
                 table,
                 Active {
@@ -149,6 +156,7 @@ impl<S: Sink> TableSnapshots<S> {
                     job: Some(job),
                     reply: None,
                     held_early: None,
+                    replace,
                 },
             );
         }
@@ -168,7 +176,7 @@ impl<S: Sink> TableSnapshots<S> {
             let _ = request.reply.send(SnapshotAnswer::AlreadyRunning { table });
             return;
         }
-        self.plan(table, Some(request.reply), None);
+        self.plan(table, Some(request.reply), None, request.replace);
     }
 
     /// Tables the stream met that the state did not know (already held by the core).
@@ -179,7 +187,7 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
-            self.plan(table, None, Some(schema.relation_oid));
+            self.plan(table, None, Some(schema.relation_oid), false);
         }
     }
 
@@ -188,6 +196,7 @@ impl<S: Sink> TableSnapshots<S> {
         table: String,
         reply: Option<oneshot::Sender<SnapshotAnswer>>,
         held_early: Option<u32>,
+        replace: bool,
     ) {
         self.active.insert(
             table.clone(),
@@ -196,6 +205,7 @@ impl<S: Sink> TableSnapshots<S> {
                 job: None,
                 reply,
                 held_early,
+                replace,
             },
         );
         let (config, events) = (Arc::clone(&self.config), self.events.clone());
@@ -213,6 +223,18 @@ impl<S: Sink> TableSnapshots<S> {
     ) -> Result<(), RunError> {
         match event {
             Event::Planned { table, result } => self.on_planned(table, result, core, state),
+            Event::Emptied { table } => {
+                let Some(plan) = state.table_snapshot_mut(&table) else {
+                    return Err(SnapshotError::Internal(format!(
+                        "the emptied table {table} has no snapshot in the state file"
+                    ))
+                    .into());
+                };
+                plan.emptied = true;
+                state.store(&self.config.state_dir)?;
+                tracing::info!(table = %table, "table snapshot: StarRocks table emptied before the copy (replace)");
+                Ok(())
+            }
             Event::ChunkDone { table, done } => {
                 let marked = state
                     .table_snapshot_mut(&table)
@@ -254,9 +276,9 @@ impl<S: Sink> TableSnapshots<S> {
         core: &mut StreamCore<S>,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
-        if !self.active.contains_key(&table) {
+        let Some(replace) = self.active.get(&table).map(|active| active.replace) else {
             return Ok(());
-        }
+        };
         let mut job = match result {
             Ok(job) => job,
             Err(error) => {
@@ -288,6 +310,7 @@ impl<S: Sink> TableSnapshots<S> {
         };
         job.plan.epoch = state.last_epoch() + 1;
         job.plan.attempt = 1;
+        job.plan.replace = replace;
         core.hold_table(job.schema.relation_oid);
         core.add_known_table(&table);
         state.begin_table_snapshot(job.plan.clone());
@@ -302,6 +325,7 @@ impl<S: Sink> TableSnapshots<S> {
                 table: table.clone(),
                 epoch: job.plan.epoch,
                 chunks: job.plan.chunk_count() as u64,
+                replace,
             });
         }
         active.job = Some(job);
@@ -421,6 +445,17 @@ async fn read_table<S: Sink>(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let table = job.schema.name.to_string();
+    if job.plan.replace && !job.plan.emptied {
+        // The table is held and its earlier loads are durable: nothing else writes it now.
+        if let Err(error) = sink.truncate(&job.schema).await {
+            let result = Err(SnapshotError::Sink(error));
+            let _ = events.send(Event::Finished { table, result });
+            return;
+        }
+        let _ = events.send(Event::Emptied {
+            table: table.clone(),
+        });
+    }
     let schemas = HashMap::from([(table.clone(), Arc::clone(&job.schema))]);
     let result = read_plan(
         &config,

@@ -59,6 +59,8 @@ pub async fn plan_new(
         epoch,
         attempt: 0,
         plan_id: fastrand::u32(1..),
+        replace: false,
+        emptied: false,
         tables: planned,
     })
 }
@@ -92,6 +94,8 @@ mod tests {
             epoch: 3,
             attempt: 1,
             plan_id: 7,
+            replace: false,
+            emptied: false,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
                 chunks: vec![SnapshotChunk {

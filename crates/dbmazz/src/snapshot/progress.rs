@@ -378,6 +378,8 @@ mod tests {
             epoch: 2,
             attempt: 1,
             plan_id: 1,
+            replace: false,
+            emptied: false,
             tables: vec![
                 TableSnapshotState {
                     table: "public.a".into(),
@@ -421,6 +423,8 @@ mod tests {
             epoch: 5,
             attempt: 1,
             plan_id: 1,
+            replace: false,
+            emptied: false,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
                 chunks: vec![chunk(0)],
