@@ -14,6 +14,7 @@ mod ops;
 mod pacing;
 mod replication_client;
 mod resnapshot;
+mod resnapshot_ddl;
 mod snapshot;
 mod starrocks_bad_input;
 mod starrocks_ddl;

@@ -84,16 +84,16 @@ impl Loader for ReplayingLoader {
     }
 }
 
-struct Running {
+pub(crate) struct Running {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<replicator::RunSummary, RunError>>,
-    progress: Arc<SnapshotProgress>,
-    api: ApiUrl,
+    pub(crate) progress: Arc<SnapshotProgress>,
+    pub(crate) api: ApiUrl,
     _http: ops::HttpServer,
 }
 
 impl Running {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.shutdown.send_replace(true);
         self.task
             .await
@@ -111,7 +111,7 @@ impl Running {
             .any(|figures| figures.table == table && figures.done)
     }
 
-    async fn wait_table_done(&mut self, table: &str, timeout: Duration) {
+    pub(crate) async fn wait_table_done(&mut self, table: &str, timeout: Duration) {
         eventually(timeout, &format!("the snapshot of {table}"), || async {
             (self.task.is_finished() || self.table_done(table)).then_some(())
         })
@@ -125,7 +125,7 @@ impl Running {
 
 /// Streams `tables` of database `shop` into the emulator with an HTTP API on a free port;
 /// snapshot loads wait `snapshot_delay` each.
-async fn start(
+pub(crate) async fn start(
     pg: &LocalPg,
     emulator: &Arc<EmulatorHandle>,
     tables: &[&str],
@@ -168,7 +168,7 @@ async fn start(
     }
 }
 
-fn new_database(major: u32, schema: &str) -> LocalPg {
+pub(crate) fn new_database(major: u32, schema: &str) -> LocalPg {
     let pg = start_pg(major, LocalPgOptions::default());
     pg.create_database("shop").unwrap();
     pg.psql("shop", schema).unwrap();
@@ -190,7 +190,7 @@ async fn sr_count(emulator: &EmulatorHandle, table: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_same(pg: &LocalPg, emulator: &EmulatorHandle, sql: &str) {
+pub(crate) async fn wait_same(pg: &LocalPg, emulator: &EmulatorHandle, sql: &str) {
     wait_identical_in(pg, emulator, "shop", sql, sql, Duration::from_secs(60)).await;
 }
 
@@ -392,7 +392,7 @@ async fn resnapshot_while_streaming(major: u32) {
 
 /// Right after the slot turns active the replicator may not have registered its request
 /// channel yet ("not streaming yet"): ask again until it has.
-async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
+pub(crate) async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let answer = api.request_snapshot(table, false).await.unwrap();

@@ -54,6 +54,11 @@ pub struct SnapshotChunk {
     pub end_page: Option<u32>,
     /// Pages the plan expected in this chunk (for progress and ETA only).
     pub estimated_pages: u64,
+    /// The relation's file when planned (`pg_relation_filenode`): a rewrite (`VACUUM FULL`,
+    /// `CLUSTER`, `ALTER TABLE … TYPE`) gives it a new file whose page ranges hold other rows,
+    /// so a chunk is read only from the file it was cut from. 0 = not recorded (not checked).
+    #[serde(default)]
+    pub filenode: u32,
     #[serde(default)]
     pub done: bool,
     /// Rows loaded from this chunk (when done).
@@ -105,6 +110,7 @@ mod tests {
             first_page: id * 10,
             end_page,
             estimated_pages: 10,
+            filenode: 0,
             done: false,
             rows: 0,
         }

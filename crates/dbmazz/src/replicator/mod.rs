@@ -25,12 +25,12 @@ use crate::decode::{DecoderOptions, ReplicationMessage};
 use crate::ops::{metrics, ReasonLabels, RunState, Telemetry};
 use crate::pipeline::{CoreStats, StreamCore};
 use crate::sink::Sink;
-use crate::snapshot::{run_snapshot, SnapshotOutcome, SnapshotProgress};
+use crate::snapshot::{run_snapshot, SnapshotError, SnapshotOutcome, SnapshotProgress};
 use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
 use publish::Publisher;
-use table_snapshots::TableSnapshots;
+use table_snapshots::{split_off_changed_table, TableSnapshots};
 
 /// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
 /// the durable position, so giving up loses nothing).
@@ -138,21 +138,31 @@ async fn snapshot_then_stream<S: Sink>(
     context: RunContext,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    if let Some(job) = prepared.snapshot.take() {
+    if let Some(mut job) = prepared.snapshot.take() {
         let progress = Arc::clone(&context.snapshot_progress);
         context.telemetry.set_snapshot_reporter(Box::new(move || {
             serde_json::to_value(progress.report()).unwrap_or_default()
         }));
         context.telemetry.set_state(RunState::Snapshotting);
-        let outcome = run_snapshot(
-            config,
-            &sink,
-            job,
-            &mut prepared.state,
-            context.shutdown.clone(),
-            Arc::clone(&context.snapshot_progress),
-        )
-        .await?;
+        let outcome = loop {
+            let result = run_snapshot(
+                config,
+                &sink,
+                &job,
+                &mut prepared.state,
+                context.shutdown.clone(),
+                Arc::clone(&context.snapshot_progress),
+            )
+            .await;
+            match result {
+                Err(SnapshotError::TableChanged { table, reason }) => {
+                    let moved =
+                        split_off_changed_table(config, &mut prepared, job, &table, &reason);
+                    job = moved.await?;
+                }
+                other => break other?,
+            }
+        };
         if outcome == SnapshotOutcome::Interrupted {
             // The slot has not moved: the next start reads the unfinished chunks.
             return Ok(RunSummary {

@@ -250,7 +250,12 @@ impl<S: Sink> TableSnapshots<S> {
                 Ok(())
             }
             Event::Finished { table, result } => {
-                let outcome = result?;
+                let outcome = match result {
+                    Err(SnapshotError::TableChanged { table, reason }) => {
+                        return self.plan_again(table, &reason, core);
+                    }
+                    other => other?,
+                };
                 let Some(active) = self.active.remove(&table) else {
                     return Ok(());
                 };
@@ -267,6 +272,28 @@ impl<S: Sink> TableSnapshots<S> {
                 Ok(())
             }
         }
+    }
+
+    /// The table was rewritten or lost a planned column while it was read: its held changes
+    /// (the `ALTER` among them) are applied, then it is planned, held and read again from
+    /// scratch — every chunk read after that is newer than every change applied.
+    fn plan_again(
+        &mut self,
+        table: String,
+        reason: &str,
+        core: &mut StreamCore<S>,
+    ) -> Result<(), RunError> {
+        let Some(active) = self.active.remove(&table) else {
+            return Ok(());
+        };
+        let Some(job) = active.job else {
+            return Ok(());
+        };
+        tracing::warn!(table = %table, reason, "table changed during its snapshot: applying its held changes, then copying it again");
+        core.release_table(job.schema.relation_oid, Instant::now())?;
+        self.progress.set_held(&table, 0, 0);
+        self.plan(table, None, None, job.plan.replace);
+        Ok(())
     }
 
     fn on_planned(
@@ -398,6 +425,45 @@ async fn plan_table(config: &Config, table: &str) -> Result<TableJob, PlanError>
         .await?
         .pop()
         .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")).into())
+}
+
+/// A table rewritten (or missing a planned column) during the initial snapshot: its page
+/// ranges no longer fit, and the exported snapshot would not see a rewritten table's rows. It
+/// leaves the initial plan and gets a snapshot of its own, held and read in fresh transactions
+/// once streaming starts (its replayed changes held behind it, as for a table added later).
+/// Returns the rest of the initial snapshot to read.
+pub(super) async fn split_off_changed_table(
+    config: &Config,
+    prepared: &mut super::prepare::Prepared,
+    job: crate::snapshot::SnapshotJob,
+    table: &str,
+    reason: &str,
+) -> Result<crate::snapshot::SnapshotJob, RunError> {
+    tracing::warn!(table, reason, "table changed during the snapshot: it gets a snapshot of its own, read once streaming starts");
+    let name = TableName::parse(table)
+        .ok_or_else(|| SnapshotError::Internal(format!("bad table name {table:?}")))?;
+    let state = &mut prepared.state;
+    let Some(initial) = state.snapshot.as_mut() else {
+        return Err(SnapshotError::Internal("the state has no snapshot section".into()).into());
+    };
+    initial.tables.retain(|planned| planned.table != table);
+    let rest = initial.clone();
+    let connect = config.source_connect().map_err(SnapshotError::from)?;
+    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
+    let mut jobs = plan_tables(&client, config, &[name], state.last_epoch() + 1).await?;
+    let Some(table_job) = jobs.pop() else {
+        return Err(SnapshotError::Internal(format!("no plan for {table}")).into());
+    };
+    state.begin_table_snapshot(table_job.plan.clone());
+    state.store(&config.state_dir)?;
+    prepared.table_jobs.push(table_job);
+    let mut schemas = job.schemas;
+    schemas.remove(table);
+    Ok(crate::snapshot::SnapshotJob {
+        plan: rest,
+        schemas,
+        ..job
+    })
 }
 
 /// One plan per table (epochs from `first_epoch` on, attempt 1), with its shape.

@@ -103,6 +103,8 @@ pub async fn table_schema(
 pub struct HeapRelation {
     pub name: TableName,
     pub pages: u64,
+    /// `pg_relation_filenode` (see `SnapshotChunk::filenode`).
+    pub filenode: u32,
 }
 
 /// The heap relations holding `table`'s rows: itself, or its leaf partitions.
@@ -120,7 +122,8 @@ pub async fn heap_relations(
                              WHERE t.relkind = 'p' AND p.isleaf \
                              UNION ALL SELECT t.oid FROM t WHERE t.relkind = 'r') \
              SELECT n.nspname::text, c.relname::text, \
-                    pg_relation_size(c.oid) / current_setting('block_size')::bigint \
+                    pg_relation_size(c.oid) / current_setting('block_size')::bigint, \
+                    coalesce(pg_relation_filenode(c.oid), 0) \
              FROM leaves JOIN pg_class c ON c.oid = leaves.oid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' \
@@ -134,6 +137,7 @@ pub async fn heap_relations(
         .map(|row| HeapRelation {
             name: TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
             pages: u64::try_from(row.get::<_, i64>(2)).unwrap_or(0),
+            filenode: row.get::<_, u32>(3),
         })
         .collect())
 }
@@ -161,6 +165,7 @@ pub fn plan_chunks(
                 first_page: u32::try_from(first).unwrap_or(u32::MAX),
                 end_page: end.map(|end| u32::try_from(end).unwrap_or(u32::MAX)),
                 estimated_pages: relation.pages.saturating_sub(first).min(step).max(1),
+                filenode: relation.filenode,
                 done: false,
                 rows: 0,
             });
@@ -184,10 +189,12 @@ mod tests {
             HeapRelation {
                 name: TableName::new("public", "orders_a"),
                 pages: 25,
+                filenode: 16_384,
             },
             HeapRelation {
                 name: TableName::new("public", "orders_b"),
                 pages: 0,
+                filenode: 16_390,
             },
         ];
         let mut next_id = 7;
@@ -207,6 +214,8 @@ mod tests {
             ]
         );
         assert_eq!(next_id, 11);
+        assert_eq!(plan.chunks[2].filenode, 16_384);
+        assert_eq!(plan.chunks[3].filenode, 16_390);
         assert_eq!(plan.table, "public.orders");
     }
 }

@@ -105,6 +105,7 @@ mod tests {
                     first_page: 0,
                     end_page: None,
                     estimated_pages: 1,
+                    filenode: 0,
                     done,
                     rows: 0,
                 }],

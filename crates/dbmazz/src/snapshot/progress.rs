@@ -371,6 +371,7 @@ mod tests {
             first_page: 0,
             end_page: None,
             estimated_pages: 10,
+            filenode: 0,
             done,
             rows: 0,
         };
@@ -416,6 +417,7 @@ mod tests {
             first_page: 0,
             end_page: None,
             estimated_pages: 1,
+            filenode: 0,
             done: false,
             rows: 0,
         };

@@ -112,9 +112,13 @@ pub async fn read_chunk<S: Sink>(
         );
         session.execute(&statement).await?;
     }
+    if job.chunk.filenode != 0 {
+        check_same_file(session, job).await?;
+    }
     session
         .start_copy_out(&copy_statement(&job.schema, &job.chunk))
-        .await?;
+        .await
+        .map_err(|error| changed_table(job, error))?;
     let mut splitter = LineSplitter::default();
     let mut batch = BatchBuilder::new(context, job);
     let columns = job.schema.columns.len();
@@ -159,6 +163,52 @@ pub async fn read_chunk<S: Sink>(
     batch.wait_in_flight().await?;
     session.execute("COMMIT").await?;
     Ok(batch.rows_total)
+}
+
+/// Locks the chunk's relation for the rest of the transaction (a rewrite waits until the chunk
+/// is read), then checks that it still has the file the chunk was cut from.
+async fn check_same_file(session: &mut CopySession, job: &ChunkJob) -> Result<(), SnapshotError> {
+    let relation = format!(
+        "{}.{}",
+        quote_ident(&job.chunk.relation_schema),
+        quote_ident(&job.chunk.relation_name)
+    );
+    let sql = format!(
+        "LOCK TABLE ONLY {relation} IN ACCESS SHARE MODE; \
+         SELECT pg_relation_filenode('{}'::regclass)",
+        relation.replace('\'', "''")
+    );
+    let rows = session
+        .query(&sql)
+        .await
+        .map_err(|error| changed_table(job, error))?;
+    let filenode = rows.first().and_then(|row| row.first().cloned().flatten());
+    if filenode.as_deref() == Some(job.chunk.filenode.to_string().as_str()) {
+        return Ok(());
+    }
+    Err(SnapshotError::TableChanged {
+        table: job.schema.name.to_string(),
+        reason: format!(
+            "{}.{} was rewritten (file {} → {})",
+            job.chunk.relation_schema,
+            job.chunk.relation_name,
+            job.chunk.filenode,
+            filenode.as_deref().unwrap_or("none")
+        ),
+    })
+}
+
+/// A planned column or relation that no longer exists (dropped, renamed, detached) means the
+/// table changed under the plan; other errors stay what they are.
+fn changed_table(job: &ChunkJob, error: crate::source::SourceError) -> SnapshotError {
+    match error.sqlstate() {
+        // undefined_column, undefined_table
+        Some(code @ ("42703" | "42P01")) => SnapshotError::TableChanged {
+            table: job.schema.name.to_string(),
+            reason: format!("{error} [{code}]"),
+        },
+        _ => error.into(),
+    }
 }
 
 /// Rows of one chunk, cut into batches of at most `max_rows` rows / `max_bytes` bytes.
@@ -295,6 +345,7 @@ mod tests {
             first_page: 100,
             end_page: Some(200),
             estimated_pages: 100,
+            filenode: 0,
             done: false,
             rows: 0,
         };

@@ -54,26 +54,21 @@ pub struct ChunkFinished {
 pub async fn run_snapshot<S: Sink>(
     config: &Config,
     sink: &Arc<S>,
-    job: SnapshotJob,
+    job: &SnapshotJob,
     state: &mut StateFile,
     mut shutdown: watch::Receiver<bool>,
     progress: Arc<SnapshotProgress>,
 ) -> Result<SnapshotOutcome, SnapshotError> {
-    let SnapshotJob {
-        plan,
-        schemas,
-        exported_snapshot,
-        snapshot_lsn,
-    } = job;
-    let pending = pending_chunks(&plan, &schemas)?;
-    progress.begin(&plan);
+    let plan = &job.plan;
+    let pending = pending_chunks(plan, &job.schemas)?;
+    progress.begin(plan);
     tracing::info!(
         epoch = plan.epoch,
         attempt = plan.attempt,
         tables = plan.tables.len(),
         chunks = plan.chunk_count(),
         remaining = pending.len(),
-        exported_snapshot = exported_snapshot.is_some(),
+        exported_snapshot = job.exported_snapshot.is_some(),
         "snapshot started"
     );
     let started = std::time::Instant::now();
@@ -82,11 +77,11 @@ pub async fn run_snapshot<S: Sink>(
     let result = read_all(
         config,
         sink,
-        &plan,
+        plan,
         ReadSource {
-            schemas,
-            exported_snapshot,
-            snapshot_lsn,
+            schemas: job.schemas.clone(),
+            exported_snapshot: job.exported_snapshot.clone(),
+            snapshot_lsn: job.snapshot_lsn,
         },
         pending,
         &mut shutdown,

@@ -42,6 +42,11 @@ impl CopySession {
         self.connection.simple_query(sql).await.map(|_| ())
     }
 
+    /// Runs a simple query and returns its rows (text values, `None` for NULL).
+    pub async fn query(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, SourceError> {
+        self.connection.simple_query(sql).await
+    }
+
     /// Sends `COPY … TO STDOUT` and waits for the server to start it (CopyOutResponse).
     pub async fn start_copy_out(&mut self, sql: &str) -> Result<(), SourceError> {
         frontend::query(sql, self.connection.write_buf())

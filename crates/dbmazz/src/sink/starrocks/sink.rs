@@ -776,11 +776,20 @@ impl<L: Loader> Sink for StarRocksSink<L> {
     }
 
     async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
-        let Some(state) = self.state(batch.table.relation_oid) else {
+        let Some(mut state) = self.state(batch.table.relation_oid) else {
             return Err(self.error(&batch.table, "rows before the table was prepared"));
         };
         if !state.schema.same_shape(&batch.table) {
-            return Err(self.error(&batch.table, "rows of a shape the table was not altered to"));
+            // A snapshot of the table read (and announced) a newer shape than the stream has
+            // reached; the stream's older changes follow it. The table is prepared for their
+            // shape again: what StarRocks lacks for them is added back, and the stream's own
+            // schema change removes it later (`alter_table` goes by what StarRocks has).
+            tracing::info!(table = %batch.table.name, "rows of an older shape than the snapshot's: preparing the table for them");
+            let described = self.prepare_table(&batch.table).await?;
+            self.install(&batch.table, &described)?;
+            state = self
+                .state(batch.table.relation_oid)
+                .ok_or_else(|| self.error(&batch.table, "rows before the table was prepared"))?;
         }
         let (loads, notes) = plan_loads(
             &batch.changes,
