@@ -206,6 +206,31 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
         "load_via = \"be\"",
     );
 
+    // Key columns named in the config: a warning without REPLICA IDENTITY FULL, a failure for a
+    // column that does not exist or a table that has a key of its own.
+    let mut keyed = load(&path);
+    keyed.source.key_columns = [
+        ("public.events".to_string(), vec!["at".to_string()]),
+        ("public.people".to_string(), vec!["feeling".to_string()]),
+    ]
+    .into();
+    let report = run_checks(&keyed).await;
+    assert_line(
+        &report,
+        "key of public.events",
+        CheckStatus::Warn,
+        "REPLICA IDENTITY FULL",
+    );
+    assert_eq!(
+        line(&report, "key of public.people").status,
+        CheckStatus::Fail
+    );
+    keyed.source.key_columns = [("public.events".to_string(), vec!["nope".to_string()])].into();
+    let report = run_checks(&keyed).await;
+    assert!(line(&report, "key of public.events")
+        .message
+        .contains("names nope"));
+
     let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");

@@ -61,14 +61,29 @@ pub(super) async fn check_table(
     let columns = read_columns(client, relation_oid, version_num).await?;
     // The shape the StarRocks checks compare with: the snapshot's, which is tested to equal
     // the Relation message pgoutput sends.
-    let shape =
+    let mut shape =
         crate::snapshot::table_schema(client, table)
             .await
             .map_err(|error| match error {
                 crate::snapshot::SnapshotError::Source(source) => source,
                 other => SourceError::Protocol(other.to_string()),
             })?;
-    report.push(key_line(table, replica_identity, &columns));
+    let configured_key = config
+        .source
+        .key_columns
+        .iter()
+        .find(|(name, _)| TableName::parse(name).as_ref() == Some(table));
+    match configured_key {
+        None => report.push(key_line(table, replica_identity, &columns)),
+        Some((_, keys)) => match config.key_overrides().apply(&mut shape) {
+            Ok(()) => report.push(configured_key_line(table, replica_identity, keys)),
+            Err(error) => report.push(CheckLine::fail(
+                format!("key of {table}"),
+                error.to_string(),
+                "fix source.key_columns",
+            )),
+        },
+    }
     let options = config
         .sink
         .starrocks
@@ -77,6 +92,24 @@ pub(super) async fn check_table(
         .unwrap_or_default();
     type_lines(table, &columns, &options, report);
     Ok(Some(shape))
+}
+
+/// A key named in `source.key_columns`: fine under REPLICA IDENTITY FULL; otherwise only
+/// INSERTs can be published.
+fn configured_key_line(table: &TableName, identity: ReplicaIdentity, keys: &[String]) -> CheckLine {
+    let subject = format!("key of {table}");
+    let key = keys.join(", ");
+    if identity == ReplicaIdentity::Full {
+        return CheckLine::ok(subject, format!("({key}) from source.key_columns"));
+    }
+    CheckLine::warn(
+        subject,
+        format!(
+            "({key}) from source.key_columns, but without REPLICA IDENTITY FULL PostgreSQL refuses \
+             UPDATE and DELETE on the published table (fine for an insert-only table)"
+        ),
+        format!("ALTER TABLE {} REPLICA IDENTITY FULL;", quote_table(table)),
+    )
 }
 
 /// A column as the catalog describes it.
@@ -141,7 +174,8 @@ fn key_line(table: &TableName, identity: ReplicaIdentity, columns: &[CatalogColu
     let primary_key = names(|column| column.in_primary_key);
     let identity_index = names(|column| column.in_identity_index);
     let add_key = format!(
-        "ALTER TABLE {} ADD PRIMARY KEY (...); (or REPLICA IDENTITY USING INDEX on a unique NOT NULL index)",
+        "ALTER TABLE {} ADD PRIMARY KEY (...); (or REPLICA IDENTITY USING INDEX on a unique NOT NULL \
+         index; or, with REPLICA IDENTITY FULL, name its key columns in source.key_columns)",
         quote_table(table)
     );
     if primary_key.is_empty() && identity_index.is_empty() {

@@ -110,6 +110,10 @@ pub struct SourceConfig {
     /// CPU is what bounds the drain rate); adds at most this much latency. `0s` = off.
     #[serde(default = "default_read_pacing")]
     pub read_pacing: HumanDuration,
+    /// Key columns of tables whose replica identity has none (`"schema.table" = ["col", …]`):
+    /// tables without a primary key under `REPLICA IDENTITY FULL`, or insert-only ones.
+    #[serde(default)]
+    pub key_columns: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -408,6 +412,23 @@ impl Config {
                 ));
             }
         }
+        for (table, keys) in &self.source.key_columns {
+            let key = format!("source.key_columns.{table:?}");
+            if TableName::parse(table).is_none() {
+                return Err(ConfigError::new(
+                    &key,
+                    format!("{table:?} is not a table name"),
+                    "write tables as \"schema.table\", e.g. \"public.events\" = [\"id\"]",
+                ));
+            }
+            if keys.is_empty() || keys.iter().any(|column| column.is_empty()) {
+                return Err(ConfigError::new(
+                    &key,
+                    "needs at least one column name",
+                    "list the key columns, e.g. [\"id\"] or [\"tenant\", \"id\"]",
+                ));
+            }
+        }
         if self.source.status_interval.0.is_zero() {
             return Err(ConfigError::new(
                 "source.status_interval",
@@ -533,6 +554,17 @@ impl Config {
     }
 
     /// The configured tables, parsed (validated already).
+    /// `source.key_columns`, by table.
+    pub fn key_overrides(&self) -> crate::schema::KeyOverrides {
+        crate::schema::KeyOverrides::new(
+            self.source
+                .key_columns
+                .iter()
+                .filter_map(|(table, keys)| Some((TableName::parse(table)?, keys.clone())))
+                .collect(),
+        )
+    }
+
     pub fn tables(&self) -> Vec<TableName> {
         self.source
             .tables

@@ -151,3 +151,28 @@ fn max_memory_follows_a_large_batch_unless_set() {
     let explicit = Config::from_toml(EXAMPLE).unwrap();
     assert_eq!(explicit.max_memory(), ByteSize(128 << 20));
 }
+
+#[test]
+fn key_columns_are_read_by_table_and_validated() {
+    let keyed = EXAMPLE.replace(
+        "tables = [",
+        "key_columns = { \"public.events\" = [\"tenant\", \"id\"] }\ntables = [",
+    );
+    let config = Config::from_toml(&keyed).unwrap();
+    let keys = config.key_overrides();
+    assert!(keys.covers(&TableName::new("public", "events")));
+    assert!(!keys.covers(&TableName::new("public", "orders")));
+
+    let empty = EXAMPLE.replace(
+        "tables = [",
+        "key_columns = { \"events\" = [] }\ntables = [",
+    );
+    let error = error_of(&empty);
+    assert_eq!(error.key, "source.key_columns.\"events\"");
+    assert!(error.problem.contains("at least one column"), "{error}");
+    let bad = EXAMPLE.replace(
+        "tables = [",
+        "key_columns = { \"a.b.c\" = [\"id\"] }\ntables = [",
+    );
+    assert!(error_of(&bad).problem.contains("not a table name"));
+}

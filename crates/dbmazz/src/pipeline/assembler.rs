@@ -102,6 +102,11 @@ pub struct TransactionAssembler {
 }
 
 impl TransactionAssembler {
+    /// Key columns from the configuration (see [`crate::schema::KeyOverrides`]).
+    pub fn set_key_overrides(&mut self, keys: crate::schema::KeyOverrides) {
+        self.relations.set_key_overrides(keys);
+    }
+
     pub fn new(spill_dir: PathBuf, max_buffered_bytes: usize) -> Self {
         TransactionAssembler {
             relations: RelationCache::new(),

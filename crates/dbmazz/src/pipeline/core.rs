@@ -120,6 +120,11 @@ impl<S: Sink> StreamCore<S> {
         (core, completions)
     }
 
+    /// Key columns from the configuration for tables whose replica identity has none.
+    pub fn set_key_overrides(&mut self, keys: crate::schema::KeyOverrides) {
+        self.assembler.set_key_overrides(keys);
+    }
+
     /// Watch for changes of tables outside `known` (`schema.table`): each is held at its first
     /// change and reported once by [`StreamCore::take_unknown_tables`].
     pub fn watch_unknown_tables(&mut self, known: impl IntoIterator<Item = String>) {

@@ -230,6 +230,7 @@ pub async fn stream<S: Sink>(
         config.spill_dir(),
         start,
     );
+    core.set_key_overrides(config.key_overrides());
     if config.snapshot.mode != crate::config::SnapshotMode::Never {
         core.watch_unknown_tables(state.known_tables.clone().unwrap_or_default());
     }

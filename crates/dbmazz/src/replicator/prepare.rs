@@ -95,8 +95,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let connect = config.source_connect()?;
     let sql = connect_sql(&connect).await?;
     check_wal_level(&sql).await?;
-    let tables = prepare_publication(&sql, &config.source.publication, &config.tables()).await?;
+    let keyed = config.key_overrides();
+    let publication = &config.source.publication;
+    let tables = prepare_publication(&sql, publication, &config.tables(), &keyed).await?;
     tracing::info!(publication = %config.source.publication, tables = tables.len(), "publication ready");
+    check_key_columns(config, &sql, &tables).await?;
 
     let mut client = ReplicationClient::connect(&connect).await?;
     let system = client.identify_system().await?;
@@ -174,7 +177,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let snapshot = match snapshot {
         Some((mut plan, exported_snapshot)) => {
             plan.attempt += 1;
-            let schemas = load_schemas(&sql, &plan).await?;
+            let schemas = load_schemas(&sql, &plan, &config.key_overrides()).await?;
             state.snapshot = Some(plan.clone());
             Some(SnapshotJob {
                 plan,
@@ -236,7 +239,7 @@ async fn table_jobs(
             continue;
         }
         plan.attempt += 1;
-        jobs.push(job_of(sql, plan.clone()).await?);
+        jobs.push(job_of(sql, plan.clone(), &config.key_overrides()).await?);
         kept.push(plan);
     }
     state.table_snapshots = kept;
@@ -265,6 +268,28 @@ async fn table_jobs(
         }
     }
     Ok(jobs)
+}
+
+/// `source.key_columns` against the catalog, before anything starts: every column named
+/// exists, and no table listed already has a replica identity key.
+async fn check_key_columns(
+    config: &Config,
+    sql: &tokio_postgres::Client,
+    published: &[TableName],
+) -> Result<(), RunError> {
+    let keys = config.key_overrides();
+    for table in config.source.key_columns.keys() {
+        let Some(name) = TableName::parse(table) else {
+            continue;
+        };
+        if !published.contains(&name) {
+            tracing::warn!(table = %name, "source.key_columns names a table that is not published: ignored");
+            continue;
+        }
+        let mut schema = crate::snapshot::table_schema(sql, &name).await?;
+        keys.apply(&mut schema).map_err(SnapshotError::from)?;
+    }
+    Ok(())
 }
 
 fn clear_spill(dir: &Path) -> Result<(), RunError> {

@@ -483,7 +483,7 @@ pub(super) async fn plan_tables(
         )
         .await?;
         plan.attempt = 1;
-        jobs.push(job_of(client, plan).await?);
+        jobs.push(job_of(client, plan, &config.key_overrides()).await?);
     }
     Ok(jobs)
 }
@@ -492,8 +492,9 @@ pub(super) async fn plan_tables(
 pub(super) async fn job_of(
     client: &tokio_postgres::Client,
     plan: SnapshotState,
+    keys: &crate::schema::KeyOverrides,
 ) -> Result<TableJob, SnapshotError> {
-    let schemas = load_schemas(client, &plan).await?;
+    let schemas = load_schemas(client, &plan, keys).await?;
     let schema = schemas
         .into_values()
         .next()

@@ -4,9 +4,11 @@
 //! schema change is visible downstream as a change of that `Arc` (compare `version`), in stream
 //! order, even for changes buffered or spilled long before they are applied.
 
+mod key_columns;
 mod relation_cache;
 pub mod type_map;
 
+pub use key_columns::{KeyOverrideError, KeyOverrides};
 pub use relation_cache::{RelationCache, RelationUpdate};
 pub use type_map::{map_pg_type, ColumnMapping, LossyPolicy, StarRocksType, TypeMapOptions};
 

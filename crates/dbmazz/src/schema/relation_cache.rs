@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::TableSchema;
+use super::{KeyOverrides, TableSchema};
 use crate::decode::RelationBody;
 
 /// What a Relation message meant for the cache.
@@ -33,11 +33,17 @@ impl RelationUpdate {
 pub struct RelationCache {
     by_oid: HashMap<u32, Arc<TableSchema>>,
     next_version: u64,
+    keys: KeyOverrides,
 }
 
 impl RelationCache {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Key columns from the configuration for tables whose replica identity has none.
+    pub fn set_key_overrides(&mut self, keys: KeyOverrides) {
+        self.keys = keys;
     }
 
     pub fn get(&self, relation_oid: u32) -> Option<&Arc<TableSchema>> {
@@ -46,7 +52,11 @@ impl RelationCache {
 
     pub fn apply(&mut self, relation: &RelationBody) -> RelationUpdate {
         self.next_version += 1;
-        let candidate = TableSchema::from_relation(relation, self.next_version);
+        let mut candidate = TableSchema::from_relation(relation, self.next_version);
+        if let Err(error) = self.keys.apply(&mut candidate) {
+            // Checked at start against the catalog; a later change can still break it.
+            tracing::warn!(table = %candidate.name, %error, "configured key columns not applied");
+        }
         match self.by_oid.get(&relation.oid) {
             Some(existing) if existing.same_shape(&candidate) => {
                 RelationUpdate::Unchanged(Arc::clone(existing))

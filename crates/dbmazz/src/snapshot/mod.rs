@@ -60,9 +60,12 @@ pub enum SnapshotError {
     #[error(
         "snapshot: table {table} has no key columns in its replica identity: add a primary key \
          (ALTER TABLE {table} ADD PRIMARY KEY (...)) or REPLICA IDENTITY USING INDEX on a \
-         unique NOT NULL index"
+         unique NOT NULL index; or, for a table that cannot have one, name its key columns in \
+         source.key_columns (with REPLICA IDENTITY FULL for its UPDATEs and DELETEs)"
     )]
     NoKey { table: TableName },
+    #[error("snapshot: {0}")]
+    KeyColumns(#[from] crate::schema::KeyOverrideError),
     #[error("snapshot: chunk {chunk} of {relation}: {reason}")]
     MalformedRow {
         relation: String,

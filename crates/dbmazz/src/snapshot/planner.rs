@@ -10,7 +10,7 @@ use super::catalog::{heap_relations, plan_chunks, table_schema};
 use super::SnapshotError;
 use crate::checkpoint::SnapshotState;
 use crate::config::SnapshotMode;
-use crate::schema::{TableName, TableSchema};
+use crate::schema::{KeyOverrides, TableName, TableSchema};
 
 /// What to do about the snapshot at this start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,13 +69,15 @@ pub async fn plan_new(
 pub async fn load_schemas(
     client: &Client,
     plan: &SnapshotState,
+    keys: &KeyOverrides,
 ) -> Result<HashMap<String, Arc<TableSchema>>, SnapshotError> {
     let mut schemas = HashMap::new();
     for table in &plan.tables {
         let name = TableName::parse(&table.table).ok_or_else(|| {
             SnapshotError::Internal(format!("bad table name {:?} in the plan", table.table))
         })?;
-        let schema = table_schema(client, &name).await?;
+        let mut schema = table_schema(client, &name).await?;
+        keys.apply(&mut schema)?;
         if schema.key_indexes().next().is_none() {
             return Err(SnapshotError::NoKey { table: name });
         }

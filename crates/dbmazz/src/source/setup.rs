@@ -6,6 +6,7 @@
 
 use super::error::SourceError;
 use super::replication::{ReplicationClient, SlotInfo, SnapshotAction};
+use crate::schema::KeyOverrides;
 use crate::schema::TableName;
 use crate::Lsn;
 
@@ -24,7 +25,8 @@ pub enum SetupError {
     #[error(
         "table {table} has no primary key: StarRocks Primary Key tables need one \
          (ALTER TABLE {table} ADD PRIMARY KEY (...)), or set REPLICA IDENTITY USING INDEX on a \
-         unique NOT NULL index"
+         unique NOT NULL index; or, with REPLICA IDENTITY FULL, name its key columns in \
+         source.key_columns"
     )]
     NoPrimaryKey { table: TableName },
     #[error(
@@ -77,13 +79,15 @@ pub async fn check_wal_level(client: &tokio_postgres::Client) -> Result<(), Setu
 }
 
 /// Makes sure `publication` exists and covers `tables`; returns the tables it publishes.
+/// Tables in `keyed` (`source.key_columns`) need no key of their own.
 pub async fn prepare_publication(
     client: &tokio_postgres::Client,
     publication: &str,
     tables: &[TableName],
+    keyed: &KeyOverrides,
 ) -> Result<Vec<TableName>, SetupError> {
     for table in tables {
-        check_table(client, table).await?;
+        check_table(client, table, keyed).await?;
     }
     let exists = client
         .query_opt(
@@ -147,7 +151,7 @@ pub async fn prepare_publication(
         });
     }
     for table in &published {
-        check_table(client, table).await?;
+        check_table(client, table, keyed).await?;
     }
     Ok(published)
 }
@@ -171,7 +175,11 @@ pub async fn published_tables(
 }
 
 /// The table exists and has a key StarRocks can use.
-async fn check_table(client: &tokio_postgres::Client, table: &TableName) -> Result<(), SetupError> {
+async fn check_table(
+    client: &tokio_postgres::Client,
+    table: &TableName,
+    keyed: &KeyOverrides,
+) -> Result<(), SetupError> {
     let row = client
         .query_opt(
             "SELECT c.relreplident::text, \
@@ -189,7 +197,7 @@ async fn check_table(client: &tokio_postgres::Client, table: &TableName) -> Resu
         });
     };
     let has_key: bool = row.get(1);
-    if !has_key {
+    if !has_key && !keyed.covers(table) {
         return Err(SetupError::NoPrimaryKey {
             table: table.clone(),
         });

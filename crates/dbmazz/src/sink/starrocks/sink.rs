@@ -193,7 +193,8 @@ impl<L: Loader> StarRocksSink<L> {
         if keys.is_empty() {
             return Err(self.error(
                 schema,
-                "has no key columns in its replica identity; give it a primary key",
+                "has no key columns in its replica identity; give it a primary key, or name its \
+                 key columns in source.key_columns (with REPLICA IDENTITY FULL)",
             ));
         }
         let described = match self.ddl.describe(table).await.map_err(ddl_error)? {
