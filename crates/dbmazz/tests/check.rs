@@ -105,7 +105,9 @@ CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric, note text);
 CREATE TABLE events (at timestamptz, payload text);
 CREATE TABLE people (id int PRIMARY KEY, feeling mood);
 CREATE TABLE secrets (id int PRIMARY KEY, v text);
-GRANT SELECT ON orders, events, people TO app;
+CREATE TABLE audited (id int PRIMARY KEY, v text);
+ALTER TABLE audited REPLICA IDENTITY FULL;
+GRANT SELECT ON orders, events, people, audited TO app;
 ";
 
 /// ~3 s: one PostgreSQL 15 cluster, one emulator, one run of the binary.
@@ -133,6 +135,7 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
         "public.events",
         "public.people",
         "public.secrets",
+        "public.audited",
     ];
     let path = write_config(&dir, &url, &tables, &starrocks_sink(&emulator, false));
 
@@ -206,15 +209,27 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
         "load_via = \"be\"",
     );
 
+    // REPLICA IDENTITY FULL would key StarRocks on every column: the fix names the primary key.
+    assert_line(
+        &report,
+        "key of public.audited",
+        CheckStatus::Warn,
+        "source.key_columns = { \"public.audited\" = [\"id\"] }",
+    );
     // Key columns named in the config: a warning without REPLICA IDENTITY FULL, a failure for a
     // column that does not exist or a table that has a key of its own.
     let mut keyed = load(&path);
     keyed.source.key_columns = [
         ("public.events".to_string(), vec!["at".to_string()]),
         ("public.people".to_string(), vec!["feeling".to_string()]),
+        ("public.audited".to_string(), vec!["id".to_string()]),
     ]
     .into();
     let report = run_checks(&keyed).await;
+    assert_eq!(
+        line(&report, "key of public.audited").status,
+        CheckStatus::Ok
+    );
     assert_line(
         &report,
         "key of public.events",

@@ -215,8 +215,14 @@ fn key_line(table: &TableName, identity: ReplicaIdentity, columns: &[CatalogColu
                 columns.len()
             ),
             format!(
-                "ALTER TABLE {} REPLICA IDENTITY DEFAULT; (dbmazz never needs FULL)",
-                quote_table(table)
+                "ALTER TABLE {} REPLICA IDENTITY DEFAULT; (dbmazz never needs FULL) or, to keep \
+                 FULL, source.key_columns = {{ \"{table}\" = [{}] }}",
+                quote_table(table),
+                primary_key
+                    .split(", ")
+                    .map(|column| format!("\"{column}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ),
     }
