@@ -195,3 +195,64 @@ async fn a_table_rewritten_during_the_initial_snapshot_is_copied_again() {
     assert_eq!(recorded.table_snapshots.len(), 1);
     assert!(recorded.table_snapshots[0].is_finished());
 }
+
+/// A table dropped while it is being snapshotted on its own: its copy is let go (a warning),
+/// and the other tables keep streaming. About 3 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_dropped_during_its_snapshot_is_let_go() {
+    let pg = new_database(
+        18,
+        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
+         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
+         CREATE TABLE items (id int PRIMARY KEY, qty int);",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-resnapshot-drop");
+    let tweak = |config: &mut Config| {
+        config.snapshot.mode = SnapshotMode::Never;
+        config.snapshot.chunk_pages = 8;
+        config.snapshot.parallelism = 1;
+    };
+    let tables = ["public.orders", "public.items"];
+    let running = start(
+        &pg,
+        &emulator,
+        &tables,
+        &state,
+        Duration::from_millis(150),
+        tweak,
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    let answer = request_when_streaming(&running.api, "public.orders").await;
+    assert!(
+        matches!(answer, SnapshotAnswer::Accepted { .. }),
+        "{answer:?}"
+    );
+    eventually(Duration::from_secs(30), "a chunk loaded", || async {
+        StateFile::load(&state.0)
+            .ok()
+            .flatten()
+            .and_then(|file| file.table_snapshots.first().cloned())
+            .filter(|plan| plan.done_count() >= 1)
+            .map(drop)
+    })
+    .await;
+    pg.psql("shop", "DROP TABLE orders").unwrap();
+    pg.psql(
+        "shop",
+        "INSERT INTO items SELECT g, g FROM generate_series(1, 50) g",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(30), "orders let go", || async {
+        let report = running.progress.report();
+        let orders = report.tables.iter().find(|t| t.table == "public.orders")?;
+        (!orders.holding).then_some(())
+    })
+    .await;
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    pg.psql("shop", "UPDATE items SET qty = 0 WHERE id < 10")
+        .unwrap();
+    wait_same(&pg, &emulator, "SELECT id, qty FROM items ORDER BY id").await;
+    running.stop().await;
+}

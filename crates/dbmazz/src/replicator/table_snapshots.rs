@@ -290,9 +290,11 @@ impl<S: Sink> TableSnapshots<S> {
             return Ok(());
         };
         tracing::warn!(table = %table, reason, "table changed during its snapshot: applying its held changes, then copying it again");
-        core.release_table(job.schema.relation_oid, Instant::now())?;
+        let oid = job.schema.relation_oid;
+        core.release_table(oid, Instant::now())?;
         self.progress.set_held(&table, 0, 0);
-        self.plan(table, None, None, job.plan.replace);
+        // Planned like a table met in the stream: one dropped meanwhile is let go, not fatal.
+        self.plan(table, None, Some(oid), job.plan.replace);
         Ok(())
     }
 
@@ -315,8 +317,9 @@ impl<S: Sink> TableSnapshots<S> {
                 let Some(reply) = active.reply else {
                     if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
                     {
-                        // Removed from the publication again: apply what was held, nothing more.
-                        tracing::warn!(table = %table, "a table met in the stream is no longer published: not copied");
+                        // Dropped, or removed from the publication: apply what was held, no more.
+                        tracing::warn!(table = %table, "a table to copy is no longer published (dropped?): not copied");
+                        self.progress.finish_table(&table);
                         core.release_table(oid, Instant::now())?;
                         return Ok(());
                     }
