@@ -252,7 +252,7 @@ impl<S: Sink> TableSnapshots<S> {
             Event::Finished { table, result } => {
                 let outcome = match result {
                     Err(SnapshotError::TableChanged { table, reason }) => {
-                        return self.plan_again(table, &reason, core);
+                        return self.plan_again(table.to_string(), &reason, core);
                     }
                     other => other?,
                 };
@@ -439,12 +439,11 @@ pub(super) async fn split_off_changed_table(
     config: &Config,
     prepared: &mut super::prepare::Prepared,
     job: crate::snapshot::SnapshotJob,
-    table: &str,
+    name: &TableName,
     reason: &str,
 ) -> Result<crate::snapshot::SnapshotJob, RunError> {
+    let table = name.to_string();
     tracing::warn!(table, reason, "table changed during the snapshot: it gets a snapshot of its own, read once streaming starts");
-    let name = TableName::parse(table)
-        .ok_or_else(|| SnapshotError::Internal(format!("bad table name {table:?}")))?;
     let state = &mut prepared.state;
     let Some(initial) = state.snapshot.as_mut() else {
         return Err(SnapshotError::Internal("the state has no snapshot section".into()).into());
@@ -453,7 +452,8 @@ pub(super) async fn split_off_changed_table(
     let rest = initial.clone();
     let connect = config.source_connect().map_err(SnapshotError::from)?;
     let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
-    let mut jobs = plan_tables(&client, config, &[name], state.last_epoch() + 1).await?;
+    let first_epoch = state.last_epoch() + 1;
+    let mut jobs = plan_tables(&client, config, std::slice::from_ref(name), first_epoch).await?;
     let Some(table_job) = jobs.pop() else {
         return Err(SnapshotError::Internal(format!("no plan for {table}")).into());
     };
@@ -461,7 +461,7 @@ pub(super) async fn split_off_changed_table(
     state.store(&config.state_dir)?;
     prepared.table_jobs.push(table_job);
     let mut schemas = job.schemas;
-    schemas.remove(table);
+    schemas.remove(&table);
     Ok(crate::snapshot::SnapshotJob {
         plan: rest,
         schemas,

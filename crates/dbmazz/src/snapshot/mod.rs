@@ -75,7 +75,7 @@ pub enum SnapshotError {
     /// The table was rewritten, or a planned column dropped or renamed, since the plan was
     /// made: its page ranges or column list no longer fit. The caller plans it again.
     #[error("snapshot: table {table} changed while it was being copied ({reason})")]
-    TableChanged { table: String, reason: String },
+    TableChanged { table: TableName, reason: String },
     #[error("snapshot: internal error: {0} (please report it)")]
     Internal(String),
 }

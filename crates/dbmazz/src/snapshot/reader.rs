@@ -187,7 +187,7 @@ async fn check_same_file(session: &mut CopySession, job: &ChunkJob) -> Result<()
         return Ok(());
     }
     Err(SnapshotError::TableChanged {
-        table: job.schema.name.to_string(),
+        table: job.schema.name.clone(),
         reason: format!(
             "{}.{} was rewritten (file {} → {})",
             job.chunk.relation_schema,
@@ -204,7 +204,7 @@ fn changed_table(job: &ChunkJob, error: crate::source::SourceError) -> SnapshotE
     match error.sqlstate() {
         // undefined_column, undefined_table
         Some(code @ ("42703" | "42P01")) => SnapshotError::TableChanged {
-            table: job.schema.name.to_string(),
+            table: job.schema.name.clone(),
             reason: format!("{error} [{code}]"),
         },
         _ => error.into(),
