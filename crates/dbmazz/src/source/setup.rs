@@ -6,8 +6,7 @@
 
 use super::error::SourceError;
 use super::replication::{ReplicationClient, SlotInfo, SnapshotAction};
-use crate::schema::KeyOverrides;
-use crate::schema::TableName;
+use crate::schema::{KeyOverrides, TableName};
 use crate::Lsn;
 
 /// Why PostgreSQL is not ready for dbmazz, with what to do about it.
