@@ -1,6 +1,7 @@
-//! Schema changes of a table while it is being snapshotted on its own (held, DESIGN §5): the
-//! chunks read after an `ALTER TABLE` must still load, and the held schema change and rows
-//! must end in a table identical to PostgreSQL's.
+//! Tables changed while they are being copied (docs/snapshot.md, "Schema changes and rewrites
+//! during a snapshot"): columns dropped and added, rewrites and a DROP TABLE during a snapshot
+//! of one table (held, DESIGN §5), and a rewrite during the initial snapshot. The copies must
+//! end identical to PostgreSQL's tables, and the other tables keep streaming.
 
 use std::sync::Arc;
 use std::time::Duration;

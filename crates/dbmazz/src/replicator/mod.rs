@@ -8,11 +8,12 @@ mod added_columns;
 mod feedback;
 mod prepare;
 mod publish;
+mod table_plans;
 mod table_snapshots;
 
 pub use added_columns::{read_existing_rows, AddedColumnDefaults};
 pub use prepare::{prepare, Prepared, RunError};
-pub use table_snapshots::TableJob;
+pub use table_plans::TableJob;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +31,8 @@ use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
 use publish::Publisher;
-use table_snapshots::{split_off_changed_table, TableSnapshots};
+use table_plans::split_off_changed_table;
+use table_snapshots::TableSnapshots;
 
 /// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
 /// the durable position, so giving up loses nothing).

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::table_snapshots::{job_of, plan_tables, TableJob};
+use super::table_plans::{job_of, plan_tables, TableJob};
 use crate::checkpoint::{StateFile, StateFileError};
 use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};

@@ -22,25 +22,15 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::prepare::RunError;
+use super::table_plans::{plan_table, PlanError, TableJob};
 use crate::checkpoint::{SnapshotState, StateFile};
 use crate::config::Config;
 use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
 use crate::pipeline::StreamCore;
 use crate::schema::{TableName, TableSchema};
 use crate::sink::Sink;
-use crate::snapshot::{
-    load_schemas, plan_new, read_plan, ChunkFinished, SnapshotError, SnapshotOutcome,
-    SnapshotProgress,
-};
-use crate::source::{connect_sql, published_tables, SetupError};
+use crate::snapshot::{read_plan, ChunkFinished, SnapshotError, SnapshotOutcome, SnapshotProgress};
 use crate::Lsn;
-
-/// A planned snapshot of one table, recorded in the state file.
-#[derive(Debug, Clone)]
-pub struct TableJob {
-    pub plan: SnapshotState,
-    pub schema: Arc<TableSchema>,
-}
 
 /// What the background tasks report to the stream task.
 #[derive(Debug)]
@@ -61,26 +51,6 @@ pub(super) enum Event {
         table: String,
         result: Result<SnapshotOutcome, SnapshotError>,
     },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub(super) enum PlanError {
-    #[error("table {table} is not in publication {publication:?}")]
-    NotPublished { table: String, publication: String },
-    #[error(transparent)]
-    Setup(#[from] SetupError),
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-}
-
-impl From<PlanError> for RunError {
-    fn from(error: PlanError) -> Self {
-        match error {
-            PlanError::Setup(error) => RunError::Setup(error),
-            PlanError::Snapshot(error) => RunError::Snapshot(error),
-            not_published => RunError::Snapshot(SnapshotError::Internal(not_published.to_string())),
-        }
-    }
 }
 
 enum Phase {
@@ -408,101 +378,6 @@ impl<S: Sink> TableSnapshots<S> {
             serde_json::to_value(progress.report()).unwrap_or_default()
         }));
     }
-}
-
-async fn plan_table(config: &Config, table: &str) -> Result<TableJob, PlanError> {
-    let not_published = || PlanError::NotPublished {
-        table: table.to_string(),
-        publication: config.source.publication.clone(),
-    };
-    let name = TableName::parse(table).ok_or_else(not_published)?;
-    let connect = config.source_connect().map_err(SnapshotError::from)?;
-    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
-    if !published_tables(&client, &config.source.publication)
-        .await?
-        .contains(&name)
-    {
-        return Err(not_published());
-    }
-    plan_tables(&client, config, &[name], 0)
-        .await?
-        .pop()
-        .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")).into())
-}
-
-/// A table rewritten (or missing a planned column) during the initial snapshot: its page
-/// ranges no longer fit, and the exported snapshot would not see a rewritten table's rows. It
-/// leaves the initial plan and gets a snapshot of its own, held and read in fresh transactions
-/// once streaming starts (its replayed changes held behind it, as for a table added later).
-/// Returns the rest of the initial snapshot to read.
-pub(super) async fn split_off_changed_table(
-    config: &Config,
-    prepared: &mut super::prepare::Prepared,
-    job: crate::snapshot::SnapshotJob,
-    name: &TableName,
-    reason: &str,
-) -> Result<crate::snapshot::SnapshotJob, RunError> {
-    let table = name.to_string();
-    tracing::warn!(table, reason, "table changed during the snapshot: it gets a snapshot of its own, read once streaming starts");
-    let state = &mut prepared.state;
-    let Some(initial) = state.snapshot.as_mut() else {
-        return Err(SnapshotError::Internal("the state has no snapshot section".into()).into());
-    };
-    initial.tables.retain(|planned| planned.table != table);
-    let rest = initial.clone();
-    let connect = config.source_connect().map_err(SnapshotError::from)?;
-    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
-    let first_epoch = state.last_epoch() + 1;
-    let mut jobs = plan_tables(&client, config, std::slice::from_ref(name), first_epoch).await?;
-    let Some(table_job) = jobs.pop() else {
-        return Err(SnapshotError::Internal(format!("no plan for {table}")).into());
-    };
-    state.begin_table_snapshot(table_job.plan.clone());
-    state.store(&config.state_dir)?;
-    prepared.table_jobs.push(table_job);
-    let mut schemas = job.schemas;
-    schemas.remove(&table);
-    Ok(crate::snapshot::SnapshotJob {
-        plan: rest,
-        schemas,
-        ..job
-    })
-}
-
-/// One plan per table (epochs from `first_epoch` on, attempt 1), with its shape.
-pub(super) async fn plan_tables(
-    client: &tokio_postgres::Client,
-    config: &Config,
-    tables: &[TableName],
-    first_epoch: u64,
-) -> Result<Vec<TableJob>, SnapshotError> {
-    let mut jobs = Vec::with_capacity(tables.len());
-    for (index, table) in tables.iter().enumerate() {
-        let mut plan = plan_new(
-            client,
-            std::slice::from_ref(table),
-            config.snapshot.chunk_pages,
-            first_epoch + index as u64,
-        )
-        .await?;
-        plan.attempt = 1;
-        jobs.push(job_of(client, plan, &config.key_overrides()).await?);
-    }
-    Ok(jobs)
-}
-
-/// The shape of a one-table plan's table.
-pub(super) async fn job_of(
-    client: &tokio_postgres::Client,
-    plan: SnapshotState,
-    keys: &crate::schema::KeyOverrides,
-) -> Result<TableJob, SnapshotError> {
-    let schemas = load_schemas(client, &plan, keys).await?;
-    let schema = schemas
-        .into_values()
-        .next()
-        .ok_or_else(|| SnapshotError::Internal("a table snapshot without its table".into()))?;
-    Ok(TableJob { plan, schema })
 }
 
 async fn read_table<S: Sink>(
