@@ -2,11 +2,12 @@
 //! ordering rule): `POST /snapshot?table=` and `dbmazz snapshot --table`, tables added to the
 //! publication later, and the CLI's refusals. Real PostgreSQL, the in-process emulator.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dbmazz::checkpoint::StateFile;
+use dbmazz::checkpoint::{SnapshotState, StateFile};
 use dbmazz::config::{Config, SnapshotMode};
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
 use dbmazz::monitor::ApiUrl;
@@ -390,6 +391,28 @@ async fn resnapshot_while_streaming(major: u32) {
     );
 }
 
+/// The first snapshot of one table recorded in the state file in `state_dir`.
+pub(crate) fn first_table_snapshot(state_dir: &Path) -> Option<SnapshotState> {
+    StateFile::load(state_dir)
+        .ok()
+        .flatten()
+        .and_then(|file| file.table_snapshots.first().cloned())
+}
+
+/// Waits until that snapshot, of an epoch past `after_epoch`, has `chunks` chunks done.
+pub(crate) async fn wait_table_chunks(state_dir: &Path, after_epoch: u64, chunks: usize) {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{chunks} chunks recorded"),
+        || async {
+            first_table_snapshot(state_dir)
+                .filter(|plan| plan.epoch > after_epoch && plan.done_count() >= chunks)
+                .map(drop)
+        },
+    )
+    .await;
+}
+
 /// Right after the slot turns active the replicator may not have registered its request
 /// channel yet ("not streaming yet"): ask again until it has.
 pub(crate) async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
@@ -557,16 +580,7 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
          INSERT INTO items VALUES (1, 1);",
     )
     .unwrap();
-    let chunks_done = |state: &TempDir| {
-        StateFile::load(&state.0)
-            .unwrap()
-            .and_then(|file| file.table_snapshots.first().cloned())
-            .map_or(0, |plan| plan.done_count())
-    };
-    eventually(Duration::from_secs(30), "two chunks recorded", || async {
-        (chunks_done(&state) >= 2).then_some(())
-    })
-    .await;
+    wait_table_chunks(&state.0, 0, 2).await;
     running.stop().await;
     let interrupted = StateFile::load(&state.0).unwrap().unwrap().table_snapshots[0].clone();
     assert!(
@@ -667,18 +681,8 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
     let args = ["--table", "public.orders", "--url", &listen, "--replace"];
     let output = run_cli_when_streaming(&args).await;
     assert!(output.status.success(), "{output:?}");
-    let table_snapshot = || {
-        StateFile::load(&state_dir)
-            .ok()
-            .flatten()
-            .and_then(|state| state.table_snapshots.first().cloned())
-    };
-    eventually(Duration::from_secs(30), "two chunks recorded", || async {
-        table_snapshot()
-            .filter(|plan| plan.done_count() >= 2)
-            .map(drop)
-    })
-    .await;
+    let table_snapshot = || first_table_snapshot(&state_dir);
+    wait_table_chunks(&state_dir, 0, 2).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let interrupted = table_snapshot().unwrap();

@@ -11,7 +11,9 @@ use dbmazz::config::{Config, SnapshotMode};
 use dbmazz::ops::SnapshotAnswer;
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
-use crate::resnapshot::{new_database, request_when_streaming, start, wait_same};
+use crate::resnapshot::{
+    first_table_snapshot, new_database, request_when_streaming, start, wait_same, wait_table_chunks,
+};
 use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
 
 /// A column dropped and another added (with a default, then updated) after some chunks of the
@@ -57,16 +59,10 @@ async fn ddl_during_table_snapshot(major: u32) {
         "{answer:?}"
     );
     let chunks_done = || {
-        StateFile::load(&state.0)
-            .ok()
-            .flatten()
-            .and_then(|file| file.table_snapshots.first().cloned())
+        first_table_snapshot(&state.0)
             .map_or((0, 0), |plan| (plan.done_count(), plan.chunk_count()))
     };
-    eventually(Duration::from_secs(30), "two chunks loaded", || async {
-        (chunks_done().0 >= 2).then_some(())
-    })
-    .await;
+    wait_table_chunks(&state.0, 0, 2).await;
     pg.psql(
         "shop",
         "ALTER TABLE orders DROP COLUMN note;
@@ -89,30 +85,13 @@ async fn ddl_during_table_snapshot(major: u32) {
     // Again with --replace (the StarRocks table emptied first, so a row the copy missed would
     // show), and a rewrite: rows deleted, then the table rewritten by a type change, which
     // moves rows into page ranges already read.
-    let plans = || {
-        StateFile::load(&state.0)
-            .ok()
-            .flatten()
-            .map(|file| file.table_snapshots)
-            .unwrap_or_default()
-    };
-    let first_epoch = plans()[0].epoch;
+    let first_epoch = first_table_snapshot(&state.0).unwrap().epoch;
     let answer = running.api.request_snapshot("orders", true).await.unwrap();
     assert!(
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"
     );
-    eventually(
-        Duration::from_secs(30),
-        "two chunks of the second copy",
-        || async {
-            plans()
-                .first()
-                .filter(|plan| plan.epoch > first_epoch && plan.done_count() >= 2)
-                .map(drop)
-        },
-    )
-    .await;
+    wait_table_chunks(&state.0, first_epoch, 2).await;
     pg.psql(
         "shop",
         "DELETE FROM orders WHERE id % 3 = 0;
@@ -123,7 +102,7 @@ async fn ddl_during_table_snapshot(major: u32) {
         .wait_table_done("public.orders", Duration::from_secs(60))
         .await;
     wait_same(&pg, &emulator, "SELECT * FROM orders ORDER BY id").await;
-    let last = plans()[0].clone();
+    let last = first_table_snapshot(&state.0).unwrap();
     assert!(
         last.epoch > first_epoch + 1 && last.is_finished() && last.replace,
         "the rewritten table was planned again: {last:?}"
@@ -230,15 +209,7 @@ async fn a_table_dropped_during_its_snapshot_is_let_go() {
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"
     );
-    eventually(Duration::from_secs(30), "a chunk loaded", || async {
-        StateFile::load(&state.0)
-            .ok()
-            .flatten()
-            .and_then(|file| file.table_snapshots.first().cloned())
-            .filter(|plan| plan.done_count() >= 1)
-            .map(drop)
-    })
-    .await;
+    wait_table_chunks(&state.0, 0, 1).await;
     pg.psql("shop", "DROP TABLE orders").unwrap();
     pg.psql(
         "shop",

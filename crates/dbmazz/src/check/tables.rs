@@ -68,21 +68,18 @@ pub(super) async fn check_table(
                 crate::snapshot::SnapshotError::Source(source) => source,
                 other => SourceError::Protocol(other.to_string()),
             })?;
-    let configured_key = config
-        .source
-        .key_columns
-        .iter()
-        .find(|(name, _)| TableName::parse(name).as_ref() == Some(table));
-    match configured_key {
-        None => report.push(key_line(table, replica_identity, &columns)),
-        Some((_, keys)) => match config.key_overrides().apply(&mut shape) {
-            Ok(()) => report.push(configured_key_line(table, replica_identity, keys)),
+    let keys = config.key_overrides();
+    if !keys.covers(table) {
+        report.push(key_line(table, replica_identity, &columns));
+    } else {
+        match keys.apply(&mut shape) {
+            Ok(()) => report.push(configured_key_line(table, replica_identity, &shape)),
             Err(error) => report.push(CheckLine::fail(
                 format!("key of {table}"),
                 error.to_string(),
                 "fix source.key_columns",
             )),
-        },
+        }
     }
     let options = config
         .sink
@@ -96,9 +93,17 @@ pub(super) async fn check_table(
 
 /// A key named in `source.key_columns`: fine under REPLICA IDENTITY FULL; otherwise only
 /// INSERTs can be published.
-fn configured_key_line(table: &TableName, identity: ReplicaIdentity, keys: &[String]) -> CheckLine {
+fn configured_key_line(
+    table: &TableName,
+    identity: ReplicaIdentity,
+    shape: &TableSchema,
+) -> CheckLine {
     let subject = format!("key of {table}");
-    let key = keys.join(", ");
+    let key = shape
+        .key_indexes()
+        .map(|index| shape.columns[index].name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     if identity == ReplicaIdentity::Full {
         return CheckLine::ok(subject, format!("({key}) from source.key_columns"));
     }

@@ -6,6 +6,7 @@ use super::table_plans::{job_of, plan_tables, TableJob};
 use crate::checkpoint::{StateFile, StateFileError};
 use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
+use crate::schema::KeyOverrides;
 use crate::schema::TableName;
 use crate::snapshot::{
     decide, load_schemas, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
@@ -99,7 +100,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let publication = &config.source.publication;
     let tables = prepare_publication(&sql, publication, &config.tables(), &keyed).await?;
     tracing::info!(publication = %config.source.publication, tables = tables.len(), "publication ready");
-    check_key_columns(config, &sql, &tables).await?;
+    check_key_columns(config, &keyed, &sql, &tables).await?;
 
     let mut client = ReplicationClient::connect(&connect).await?;
     let system = client.identify_system().await?;
@@ -177,7 +178,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let snapshot = match snapshot {
         Some((mut plan, exported_snapshot)) => {
             plan.attempt += 1;
-            let schemas = load_schemas(&sql, &plan, &config.key_overrides()).await?;
+            let schemas = load_schemas(&sql, &plan, &keyed).await?;
             state.snapshot = Some(plan.clone());
             Some(SnapshotJob {
                 plan,
@@ -188,7 +189,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
         None => None,
     };
-    let table_jobs = table_jobs(config, &sql, &tables, &mut state).await?;
+    let table_jobs = table_jobs(config, &keyed, &sql, &tables, &mut state).await?;
     drop(sql);
     state.store(&config.state_dir)?;
     let protocol = client.pgoutput_protocol();
@@ -209,6 +210,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
 /// that would not have been before.
 async fn table_jobs(
     config: &Config,
+    keyed: &KeyOverrides,
     sql: &tokio_postgres::Client,
     published: &[TableName],
     state: &mut StateFile,
@@ -239,7 +241,7 @@ async fn table_jobs(
             continue;
         }
         plan.attempt += 1;
-        jobs.push(job_of(sql, plan.clone(), &config.key_overrides()).await?);
+        jobs.push(job_of(sql, plan.clone(), keyed).await?);
         kept.push(plan);
     }
     state.table_snapshots = kept;
@@ -274,10 +276,10 @@ async fn table_jobs(
 /// exists, and no table listed already has a replica identity key.
 async fn check_key_columns(
     config: &Config,
+    keys: &KeyOverrides,
     sql: &tokio_postgres::Client,
     published: &[TableName],
 ) -> Result<(), RunError> {
-    let keys = config.key_overrides();
     for table in config.source.key_columns.keys() {
         let Some(name) = TableName::parse(table) else {
             continue;

@@ -104,6 +104,7 @@ pub(super) async fn plan_tables(
     tables: &[TableName],
     first_epoch: u64,
 ) -> Result<Vec<TableJob>, SnapshotError> {
+    let keys = config.key_overrides();
     let mut jobs = Vec::with_capacity(tables.len());
     for (index, table) in tables.iter().enumerate() {
         let mut plan = plan_new(
@@ -114,7 +115,7 @@ pub(super) async fn plan_tables(
         )
         .await?;
         plan.attempt = 1;
-        jobs.push(job_of(client, plan, &config.key_overrides()).await?);
+        jobs.push(job_of(client, plan, &keys).await?);
     }
     Ok(jobs)
 }
