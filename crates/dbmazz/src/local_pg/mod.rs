@@ -213,8 +213,9 @@ impl LocalPg {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             });
         }
+        // Only the final newlines go: a last row ending in a space is data (`-A` output).
         Ok(String::from_utf8_lossy(&output.stdout)
-            .trim_end()
+            .trim_end_matches('\n')
             .to_string())
     }
 
