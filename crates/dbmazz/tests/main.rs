@@ -12,6 +12,7 @@ mod memory;
 mod monitor;
 mod ops;
 mod pacing;
+mod partitions;
 mod replication_client;
 mod resnapshot;
 mod resnapshot_ddl;

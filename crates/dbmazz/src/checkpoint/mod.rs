@@ -11,4 +11,4 @@ mod snapshot_state;
 mod state_file;
 
 pub use snapshot_state::{SnapshotChunk, SnapshotState, TableSnapshotState};
-pub use state_file::{StateFile, StateFileError};
+pub use state_file::{LeafPartitions, StateFile, StateFileError};

@@ -4,6 +4,8 @@
 //! is rewritten atomically after each one, so after a crash exactly the chunks not marked done
 //! are read again (DESIGN §5).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 
 /// One snapshot (an epoch) of the published tables.
@@ -66,6 +68,13 @@ pub struct SnapshotChunk {
     pub rows: u64,
 }
 
+impl SnapshotChunk {
+    /// The relation read, `schema.table`.
+    pub fn relation(&self) -> String {
+        format!("{}.{}", self.relation_schema, self.relation_name)
+    }
+}
+
 impl SnapshotState {
     pub fn is_finished(&self) -> bool {
         self.tables
@@ -83,6 +92,34 @@ impl SnapshotState {
             }
         }
         false
+    }
+
+    /// The leaf partitions each partitioned table of the plan reads (`schema.table`); a
+    /// plain table, which reads itself, is left out.
+    pub fn leaf_partitions(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut leaves: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for table in &self.tables {
+            for chunk in &table.chunks {
+                let relation = chunk.relation();
+                if relation != table.table {
+                    leaves
+                        .entry(table.table.clone())
+                        .or_default()
+                        .insert(relation);
+                }
+            }
+        }
+        leaves
+    }
+
+    /// Keeps only the chunks of these relations (`schema.table`): the snapshot of partitions
+    /// attached after the table was copied.
+    pub fn retain_relations(&mut self, relations: &BTreeSet<String>) {
+        for table in &mut self.tables {
+            table
+                .chunks
+                .retain(|chunk| relations.contains(&chunk.relation()));
+        }
     }
 
     pub fn chunk_count(&self) -> usize {
@@ -143,5 +180,50 @@ mod tests {
         assert_eq!((state.done_count(), state.chunk_count()), (1, 2));
         assert!(state.mark_done(0, 3));
         assert!(state.is_finished());
+    }
+
+    #[test]
+    fn leaf_partitions_name_the_leaves_of_partitioned_tables_only() {
+        let leaf = |id: u32, name: &str| SnapshotChunk {
+            relation_name: name.into(),
+            ..chunk(id, None)
+        };
+        let mut state = SnapshotState {
+            epoch: 1,
+            attempt: 1,
+            plan_id: 1,
+            tables: vec![
+                TableSnapshotState {
+                    table: "public.orders".into(),
+                    chunks: vec![chunk(0, Some(10)), chunk(1, None)],
+                },
+                TableSnapshotState {
+                    table: "public.parted".into(),
+                    chunks: vec![
+                        leaf(2, "parted_eu"),
+                        leaf(3, "parted_us"),
+                        leaf(4, "parted_us"),
+                    ],
+                },
+            ],
+            replace: false,
+            emptied: false,
+        };
+        let leaves = state.leaf_partitions();
+        assert_eq!(leaves.len(), 1, "{leaves:?}");
+        assert_eq!(
+            leaves["public.parted"],
+            BTreeSet::from([
+                "public.parted_eu".to_string(),
+                "public.parted_us".to_string()
+            ])
+        );
+        state.retain_relations(&BTreeSet::from(["public.parted_us".to_string()]));
+        let ids: Vec<u32> = state
+            .tables
+            .iter()
+            .flat_map(|table| table.chunks.iter().map(|chunk| chunk.id))
+            .collect();
+        assert_eq!(ids, [3, 4]);
     }
 }

@@ -5,6 +5,7 @@
 //! state belongs to and the last durable position we reported, so a slot that vanished or
 //! moved backwards is detected and reported instead of silently resynchronised.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -40,7 +41,16 @@ pub struct StateFile {
     /// `None` in files written before this was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_tables: Option<std::collections::BTreeSet<String>>,
+    /// The leaf partitions of each partitioned table whose rows this state accounts for
+    /// (copied by a snapshot, or present when the record began): a leaf found outside it
+    /// was attached later and gets a snapshot of its own. `None` in files written before
+    /// this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<LeafPartitions>,
 }
+
+/// Partitioned table → its leaf partitions (`schema.table` each).
+pub type LeafPartitions = BTreeMap<String, BTreeSet<String>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
@@ -65,6 +75,7 @@ impl StateFile {
             snapshot: None,
             table_snapshots: Vec::new(),
             known_tables: None,
+            partitions: None,
         }
     }
 
@@ -95,7 +106,16 @@ impl StateFile {
                 .get_or_insert_with(Default::default)
                 .insert(planned.table.clone());
         }
+        self.record_partitions(&plan);
         self.table_snapshots.push(plan);
+    }
+
+    /// Counts the leaf partitions a plan reads as copied (added to what is recorded).
+    pub fn record_partitions(&mut self, plan: &SnapshotState) {
+        let recorded = self.partitions.get_or_insert_with(Default::default);
+        for (table, leaves) in plan.leaf_partitions() {
+            recorded.entry(table).or_default().extend(leaves);
+        }
     }
 
     pub fn path(state_dir: &Path) -> PathBuf {

@@ -69,6 +69,11 @@ pub struct SnapshotConfig {
     /// Heap pages (8 KiB each by default) per chunk: the unit of parallelism and of resume.
     #[serde(default = "default_chunk_pages")]
     pub chunk_pages: u32,
+    /// How often the leaf partitions of published partitioned tables are compared with the
+    /// ones already copied: a partition attached with rows gets a snapshot of its own. `0s`
+    /// = never checked.
+    #[serde(default = "default_partition_check_interval")]
+    pub partition_check_interval: HumanDuration,
 }
 
 impl Default for SnapshotConfig {
@@ -77,6 +82,7 @@ impl Default for SnapshotConfig {
             mode: SnapshotMode::default(),
             parallelism: default_snapshot_parallelism(),
             chunk_pages: default_chunk_pages(),
+            partition_check_interval: default_partition_check_interval(),
         }
     }
 }
@@ -334,6 +340,10 @@ fn default_chunk_pages() -> u32 {
     // 32 MiB of heap: big enough that per-chunk costs (a query, a state write) vanish, small
     // enough that a restart re-reads little and a big table spreads over the readers.
     4096
+}
+fn default_partition_check_interval() -> HumanDuration {
+    // A catalog query per interval; an attached partition's rows wait at most this long.
+    HumanDuration(Duration::from_secs(10))
 }
 fn default_http_listen() -> String {
     DEFAULT_HTTP_LISTEN.into()

@@ -124,10 +124,16 @@ fn snapshot_settings_default_and_validate() {
     assert_eq!(config.snapshot.mode, SnapshotMode::Initial);
     assert!(config.snapshot.parallelism >= 1);
     assert_eq!(config.snapshot.chunk_pages, 4096);
+    assert_eq!(
+        config.snapshot.partition_check_interval.0,
+        std::time::Duration::from_secs(10)
+    );
     let config = Config::from_toml(&format!(
-        "{EXAMPLE}\n[snapshot]\nmode = \"never\"\nparallelism = 3\nchunk_pages = 10\n"
+        "{EXAMPLE}\n[snapshot]\nmode = \"never\"\nparallelism = 3\nchunk_pages = 10\n\
+         partition_check_interval = \"0s\"\n"
     ))
     .unwrap();
+    assert!(config.snapshot.partition_check_interval.0.is_zero());
     assert_eq!(config.snapshot.mode, SnapshotMode::Never);
     assert_eq!(config.snapshot.parallelism, 3);
     assert_eq!(config.snapshot.chunk_pages, 10);

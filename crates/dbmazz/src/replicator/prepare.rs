@@ -9,7 +9,7 @@ use crate::pipeline::{clear_spill_dir, CoreError};
 use crate::schema::KeyOverrides;
 use crate::schema::TableName;
 use crate::snapshot::{
-    decide, load_schemas, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
+    decide, load_schemas, partition_leaves, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
 };
 use crate::source::{
     check_wal_level, connect_sql, ensure_slot_with, prepare_publication, PgOutputProtocol,
@@ -135,6 +135,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         .map(|state| state.table_snapshots.clone())
         .unwrap_or_default();
     let previous_known = state.as_ref().and_then(|state| state.known_tables.clone());
+    let previous_partitions = state.as_ref().and_then(|state| state.partitions.clone());
     let export = if config.snapshot.mode == SnapshotMode::Never {
         SnapshotAction::NoExport
     } else {
@@ -153,6 +154,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     state.snapshot = previous_snapshot;
     state.table_snapshots = previous_table_snapshots;
     state.known_tables = previous_known;
+    state.partitions = previous_partitions;
     let decision = decide(config.snapshot.mode, slot.created, state.snapshot.as_ref());
     let snapshot = match decision {
         SnapshotDecision::Skip => {
@@ -171,6 +173,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
             // A full snapshot supersedes any snapshot of single tables.
             state.table_snapshots.clear();
             state.known_tables = Some(plan.tables.iter().map(|t| t.table.clone()).collect());
+            state.partitions = Some(plan.leaf_partitions());
             Some((plan, slot.snapshot_name.clone()))
         }
         SnapshotDecision::Resume => state.snapshot.clone().map(|plan| (plan, None)),
@@ -190,6 +193,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         None => None,
     };
     let table_jobs = table_jobs(config, &keyed, &sql, &tables, &mut state).await?;
+    if state.partitions.is_none() || config.snapshot.mode == SnapshotMode::Never {
+        // As for tables: the partitions there are now count as copied (older state files,
+        // or snapshots off); only partitions attached from now on are copied.
+        let known = state.known_tables.clone().unwrap_or_default();
+        let mut leaves = partition_leaves(&sql, publication).await?;
+        leaves.retain(|table, _| known.contains(table));
+        state.partitions = Some(leaves);
+    }
     drop(sql);
     state.store(&config.state_dir)?;
     let protocol = client.pgoutput_protocol();

@@ -2,6 +2,7 @@
 //! stream, the plans of tables found at start, and moving a table that changed during the
 //! initial snapshot into a snapshot of its own.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::prepare::{Prepared, RunError};
@@ -38,7 +39,12 @@ impl From<PlanError> for RunError {
     }
 }
 
-pub(super) async fn plan_table(config: &Config, table: &str) -> Result<TableJob, PlanError> {
+/// `leaves`: only these leaf partitions of a partitioned table (attached after it was copied).
+pub(super) async fn plan_table(
+    config: &Config,
+    table: &str,
+    leaves: Option<&BTreeSet<String>>,
+) -> Result<TableJob, PlanError> {
     let not_published = || PlanError::NotPublished {
         table: table.to_string(),
         publication: config.source.publication.clone(),
@@ -52,10 +58,14 @@ pub(super) async fn plan_table(config: &Config, table: &str) -> Result<TableJob,
     {
         return Err(not_published());
     }
-    plan_tables(&client, config, &[name], 0)
+    let mut job = plan_tables(&client, config, &[name], 0)
         .await?
         .pop()
-        .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")).into())
+        .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")))?;
+    if let Some(leaves) = leaves {
+        job.plan.retain_relations(leaves);
+    }
+    Ok(job)
 }
 
 /// A table rewritten (or missing a planned column) during the initial snapshot: its page

@@ -15,7 +15,9 @@
 //!                                            release: held changes applied ◄───┘
 //! ```
 
-use std::collections::HashMap;
+mod partitions;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::prepare::RunError;
 use super::table_plans::{plan_table, PlanError, TableJob};
-use crate::checkpoint::{SnapshotState, StateFile};
+use crate::checkpoint::{LeafPartitions, SnapshotState, StateFile};
 use crate::config::Config;
 use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
 use crate::pipeline::StreamCore;
@@ -51,6 +53,10 @@ pub(super) enum Event {
         table: String,
         result: Result<SnapshotOutcome, SnapshotError>,
     },
+    /// The leaf partitions of the published partitioned tables, from the catalog.
+    Partitions {
+        result: Result<LeafPartitions, SnapshotError>,
+    },
 }
 
 enum Phase {
@@ -71,6 +77,8 @@ struct Active {
     held_early: Option<u32>,
     /// Empty the StarRocks table before loading (asked with `replace`).
     replace: bool,
+    /// Only these leaf partitions (attached after the table was copied).
+    leaves: Option<BTreeSet<String>>,
 }
 
 /// The table snapshots of one stream; lives in the stream task.
@@ -82,6 +90,8 @@ pub(super) struct TableSnapshots<S: Sink> {
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     active: HashMap<String, Active>,
+    /// Compares leaf partitions with the copied ones now and then (`partitions.rs`).
+    partition_watch: Option<super::AbortOnDrop>,
 }
 
 impl<S: Sink> TableSnapshots<S> {
@@ -101,6 +111,7 @@ impl<S: Sink> TableSnapshots<S> {
             shutdown,
             events,
             active: HashMap::new(),
+            partition_watch: None,
         };
         (snapshots, receiver)
     }
@@ -127,6 +138,7 @@ impl<S: Sink> TableSnapshots<S> {
                     reply: None,
                     held_early: None,
                     replace,
+                    leaves: None,
                 },
             );
         }
@@ -146,7 +158,7 @@ impl<S: Sink> TableSnapshots<S> {
             let _ = request.reply.send(SnapshotAnswer::AlreadyRunning { table });
             return;
         }
-        self.plan(table, Some(request.reply), None, request.replace);
+        self.plan(table, Some(request.reply), None, request.replace, None);
     }
 
     /// Tables the stream met that the state did not know (already held by the core).
@@ -157,7 +169,7 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
-            self.plan(table, None, Some(schema.relation_oid), false);
+            self.plan(table, None, Some(schema.relation_oid), false, None);
         }
     }
 
@@ -167,6 +179,7 @@ impl<S: Sink> TableSnapshots<S> {
         reply: Option<oneshot::Sender<SnapshotAnswer>>,
         held_early: Option<u32>,
         replace: bool,
+        leaves: Option<BTreeSet<String>>,
     ) {
         self.active.insert(
             table.clone(),
@@ -176,11 +189,12 @@ impl<S: Sink> TableSnapshots<S> {
                 reply,
                 held_early,
                 replace,
+                leaves: leaves.clone(),
             },
         );
         let (config, events) = (Arc::clone(&self.config), self.events.clone());
         tokio::spawn(async move {
-            let result = plan_table(&config, &table).await;
+            let result = plan_table(&config, &table, leaves.as_ref()).await;
             let _ = events.send(Event::Planned { table, result });
         });
     }
@@ -241,6 +255,7 @@ impl<S: Sink> TableSnapshots<S> {
                 self.progress.finish_table(&table);
                 Ok(())
             }
+            Event::Partitions { result } => self.on_partitions(result, state),
         }
     }
 
@@ -264,7 +279,7 @@ impl<S: Sink> TableSnapshots<S> {
         core.release_table(oid, Instant::now())?;
         self.progress.set_held(&table, 0, 0);
         // Planned like a table met in the stream: one dropped meanwhile is let go, not fatal.
-        self.plan(table, None, Some(oid), job.plan.replace);
+        self.plan(table, None, Some(oid), job.plan.replace, active.leaves);
         Ok(())
     }
 
@@ -285,6 +300,11 @@ impl<S: Sink> TableSnapshots<S> {
                     return Ok(());
                 };
                 let Some(reply) = active.reply else {
+                    if active.leaves.is_some() {
+                        // Nothing held yet, the leaves still unrecorded: the next check retries.
+                        tracing::warn!(table = %table, %error, "could not plan the snapshot of attached partitions; trying again at the next check");
+                        return Ok(());
+                    }
                     if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
                     {
                         // Dropped, or removed from the publication: apply what was held, no more.

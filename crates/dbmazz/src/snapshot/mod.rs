@@ -24,6 +24,7 @@
 mod bars;
 mod catalog;
 mod copy_text;
+mod partitions;
 mod planner;
 mod progress;
 mod reader;
@@ -31,6 +32,7 @@ mod runner;
 
 pub use catalog::{heap_relations, plan_chunks, table_schema, HeapRelation};
 pub use copy_text::{decode_row, CopyRowError};
+pub use partitions::{compare as compare_leaves, partition_leaves, LeafChanges};
 pub use planner::{decide, load_schemas, plan_new, SnapshotDecision};
 pub use progress::{SnapshotPhase, SnapshotProgress, SnapshotReport, TableReport};
 pub use reader::copy_statement;

@@ -131,10 +131,7 @@ pub async fn read_chunk<S: Sink>(
                 splitter.push(data, |line| {
                     let image = decode_row_into(line, columns, &mut arena).map_err(|error| {
                         SnapshotError::MalformedRow {
-                            relation: format!(
-                                "{}.{}",
-                                job.chunk.relation_schema, job.chunk.relation_name
-                            ),
+                            relation: job.chunk.relation(),
                             chunk: job.chunk.id,
                             reason: error.to_string(),
                         }
@@ -154,7 +151,7 @@ pub async fn read_chunk<S: Sink>(
     }
     if splitter.leftover() > 0 {
         return Err(SnapshotError::MalformedRow {
-            relation: format!("{}.{}", job.chunk.relation_schema, job.chunk.relation_name),
+            relation: job.chunk.relation(),
             chunk: job.chunk.id,
             reason: "COPY output ended inside a row".to_string(),
         });

@@ -1,0 +1,127 @@
+//! Partitions attached to (or detached from) a published partitioned table after it was
+//! copied.
+//!
+//! Published via its root, a partitioned table streams the changes of every leaf, but
+//! `ATTACH PARTITION` writes no row to the WAL: the rows a partition holds when it is attached
+//! would never reach StarRocks. So the leaves are compared now and then with the ones a
+//! snapshot already read (recorded in the state file); a new leaf gets a snapshot of its own.
+//! A leaf gone (detached or dropped) is only reported: its rows stay in StarRocks, as with any
+//! CDC tool, until the table is re-snapshotted with `replace`.
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::Client;
+
+use super::SnapshotError;
+use crate::checkpoint::LeafPartitions;
+use crate::schema::TableName;
+use crate::source::SourceError;
+
+/// The leaf partitions (plain tables; foreign ones cannot be read) of each partitioned table
+/// of `publication`, `schema.table` each; a partitioned table without leaves maps to none.
+pub async fn partition_leaves(
+    client: &Client,
+    publication: &str,
+) -> Result<LeafPartitions, SnapshotError> {
+    let rows = client
+        .query(
+            "SELECT rn.nspname::text, rc.relname::text, leaf.nsp, leaf.rel \
+             FROM pg_publication_tables pt \
+             JOIN pg_namespace rn ON rn.nspname = pt.schemaname \
+             JOIN pg_class rc ON rc.relnamespace = rn.oid AND rc.relname = pt.tablename \
+                             AND rc.relkind = 'p' \
+             LEFT JOIN LATERAL ( \
+                 SELECT ln.nspname::text AS nsp, lc.relname::text AS rel \
+                 FROM pg_partition_tree(rc.oid) p \
+                 JOIN pg_class lc ON lc.oid = p.relid AND lc.relkind = 'r' \
+                 JOIN pg_namespace ln ON ln.oid = lc.relnamespace \
+                 WHERE p.isleaf) leaf ON true \
+             WHERE pt.pubname = $1",
+            &[&publication],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    let mut leaves = LeafPartitions::new();
+    for row in &rows {
+        let root = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        let entry = leaves.entry(root.to_string()).or_default();
+        if let (Some(schema), Some(name)) = (
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<String>>(3),
+        ) {
+            entry.insert(TableName::new(schema, name).to_string());
+        }
+    }
+    Ok(leaves)
+}
+
+/// What changed between the recorded leaves and the catalog's, per partitioned table.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LeafChanges {
+    /// Leaves not read by any snapshot yet.
+    pub attached: LeafPartitions,
+    /// Recorded leaves no longer in the table.
+    pub detached: LeafPartitions,
+}
+
+/// Compares only the tables `current` lists (a table dropped altogether is the stream's
+/// business, not a detach).
+pub fn compare(recorded: &LeafPartitions, current: &LeafPartitions) -> LeafChanges {
+    let none = BTreeSet::new();
+    let mut changes = LeafChanges::default();
+    for (table, leaves) in current {
+        let known = recorded.get(table).unwrap_or(&none);
+        let attached: BTreeSet<String> = leaves.difference(known).cloned().collect();
+        let detached: BTreeSet<String> = known.difference(leaves).cloned().collect();
+        if !attached.is_empty() {
+            changes.attached.insert(table.clone(), attached);
+        }
+        if !detached.is_empty() {
+            changes.detached.insert(table.clone(), detached);
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(entries: &[(&str, &[&str])]) -> LeafPartitions {
+        entries
+            .iter()
+            .map(|(table, leaves)| {
+                let set = leaves.iter().map(|leaf| leaf.to_string()).collect();
+                (table.to_string(), set)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn new_leaves_are_attached_and_missing_ones_detached() {
+        let recorded = leaves(&[
+            ("public.m", &["public.m_1", "public.m_2"]),
+            ("public.gone", &["public.gone_1"]),
+        ]);
+        let current = leaves(&[
+            ("public.m", &["public.m_2", "public.m_3"]),
+            ("public.fresh", &["public.fresh_1"]),
+            ("public.empty", &[]),
+        ]);
+        let changes = compare(&recorded, &current);
+        assert_eq!(
+            changes.attached,
+            leaves(&[
+                ("public.fresh", &["public.fresh_1"]),
+                ("public.m", &["public.m_3"]),
+            ])
+        );
+        assert_eq!(changes.detached, leaves(&[("public.m", &["public.m_1"])]));
+    }
+
+    #[test]
+    fn the_same_leaves_change_nothing() {
+        let recorded = leaves(&[("public.m", &["public.m_1"])]);
+        assert_eq!(compare(&recorded, &recorded), LeafChanges::default());
+    }
+}
