@@ -19,7 +19,9 @@ use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
 /// A column dropped and another added (with a default, then updated) after some chunks of the
 /// table are loaded: the remaining chunks are read in the table's new shape, the held
 /// `ALTER`s and updates are applied after the copy, and the StarRocks table has PostgreSQL's
-/// columns and rows. About 4 s per PostgreSQL version in release.
+/// columns and rows. Then the same with a rewrite (under `--replace`), and with a type widened
+/// without a rewrite: each time the table is planned again. About 7 s per PostgreSQL version
+/// in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn columns_dropped_and_added_during_a_table_snapshot_converge() {
     for major in PG_VERSIONS {
@@ -30,8 +32,9 @@ async fn columns_dropped_and_added_during_a_table_snapshot_converge() {
 async fn ddl_during_table_snapshot(major: u32) {
     let pg = new_database(
         major,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;",
+        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text, code varchar(8));
+         INSERT INTO orders SELECT g, g, md5(g::text), left(md5(g::text), 8)
+           FROM generate_series(1, 20000) g;",
     );
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let state = TempDir::new("dbmazz-resnapshot-ddl");
@@ -106,6 +109,36 @@ async fn ddl_during_table_snapshot(major: u32) {
     assert!(
         last.epoch > first_epoch + 1 && last.is_finished() && last.replace,
         "the rewritten table was planned again: {last:?}"
+    );
+
+    // A type widened without a rewrite (same file): values of the new size in chunks not read
+    // yet would not fit the StarRocks column of the planned type.
+    let second_epoch = last.epoch;
+    let answer = running.api.request_snapshot("orders", false).await.unwrap();
+    assert!(
+        matches!(answer, SnapshotAnswer::Accepted { .. }),
+        "{answer:?}"
+    );
+    wait_table_chunks(&state.0, second_epoch, 2).await;
+    pg.psql(
+        "shop",
+        "ALTER TABLE orders ALTER COLUMN code TYPE varchar(60);
+         UPDATE orders SET code = repeat('y', 50) WHERE id % 50 = 1;",
+    )
+    .unwrap();
+    let (done, chunks) = chunks_done();
+    assert!(
+        done < chunks,
+        "the widening landed mid-snapshot ({done}/{chunks})"
+    );
+    running
+        .wait_table_done("public.orders", Duration::from_secs(60))
+        .await;
+    wait_same(&pg, &emulator, "SELECT * FROM orders ORDER BY id").await;
+    let widened = first_table_snapshot(&state.0).unwrap();
+    assert!(
+        widened.epoch > second_epoch + 1 && widened.is_finished(),
+        "the widened table was planned again: {widened:?}"
     );
     running.stop().await;
 }

@@ -113,7 +113,7 @@ pub async fn read_chunk<S: Sink>(
         session.execute(&statement).await?;
     }
     if job.chunk.filenode != 0 {
-        check_same_file(session, job).await?;
+        check_unchanged(session, job).await?;
     }
     session
         .start_copy_out(&copy_statement(&job.schema, &job.chunk))
@@ -163,8 +163,11 @@ pub async fn read_chunk<S: Sink>(
 }
 
 /// Locks the chunk's relation for the rest of the transaction (a rewrite waits until the chunk
-/// is read), then checks that it still has the file the chunk was cut from.
-async fn check_same_file(session: &mut CopySession, job: &ChunkJob) -> Result<(), SnapshotError> {
+/// is read), then checks that it still has the file the chunk was cut from and the planned
+/// columns in their planned types: a type widened without a rewrite (`varchar(8)` →
+/// `varchar(60)`) would otherwise bring values the StarRocks column of the planned type cannot
+/// take.
+async fn check_unchanged(session: &mut CopySession, job: &ChunkJob) -> Result<(), SnapshotError> {
     let relation = format!(
         "{}.{}",
         quote_ident(&job.chunk.relation_schema),
@@ -172,27 +175,43 @@ async fn check_same_file(session: &mut CopySession, job: &ChunkJob) -> Result<()
     );
     let sql = format!(
         "LOCK TABLE ONLY {relation} IN ACCESS SHARE MODE; \
-         SELECT pg_relation_filenode('{}'::regclass)",
+         SELECT pg_relation_filenode(attrelid), attname, atttypid, atttypmod FROM pg_attribute \
+         WHERE attrelid = '{}'::regclass AND attnum > 0 AND NOT attisdropped",
         relation.replace('\'', "''")
     );
     let rows = session
         .query(&sql)
         .await
         .map_err(|error| changed_table(job, error))?;
-    let filenode = rows.first().and_then(|row| row.first().cloned().flatten());
-    if filenode.as_deref() == Some(job.chunk.filenode.to_string().as_str()) {
-        return Ok(());
-    }
-    Err(SnapshotError::TableChanged {
+    let changed = |reason: String| SnapshotError::TableChanged {
         table: job.schema.name.clone(),
-        reason: format!(
-            "{}.{} was rewritten (file {} → {})",
-            job.chunk.relation_schema,
-            job.chunk.relation_name,
+        reason: format!("{}: {reason}", job.chunk.relation()),
+    };
+    let text = |row: &[Option<String>], index: usize| row.get(index).cloned().flatten();
+    let filenode = rows.first().and_then(|row| text(row, 0));
+    if filenode.as_deref() != Some(job.chunk.filenode.to_string().as_str()) {
+        return Err(changed(format!(
+            "rewritten (file {} → {})",
             job.chunk.filenode,
             filenode.as_deref().unwrap_or("none")
-        ),
-    })
+        )));
+    }
+    for column in &job.schema.columns {
+        let Some(row) = rows
+            .iter()
+            .find(|row| text(row, 1).as_deref() == Some(column.name.as_str()))
+        else {
+            return Err(changed(format!("column {} is gone", column.name)));
+        };
+        let planned = (
+            column.type_oid.to_string(),
+            column.type_modifier.to_string(),
+        );
+        if (text(row, 2), text(row, 3)) != (Some(planned.0), Some(planned.1)) {
+            return Err(changed(format!("column {} changed type", column.name)));
+        }
+    }
+    Ok(())
 }
 
 /// A planned column or relation that no longer exists (dropped, renamed, detached) means the
