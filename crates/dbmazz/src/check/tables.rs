@@ -61,13 +61,12 @@ pub(super) async fn check_table(
     let columns = read_columns(client, relation_oid, version_num).await?;
     // The shape the StarRocks checks compare with: the snapshot's, which is tested to equal
     // the Relation message pgoutput sends.
-    let mut shape =
-        crate::snapshot::table_schema(client, table)
-            .await
-            .map_err(|error| match error {
-                crate::snapshot::SnapshotError::Source(source) => source,
-                other => SourceError::Protocol(other.to_string()),
-            })?;
+    let mut shape = crate::snapshot::table_schema(client, table, &config.source.publication)
+        .await
+        .map_err(|error| match error {
+            crate::snapshot::SnapshotError::Source(source) => source,
+            other => SourceError::Protocol(other.to_string()),
+        })?;
     let keys = config.key_overrides();
     if !keys.covers(table) {
         report.push(key_line(table, replica_identity, &columns));

@@ -37,6 +37,10 @@ pub struct SnapshotState {
 pub struct TableSnapshotState {
     /// The published table (`schema.table`), as the stream names it.
     pub table: String,
+    /// The publication's row filter for the table (PostgreSQL 15+), applied to every chunk:
+    /// pgoutput sends only the rows it lets through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_filter: Option<String>,
     pub chunks: Vec<SnapshotChunk>,
 }
 
@@ -169,6 +173,7 @@ mod tests {
             plan_id: 1,
             tables: vec![TableSnapshotState {
                 table: "public.orders".into(),
+                row_filter: None,
                 chunks: vec![chunk(0, Some(10)), chunk(1, None)],
             }],
             replace: false,
@@ -195,10 +200,12 @@ mod tests {
             tables: vec![
                 TableSnapshotState {
                     table: "public.orders".into(),
+                    row_filter: None,
                     chunks: vec![chunk(0, Some(10)), chunk(1, None)],
                 },
                 TableSnapshotState {
                     table: "public.parted".into(),
+                    row_filter: None,
                     chunks: vec![
                         leaf(2, "parted_eu"),
                         leaf(3, "parted_us"),

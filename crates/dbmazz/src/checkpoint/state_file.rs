@@ -203,6 +203,7 @@ mod tests {
             emptied: false,
             tables: vec![TableSnapshotState {
                 table: table.into(),
+                row_filter: None,
                 chunks: Vec::new(),
             }],
         };

@@ -169,7 +169,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
         SnapshotDecision::New { epoch } => {
             let epoch = epoch.max(state.last_epoch() + 1);
-            let plan = plan_new(&sql, &tables, config.snapshot.chunk_pages, epoch).await?;
+            let plan = plan_new(
+                &sql,
+                &tables,
+                publication,
+                config.snapshot.chunk_pages,
+                epoch,
+            )
+            .await?;
             // A full snapshot supersedes any snapshot of single tables.
             state.table_snapshots.clear();
             state.known_tables = Some(plan.tables.iter().map(|t| t.table.clone()).collect());
@@ -181,7 +188,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let snapshot = match snapshot {
         Some((mut plan, exported_snapshot)) => {
             plan.attempt += 1;
-            let schemas = load_schemas(&sql, &plan, &keyed).await?;
+            let schemas = load_schemas(&sql, &plan, publication, &keyed).await?;
             state.snapshot = Some(plan.clone());
             Some(SnapshotJob {
                 plan,
@@ -252,7 +259,7 @@ async fn table_jobs(
             continue;
         }
         plan.attempt += 1;
-        jobs.push(job_of(sql, plan.clone(), keyed).await?);
+        jobs.push(job_of(sql, plan.clone(), &config.source.publication, keyed).await?);
         kept.push(plan);
     }
     state.table_snapshots = kept;
@@ -299,7 +306,8 @@ async fn check_key_columns(
             tracing::warn!(table = %name, "source.key_columns names a table that is not published: ignored");
             continue;
         }
-        let mut schema = crate::snapshot::table_schema(sql, &name).await?;
+        let mut schema =
+            crate::snapshot::table_schema(sql, &name, &config.source.publication).await?;
         keys.apply(&mut schema).map_err(SnapshotError::from)?;
     }
     Ok(())

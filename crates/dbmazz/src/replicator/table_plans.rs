@@ -120,12 +120,13 @@ pub(super) async fn plan_tables(
         let mut plan = plan_new(
             client,
             std::slice::from_ref(table),
+            &config.source.publication,
             config.snapshot.chunk_pages,
             first_epoch + index as u64,
         )
         .await?;
         plan.attempt = 1;
-        jobs.push(job_of(client, plan, &keys).await?);
+        jobs.push(job_of(client, plan, &config.source.publication, &keys).await?);
     }
     Ok(jobs)
 }
@@ -134,9 +135,10 @@ pub(super) async fn plan_tables(
 pub(super) async fn job_of(
     client: &tokio_postgres::Client,
     plan: SnapshotState,
+    publication: &str,
     keys: &KeyOverrides,
 ) -> Result<TableJob, SnapshotError> {
-    let schemas = load_schemas(client, &plan, keys).await?;
+    let schemas = load_schemas(client, &plan, publication, keys).await?;
     let schema = schemas
         .into_values()
         .next()

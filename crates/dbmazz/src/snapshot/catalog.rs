@@ -21,11 +21,51 @@ use crate::source::SourceError;
 /// so a version never names two shapes (versions are compared only for equality).
 static NEXT_VERSION: AtomicU64 = AtomicU64::new(1 << 48);
 
-/// The shape pgoutput will announce for `table`.
+/// What a publication publishes of one table (PostgreSQL 15+; older servers publish every
+/// column and row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedPart {
+    /// The column list (`FOR TABLE t (a, b)`); `None` = every column.
+    pub columns: Option<Vec<String>>,
+    /// The row filter (`FOR TABLE t WHERE (…)`), as `pg_get_expr` prints it.
+    pub row_filter: Option<String>,
+}
+
+/// `publication`'s column list and row filter for `table`. pgoutput's Relation messages and
+/// changes leave out the rest, so the snapshot must too (`to_jsonb` keeps the query valid on
+/// servers before 15, whose view has neither column).
+pub async fn published_part(
+    client: &Client,
+    table: &TableName,
+    publication: &str,
+) -> Result<PublishedPart, SnapshotError> {
+    let row = client
+        .query_opt(
+            "SELECT to_jsonb(pt) ? 'attnames' AND to_jsonb(pt) -> 'attnames' <> 'null', \
+                    ARRAY(SELECT jsonb_array_elements_text( \
+                        coalesce(nullif(to_jsonb(pt) -> 'attnames', 'null'), '[]'))), \
+                    to_jsonb(pt) ->> 'rowfilter' \
+             FROM pg_publication_tables pt \
+             WHERE pt.pubname = $1 AND pt.schemaname = $2 AND pt.tablename = $3",
+            &[&publication, &table.schema, &table.name],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    Ok(
+        row.map_or_else(PublishedPart::default, |row| PublishedPart {
+            columns: row.get::<_, bool>(0).then(|| row.get(1)),
+            row_filter: row.get(2),
+        }),
+    )
+}
+
+/// The shape pgoutput will announce for `table` as `publication` publishes it.
 pub async fn table_schema(
     client: &Client,
     table: &TableName,
+    publication: &str,
 ) -> Result<TableSchema, SnapshotError> {
+    let published = published_part(client, table, publication).await?;
     let row = client
         .query_opt(
             "SELECT c.oid, c.relreplident::text FROM pg_class c \
@@ -78,6 +118,13 @@ pub async fn table_schema(
         .await
         .map_err(SourceError::from)?
         .iter()
+        .filter(|row| {
+            let name: &str = row.get(0);
+            published
+                .columns
+                .as_ref()
+                .is_none_or(|listed| listed.iter().any(|column| column == name))
+        })
         .map(|row| {
             let attnum: i16 = row.get(3);
             ColumnSchema {
@@ -174,6 +221,7 @@ pub fn plan_chunks(
     }
     TableSnapshotState {
         table: table.to_string(),
+        row_filter: None,
         chunks,
     }
 }

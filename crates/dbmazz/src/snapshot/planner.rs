@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio_postgres::Client;
 
-use super::catalog::{heap_relations, plan_chunks, table_schema};
+use super::catalog::{heap_relations, plan_chunks, published_part, table_schema};
 use super::SnapshotError;
 use crate::checkpoint::SnapshotState;
 use crate::config::SnapshotMode;
@@ -42,10 +42,11 @@ pub fn decide(
     }
 }
 
-/// A new plan over `tables`.
+/// A new plan over `tables`, with `publication`'s row filter of each.
 pub async fn plan_new(
     client: &Client,
     tables: &[TableName],
+    publication: &str,
     chunk_pages: u32,
     epoch: u64,
 ) -> Result<SnapshotState, SnapshotError> {
@@ -53,7 +54,9 @@ pub async fn plan_new(
     let mut planned = Vec::with_capacity(tables.len());
     for table in tables {
         let relations = heap_relations(client, table).await?;
-        planned.push(plan_chunks(table, &relations, chunk_pages, &mut next_id));
+        let mut chunks = plan_chunks(table, &relations, chunk_pages, &mut next_id);
+        chunks.row_filter = published_part(client, table, publication).await?.row_filter;
+        planned.push(chunks);
     }
     Ok(SnapshotState {
         epoch,
@@ -65,10 +68,12 @@ pub async fn plan_new(
     })
 }
 
-/// The current shape of every table of a plan, keyed by `schema.table`.
+/// The current shape of every table of a plan as `publication` publishes it, keyed by
+/// `schema.table`.
 pub async fn load_schemas(
     client: &Client,
     plan: &SnapshotState,
+    publication: &str,
     keys: &KeyOverrides,
 ) -> Result<HashMap<String, Arc<TableSchema>>, SnapshotError> {
     let mut schemas = HashMap::new();
@@ -76,7 +81,7 @@ pub async fn load_schemas(
         let name = TableName::parse(&table.table).ok_or_else(|| {
             SnapshotError::Internal(format!("bad table name {:?} in the plan", table.table))
         })?;
-        let mut schema = table_schema(client, &name).await?;
+        let mut schema = table_schema(client, &name, publication).await?;
         keys.apply(&mut schema)?;
         if schema.key_indexes().next().is_none() {
             return Err(SnapshotError::NoKey { table: name });
@@ -100,6 +105,7 @@ mod tests {
             emptied: false,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
+                row_filter: None,
                 chunks: vec![SnapshotChunk {
                     id: 0,
                     relation_schema: "public".into(),

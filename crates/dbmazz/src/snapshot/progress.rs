@@ -384,10 +384,12 @@ mod tests {
             tables: vec![
                 TableSnapshotState {
                     table: "public.a".into(),
+                    row_filter: None,
                     chunks: vec![chunk(0, true), chunk(1, false)],
                 },
                 TableSnapshotState {
                     table: "public.b".into(),
+                    row_filter: None,
                     chunks: vec![chunk(2, false)],
                 },
             ],
@@ -429,6 +431,7 @@ mod tests {
             emptied: false,
             tables: vec![TableSnapshotState {
                 table: "public.t".into(),
+                row_filter: None,
                 chunks: vec![chunk(0)],
             }],
         };

@@ -29,6 +29,8 @@ use crate::Lsn;
 pub struct ChunkJob {
     pub schema: Arc<TableSchema>,
     pub chunk: SnapshotChunk,
+    /// The publication's row filter for the table (see `TableSnapshotState::row_filter`).
+    pub row_filter: Option<String>,
 }
 
 /// What every reader shares.
@@ -69,7 +71,11 @@ impl<S: Sink> ReaderContext<S> {
 }
 
 /// The COPY statement of a chunk.
-pub fn copy_statement(schema: &TableSchema, chunk: &SnapshotChunk) -> String {
+pub fn copy_statement(
+    schema: &TableSchema,
+    chunk: &SnapshotChunk,
+    row_filter: Option<&str>,
+) -> String {
     let columns = schema
         .columns
         .iter()
@@ -87,6 +93,10 @@ pub fn copy_statement(schema: &TableSchema, chunk: &SnapshotChunk) -> String {
     }
     if let Some(end) = chunk.end_page {
         conditions.push(format!("ctid < '({end},0)'::tid"));
+    }
+    if let Some(row_filter) = row_filter {
+        // As printed by pg_get_expr: column names resolve the same in a leaf partition.
+        conditions.push(format!("({row_filter})"));
     }
     let filter = if conditions.is_empty() {
         String::new()
@@ -116,7 +126,11 @@ pub async fn read_chunk<S: Sink>(
         check_unchanged(session, job).await?;
     }
     session
-        .start_copy_out(&copy_statement(&job.schema, &job.chunk))
+        .start_copy_out(&copy_statement(
+            &job.schema,
+            &job.chunk,
+            job.row_filter.as_deref(),
+        ))
         .await
         .map_err(|error| changed_table(job, error))?;
     let mut splitter = LineSplitter::default();
@@ -366,15 +380,20 @@ mod tests {
             rows: 0,
         };
         assert_eq!(
-            copy_statement(&schema, &chunk),
+            copy_statement(&schema, &chunk, None),
             "COPY (SELECT \"id\", \"odd\"\"name\" FROM ONLY \"public\".\"Orders_p1\" \
              WHERE ctid >= '(100,0)'::tid AND ctid < '(200,0)'::tid) TO STDOUT"
         );
         chunk.first_page = 0;
         chunk.end_page = None;
         assert_eq!(
-            copy_statement(&schema, &chunk),
+            copy_statement(&schema, &chunk, None),
             "COPY (SELECT \"id\", \"odd\"\"name\" FROM ONLY \"public\".\"Orders_p1\") TO STDOUT"
+        );
+        assert_eq!(
+            copy_statement(&schema, &chunk, Some("(id > 10)")),
+            "COPY (SELECT \"id\", \"odd\"\"name\" FROM ONLY \"public\".\"Orders_p1\" \
+             WHERE ((id > 10))) TO STDOUT"
         );
     }
 }

@@ -146,6 +146,7 @@ fn pending_chunks(
             pending.push_back(ChunkJob {
                 schema: Arc::clone(schema),
                 chunk: chunk.clone(),
+                row_filter: table.row_filter.clone(),
             });
         }
     }
