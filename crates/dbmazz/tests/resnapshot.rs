@@ -276,7 +276,7 @@ async fn resnapshot_while_streaming(major: u32) {
         "orders was never copied"
     );
 
-    let answer = request_when_streaming(&running.api, "public.orders").await;
+    let answer = request_when_streaming(&running.api, "public.orders", false).await;
     let SnapshotAnswer::Accepted { epoch, chunks, .. } = answer else {
         panic!("not accepted: {answer:?}");
     };
@@ -415,10 +415,14 @@ pub(crate) async fn wait_table_chunks(state_dir: &Path, after_epoch: u64, chunks
 
 /// Right after the slot turns active the replicator may not have registered its request
 /// channel yet ("not streaming yet"): ask again until it has.
-pub(crate) async fn request_when_streaming(api: &ApiUrl, table: &str) -> SnapshotAnswer {
+pub(crate) async fn request_when_streaming(
+    api: &ApiUrl,
+    table: &str,
+    replace: bool,
+) -> SnapshotAnswer {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let answer = api.request_snapshot(table, false).await.unwrap();
+        let answer = api.request_snapshot(table, replace).await.unwrap();
         if !matches!(answer, SnapshotAnswer::Unavailable { .. }) || Instant::now() > deadline {
             return answer;
         }
@@ -568,7 +572,7 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
     )
     .await;
     wait_for_streaming(&pg).await;
-    let answer = request_when_streaming(&running.api, "public.orders").await;
+    let answer = request_when_streaming(&running.api, "public.orders", false).await;
     assert!(
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"

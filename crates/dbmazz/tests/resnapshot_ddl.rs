@@ -3,16 +3,19 @@
 //! of one table (held, DESIGN §5), and a rewrite during the initial snapshot. The copies must
 //! end identical to PostgreSQL's tables, and the other tables keep streaming.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbmazz::checkpoint::StateFile;
+use dbmazz::checkpoint::{SnapshotState, StateFile};
 use dbmazz::config::{Config, SnapshotMode};
+use dbmazz::local_pg::LocalPg;
 use dbmazz::ops::SnapshotAnswer;
-use starrocks_emulator::{Emulator, EmulatorConfig};
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 use crate::resnapshot::{
-    first_table_snapshot, new_database, request_when_streaming, start, wait_same, wait_table_chunks,
+    first_table_snapshot, new_database, request_when_streaming, start, wait_same,
+    wait_table_chunks, Running,
 };
 use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
 
@@ -56,91 +59,89 @@ async fn ddl_during_table_snapshot(major: u32) {
     // The StarRocks table exists (created from the first change) before the snapshot.
     pg.psql("shop", "UPDATE orders SET v = 0 WHERE id = 1")
         .unwrap();
-    let answer = request_when_streaming(&running.api, "public.orders").await;
-    assert!(
-        matches!(answer, SnapshotAnswer::Accepted { .. }),
-        "{answer:?}"
-    );
-    let chunks_done = || {
-        first_table_snapshot(&state.0)
-            .map_or((0, 0), |plan| (plan.done_count(), plan.chunk_count()))
-    };
-    wait_table_chunks(&state.0, 0, 2).await;
-    pg.psql(
-        "shop",
+    let first = change_mid_snapshot(
+        &mut running,
+        &pg,
+        &emulator,
+        &state.0,
+        false,
         "ALTER TABLE orders DROP COLUMN note;
          ALTER TABLE orders ADD COLUMN extra int NOT NULL DEFAULT 5;
          UPDATE orders SET extra = 9, v = v + 1 WHERE id % 100 = 0;
-         INSERT INTO orders VALUES (30000, 1, 2);",
+         INSERT INTO orders (id, v, extra) VALUES (30000, 1, 2);",
     )
-    .unwrap();
-    let (done, chunks) = chunks_done();
-    assert!(
-        done < chunks,
-        "the ALTER landed mid-snapshot ({done}/{chunks})"
-    );
-    running
-        .wait_table_done("public.orders", Duration::from_secs(60))
-        .await;
-    wait_same(&pg, &emulator, "SELECT * FROM orders ORDER BY id").await;
-    println!("PG {major}: ALTERs after {done}/{chunks} chunks; identical");
+    .await;
+    println!("PG {major}: columns dropped and added mid-snapshot; identical");
 
     // Again with --replace (the StarRocks table emptied first, so a row the copy missed would
     // show), and a rewrite: rows deleted, then the table rewritten by a type change, which
     // moves rows into page ranges already read.
-    let first_epoch = first_table_snapshot(&state.0).unwrap().epoch;
-    let answer = running.api.request_snapshot("orders", true).await.unwrap();
-    assert!(
-        matches!(answer, SnapshotAnswer::Accepted { .. }),
-        "{answer:?}"
-    );
-    wait_table_chunks(&state.0, first_epoch, 2).await;
-    pg.psql(
-        "shop",
+    let rewritten = change_mid_snapshot(
+        &mut running,
+        &pg,
+        &emulator,
+        &state.0,
+        true,
         "DELETE FROM orders WHERE id % 3 = 0;
          ALTER TABLE orders ALTER COLUMN v TYPE bigint;",
     )
-    .unwrap();
-    running
-        .wait_table_done("public.orders", Duration::from_secs(60))
-        .await;
-    wait_same(&pg, &emulator, "SELECT * FROM orders ORDER BY id").await;
-    let last = first_table_snapshot(&state.0).unwrap();
+    .await;
     assert!(
-        last.epoch > first_epoch + 1 && last.is_finished() && last.replace,
-        "the rewritten table was planned again: {last:?}"
+        rewritten.epoch > first.epoch + 1 && rewritten.replace,
+        "the rewritten table was planned again: {rewritten:?}"
     );
 
     // A type widened without a rewrite (same file): values of the new size in chunks not read
     // yet would not fit the StarRocks column of the planned type.
-    let second_epoch = last.epoch;
-    let answer = running.api.request_snapshot("orders", false).await.unwrap();
+    let widened = change_mid_snapshot(
+        &mut running,
+        &pg,
+        &emulator,
+        &state.0,
+        false,
+        "ALTER TABLE orders ALTER COLUMN code TYPE varchar(60);
+         UPDATE orders SET code = repeat('y', 50) WHERE id % 50 = 1;",
+    )
+    .await;
+    assert!(
+        widened.epoch > rewritten.epoch + 1,
+        "the widened table was planned again: {widened:?}"
+    );
+    running.stop().await;
+}
+
+/// Asks for a snapshot of `orders` and, once two of its chunks are loaded, runs `sql`; then
+/// waits until the snapshot is loaded and the table identical, and returns the plan it ended
+/// with.
+async fn change_mid_snapshot(
+    running: &mut Running,
+    pg: &LocalPg,
+    emulator: &EmulatorHandle,
+    state_dir: &Path,
+    replace: bool,
+    sql: &str,
+) -> SnapshotState {
+    let after_epoch = first_table_snapshot(state_dir).map_or(0, |plan| plan.epoch);
+    let answer = request_when_streaming(&running.api, "public.orders", replace).await;
     assert!(
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"
     );
-    wait_table_chunks(&state.0, second_epoch, 2).await;
-    pg.psql(
-        "shop",
-        "ALTER TABLE orders ALTER COLUMN code TYPE varchar(60);
-         UPDATE orders SET code = repeat('y', 50) WHERE id % 50 = 1;",
-    )
-    .unwrap();
-    let (done, chunks) = chunks_done();
+    wait_table_chunks(state_dir, after_epoch, 2).await;
+    pg.psql("shop", sql).unwrap();
+    let (done, chunks) = first_table_snapshot(state_dir)
+        .map_or((0, 0), |plan| (plan.done_count(), plan.chunk_count()));
     assert!(
         done < chunks,
-        "the widening landed mid-snapshot ({done}/{chunks})"
+        "the change landed mid-snapshot ({done}/{chunks})"
     );
     running
         .wait_table_done("public.orders", Duration::from_secs(60))
         .await;
-    wait_same(&pg, &emulator, "SELECT * FROM orders ORDER BY id").await;
-    let widened = first_table_snapshot(&state.0).unwrap();
-    assert!(
-        widened.epoch > second_epoch + 1 && widened.is_finished(),
-        "the widened table was planned again: {widened:?}"
-    );
-    running.stop().await;
+    wait_same(pg, emulator, "SELECT * FROM orders ORDER BY id").await;
+    let plan = first_table_snapshot(state_dir).unwrap();
+    assert!(plan.is_finished(), "{plan:?}");
+    plan
 }
 
 /// The initial snapshot (on the slot's exported snapshot) of a table that is rewritten while
@@ -237,7 +238,7 @@ async fn a_table_dropped_during_its_snapshot_is_let_go() {
     )
     .await;
     wait_for_streaming(&pg).await;
-    let answer = request_when_streaming(&running.api, "public.orders").await;
+    let answer = request_when_streaming(&running.api, "public.orders", false).await;
     assert!(
         matches!(answer, SnapshotAnswer::Accepted { .. }),
         "{answer:?}"
