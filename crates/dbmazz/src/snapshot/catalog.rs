@@ -53,7 +53,10 @@ pub async fn published_part(
         .map_err(SourceError::from)?;
     Ok(
         row.map_or_else(PublishedPart::default, |row| PublishedPart {
-            columns: row.get::<_, bool>(0).then(|| row.get(1)),
+            columns: row
+                .get::<_, Option<bool>>(0)
+                .unwrap_or(false)
+                .then(|| row.get(1)),
             row_filter: row.get(2),
         }),
     )
