@@ -26,8 +26,9 @@ CREATE TABLE other (id int PRIMARY KEY, n int);
 ";
 
 /// A partition with rows attached while dbmazz streams is copied (its rows from before the
-/// attach included) while the stream keeps running; a detached one is reported and its rows
-/// stay in StarRocks; one attached while dbmazz is stopped is copied at the next start.
+/// attach included) while the stream keeps running; one created empty is only recorded; a
+/// detached one is reported and its rows stay in StarRocks; one attached while dbmazz is
+/// stopped is copied at the next start.
 /// About 4 s per version in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_attached_later_are_copied() {
@@ -75,9 +76,37 @@ async fn attached_later(major: u32) {
         "only the attached partition is read: {plan:?}"
     );
 
+    // A partition created empty is recorded without a copy (nothing holds the table); its
+    // rows come by the stream.
+    pg.psql(
+        "shop",
+        "CREATE TABLE m_new PARTITION OF m FOR VALUES IN ('new')",
+    )
+    .unwrap();
+    let recorded = wait_recorded(
+        &state.0,
+        &["public.m_eu", "public.m_new", "public.m_old", "public.m_us"],
+    )
+    .await;
+    let epochs = |state: &StateFile| -> Vec<u64> {
+        state
+            .table_snapshots
+            .iter()
+            .map(|plan| plan.epoch)
+            .collect()
+    };
+    assert_eq!(
+        epochs(&recorded),
+        epochs(&copied),
+        "an empty partition is not copied"
+    );
+    pg.psql("shop", "INSERT INTO m VALUES (1, 'new', 'streamed')")
+        .unwrap();
+    wait_same(&pg, &emulator, all_rows).await;
+
     pg.psql("shop", "ALTER TABLE m DETACH PARTITION m_old")
         .unwrap();
-    wait_recorded(&state.0, &["public.m_eu", "public.m_us"]).await;
+    wait_recorded(&state.0, &["public.m_eu", "public.m_new", "public.m_us"]).await;
     running.stop().await;
 
     pg.psql(
@@ -90,7 +119,16 @@ async fn attached_later(major: u32) {
     let running = start(&pg, &emulator, &tables, &state, Duration::ZERO, tweak).await;
     let current = "SELECT id, region, v FROM m WHERE region <> 'old' ORDER BY id, region";
     wait_same(&pg, &emulator, current).await;
-    wait_recorded(&state.0, &["public.m_apac", "public.m_eu", "public.m_us"]).await;
+    wait_recorded(
+        &state.0,
+        &[
+            "public.m_apac",
+            "public.m_eu",
+            "public.m_new",
+            "public.m_us",
+        ],
+    )
+    .await;
     wait_for_streaming(&pg).await;
     pg.psql(
         "shop",

@@ -9,7 +9,7 @@ use super::prepare::{Prepared, RunError};
 use crate::checkpoint::SnapshotState;
 use crate::config::Config;
 use crate::schema::{KeyOverrides, TableName, TableSchema};
-use crate::snapshot::{load_schemas, plan_new, SnapshotError, SnapshotJob};
+use crate::snapshot::{load_schemas, plan_new, relations_with_rows, SnapshotError, SnapshotJob};
 use crate::source::{connect_sql, published_tables, SetupError};
 
 /// A planned snapshot of one table, recorded in the state file.
@@ -39,7 +39,8 @@ impl From<PlanError> for RunError {
     }
 }
 
-/// `leaves`: only these leaf partitions of a partitioned table (attached after it was copied).
+/// `leaves`: only those of these leaf partitions of a partitioned table (attached after it was
+/// copied) that hold rows.
 pub(super) async fn plan_table(
     config: &Config,
     table: &str,
@@ -64,6 +65,16 @@ pub(super) async fn plan_table(
         .ok_or_else(|| SnapshotError::Internal(format!("no plan for {table}")))?;
     if let Some(leaves) = leaves {
         job.plan.retain_relations(leaves);
+        // Empty ones need no copy (and no hold): the plan may end up without chunks.
+        let relations: BTreeSet<(String, String)> = job
+            .plan
+            .tables
+            .iter()
+            .flat_map(|table| &table.chunks)
+            .map(|chunk| (chunk.relation_schema.clone(), chunk.relation_name.clone()))
+            .collect();
+        let with_rows = relations_with_rows(&client, &relations).await?;
+        job.plan.retain_relations(&with_rows);
     }
     Ok(job)
 }

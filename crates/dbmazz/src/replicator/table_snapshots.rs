@@ -328,6 +328,22 @@ impl<S: Sink> TableSnapshots<S> {
                 return Ok(());
             }
         };
+        if let Some(leaves) = self
+            .active
+            .get(&table)
+            .and_then(|active| active.leaves.clone())
+        {
+            // Every attached leaf counts as copied once planned: those without rows need no
+            // copy, and the plan reads the others.
+            let recorded = state.partitions.get_or_insert_with(Default::default);
+            recorded.entry(table.clone()).or_default().extend(leaves);
+            if job.plan.chunk_count() == 0 {
+                state.store(&self.config.state_dir)?;
+                self.active.remove(&table);
+                tracing::info!(table = %table, "partitions attached without rows: nothing to copy");
+                return Ok(());
+            }
+        }
         job.plan.epoch = state.last_epoch() + 1;
         job.plan.attempt = 1;
         job.plan.replace = replace;

@@ -32,7 +32,9 @@ mod runner;
 
 pub use catalog::{heap_relations, plan_chunks, table_schema, HeapRelation};
 pub use copy_text::{decode_row, CopyRowError};
-pub use partitions::{compare as compare_leaves, partition_leaves, LeafChanges};
+pub use partitions::{
+    compare as compare_leaves, partition_leaves, relations_with_rows, LeafChanges,
+};
 pub use planner::{decide, load_schemas, plan_new, SnapshotDecision};
 pub use progress::{SnapshotPhase, SnapshotProgress, SnapshotReport, TableReport};
 pub use reader::copy_statement;

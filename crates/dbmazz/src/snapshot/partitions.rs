@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 use super::SnapshotError;
 use crate::checkpoint::LeafPartitions;
 use crate::schema::TableName;
-use crate::source::SourceError;
+use crate::source::{quote_ident, SourceError};
 
 /// The leaf partitions (plain tables; foreign ones cannot be read) of each partitioned table
 /// of `publication`, `schema.table` each; a partitioned table without leaves maps to none.
@@ -53,6 +53,31 @@ pub async fn partition_leaves(
         }
     }
     Ok(leaves)
+}
+
+/// Which of `relations` (`(schema, name)`) hold a row now. A partition attached (or created)
+/// empty needs no copy: it is already in the tree, so every row it gets is in the WAL under
+/// the published table (and an `ATTACH` waits for writers of the partition to finish).
+pub async fn relations_with_rows(
+    client: &Client,
+    relations: &BTreeSet<(String, String)>,
+) -> Result<BTreeSet<String>, SnapshotError> {
+    let mut with_rows = BTreeSet::new();
+    for (schema, name) in relations {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM ONLY {}.{})",
+            quote_ident(schema),
+            quote_ident(name)
+        );
+        let row = client
+            .query_one(&sql, &[])
+            .await
+            .map_err(SourceError::from)?;
+        if row.get::<_, Option<bool>>(0).unwrap_or(true) {
+            with_rows.insert(TableName::new(schema.clone(), name.clone()).to_string());
+        }
+    }
+    Ok(with_rows)
 }
 
 /// What changed between the recorded leaves and the catalog's, per partitioned table.
