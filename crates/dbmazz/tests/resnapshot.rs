@@ -169,6 +169,43 @@ pub(crate) async fn start(
     }
 }
 
+/// The tables most snapshot tests start from: 20,000 `orders` (several 8-page chunks) and an
+/// empty `items` that keeps streaming beside it.
+pub(crate) const ORDERS_AND_ITEMS: &str =
+    "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
+     INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
+     CREATE TABLE items (id int PRIMARY KEY, qty int);";
+
+/// What [`orders_and_items`] started.
+pub(crate) struct Setup {
+    pub pg: LocalPg,
+    pub emulator: Arc<EmulatorHandle>,
+    pub state: TempDir,
+    pub running: Running,
+}
+
+/// [`ORDERS_AND_ITEMS`] plus `extra_sql` in a fresh database of PostgreSQL `major`, the
+/// emulator, and dbmazz streaming both tables ([`start`]) with `tweak` applied.
+pub(crate) async fn orders_and_items(
+    major: u32,
+    extra_sql: &str,
+    state_name: &str,
+    snapshot_delay: Duration,
+    tweak: impl FnOnce(&mut Config),
+) -> Setup {
+    let pg = new_database(major, &format!("{ORDERS_AND_ITEMS}\n{extra_sql}"));
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new(state_name);
+    let tables = ["public.orders", "public.items"];
+    let running = start(&pg, &emulator, &tables, &state, snapshot_delay, tweak).await;
+    Setup {
+        pg,
+        emulator,
+        state,
+        running,
+    }
+}
+
 pub(crate) fn new_database(major: u32, schema: &str) -> LocalPg {
     let pg = start_pg(major, LocalPgOptions::default());
     pg.create_database("shop").unwrap();
@@ -239,26 +276,23 @@ async fn a_table_resnapshotted_while_others_stream_ends_identical() {
 }
 
 async fn resnapshot_while_streaming(major: u32) {
-    let pg = new_database(
+    let tweak = |config: &mut Config| {
+        config.snapshot.mode = SnapshotMode::Never;
+        config.snapshot.chunk_pages = 8;
+        // Held changes past 64 KiB go to disk.
+        config.pipeline.spill_threshold = dbmazz::config::ByteSize(64 * 1024);
+    };
+    let Setup {
+        pg,
+        emulator,
+        state,
+        running,
+    } = orders_and_items(
         major,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
-         CREATE TABLE items (id int PRIMARY KEY, qty int);",
-    );
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let state = TempDir::new("dbmazz-resnapshot");
-    let running = start(
-        &pg,
-        &emulator,
-        &["public.orders", "public.items"],
-        &state,
+        "",
+        "dbmazz-resnapshot",
         Duration::from_millis(150),
-        |config| {
-            config.snapshot.mode = SnapshotMode::Never;
-            config.snapshot.chunk_pages = 8;
-            // Held changes past 64 KiB go to disk.
-            config.pipeline.spill_threshold = dbmazz::config::ByteSize(64 * 1024);
-        },
+        tweak,
     )
     .await;
     wait_for_streaming(&pg).await;
@@ -276,10 +310,7 @@ async fn resnapshot_while_streaming(major: u32) {
         "orders was never copied"
     );
 
-    let answer = request_when_streaming(&running.api, "public.orders", false).await;
-    let SnapshotAnswer::Accepted { epoch, chunks, .. } = answer else {
-        panic!("not accepted: {answer:?}");
-    };
+    let (epoch, chunks) = request_accepted(&running.api, "public.orders", false).await;
     assert!(chunks >= 4, "several chunks: {chunks}");
     let again = running.api.request_snapshot("orders", false).await.unwrap();
     assert!(
@@ -413,20 +444,20 @@ pub(crate) async fn wait_table_chunks(state_dir: &Path, after_epoch: u64, chunks
     .await;
 }
 
+/// Asks for a snapshot of `table` and expects it accepted; returns its epoch and chunk count.
 /// Right after the slot turns active the replicator may not have registered its request
 /// channel yet ("not streaming yet"): ask again until it has.
-pub(crate) async fn request_when_streaming(
-    api: &ApiUrl,
-    table: &str,
-    replace: bool,
-) -> SnapshotAnswer {
+pub(crate) async fn request_accepted(api: &ApiUrl, table: &str, replace: bool) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let answer = api.request_snapshot(table, replace).await.unwrap();
-        if !matches!(answer, SnapshotAnswer::Unavailable { .. }) || Instant::now() > deadline {
-            return answer;
+        match answer {
+            SnapshotAnswer::Accepted { epoch, chunks, .. } => return (epoch, chunks),
+            SnapshotAnswer::Unavailable { .. } if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("snapshot of {table} not accepted: {other:?}"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -548,35 +579,26 @@ async fn the_snapshot_command_says_when_dbmazz_is_not_running() {
 /// are replayed after it, and the table ends identical. About 5 s in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
-    let pg = new_database(
-        18,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
-         CREATE TABLE items (id int PRIMARY KEY, qty int);",
-    );
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let state = TempDir::new("dbmazz-resnapshot-resume");
     let tweak = |config: &mut Config| {
         config.snapshot.mode = SnapshotMode::Never;
         config.snapshot.chunk_pages = 8;
         config.pipeline.spill_threshold = dbmazz::config::ByteSize(16 * 1024);
     };
-    let tables = ["public.orders", "public.items"];
-    let running = start(
-        &pg,
-        &emulator,
-        &tables,
-        &state,
+    let Setup {
+        pg,
+        emulator,
+        state,
+        running,
+    } = orders_and_items(
+        18,
+        "",
+        "dbmazz-resnapshot-resume",
         Duration::from_millis(300),
         tweak,
     )
     .await;
     wait_for_streaming(&pg).await;
-    let answer = request_when_streaming(&running.api, "public.orders", false).await;
-    assert!(
-        matches!(answer, SnapshotAnswer::Accepted { .. }),
-        "{answer:?}"
-    );
+    request_accepted(&running.api, "public.orders", false).await;
     pg.psql(
         "shop",
         "UPDATE orders SET note = 'held' WHERE id <= 100;
@@ -594,6 +616,7 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
 
     pg.psql("shop", "UPDATE orders SET v = -v WHERE id % 1000 = 0")
         .unwrap();
+    let tables = ["public.orders", "public.items"];
     let mut running = start(&pg, &emulator, &tables, &state, Duration::ZERO, tweak).await;
     running
         .wait_table_done("public.orders", Duration::from_secs(60))
@@ -631,12 +654,7 @@ async fn killed_mid_table_snapshot_the_binary_resumes_it_and_converges() {
     use crate::support::starrocks::{binary_config, spawn_dbmazz, BinarySink};
     use starrocks_emulator::{FaultKind, FaultRule};
 
-    let pg = new_database(
-        18,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
-         CREATE TABLE items (id int PRIMARY KEY, qty int);",
-    );
+    let pg = new_database(18, ORDERS_AND_ITEMS);
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let dir = TempDir::new("dbmazz-resnapshot-kill");
     let state_dir = dir.0.join("state");

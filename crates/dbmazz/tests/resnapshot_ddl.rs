@@ -10,12 +10,11 @@ use std::time::Duration;
 use dbmazz::checkpoint::{SnapshotState, StateFile};
 use dbmazz::config::{Config, SnapshotMode};
 use dbmazz::local_pg::LocalPg;
-use dbmazz::ops::SnapshotAnswer;
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 use crate::resnapshot::{
-    first_table_snapshot, new_database, request_when_streaming, start, wait_same,
-    wait_table_chunks, Running,
+    first_table_snapshot, new_database, orders_and_items, request_accepted, start, wait_same,
+    wait_table_chunks, Running, Setup,
 };
 use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
 
@@ -122,11 +121,7 @@ async fn change_mid_snapshot(
     sql: &str,
 ) -> SnapshotState {
     let after_epoch = first_table_snapshot(state_dir).map_or(0, |plan| plan.epoch);
-    let answer = request_when_streaming(&running.api, "public.orders", replace).await;
-    assert!(
-        matches!(answer, SnapshotAnswer::Accepted { .. }),
-        "{answer:?}"
-    );
+    request_accepted(&running.api, "public.orders", replace).await;
     wait_table_chunks(state_dir, after_epoch, 2).await;
     pg.psql("shop", sql).unwrap();
     let (done, chunks) = first_table_snapshot(state_dir)
@@ -151,26 +146,20 @@ async fn change_mid_snapshot(
 /// table's initial snapshot is unaffected. About 5 s in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_rewritten_during_the_initial_snapshot_is_copied_again() {
-    let pg = new_database(
-        18,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
-         CREATE TABLE items (id int PRIMARY KEY, qty int);
-         INSERT INTO items SELECT g, g FROM generate_series(1, 3000) g;",
-    );
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let state = TempDir::new("dbmazz-snapshot-rewrite");
     let tweak = |config: &mut Config| {
         config.snapshot.mode = SnapshotMode::Initial;
         config.snapshot.chunk_pages = 8;
         config.snapshot.parallelism = 1;
     };
-    let tables = ["public.orders", "public.items"];
-    let mut running = start(
-        &pg,
-        &emulator,
-        &tables,
-        &state,
+    let Setup {
+        pg,
+        emulator,
+        state,
+        mut running,
+    } = orders_and_items(
+        18,
+        "INSERT INTO items SELECT g, g FROM generate_series(1, 3000) g;",
+        "dbmazz-snapshot-rewrite",
         Duration::from_millis(150),
         tweak,
     )
@@ -214,35 +203,26 @@ async fn a_table_rewritten_during_the_initial_snapshot_is_copied_again() {
 /// and the other tables keep streaming. About 3 s in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_dropped_during_its_snapshot_is_let_go() {
-    let pg = new_database(
-        18,
-        "CREATE TABLE orders (id int PRIMARY KEY, v int, note text);
-         INSERT INTO orders SELECT g, g, md5(g::text) FROM generate_series(1, 20000) g;
-         CREATE TABLE items (id int PRIMARY KEY, qty int);",
-    );
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let state = TempDir::new("dbmazz-resnapshot-drop");
     let tweak = |config: &mut Config| {
         config.snapshot.mode = SnapshotMode::Never;
         config.snapshot.chunk_pages = 8;
         config.snapshot.parallelism = 1;
     };
-    let tables = ["public.orders", "public.items"];
-    let running = start(
-        &pg,
-        &emulator,
-        &tables,
-        &state,
+    let Setup {
+        pg,
+        emulator,
+        state,
+        running,
+    } = orders_and_items(
+        18,
+        "",
+        "dbmazz-resnapshot-drop",
         Duration::from_millis(150),
         tweak,
     )
     .await;
     wait_for_streaming(&pg).await;
-    let answer = request_when_streaming(&running.api, "public.orders", false).await;
-    assert!(
-        matches!(answer, SnapshotAnswer::Accepted { .. }),
-        "{answer:?}"
-    );
+    request_accepted(&running.api, "public.orders", false).await;
     wait_table_chunks(&state.0, 0, 1).await;
     pg.psql("shop", "DROP TABLE orders").unwrap();
     pg.psql(
