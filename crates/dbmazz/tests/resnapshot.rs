@@ -64,6 +64,10 @@ impl<S: Sink> Sink for SlowSnapshots<S> {
     fn take_slow_down(&self, relation_oid: u32) -> bool {
         self.inner.take_slow_down(relation_oid)
     }
+
+    async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
+        self.inner.holds_rows(table).await
+    }
 }
 
 /// The in-process loader, resolving "Label Already Exists" by the label's state as the HTTP

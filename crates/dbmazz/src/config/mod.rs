@@ -74,6 +74,12 @@ pub struct SnapshotConfig {
     /// = never checked.
     #[serde(default = "default_partition_check_interval")]
     pub partition_check_interval: HumanDuration,
+    /// Empty each StarRocks table (`TRUNCATE TABLE`) before a new snapshot of all tables (the
+    /// initial one; every start in mode `always`), so rows that exist only in StarRocks — left
+    /// by a slot that was lost and recreated, say — are gone afterwards. Off by default: a
+    /// StarRocks table may also hold rows that did not come from this source.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 impl Default for SnapshotConfig {
@@ -83,6 +89,7 @@ impl Default for SnapshotConfig {
             parallelism: default_snapshot_parallelism(),
             chunk_pages: default_chunk_pages(),
             partition_check_interval: default_partition_check_interval(),
+            replace: false,
         }
     }
 }

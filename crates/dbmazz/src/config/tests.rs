@@ -128,11 +128,13 @@ fn snapshot_settings_default_and_validate() {
         config.snapshot.partition_check_interval.0,
         std::time::Duration::from_secs(10)
     );
+    assert!(!config.snapshot.replace);
     let config = Config::from_toml(&format!(
         "{EXAMPLE}\n[snapshot]\nmode = \"never\"\nparallelism = 3\nchunk_pages = 10\n\
-         partition_check_interval = \"0s\"\n"
+         partition_check_interval = \"0s\"\nreplace = true\n"
     ))
     .unwrap();
+    assert!(config.snapshot.replace);
     assert!(config.snapshot.partition_check_interval.0.is_zero());
     assert_eq!(config.snapshot.mode, SnapshotMode::Never);
     assert_eq!(config.snapshot.parallelism, 3);

@@ -218,4 +218,8 @@ impl<S: Sink> Sink for AddedColumnDefaults<S> {
     fn take_slow_down(&self, relation_oid: u32) -> bool {
         self.inner.take_slow_down(relation_oid)
     }
+
+    async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
+        self.inner.holds_rows(table).await
+    }
 }

@@ -169,7 +169,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
         SnapshotDecision::New { epoch } => {
             let epoch = epoch.max(state.last_epoch() + 1);
-            let plan = plan_new(
+            let mut plan = plan_new(
                 &sql,
                 &tables,
                 publication,
@@ -177,6 +177,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
                 epoch,
             )
             .await?;
+            plan.replace = config.snapshot.replace;
             // A full snapshot supersedes any snapshot of single tables.
             state.table_snapshots.clear();
             state.known_tables = Some(plan.tables.iter().map(|t| t.table.clone()).collect());

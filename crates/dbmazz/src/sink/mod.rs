@@ -113,6 +113,13 @@ pub trait Sink: Send + Sync + 'static {
     fn take_slow_down(&self, _relation_oid: u32) -> bool {
         false
     }
+
+    /// Whether the destination table already holds rows (`None`: unknown, or no such table
+    /// yet). Asked before a snapshot that does not empty its tables, to warn that rows only the
+    /// destination has will stay.
+    fn holds_rows(&self, _table: &Arc<TableSchema>) -> impl Future<Output = Option<bool>> + Send {
+        async { None }
+    }
 }
 
 /// Accepts everything at once: for benchmarks of the stream path alone.

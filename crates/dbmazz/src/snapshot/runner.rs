@@ -71,6 +71,7 @@ pub async fn run_snapshot<S: Sink>(
         exported_snapshot = job.exported_snapshot.is_some(),
         "snapshot started"
     );
+    prepare_destination(config, sink, job, state).await?;
     let started = std::time::Instant::now();
     let (stop_display, stop_receiver) = watch::channel(false);
     let display_task = tokio::spawn(display(Arc::clone(&progress), stop_receiver));
@@ -104,6 +105,49 @@ pub async fn run_snapshot<S: Sink>(
         );
     }
     result
+}
+
+/// Before the first chunk of a plan. With `replace` (`snapshot.replace`), every table is
+/// announced to the sink and emptied, and that is recorded before any chunk is marked done, so
+/// a resumed plan never empties tables whose chunks are loaded. Without it, a new plan warns
+/// about tables that already hold rows: the copy upserts over them, and rows only StarRocks
+/// has stay.
+async fn prepare_destination<S: Sink>(
+    config: &Config,
+    sink: &Arc<S>,
+    job: &SnapshotJob,
+    state: &mut StateFile,
+) -> Result<(), SnapshotError> {
+    let plan = &job.plan;
+    let schemas = plan.tables.iter().filter_map(|t| job.schemas.get(&t.table));
+    if plan.replace && !plan.emptied {
+        for schema in schemas {
+            sink.apply_schema_change(None, schema)
+                .await
+                .map_err(SnapshotError::Sink)?;
+            sink.truncate(schema).await.map_err(SnapshotError::Sink)?;
+            tracing::info!(table = %schema.name, "snapshot: destination table emptied before the copy (snapshot.replace)");
+        }
+        let Some(recorded) = state.snapshot.as_mut() else {
+            return Err(SnapshotError::Internal(
+                "the state has no snapshot section".to_string(),
+            ));
+        };
+        recorded.emptied = true;
+        state.store(&config.state_dir)?;
+    } else if !plan.replace && plan.attempt == 1 && plan.done_count() == 0 {
+        for schema in schemas {
+            if sink.holds_rows(schema).await == Some(true) {
+                tracing::warn!(
+                    table = %schema.name,
+                    "the destination table already holds rows: the snapshot upserts over them, \
+                     and rows that PostgreSQL no longer has stay; set snapshot.replace = true \
+                     to empty it first"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads the unfinished chunks of `plan` (every table must be in `schemas`) outside the

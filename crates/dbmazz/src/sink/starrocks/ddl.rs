@@ -277,6 +277,12 @@ impl StarRocksDdl {
             .collect())
     }
 
+    /// Whether `table` has at least one row (an error if it does not exist).
+    pub async fn has_rows(&self, table: &str) -> Result<bool, DdlError> {
+        let statement = format!("SELECT 1 FROM {} LIMIT 1", self.qualified(table));
+        Ok(!self.query(&statement).await?.is_empty())
+    }
+
     pub async fn truncate(&self, table: &str) -> Result<(), DdlError> {
         self.execute(&format!("TRUNCATE TABLE {}", self.qualified(table)))
             .await

@@ -869,6 +869,10 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             .is_some_and(|state| self.loader.take_too_many_versions(&state.schema.name.name))
     }
 
+    async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
+        self.ddl.has_rows(&table.name.name).await.ok()
+    }
+
     async fn apply_schema_change(
         &self,
         old: Option<&Arc<TableSchema>>,
