@@ -776,8 +776,17 @@ async fn a_snapshot_made_after_the_state_was_removed_loads_again() {
 /// stream will ever carry those deletes). A new snapshot without `replace` upserts over the
 /// StarRocks table and leaves the deleted rows there; with `replace` the table is emptied first
 /// (recorded as `emptied` in the plan) and ends identical. About 4 s in release.
-#[tokio::test(flavor = "multi_thread")]
+///
+/// One thread, so that every task logs to this test's subscriber: the start without `replace`
+/// must warn that the table already holds rows.
+#[tokio::test(flavor = "current_thread")]
 async fn snapshot_replace_empties_tables_before_a_new_snapshot() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let pg = new_database(
         18,
         "CREATE TABLE lost_t (id int PRIMARY KEY, v text);
@@ -806,10 +815,45 @@ async fn snapshot_replace_empties_tables_before_a_new_snapshot() {
             .and_then(|file| file.snapshot)
             .unwrap();
         assert_eq!(plan.emptied, replace == Some(true), "{plan:?}");
+        let warned = log
+            .take()
+            .contains("the destination table already holds rows");
+        assert_eq!(warned, replace == Some(false), "{replace:?}");
         match replace {
             Some(false) => assert_eq!(count().await, ["3000"], "the deleted rows stay"),
             _ => wait_identical(&pg, &emulator, sql, sql).await,
         }
         running.stop().await;
+    }
+}
+
+/// A log written to memory, for tests that expect a warning.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// What was logged since the last call.
+    fn take(&self) -> String {
+        let mut bytes = self.0.lock().unwrap();
+        String::from_utf8_lossy(&std::mem::take(&mut *bytes)).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
