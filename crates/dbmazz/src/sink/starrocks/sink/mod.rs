@@ -14,20 +14,22 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::decode::TupleValue;
-use crate::schema::type_map::{
-    map_pg_type, StarRocksType, TypeMapOptions, UnsupportedType, ValueEncoding,
-    UNKNOWN_TYPE_REJECTED,
-};
+use crate::schema::type_map::{map_pg_type, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED};
 use crate::schema::TableSchema;
-use crate::sink::{Batch, BatchOrigin, Sink, SinkError};
+use crate::sink::{Batch, Sink, SinkError};
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
-use super::defaults::added_column_default;
-use super::encode::{audit_columns, ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
+use super::encode::{ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
 use super::plan::{plan_loads, RowOp, RowValues};
 use super::rows_body::RowsBody;
 use super::stream_load::LoadBody;
+
+mod alter;
+mod columns;
+mod labels;
+
+pub use columns::{missing_columns, required_columns, UnsupportedColumn};
 
 /// One Stream Load to make durable.
 #[derive(Debug, Clone)]
@@ -287,211 +289,6 @@ impl<L: Loader> StarRocksSink<L> {
         Ok(described)
     }
 
-    /// A changed shape: ADD / DROP / safe MODIFY COLUMN, each waited for.
-    async fn alter_table(&self, old: &TableSchema, new: &TableSchema) -> Result<(), SinkError> {
-        let table = new.name.name.as_str();
-        let old_keys: Vec<&str> = old
-            .columns
-            .iter()
-            .filter(|c| c.is_key)
-            .map(|c| c.name.as_str())
-            .collect();
-        let new_keys: Vec<&str> = new
-            .columns
-            .iter()
-            .filter(|c| c.is_key)
-            .map(|c| c.name.as_str())
-            .collect();
-        if old_keys != new_keys {
-            return Err(self.error(
-                new,
-                format!(
-                    "primary key changed from ({}) to ({}): StarRocks cannot change a Primary Key \
-                     table's key; recreate the StarRocks table and re-snapshot it",
-                    old_keys.join(", "),
-                    new_keys.join(", ")
-                ),
-            ));
-        }
-        let map = |column: &crate::schema::ColumnSchema| {
-            map_pg_type(
-                column.type_oid,
-                column.type_modifier,
-                &self.options.type_options,
-            )
-            .map(|mapping| mapping.starrocks_type)
-            .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
-        };
-        // What StarRocks has now: a change may be applied already (a run that stopped before
-        // the slot moved past it, or a table created from a newer shape by the snapshot), and
-        // StarRocks refuses to add a column twice. No table: `prepare_table` creates it.
-        let Some(described) = self
-            .ddl
-            .describe(table)
-            .await
-            .map_err(|error| self.error(new, error.to_string()))?
-        else {
-            return Ok(());
-        };
-        let described_type = |name: &str| {
-            described
-                .iter()
-                .find(|column| column.name.eq_ignore_ascii_case(name))
-                .map(|column| column.sql_type.replace(' ', "").to_ascii_lowercase())
-        };
-        let mut clauses = Vec::new();
-        // ADD COLUMN clauses with a DEFAULT → (column, the clause without it).
-        let mut added: HashMap<String, (String, String)> = HashMap::new();
-        for column in &new.columns {
-            match old.columns.iter().find(|old| old.name == column.name) {
-                None if described_type(&column.name).is_some() => {
-                    tracing::info!(table = %new.name, column = %column.name,
-                        "column already in StarRocks: not added again");
-                }
-                None => {
-                    let (clause, without_default) = self.add_column_clause(new, column)?;
-                    added.insert(clause.clone(), (column.name.clone(), without_default));
-                    clauses.push(clause);
-                }
-                Some(previous)
-                    if previous.type_oid != column.type_oid
-                        || previous.type_modifier != column.type_modifier =>
-                {
-                    let (from, to) = (map(previous)?, map(column)?);
-                    let already = described_type(&column.name)
-                        .is_some_and(|current| current == to.to_sql().to_ascii_lowercase());
-                    if from != to && !already {
-                        if !is_safe_widening(&from, &to) {
-                            return Err(self.error(
-                                new,
-                                format!(
-                                    "column {} changed from {} to {}, which StarRocks cannot convert in place; \
-                                     change the StarRocks column yourself and restart",
-                                    column.name,
-                                    from.to_sql(),
-                                    to.to_sql()
-                                ),
-                            ));
-                        }
-                        clauses.push(format!(
-                            "MODIFY COLUMN {} {} NULL",
-                            super::ddl::quote(&column.name),
-                            to.to_sql()
-                        ));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        for column in &old.columns {
-            if !new.columns.iter().any(|new| new.name == column.name)
-                && described_type(&column.name).is_some()
-            {
-                clauses.push(format!("DROP COLUMN {}", super::ddl::quote(&column.name)));
-            }
-        }
-        for clause in clauses {
-            match added.get(&clause) {
-                Some((column, without_default)) => {
-                    self.run_add_column(new, column, &clause, without_default)
-                        .await?
-                }
-                None => {
-                    tracing::info!(table = %new.name, clause, "altering StarRocks table");
-                    self.ddl
-                        .alter_and_wait(table, &clause, self.options.alter_timeout)
-                        .await
-                        .map_err(|error| self.error(new, error.to_string()))?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs an `ADD COLUMN` clause; when StarRocks refuses its DEFAULT (a rule `defaults` did
-    /// not predict), the column is added without it: it has to exist, and its older rows are
-    /// a known, reported gap.
-    async fn run_add_column(
-        &self,
-        schema: &TableSchema,
-        column: &str,
-        clause: &str,
-        without_default: &str,
-    ) -> Result<(), SinkError> {
-        let table = schema.name.name.as_str();
-        tracing::info!(table = %schema.name, clause, "altering StarRocks table");
-        match self
-            .ddl
-            .alter_and_wait(table, clause, self.options.alter_timeout)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(error)
-                if clause != without_default
-                    && error.to_string().contains("Invalid default value") =>
-            {
-                self.report_unfilled(schema, column, "default_refused", &error.to_string());
-                self.ddl
-                    .alter_and_wait(table, without_default, self.options.alter_timeout)
-                    .await
-                    .map_err(|error| self.error(schema, error.to_string()))
-            }
-            Err(error) => Err(self.error(schema, error.to_string())),
-        }
-    }
-
-    /// Logs and counts an added column whose older rows stay NULL in StarRocks.
-    fn report_unfilled(
-        &self,
-        table: &TableSchema,
-        column: &str,
-        reason: &'static str,
-        detail: &str,
-    ) {
-        let table_name = table.name.to_string();
-        crate::ops::metrics().count_unfilled_added_column(&table_name, column, reason);
-        tracing::warn!(
-            table = %table_name,
-            column,
-            reason,
-            detail,
-            "rows that existed before this column was added are NULL in StarRocks but may hold \
-             a value in PostgreSQL; re-snapshot the table to repair them \
-             (dbmazz snapshot --table {table_name})"
-        );
-    }
-
-    /// `ADD COLUMN c T NULL [DEFAULT v]`: the DEFAULT gives rows older than the column
-    /// PostgreSQL's value for them (see [`super::defaults`]); when StarRocks cannot be given
-    /// it, the column is added without one, and the gap is logged and counted. Returns the
-    /// clause, and the same clause without its DEFAULT.
-    fn add_column_clause(
-        &self,
-        table: &TableSchema,
-        column: &crate::schema::ColumnSchema,
-    ) -> Result<(String, String), SinkError> {
-        let mapping = map_pg_type(
-            column.type_oid,
-            column.type_modifier,
-            &self.options.type_options,
-        )
-        .map_err(|error| self.error(table, format!("column {}: {error}", column.name)))?;
-        let default = match added_column_default(column.existing_rows.as_ref(), &mapping) {
-            Ok(Some(literal)) => format!(" DEFAULT {literal}"),
-            Ok(None) => String::new(),
-            Err(unfilled) => {
-                self.report_unfilled(table, &column.name, unfilled.reason, &unfilled.detail);
-                String::new()
-            }
-        };
-        let without_default = format!(
-            "ADD COLUMN {} {} NULL",
-            super::ddl::quote(&column.name),
-            mapping.starrocks_type.to_sql()
-        );
-        Ok((format!("{without_default}{default}"), without_default))
-    }
-
     fn install(
         &self,
         schema: &Arc<TableSchema>,
@@ -607,128 +404,9 @@ impl<L: Loader> StarRocksSink<L> {
         load.selection = ColumnSelection::present_in(&state.encoder, values);
         Ok(())
     }
-
-    fn label(&self, batch: &Batch, part: usize) -> String {
-        batch_label(&self.options.label_prefix, batch, part)
-    }
-}
-
-/// The deterministic label of load `part` of `batch` (spec §2: `[-\w]{1,128}`; the prefix is
-/// a slot name, at most 63 characters of `[a-z0-9_]`).
-fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
-    let oid = batch.table.relation_oid;
-    let label = match batch.origin {
-        // Where the batch starts, where it ends and how many changes it holds: a batch cut
-        // by time inside a transaction can end at the same commit LSN with fewer changes in
-        // one run than in the replay after a crash, and a label shared by different contents
-        // would make the replay's "already loaded" skip the changes the first one lacked.
-        BatchOrigin::Stream => format!(
-            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{}-{part}",
-            batch.first_commit_lsn.0,
-            batch.first_change_index,
-            batch.last_commit_lsn.0,
-            batch.changes.len(),
-        ),
-        BatchOrigin::Snapshot {
-            epoch,
-            plan_id,
-            attempt,
-            chunk,
-            part: batch_part,
-        } => format!(
-            "dbmazz-{prefix}-{oid}-snap{epoch}p{plan_id:x}a{attempt}-{chunk}-{batch_part}-{part}"
-        ),
-    };
-    fit_label(label)
-}
-
-/// Labels are at most 128 characters: a longer one (long slot name and large numbers) keeps
-/// its first 100 characters and ends with a digest of the whole, so it stays deterministic
-/// and distinct.
-fn fit_label(label: String) -> String {
-    const MAX_LABEL: usize = 128;
-    if label.len() <= MAX_LABEL {
-        return label;
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, label.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let cut = (0..=100)
-        .rev()
-        .find(|&index| label.is_char_boundary(index))
-        .unwrap_or(0);
-    format!("{}-{hex}", &label[..cut])
 }
 
 /// A key value as a SQL literal: numbers bare, everything else quoted.
-/// A column whose PostgreSQL type cannot be replicated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("column {column}: {source}")]
-pub struct UnsupportedColumn {
-    pub column: String,
-    #[source]
-    pub source: UnsupportedType,
-}
-
-/// The StarRocks columns a PostgreSQL table shape needs: the key columns (the shape's replica
-/// identity), then the value columns and the audit columns `encoder` adds. Used to create
-/// tables and, with [`missing_columns`], to check existing ones (here and by `dbmazz check`).
-pub fn required_columns(
-    schema: &TableSchema,
-    type_options: &TypeMapOptions,
-    encoder: &EncoderOptions,
-) -> Result<(Vec<ColumnDef>, Vec<ColumnDef>), UnsupportedColumn> {
-    let mut keys = Vec::new();
-    let mut values = Vec::new();
-    for column in &schema.columns {
-        let mapping =
-            map_pg_type(column.type_oid, column.type_modifier, type_options).map_err(|source| {
-                UnsupportedColumn {
-                    column: column.name.clone(),
-                    source,
-                }
-            })?;
-        let definition = ColumnDef {
-            name: column.name.clone(),
-            sql_type: mapping.starrocks_type.to_sql(),
-            nullable: !column.is_key,
-        };
-        if column.is_key {
-            keys.push(definition);
-        } else {
-            values.push(definition);
-        }
-    }
-    for (name, sql_type) in audit_columns(encoder) {
-        values.push(ColumnDef {
-            name: name.to_string(),
-            sql_type: sql_type.to_sql(),
-            nullable: true,
-        });
-    }
-    Ok((keys, values))
-}
-
-/// The wanted columns an existing StarRocks table lacks, as `name TYPE` (names compare
-/// case-insensitively, as StarRocks does).
-pub fn missing_columns(
-    keys: &[ColumnDef],
-    values: &[ColumnDef],
-    described: &[DescribedColumn],
-) -> Vec<String> {
-    keys.iter()
-        .chain(values.iter())
-        .filter(|wanted| {
-            !described
-                .iter()
-                .any(|column| column.name.eq_ignore_ascii_case(&wanted.name))
-        })
-        .map(|wanted| format!("{} {}", wanted.name, wanted.sql_type))
-        .collect()
-}
-
 fn sql_literal(text: &str, encoding: &ValueEncoding) -> String {
     match encoding {
         ValueEncoding::Integer { .. } | ValueEncoding::Decimal { .. }
@@ -740,34 +418,6 @@ fn sql_literal(text: &str, encoding: &ValueEncoding) -> String {
             text.to_string()
         }
         _ => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''")),
-    }
-}
-
-/// StarRocks can widen these in place (schema change without rewriting keys).
-fn is_safe_widening(from: &StarRocksType, to: &StarRocksType) -> bool {
-    use StarRocksType as T;
-    let rank = |t: &StarRocksType| match t {
-        T::TinyInt => Some(1),
-        T::SmallInt => Some(2),
-        T::Int => Some(3),
-        T::BigInt => Some(4),
-        T::LargeInt => Some(5),
-        _ => None,
-    };
-    match (from, to) {
-        (T::Varchar { bytes: a }, T::Varchar { bytes: b }) => b >= a,
-        (T::Float, T::Double) => true,
-        (
-            T::Decimal {
-                precision: p1,
-                scale: s1,
-            },
-            T::Decimal {
-                precision: p2,
-                scale: s2,
-            },
-        ) => s1 == s2 && p2 >= p1,
-        _ => matches!((rank(from), rank(to)), (Some(a), Some(b)) if b >= a),
     }
 }
 
@@ -883,88 +533,5 @@ impl<L: Loader> Sink for StarRocksSink<L> {
         }
         let described = self.prepare_table(new).await?;
         self.install(new, &described)
-    }
-}
-
-#[cfg(test)]
-mod label_tests {
-    use super::*;
-    use crate::schema::TableName;
-    use crate::Lsn;
-
-    fn batch(origin: BatchOrigin) -> Batch {
-        Batch {
-            table: Arc::new(TableSchema {
-                relation_oid: 16384,
-                name: TableName::new("public", "t"),
-                replica_identity: crate::decode::ReplicaIdentity::Default,
-                columns: Vec::new(),
-                version: 1,
-            }),
-            changes: Vec::new(),
-            first_commit_lsn: Lsn(0x1_0000_0010),
-            last_commit_lsn: Lsn(0x1_0000_0010),
-            first_change_index: 0,
-            byte_len: 0,
-            origin,
-        }
-    }
-
-    #[test]
-    fn snapshot_labels_differ_from_stream_labels_plans_epochs_attempts_and_chunks() {
-        let prefix = "a_slot_name_of_the_longest_kind_allowed_by_postgres_0123456789a";
-        let planned = |plan_id, epoch, attempt, chunk, part| {
-            batch_label(
-                prefix,
-                &batch(BatchOrigin::Snapshot {
-                    epoch,
-                    plan_id,
-                    attempt,
-                    chunk,
-                    part,
-                }),
-                0,
-            )
-        };
-        let snapshot = |epoch, attempt, chunk, part| planned(0x5eed, epoch, attempt, chunk, part);
-        // Same start and end commit, one change more: a different load.
-        let mut longer = batch(BatchOrigin::Stream);
-        longer.changes.push(crate::pipeline::RowChange {
-            kind: crate::pipeline::ChangeKind::Insert,
-            schema: Arc::clone(&longer.table),
-            new: None,
-            old: None,
-            commit_lsn: longer.last_commit_lsn,
-            commit_time: 0,
-        });
-        let labels = [
-            batch_label(prefix, &batch(BatchOrigin::Stream), 0),
-            batch_label(prefix, &longer, 0),
-            snapshot(1, 1, 0, 0),
-            snapshot(2, 1, 0, 0),
-            snapshot(1, 2, 0, 0),
-            snapshot(1, 1, 1, 0),
-            snapshot(1, 1, 0, 1),
-            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX),
-            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX - 1),
-            // The same epoch, attempt and chunk of another plan (a state file started over).
-            planned(0x5eee, 1, 1, 0, 0),
-            planned(u32::MAX, u64::MAX, u64::MAX, u32::MAX, u32::MAX),
-        ];
-        let distinct: std::collections::HashSet<_> = labels.iter().collect();
-        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
-        for label in &labels {
-            assert!(label.len() <= 128, "{label} is too long");
-            assert!(
-                label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
-                "{label}"
-            );
-        }
-        assert_eq!(
-            snapshot(3, 2, 17, 4),
-            format!("dbmazz-{prefix}-16384-snap3p5eeda2-17-4-0")
-        );
     }
 }

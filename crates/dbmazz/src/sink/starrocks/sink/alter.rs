@@ -1,0 +1,251 @@
+//! Schema changes of a StarRocks table: a changed Relation becomes ADD / DROP / safe MODIFY
+//! COLUMN clauses, each run over MySQL and waited for before rows of the new shape load.
+
+use std::collections::HashMap;
+
+use crate::schema::type_map::{map_pg_type, StarRocksType};
+use crate::schema::TableSchema;
+use crate::sink::starrocks::ddl::quote;
+use crate::sink::starrocks::defaults::added_column_default;
+use crate::sink::SinkError;
+
+use super::{Loader, StarRocksSink};
+
+impl<L: Loader> StarRocksSink<L> {
+    /// A changed shape: ADD / DROP / safe MODIFY COLUMN, each waited for.
+    pub(super) async fn alter_table(
+        &self,
+        old: &TableSchema,
+        new: &TableSchema,
+    ) -> Result<(), SinkError> {
+        let table = new.name.name.as_str();
+        let old_keys: Vec<&str> = old
+            .columns
+            .iter()
+            .filter(|c| c.is_key)
+            .map(|c| c.name.as_str())
+            .collect();
+        let new_keys: Vec<&str> = new
+            .columns
+            .iter()
+            .filter(|c| c.is_key)
+            .map(|c| c.name.as_str())
+            .collect();
+        if old_keys != new_keys {
+            return Err(self.error(
+                new,
+                format!(
+                    "primary key changed from ({}) to ({}): StarRocks cannot change a Primary Key \
+                     table's key; recreate the StarRocks table and re-snapshot it",
+                    old_keys.join(", "),
+                    new_keys.join(", ")
+                ),
+            ));
+        }
+        let map = |column: &crate::schema::ColumnSchema| {
+            map_pg_type(
+                column.type_oid,
+                column.type_modifier,
+                &self.options.type_options,
+            )
+            .map(|mapping| mapping.starrocks_type)
+            .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
+        };
+        // What StarRocks has now: a change may be applied already (a run that stopped before
+        // the slot moved past it, or a table created from a newer shape by the snapshot), and
+        // StarRocks refuses to add a column twice. No table: `prepare_table` creates it.
+        let Some(described) = self
+            .ddl
+            .describe(table)
+            .await
+            .map_err(|error| self.error(new, error.to_string()))?
+        else {
+            return Ok(());
+        };
+        let described_type = |name: &str| {
+            described
+                .iter()
+                .find(|column| column.name.eq_ignore_ascii_case(name))
+                .map(|column| column.sql_type.replace(' ', "").to_ascii_lowercase())
+        };
+        let mut clauses = Vec::new();
+        // ADD COLUMN clauses with a DEFAULT → (column, the clause without it).
+        let mut added: HashMap<String, (String, String)> = HashMap::new();
+        for column in &new.columns {
+            match old.columns.iter().find(|old| old.name == column.name) {
+                None if described_type(&column.name).is_some() => {
+                    tracing::info!(table = %new.name, column = %column.name,
+                        "column already in StarRocks: not added again");
+                }
+                None => {
+                    let (clause, without_default) = self.add_column_clause(new, column)?;
+                    added.insert(clause.clone(), (column.name.clone(), without_default));
+                    clauses.push(clause);
+                }
+                Some(previous)
+                    if previous.type_oid != column.type_oid
+                        || previous.type_modifier != column.type_modifier =>
+                {
+                    let (from, to) = (map(previous)?, map(column)?);
+                    let already = described_type(&column.name)
+                        .is_some_and(|current| current == to.to_sql().to_ascii_lowercase());
+                    if from != to && !already {
+                        if !is_safe_widening(&from, &to) {
+                            return Err(self.error(
+                                new,
+                                format!(
+                                    "column {} changed from {} to {}, which StarRocks cannot convert in place; \
+                                     change the StarRocks column yourself and restart",
+                                    column.name,
+                                    from.to_sql(),
+                                    to.to_sql()
+                                ),
+                            ));
+                        }
+                        clauses.push(format!(
+                            "MODIFY COLUMN {} {} NULL",
+                            quote(&column.name),
+                            to.to_sql()
+                        ));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for column in &old.columns {
+            if !new.columns.iter().any(|new| new.name == column.name)
+                && described_type(&column.name).is_some()
+            {
+                clauses.push(format!("DROP COLUMN {}", quote(&column.name)));
+            }
+        }
+        for clause in clauses {
+            match added.get(&clause) {
+                Some((column, without_default)) => {
+                    self.run_add_column(new, column, &clause, without_default)
+                        .await?
+                }
+                None => {
+                    tracing::info!(table = %new.name, clause, "altering StarRocks table");
+                    self.ddl
+                        .alter_and_wait(table, &clause, self.options.alter_timeout)
+                        .await
+                        .map_err(|error| self.error(new, error.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs an `ADD COLUMN` clause; when StarRocks refuses its DEFAULT (a rule `defaults` did
+    /// not predict), the column is added without it: it has to exist, and its older rows are
+    /// a known, reported gap.
+    pub(super) async fn run_add_column(
+        &self,
+        schema: &TableSchema,
+        column: &str,
+        clause: &str,
+        without_default: &str,
+    ) -> Result<(), SinkError> {
+        let table = schema.name.name.as_str();
+        tracing::info!(table = %schema.name, clause, "altering StarRocks table");
+        match self
+            .ddl
+            .alter_and_wait(table, clause, self.options.alter_timeout)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(error)
+                if clause != without_default
+                    && error.to_string().contains("Invalid default value") =>
+            {
+                self.report_unfilled(schema, column, "default_refused", &error.to_string());
+                self.ddl
+                    .alter_and_wait(table, without_default, self.options.alter_timeout)
+                    .await
+                    .map_err(|error| self.error(schema, error.to_string()))
+            }
+            Err(error) => Err(self.error(schema, error.to_string())),
+        }
+    }
+
+    /// Logs and counts an added column whose older rows stay NULL in StarRocks.
+    fn report_unfilled(
+        &self,
+        table: &TableSchema,
+        column: &str,
+        reason: &'static str,
+        detail: &str,
+    ) {
+        let table_name = table.name.to_string();
+        crate::ops::metrics().count_unfilled_added_column(&table_name, column, reason);
+        tracing::warn!(
+            table = %table_name,
+            column,
+            reason,
+            detail,
+            "rows that existed before this column was added are NULL in StarRocks but may hold \
+             a value in PostgreSQL; re-snapshot the table to repair them \
+             (dbmazz snapshot --table {table_name})"
+        );
+    }
+
+    /// `ADD COLUMN c T NULL [DEFAULT v]`: the DEFAULT gives rows older than the column
+    /// PostgreSQL's value for them (see [`super::defaults`]); when StarRocks cannot be given
+    /// it, the column is added without one, and the gap is logged and counted. Returns the
+    /// clause, and the same clause without its DEFAULT.
+    pub(super) fn add_column_clause(
+        &self,
+        table: &TableSchema,
+        column: &crate::schema::ColumnSchema,
+    ) -> Result<(String, String), SinkError> {
+        let mapping = map_pg_type(
+            column.type_oid,
+            column.type_modifier,
+            &self.options.type_options,
+        )
+        .map_err(|error| self.error(table, format!("column {}: {error}", column.name)))?;
+        let default = match added_column_default(column.existing_rows.as_ref(), &mapping) {
+            Ok(Some(literal)) => format!(" DEFAULT {literal}"),
+            Ok(None) => String::new(),
+            Err(unfilled) => {
+                self.report_unfilled(table, &column.name, unfilled.reason, &unfilled.detail);
+                String::new()
+            }
+        };
+        let without_default = format!(
+            "ADD COLUMN {} {} NULL",
+            quote(&column.name),
+            mapping.starrocks_type.to_sql()
+        );
+        Ok((format!("{without_default}{default}"), without_default))
+    }
+}
+
+/// StarRocks can widen these in place (schema change without rewriting keys).
+fn is_safe_widening(from: &StarRocksType, to: &StarRocksType) -> bool {
+    use StarRocksType as T;
+    let rank = |t: &StarRocksType| match t {
+        T::TinyInt => Some(1),
+        T::SmallInt => Some(2),
+        T::Int => Some(3),
+        T::BigInt => Some(4),
+        T::LargeInt => Some(5),
+        _ => None,
+    };
+    match (from, to) {
+        (T::Varchar { bytes: a }, T::Varchar { bytes: b }) => b >= a,
+        (T::Float, T::Double) => true,
+        (
+            T::Decimal {
+                precision: p1,
+                scale: s1,
+            },
+            T::Decimal {
+                precision: p2,
+                scale: s2,
+            },
+        ) => s1 == s2 && p2 >= p1,
+        _ => matches!((rank(from), rank(to)), (Some(a), Some(b)) if b >= a),
+    }
+}

@@ -1,0 +1,147 @@
+//! Deterministic Stream Load labels (DESIGN §3): the same batch gets the same label in a
+//! replay, so StarRocks's label deduplication makes a retried load count once.
+
+use crate::sink::{Batch, BatchOrigin};
+
+use super::{Loader, StarRocksSink};
+
+impl<L: Loader> StarRocksSink<L> {
+    pub(super) fn label(&self, batch: &Batch, part: usize) -> String {
+        batch_label(&self.options.label_prefix, batch, part)
+    }
+}
+
+/// The deterministic label of load `part` of `batch` (spec §2: `[-\w]{1,128}`; the prefix is
+/// a slot name, at most 63 characters of `[a-z0-9_]`).
+fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
+    let oid = batch.table.relation_oid;
+    let label = match batch.origin {
+        // Where the batch starts, where it ends and how many changes it holds: a batch cut
+        // by time inside a transaction can end at the same commit LSN with fewer changes in
+        // one run than in the replay after a crash, and a label shared by different contents
+        // would make the replay's "already loaded" skip the changes the first one lacked.
+        BatchOrigin::Stream => format!(
+            "dbmazz-{prefix}-{oid}-{:x}-{}-{:x}-{}-{part}",
+            batch.first_commit_lsn.0,
+            batch.first_change_index,
+            batch.last_commit_lsn.0,
+            batch.changes.len(),
+        ),
+        BatchOrigin::Snapshot {
+            epoch,
+            plan_id,
+            attempt,
+            chunk,
+            part: batch_part,
+        } => format!(
+            "dbmazz-{prefix}-{oid}-snap{epoch}p{plan_id:x}a{attempt}-{chunk}-{batch_part}-{part}"
+        ),
+    };
+    fit_label(label)
+}
+
+/// Labels are at most 128 characters: a longer one (long slot name and large numbers) keeps
+/// its first 100 characters and ends with a digest of the whole, so it stays deterministic
+/// and distinct.
+fn fit_label(label: String) -> String {
+    const MAX_LABEL: usize = 128;
+    if label.len() <= MAX_LABEL {
+        return label;
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, label.as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let cut = (0..=100)
+        .rev()
+        .find(|&index| label.is_char_boundary(index))
+        .unwrap_or(0);
+    format!("{}-{hex}", &label[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::schema::TableName;
+    use crate::schema::TableSchema;
+    use crate::Lsn;
+
+    fn batch(origin: BatchOrigin) -> Batch {
+        Batch {
+            table: Arc::new(TableSchema {
+                relation_oid: 16384,
+                name: TableName::new("public", "t"),
+                replica_identity: crate::decode::ReplicaIdentity::Default,
+                columns: Vec::new(),
+                version: 1,
+            }),
+            changes: Vec::new(),
+            first_commit_lsn: Lsn(0x1_0000_0010),
+            last_commit_lsn: Lsn(0x1_0000_0010),
+            first_change_index: 0,
+            byte_len: 0,
+            origin,
+        }
+    }
+
+    #[test]
+    fn snapshot_labels_differ_from_stream_labels_plans_epochs_attempts_and_chunks() {
+        let prefix = "a_slot_name_of_the_longest_kind_allowed_by_postgres_0123456789a";
+        let planned = |plan_id, epoch, attempt, chunk, part| {
+            batch_label(
+                prefix,
+                &batch(BatchOrigin::Snapshot {
+                    epoch,
+                    plan_id,
+                    attempt,
+                    chunk,
+                    part,
+                }),
+                0,
+            )
+        };
+        let snapshot = |epoch, attempt, chunk, part| planned(0x5eed, epoch, attempt, chunk, part);
+        // Same start and end commit, one change more: a different load.
+        let mut longer = batch(BatchOrigin::Stream);
+        longer.changes.push(crate::pipeline::RowChange {
+            kind: crate::pipeline::ChangeKind::Insert,
+            schema: Arc::clone(&longer.table),
+            new: None,
+            old: None,
+            commit_lsn: longer.last_commit_lsn,
+            commit_time: 0,
+        });
+        let labels = [
+            batch_label(prefix, &batch(BatchOrigin::Stream), 0),
+            batch_label(prefix, &longer, 0),
+            snapshot(1, 1, 0, 0),
+            snapshot(2, 1, 0, 0),
+            snapshot(1, 2, 0, 0),
+            snapshot(1, 1, 1, 0),
+            snapshot(1, 1, 0, 1),
+            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX),
+            snapshot(u64::MAX, u64::MAX, u32::MAX, u32::MAX - 1),
+            // The same epoch, attempt and chunk of another plan (a state file started over).
+            planned(0x5eee, 1, 1, 0, 0),
+            planned(u32::MAX, u64::MAX, u64::MAX, u32::MAX, u32::MAX),
+        ];
+        let distinct: std::collections::HashSet<_> = labels.iter().collect();
+        assert_eq!(distinct.len(), labels.len(), "{labels:?}");
+        for label in &labels {
+            assert!(label.len() <= 128, "{label} is too long");
+            assert!(
+                label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            snapshot(3, 2, 17, 4),
+            format!("dbmazz-{prefix}-16384-snap3p5eeda2-17-4-0")
+        );
+    }
+}
