@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use dbmazz::checkpoint::StateFile;
 use dbmazz::config::{Config, HumanDuration};
+use dbmazz::ops::{metrics, TableLabels};
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
 use crate::resnapshot::{new_database, start, wait_same};
@@ -147,6 +148,44 @@ async fn attached_later(major: u32) {
         ["500"],
         "a detached partition's rows stay in StarRocks"
     );
+
+    // A partition truncated alone: pgoutput does not send that TRUNCATE; the partition's new
+    // file is reported (the warning and the counter).
+    let files = StateFile::load(&state.0).unwrap().unwrap().partition_files;
+    let leaves: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        leaves,
+        [
+            "public.m_apac",
+            "public.m_eu",
+            "public.m_new",
+            "public.m_us"
+        ]
+    );
+    let reported = || {
+        metrics()
+            .partitions_rewritten
+            .get_or_create(&TableLabels {
+                table: "public.m".into(),
+            })
+            .get()
+    };
+    let before = reported();
+    pg.psql("shop", "TRUNCATE m_eu").unwrap();
+    let files_after = eventually(
+        Duration::from_secs(30),
+        "the truncated partition reported and its new file recorded",
+        || async {
+            let now = StateFile::load(&state.0).ok()??.partition_files;
+            let renewed = now
+                .get("public.m_eu")
+                .is_some_and(|file| Some(file) != files.get("public.m_eu"));
+            (reported() > before && renewed).then_some(now)
+        },
+    )
+    .await;
+    assert_eq!(files_after["public.m_us"], files["public.m_us"]);
+    assert_eq!(reported(), before + 1, "only m_eu");
     running.stop().await;
 }
 

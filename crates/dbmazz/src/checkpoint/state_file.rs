@@ -47,6 +47,11 @@ pub struct StateFile {
     /// this was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<LeafPartitions>,
+    /// The file (`pg_class.relfilenode`) of each recorded leaf partition at the last check. A
+    /// new file means the partition was truncated or rewritten; a TRUNCATE of one partition is
+    /// not replicated when publishing via the root, so it is reported.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partition_files: BTreeMap<String, u32>,
 }
 
 /// Partitioned table → its leaf partitions (`schema.table` each).
@@ -76,6 +81,7 @@ impl StateFile {
             table_snapshots: Vec::new(),
             known_tables: None,
             partitions: None,
+            partition_files: BTreeMap::new(),
         }
     }
 

@@ -62,6 +62,7 @@ pub struct Metrics {
     pub filtered_rows: Family<TableLabels, Counter>,
     pub lossy_values: Family<LossyLabels, Counter>,
     pub added_columns_unfilled: Family<LossyLabels, Counter>,
+    pub partitions_rewritten: Family<TableLabels, Counter>,
     pub transactions: Counter,
     pub changes: Counter,
     pub wal_received_bytes: Counter,
@@ -108,6 +109,7 @@ impl Metrics {
             filtered_rows: Family::default(),
             lossy_values: Family::default(),
             added_columns_unfilled: Family::default(),
+            partitions_rewritten: Family::default(),
             transactions: Counter::default(),
             changes: Counter::default(),
             wal_received_bytes: Counter::default(),
@@ -171,6 +173,12 @@ impl Metrics {
             "Columns added in PostgreSQL whose existing rows StarRocks cannot be given their value \
              (left NULL until a re-snapshot), by table, column and reason",
             metrics.added_columns_unfilled.clone(),
+        );
+        r.register(
+            "partitions_rewritten",
+            "Leaf partitions found with a new file (truncated or rewritten; a TRUNCATE of one \
+             partition is not replicated), by partitioned table",
+            metrics.partitions_rewritten.clone(),
         );
         r.register(
             "transactions",
@@ -300,6 +308,15 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// Counts leaf partitions of `table` found with a new file.
+    pub fn count_partitions_rewritten(&self, table: &str, partitions: u64) {
+        self.partitions_rewritten
+            .get_or_create(&TableLabels {
+                table: table.to_string(),
+            })
+            .inc_by(partitions);
     }
 
     /// Lossy values counted for `table` since the process started.

@@ -205,7 +205,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         // As for tables: the partitions there are now count as copied (older state files,
         // or snapshots off); only partitions attached from now on are copied.
         let known = state.known_tables.clone().unwrap_or_default();
-        let mut leaves = partition_leaves(&sql, publication).await?;
+        let mut leaves = partition_leaves(&sql, publication).await?.leaves;
         leaves.retain(|table, _| known.contains(table));
         state.partitions = Some(leaves);
     }

@@ -25,13 +25,15 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::prepare::RunError;
 use super::table_plans::{plan_table, PlanError, TableJob};
-use crate::checkpoint::{LeafPartitions, SnapshotState, StateFile};
+use crate::checkpoint::{SnapshotState, StateFile};
 use crate::config::Config;
 use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
 use crate::pipeline::StreamCore;
 use crate::schema::{TableName, TableSchema};
 use crate::sink::Sink;
-use crate::snapshot::{read_plan, ChunkFinished, SnapshotError, SnapshotOutcome, SnapshotProgress};
+use crate::snapshot::{
+    read_plan, ChunkFinished, PartitionCatalog, SnapshotError, SnapshotOutcome, SnapshotProgress,
+};
 use crate::Lsn;
 
 /// What the background tasks report to the stream task.
@@ -55,7 +57,7 @@ pub(super) enum Event {
     },
     /// The leaf partitions of the published partitioned tables, from the catalog.
     Partitions {
-        result: Result<LeafPartitions, SnapshotError>,
+        result: Result<PartitionCatalog, SnapshotError>,
     },
 }
 

@@ -33,7 +33,8 @@ mod runner;
 pub use catalog::{heap_relations, plan_chunks, table_schema, HeapRelation};
 pub use copy_text::{decode_row, CopyRowError};
 pub use partitions::{
-    compare as compare_leaves, partition_leaves, relations_with_rows, LeafChanges,
+    compare as compare_leaves, partition_leaves, relations_with_rows,
+    rewritten as rewritten_leaves, LeafChanges, PartitionCatalog,
 };
 pub use planner::{decide, load_schemas, plan_new, SnapshotDecision};
 pub use progress::{SnapshotPhase, SnapshotProgress, SnapshotReport, TableReport};

@@ -6,9 +6,11 @@
 //! would never reach StarRocks. So the leaves are compared now and then with the ones a
 //! snapshot already read (recorded in the state file); a new leaf gets a snapshot of its own.
 //! A leaf gone (detached or dropped) is only reported: its rows stay in StarRocks, as with any
-//! CDC tool, until the table is re-snapshotted with `replace`.
+//! CDC tool, until the table is re-snapshotted with `replace`. A leaf with a new file
+//! (`relfilenode`) was truncated or rewritten: pgoutput does not send the TRUNCATE of one
+//! partition of a table published via its root, so that is reported too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::Client;
 
@@ -17,21 +19,30 @@ use crate::checkpoint::LeafPartitions;
 use crate::schema::TableName;
 use crate::source::{quote_ident, SourceError};
 
+/// The leaf partitions of the published partitioned tables, and the file each leaf has now.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PartitionCatalog {
+    pub leaves: LeafPartitions,
+    /// Leaf (`schema.table`) → its `pg_class.relfilenode`.
+    pub files: BTreeMap<String, u32>,
+}
+
 /// The leaf partitions (plain tables; foreign ones cannot be read) of each partitioned table
 /// of `publication`, `schema.table` each; a partitioned table without leaves maps to none.
 pub async fn partition_leaves(
     client: &Client,
     publication: &str,
-) -> Result<LeafPartitions, SnapshotError> {
+) -> Result<PartitionCatalog, SnapshotError> {
     let rows = client
         .query(
-            "SELECT rn.nspname::text, rc.relname::text, leaf.nsp, leaf.rel \
+            "SELECT rn.nspname::text, rc.relname::text, leaf.nsp, leaf.rel, leaf.file \
              FROM pg_publication_tables pt \
              JOIN pg_namespace rn ON rn.nspname = pt.schemaname \
              JOIN pg_class rc ON rc.relnamespace = rn.oid AND rc.relname = pt.tablename \
                              AND rc.relkind = 'p' \
              LEFT JOIN LATERAL ( \
-                 SELECT ln.nspname::text AS nsp, lc.relname::text AS rel \
+                 SELECT ln.nspname::text AS nsp, lc.relname::text AS rel, \
+                        lc.relfilenode AS file \
                  FROM pg_partition_tree(rc.oid) p \
                  JOIN pg_class lc ON lc.oid = p.relid AND lc.relkind = 'r' \
                  JOIN pg_namespace ln ON ln.oid = lc.relnamespace \
@@ -41,18 +52,22 @@ pub async fn partition_leaves(
         )
         .await
         .map_err(SourceError::from)?;
-    let mut leaves = LeafPartitions::new();
+    let mut catalog = PartitionCatalog::default();
     for row in &rows {
         let root = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
-        let entry = leaves.entry(root.to_string()).or_default();
+        let entry = catalog.leaves.entry(root.to_string()).or_default();
         if let (Some(schema), Some(name)) = (
             row.get::<_, Option<String>>(2),
             row.get::<_, Option<String>>(3),
         ) {
-            entry.insert(TableName::new(schema, name).to_string());
+            let leaf = TableName::new(schema, name).to_string();
+            if let Some(file) = row.get::<_, Option<u32>>(4) {
+                catalog.files.insert(leaf.clone(), file);
+            }
+            entry.insert(leaf);
         }
     }
-    Ok(leaves)
+    Ok(catalog)
 }
 
 /// Which of `relations` (`(schema, name)`) hold a row now. A partition attached (or created)
@@ -108,6 +123,24 @@ pub fn compare(recorded: &LeafPartitions, current: &LeafPartitions) -> LeafChang
     changes
 }
 
+/// The leaves of `current`'s tables whose file is not the one recorded for them (truncated
+/// or rewritten since); leaves without a recorded file are not compared.
+pub fn rewritten(
+    recorded_files: &BTreeMap<String, u32>,
+    current: &PartitionCatalog,
+) -> LeafPartitions {
+    let mut found = LeafPartitions::new();
+    for (table, leaves) in &current.leaves {
+        for leaf in leaves {
+            let (was, now) = (recorded_files.get(leaf), current.files.get(leaf));
+            if was.is_some() && now.is_some() && was != now {
+                found.entry(table.clone()).or_default().insert(leaf.clone());
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +175,26 @@ mod tests {
             ])
         );
         assert_eq!(changes.detached, leaves(&[("public.m", &["public.m_1"])]));
+    }
+
+    #[test]
+    fn a_leaf_with_a_new_file_is_rewritten_and_one_never_recorded_is_not() {
+        let current = PartitionCatalog {
+            leaves: leaves(&[("public.m", &["public.m_1", "public.m_2", "public.m_3"])]),
+            files: [("public.m_1", 10), ("public.m_2", 21), ("public.m_3", 30)]
+                .into_iter()
+                .map(|(leaf, file)| (leaf.to_string(), file))
+                .collect(),
+        };
+        let recorded: BTreeMap<String, u32> = [("public.m_1", 10), ("public.m_2", 20)]
+            .into_iter()
+            .map(|(leaf, file)| (leaf.to_string(), file))
+            .collect();
+        assert_eq!(
+            rewritten(&recorded, &current),
+            leaves(&[("public.m", &["public.m_2"])])
+        );
+        assert!(rewritten(&current.files, &current).is_empty());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Partitions attached after their table was copied get a snapshot of their own (see
 //! `snapshot::partitions`): a watcher reads the published tables' leaf partitions every
-//! `snapshot.partition_check_interval` and compares them with the ones recorded as copied.
+//! `snapshot.partition_check_interval` and compares them with the ones recorded as copied,
+//! and each leaf's file with the one it had at the last check.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -10,9 +11,12 @@ use tokio::sync::mpsc;
 use super::{Event, TableSnapshots};
 use crate::checkpoint::{LeafPartitions, StateFile};
 use crate::config::{Config, SnapshotMode};
+use crate::ops::metrics;
 use crate::replicator::{AbortOnDrop, RunError};
 use crate::sink::Sink;
-use crate::snapshot::{compare_leaves, partition_leaves, SnapshotError};
+use crate::snapshot::{
+    compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
+};
 use crate::source::connect_sql;
 
 impl<S: Sink> TableSnapshots<S> {
@@ -28,13 +32,14 @@ impl<S: Sink> TableSnapshots<S> {
     }
 
     /// The catalog's leaves against the recorded ones: a new leaf is copied (its table's
-    /// changes held meanwhile), a missing one reported and forgotten.
+    /// changes held meanwhile), a missing one reported and forgotten, one with a new file
+    /// reported.
     pub(super) fn on_partitions(
         &mut self,
-        result: Result<LeafPartitions, SnapshotError>,
+        result: Result<PartitionCatalog, SnapshotError>,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
-        let current = match result {
+        let PartitionCatalog { leaves, files } = match result {
             Ok(current) => current,
             Err(error) => {
                 tracing::warn!(%error, "could not read the partitions of the published tables; trying again at the next check");
@@ -44,7 +49,7 @@ impl<S: Sink> TableSnapshots<S> {
         // Tables this state accounts for, and none being copied now: a plan records the
         // leaves it reads when it is made.
         let known = state.known_tables.clone().unwrap_or_default();
-        let current: LeafPartitions = current
+        let current: LeafPartitions = leaves
             .into_iter()
             .filter(|(table, _)| known.contains(table) && !self.active.contains_key(table))
             .collect();
@@ -56,7 +61,8 @@ impl<S: Sink> TableSnapshots<S> {
                 leaves.retain(|leaf| !gone.contains(leaf));
             }
         }
-        if !changes.detached.is_empty() {
+        let files_changed = self.on_partition_files(&current, &changes.attached, files, state);
+        if !changes.detached.is_empty() || files_changed {
             state.store(&self.config.state_dir)?;
         }
         for (table, attached) in changes.attached {
@@ -64,6 +70,51 @@ impl<S: Sink> TableSnapshots<S> {
             self.plan(table, None, None, false, Some(attached));
         }
         Ok(())
+    }
+}
+
+impl<S: Sink> TableSnapshots<S> {
+    /// Reports the leaves of `current` whose file changed since the last check, and records
+    /// the files of its leaves (not of those `attached`: they are recorded once copied).
+    /// Returns whether the record changed.
+    fn on_partition_files(
+        &self,
+        current: &LeafPartitions,
+        attached: &LeafPartitions,
+        files: BTreeMap<String, u32>,
+        state: &mut StateFile,
+    ) -> bool {
+        let checked = PartitionCatalog {
+            leaves: current.clone(),
+            files,
+        };
+        for (table, leaves) in rewritten_leaves(&state.partition_files, &checked) {
+            tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER): a TRUNCATE of a partition alone is not replicated (pgoutput leaves it out for tables published via their root), so if one was truncated its old rows are still in StarRocks; `dbmazz snapshot --table {table} --replace` copies the table anew");
+            metrics().count_partitions_rewritten(&table, leaves.len() as u64);
+        }
+        let before = state.partition_files.clone();
+        let attached_leaf =
+            |table: &str, leaf: &str| attached.get(table).is_some_and(|set| set.contains(leaf));
+        for (table, leaves) in current {
+            for leaf in leaves {
+                match checked.files.get(leaf) {
+                    Some(file) if !attached_leaf(table, leaf) => {
+                        state.partition_files.insert(leaf.clone(), *file);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Forget the files of leaves no partitioned table records any more.
+        let recorded: BTreeSet<&String> = state
+            .partitions
+            .iter()
+            .flat_map(|tables| tables.values().flatten())
+            .collect();
+        state
+            .partition_files
+            .retain(|leaf, _| recorded.contains(leaf));
+        state.partition_files != before
     }
 }
 
