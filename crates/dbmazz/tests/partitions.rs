@@ -187,6 +187,17 @@ async fn attached_later(major: u32) {
     assert_eq!(files_after["public.m_us"], files["public.m_us"]);
     assert_eq!(reported(), before + 1, "only m_eu");
     running.stop().await;
+
+    // Truncated while dbmazz is stopped: found by the first check after the start.
+    pg.psql("shop", "TRUNCATE m_us").unwrap();
+    let running = start(&pg, &emulator, &tables, &state, Duration::ZERO, tweak).await;
+    eventually(
+        Duration::from_secs(30),
+        "the partition truncated while stopped reported",
+        || async { (reported() > before + 1).then_some(()) },
+    )
+    .await;
+    running.stop().await;
 }
 
 /// Waits until the state file records exactly `leaves` as the copied partitions of `m`.

@@ -560,6 +560,80 @@ async fn added_later(major: u32) {
 }
 
 /// (c) The CLI's refusals when nothing answers: exit code 1 and one line saying so. Under 1 s.
+/// A table that left the publication (its changes no longer sent) and is published again is
+/// copied anew at the next start; with `snapshot.replace` its StarRocks table is emptied
+/// first, so the rows deleted while it was unpublished go too. A table published for the
+/// first time gets its StarRocks table created before it is emptied. About 5 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_published_again_is_copied_anew() {
+    let pg = new_database(
+        18,
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, 'a' || g FROM generate_series(1, 200) g;
+         CREATE TABLE b (id int PRIMARY KEY, v text);
+         INSERT INTO b SELECT g, 'b' || g FROM generate_series(1, 2000) g;
+         CREATE TABLE c (id int PRIMARY KEY, v text);
+         INSERT INTO c SELECT g, 'c' || g FROM generate_series(1, 300) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-published-again");
+    let tweak = |config: &mut Config| {
+        config.snapshot.chunk_pages = 4;
+        config.snapshot.replace = true;
+    };
+    let running = start(
+        &pg,
+        &emulator,
+        &["public.a", "public.b"],
+        &state,
+        Duration::ZERO,
+        tweak,
+    )
+    .await;
+    wait_same(&pg, &emulator, "SELECT id, v FROM b ORDER BY id").await;
+    running.stop().await;
+
+    // b leaves the publication: nothing that happens to it meanwhile is sent.
+    pg.psql(
+        "shop",
+        "ALTER PUBLICATION test_pub DROP TABLE b;
+         DELETE FROM b WHERE id % 10 = 0;
+         UPDATE b SET v = 'unpublished' WHERE id % 7 = 0;",
+    )
+    .unwrap();
+    let running = start(&pg, &emulator, &["public.a"], &state, Duration::ZERO, tweak).await;
+    wait_for_streaming(&pg).await;
+    pg.psql("shop", "INSERT INTO a VALUES (1000, 'streamed')")
+        .unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v FROM a ORDER BY id").await;
+    running.stop().await;
+    let known = StateFile::load(&state.0)
+        .unwrap()
+        .unwrap()
+        .known_tables
+        .unwrap();
+    assert!(!known.contains("public.b"), "b is forgotten: {known:?}");
+
+    pg.psql("shop", "ALTER PUBLICATION test_pub ADD TABLE b, c")
+        .unwrap();
+    let all = ["public.a", "public.b", "public.c"];
+    let mut running = start(&pg, &emulator, &all, &state, Duration::ZERO, tweak).await;
+    for table in ["public.b", "public.c"] {
+        running
+            .wait_table_done(table, Duration::from_secs(60))
+            .await;
+    }
+    for table in ["a", "b", "c"] {
+        wait_same(
+            &pg,
+            &emulator,
+            &format!("SELECT id, v FROM {table} ORDER BY id"),
+        )
+        .await;
+    }
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_command_says_when_dbmazz_is_not_running() {
     let free_port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -85,6 +85,29 @@ impl StateFile {
         }
     }
 
+    /// Takes over what `previous` (the same slot's earlier file) recorded about snapshots,
+    /// tables and partitions; the position is this file's own.
+    pub fn carry_records(&mut self, previous: StateFile) {
+        // Every field named, so that a new one has to be placed here or above.
+        let StateFile {
+            format_version: _,
+            slot: _,
+            database: _,
+            system_identifier: _,
+            last_durable_lsn: _,
+            snapshot,
+            table_snapshots,
+            known_tables,
+            partitions,
+            partition_files,
+        } = previous;
+        self.snapshot = snapshot;
+        self.table_snapshots = table_snapshots;
+        self.known_tables = known_tables;
+        self.partitions = partitions;
+        self.partition_files = partition_files;
+    }
+
     /// The highest snapshot epoch recorded (initial or per table); 0 when none.
     pub fn last_epoch(&self) -> u64 {
         self.snapshot
@@ -196,6 +219,23 @@ mod tests {
         let error = StateFile::load(&dir).unwrap_err();
         assert!(error.to_string().contains("not valid"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_file_carries_the_records_of_the_previous_one_but_not_its_position() {
+        let mut previous = StateFile::new("slot", "db", "1", Lsn(0x10));
+        previous.known_tables = Some(BTreeSet::from(["public.t".to_string()]));
+        previous.partitions = Some(BTreeMap::from([(
+            "public.m".to_string(),
+            BTreeSet::from(["public.m_1".to_string()]),
+        )]));
+        previous.partition_files = BTreeMap::from([("public.m_1".to_string(), 16384)]);
+        let mut fresh = StateFile::new("slot", "db", "1", Lsn(0x20));
+        fresh.carry_records(previous.clone());
+        assert_eq!(fresh.durable(), Some(Lsn(0x20)));
+        assert_eq!(fresh.known_tables, previous.known_tables);
+        assert_eq!(fresh.partitions, previous.partitions);
+        assert_eq!(fresh.partition_files, previous.partition_files);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Before streaming: check PostgreSQL, the publication, the slot and the local state.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::table_plans::{job_of, plan_tables, TableJob};
@@ -129,13 +130,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
             });
         }
     }
-    let previous_snapshot = state.as_ref().and_then(|state| state.snapshot.clone());
-    let previous_table_snapshots = state
-        .as_ref()
-        .map(|state| state.table_snapshots.clone())
-        .unwrap_or_default();
-    let previous_known = state.as_ref().and_then(|state| state.known_tables.clone());
-    let previous_partitions = state.as_ref().and_then(|state| state.partitions.clone());
     let export = if config.snapshot.mode == SnapshotMode::Never {
         SnapshotAction::NoExport
     } else {
@@ -150,11 +144,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
     }
     clear_spill(&config.spill_dir())?;
-    let mut state = StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
-    state.snapshot = previous_snapshot;
-    state.table_snapshots = previous_table_snapshots;
-    state.known_tables = previous_known;
-    state.partitions = previous_partitions;
+    let mut state = {
+        let previous = state;
+        let mut fresh =
+            StateFile::new(&config.source.slot, &database, &system.systemid, slot.start);
+        if let Some(previous) = previous {
+            fresh.carry_records(previous);
+        }
+        fresh
+    };
     let decision = decide(config.snapshot.mode, slot.created, state.snapshot.as_ref());
     let snapshot = match decision {
         SnapshotDecision::Skip => {
@@ -241,6 +239,7 @@ async fn table_jobs(
         };
         state.known_tables = Some(baseline);
     }
+    forget_unpublished(state, published);
     let mut jobs = Vec::new();
     let mut kept = Vec::new();
     for mut plan in std::mem::take(&mut state.table_snapshots) {
@@ -283,12 +282,36 @@ async fn table_jobs(
     if !unknown.is_empty() {
         let list = unknown.iter().map(ToString::to_string).collect::<Vec<_>>();
         tracing::info!(tables = %list.join(", "), "published tables this state has never copied: each gets a snapshot of its own while the stream runs");
-        for job in plan_tables(sql, config, &unknown, state.last_epoch() + 1).await? {
+        for mut job in plan_tables(sql, config, &unknown, state.last_epoch() + 1).await? {
+            job.plan.replace = config.snapshot.replace;
             state.begin_table_snapshot(job.plan.clone());
             jobs.push(job);
         }
     }
     Ok(jobs)
+}
+
+/// Forgets the tables that left the publication since the last run, with their partitions:
+/// their changes stopped coming, so one published again must be copied anew, as any table
+/// the state does not know.
+fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
+    let published: BTreeSet<String> = published.iter().map(ToString::to_string).collect();
+    let Some(known) = state.known_tables.as_mut() else {
+        return;
+    };
+    let left: Vec<String> = known.difference(&published).cloned().collect();
+    if left.is_empty() {
+        return;
+    }
+    tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
+    known.retain(|table| published.contains(table));
+    if let Some(partitions) = state.partitions.as_mut() {
+        for table in &left {
+            for leaf in partitions.remove(table).unwrap_or_default() {
+                state.partition_files.remove(&leaf);
+            }
+        }
+    }
 }
 
 /// `source.key_columns` against the catalog, before anything starts: every column named

@@ -171,7 +171,8 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
-            self.plan(table, None, Some(schema.relation_oid), false, None);
+            let replace = self.config.snapshot.replace;
+            self.plan(table, None, Some(schema.relation_oid), replace, None);
         }
     }
 
@@ -430,7 +431,12 @@ async fn read_table<S: Sink>(
     let table = job.schema.name.to_string();
     if job.plan.replace && !job.plan.emptied {
         // The table is held and its earlier loads are durable: nothing else writes it now.
-        if let Err(error) = sink.truncate(&job.schema).await {
+        // Announced first: a table added to the publication may have no StarRocks table yet.
+        let emptied = match sink.apply_schema_change(None, &job.schema).await {
+            Ok(()) => sink.truncate(&job.schema).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = emptied {
             let result = Err(SnapshotError::Sink(error));
             let _ = events.send(Event::Finished { table, result });
             return;
