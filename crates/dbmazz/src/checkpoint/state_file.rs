@@ -108,6 +108,21 @@ impl StateFile {
         self.partition_files = partition_files;
     }
 
+    /// Forgets `tables` (`schema.table`) as known, with their partition records: they left
+    /// the publication, and one published again must be copied anew.
+    pub fn forget_tables(&mut self, tables: &[String]) {
+        if let Some(known) = self.known_tables.as_mut() {
+            known.retain(|table| !tables.contains(table));
+        }
+        if let Some(partitions) = self.partitions.as_mut() {
+            for table in tables {
+                for leaf in partitions.remove(table).unwrap_or_default() {
+                    self.partition_files.remove(&leaf);
+                }
+            }
+        }
+    }
+
     /// The highest snapshot epoch recorded (initial or per table); 0 when none.
     pub fn last_epoch(&self) -> u64 {
         self.snapshot

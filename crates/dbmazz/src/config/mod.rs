@@ -69,9 +69,10 @@ pub struct SnapshotConfig {
     /// Heap pages (8 KiB each by default) per chunk: the unit of parallelism and of resume.
     #[serde(default = "default_chunk_pages")]
     pub chunk_pages: u32,
-    /// How often the leaf partitions of published partitioned tables are compared with the
-    /// ones already copied: a partition attached with rows gets a snapshot of its own. `0s`
-    /// = never checked.
+    /// How often the catalog is compared with what was copied: a partition attached with rows
+    /// gets a snapshot of its own, a partition with a new file (truncated alone) is reported,
+    /// a table that left the publication is forgotten (copied anew if published again).
+    /// `0s` = never checked.
     #[serde(default = "default_partition_check_interval")]
     pub partition_check_interval: HumanDuration,
     /// Empty each StarRocks table (`TRUNCATE TABLE`) before a new snapshot of all tables (the

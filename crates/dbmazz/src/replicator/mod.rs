@@ -244,7 +244,7 @@ pub async fn stream<S: Sink>(
         shutdown.clone(),
     );
     table_snapshots.resume(table_jobs, &mut core);
-    table_snapshots.watch_partitions();
+    table_snapshots.watch_catalog();
     let mut snapshot_requests = telemetry.snapshot_requests();
     let mut feedback = Feedback::new(config, state, start);
     let mut publisher = Publisher::new(start, config.pipeline_limits().max_memory);

@@ -296,7 +296,7 @@ async fn table_jobs(
 /// the state does not know.
 fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
     let published: BTreeSet<String> = published.iter().map(ToString::to_string).collect();
-    let Some(known) = state.known_tables.as_mut() else {
+    let Some(known) = state.known_tables.as_ref() else {
         return;
     };
     let left: Vec<String> = known.difference(&published).cloned().collect();
@@ -304,14 +304,7 @@ fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
         return;
     }
     tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
-    known.retain(|table| published.contains(table));
-    if let Some(partitions) = state.partitions.as_mut() {
-        for table in &left {
-            for leaf in partitions.remove(table).unwrap_or_default() {
-                state.partition_files.remove(&leaf);
-            }
-        }
-    }
+    state.forget_tables(&left);
 }
 
 /// `source.key_columns` against the catalog, before anything starts: every column named

@@ -15,7 +15,7 @@
 //!                                            release: held changes applied ◄───┘
 //! ```
 
-mod partitions;
+mod catalog_watch;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -31,9 +31,7 @@ use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
 use crate::pipeline::StreamCore;
 use crate::schema::{TableName, TableSchema};
 use crate::sink::Sink;
-use crate::snapshot::{
-    read_plan, ChunkFinished, PartitionCatalog, SnapshotError, SnapshotOutcome, SnapshotProgress,
-};
+use crate::snapshot::{read_plan, ChunkFinished, SnapshotError, SnapshotOutcome, SnapshotProgress};
 use crate::Lsn;
 
 /// What the background tasks report to the stream task.
@@ -55,9 +53,9 @@ pub(super) enum Event {
         table: String,
         result: Result<SnapshotOutcome, SnapshotError>,
     },
-    /// The leaf partitions of the published partitioned tables, from the catalog.
-    Partitions {
-        result: Result<PartitionCatalog, SnapshotError>,
+    /// The publication's tables and partitions, from the catalog.
+    Catalog {
+        result: Result<catalog_watch::CatalogCheck, SnapshotError>,
     },
 }
 
@@ -92,8 +90,10 @@ pub(super) struct TableSnapshots<S: Sink> {
     shutdown: watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Event>,
     active: HashMap<String, Active>,
-    /// Compares leaf partitions with the copied ones now and then (`partitions.rs`).
-    partition_watch: Option<super::AbortOnDrop>,
+    /// Reads the publication's tables and partitions now and then (`catalog_watch.rs`).
+    catalog_watch: Option<super::AbortOnDrop>,
+    /// Tables that left the publication during this run: copied anew if published again.
+    unpublished: BTreeSet<String>,
 }
 
 impl<S: Sink> TableSnapshots<S> {
@@ -113,7 +113,8 @@ impl<S: Sink> TableSnapshots<S> {
             shutdown,
             events,
             active: HashMap::new(),
-            partition_watch: None,
+            catalog_watch: None,
+            unpublished: BTreeSet::new(),
         };
         (snapshots, receiver)
     }
@@ -258,7 +259,7 @@ impl<S: Sink> TableSnapshots<S> {
                 self.progress.finish_table(&table);
                 Ok(())
             }
-            Event::Partitions { result } => self.on_partitions(result, state),
+            Event::Catalog { result } => self.on_catalog(result, state),
         }
     }
 

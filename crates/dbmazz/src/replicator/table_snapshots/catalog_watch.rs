@@ -1,51 +1,119 @@
-//! Partitions attached after their table was copied get a snapshot of their own (see
-//! `snapshot::partitions`): a watcher reads the published tables' leaf partitions every
-//! `snapshot.partition_check_interval` and compares them with the ones recorded as copied,
-//! and each leaf's file with the one it had at the last check.
+//! What the stream cannot tell: a watcher reads the publication's tables and the leaf
+//! partitions of the partitioned ones every `snapshot.partition_check_interval`.
+//!
+//! - A table that left the publication is forgotten (its changes stop coming); published
+//!   again during the run, it is copied anew.
+//! - Partitions attached after their table was copied get a snapshot of their own (see
+//!   `snapshot::partitions`); each leaf's file is compared with the one it had at the last
+//!   check (a TRUNCATE of one partition is not replicated, so a new file is reported).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Event, TableSnapshots};
 use crate::checkpoint::{LeafPartitions, StateFile};
 use crate::config::{Config, SnapshotMode};
 use crate::ops::metrics;
+use crate::ops::SnapshotAnswer;
 use crate::replicator::{AbortOnDrop, RunError};
 use crate::sink::Sink;
 use crate::snapshot::{
     compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
 };
-use crate::source::connect_sql;
+use crate::source::{connect_sql, published_tables, SetupError};
+
+/// One look at the catalog.
+#[derive(Debug)]
+pub(in crate::replicator) struct CatalogCheck {
+    /// The publication's tables, `schema.table` each.
+    published: BTreeSet<String>,
+    partitions: PartitionCatalog,
+}
 
 impl<S: Sink> TableSnapshots<S> {
     /// Starts the watcher (its first look is right away), unless snapshots are off
     /// (`mode = "never"`) or the interval is 0.
-    pub(in crate::replicator) fn watch_partitions(&mut self) {
+    pub(in crate::replicator) fn watch_catalog(&mut self) {
         let interval = self.config.snapshot.partition_check_interval.0;
         if self.config.snapshot.mode == SnapshotMode::Never || interval.is_zero() {
             return;
         }
         let (config, events) = (Arc::clone(&self.config), self.events.clone());
-        self.partition_watch = Some(AbortOnDrop(tokio::spawn(watch(config, events))));
+        self.catalog_watch = Some(AbortOnDrop(tokio::spawn(watch(config, events))));
+    }
+
+    pub(super) fn on_catalog(
+        &mut self,
+        result: Result<CatalogCheck, SnapshotError>,
+        state: &mut StateFile,
+    ) -> Result<(), RunError> {
+        let CatalogCheck {
+            published,
+            partitions,
+        } = match result {
+            Ok(check) => check,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the publication's tables and partitions; trying again at the next check");
+                return Ok(());
+            }
+        };
+        self.on_published(&published, state)?;
+        self.on_partitions(partitions, state)
+    }
+
+    /// Tables that left the publication are forgotten (warning): their changes stop coming.
+    /// One published again during this run is copied anew, as `dbmazz snapshot --table`
+    /// copies it (emptied first under `snapshot.replace`).
+    fn on_published(
+        &mut self,
+        published: &BTreeSet<String>,
+        state: &mut StateFile,
+    ) -> Result<(), RunError> {
+        let left: Vec<String> = state
+            .known_tables
+            .iter()
+            .flatten()
+            .filter(|table| !published.contains(*table) && !self.active.contains_key(*table))
+            .cloned()
+            .collect();
+        if !left.is_empty() {
+            tracing::warn!(tables = %left.join(", "), "tables left the publication: their changes are no longer replicated; one published again is copied anew");
+            state.forget_tables(&left);
+            state.store(&self.config.state_dir)?;
+            self.unpublished.extend(left);
+        }
+        let back: Vec<String> = self
+            .unpublished
+            .iter()
+            .filter(|table| published.contains(*table))
+            .cloned()
+            .collect();
+        for table in back {
+            self.unpublished.remove(&table);
+            if self.active.contains_key(&table) {
+                continue;
+            }
+            tracing::info!(table = %table, "table published again: copying it anew, its stream changes held meanwhile");
+            // Planned as an API request is (a table gone again meanwhile is only not
+            // copied); nobody waits for the answer.
+            let (reply, _) = oneshot::channel::<SnapshotAnswer>();
+            let replace = self.config.snapshot.replace;
+            self.plan(table, Some(reply), None, replace, None);
+        }
+        Ok(())
     }
 
     /// The catalog's leaves against the recorded ones: a new leaf is copied (its table's
     /// changes held meanwhile), a missing one reported and forgotten, one with a new file
     /// reported.
-    pub(super) fn on_partitions(
+    fn on_partitions(
         &mut self,
-        result: Result<PartitionCatalog, SnapshotError>,
+        catalog: PartitionCatalog,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
-        let PartitionCatalog { leaves, files } = match result {
-            Ok(current) => current,
-            Err(error) => {
-                tracing::warn!(%error, "could not read the partitions of the published tables; trying again at the next check");
-                return Ok(());
-            }
-        };
+        let PartitionCatalog { leaves, files } = catalog;
         // Tables this state accounts for, and none being copied now: a plan records the
         // leaves it reads when it is made.
         let known = state.known_tables.clone().unwrap_or_default();
@@ -122,7 +190,7 @@ fn list(leaves: &BTreeSet<String>) -> String {
     leaves.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
-/// Reads the leaves every interval on one connection (opened again after an error).
+/// Reads the catalog every interval on one connection (opened again after an error).
 async fn watch(config: Arc<Config>, events: mpsc::UnboundedSender<Event>) {
     let mut tick = tokio::time::interval(config.snapshot.partition_check_interval.0);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -130,10 +198,10 @@ async fn watch(config: Arc<Config>, events: mpsc::UnboundedSender<Event>) {
     loop {
         tick.tick().await;
         let result = match &client {
-            Some(client) => partition_leaves(client, &config.source.publication).await,
+            Some(client) => read_catalog(client, &config.source.publication).await,
             None => match connect(&config).await {
                 Ok(connected) => {
-                    let result = partition_leaves(&connected, &config.source.publication).await;
+                    let result = read_catalog(&connected, &config.source.publication).await;
                     client = Some(connected);
                     result
                 }
@@ -143,10 +211,26 @@ async fn watch(config: Arc<Config>, events: mpsc::UnboundedSender<Event>) {
         if result.is_err() {
             client = None;
         }
-        if events.send(Event::Partitions { result }).is_err() {
+        if events.send(Event::Catalog { result }).is_err() {
             return;
         }
     }
+}
+
+async fn read_catalog(
+    client: &tokio_postgres::Client,
+    publication: &str,
+) -> Result<CatalogCheck, SnapshotError> {
+    let published = published_tables(client, publication)
+        .await
+        .map_err(|error| match error {
+            SetupError::Source(error) => SnapshotError::Source(error),
+            other => SnapshotError::Internal(other.to_string()),
+        })?;
+    Ok(CatalogCheck {
+        published: published.iter().map(ToString::to_string).collect(),
+        partitions: partition_leaves(client, publication).await?,
+    })
 }
 
 async fn connect(config: &Config) -> Result<tokio_postgres::Client, SnapshotError> {
