@@ -96,8 +96,8 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table published again: copying it anew, its stream changes held meanwhile");
-            // Planned as an API request is (a table gone again meanwhile is only not
-            // copied); nobody waits for the answer.
+            // Planned like an API request, so a table gone again meanwhile is only left
+            // uncopied (not a stopped pipeline); nobody waits for the answer.
             let (reply, _) = oneshot::channel::<SnapshotAnswer>();
             let replace = self.config.snapshot.replace;
             self.plan(table, Some(reply), None, replace, None);
