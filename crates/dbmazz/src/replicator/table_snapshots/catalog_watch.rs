@@ -157,7 +157,7 @@ impl<S: Sink> TableSnapshots<S> {
             files,
         };
         for (table, leaves) in rewritten_leaves(&state.partition_files, &checked) {
-            tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER): a TRUNCATE of a partition alone is not replicated (pgoutput leaves it out for tables published via their root), so if one was truncated its old rows are still in StarRocks; `dbmazz snapshot --table {table} --replace` copies the table anew");
+            tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER): a TRUNCATE of a partition alone is not replicated (pgoutput leaves it out for tables published via their root), so if one was truncated its old rows are still in StarRocks; `dbmazz snapshot --table {table} --replace` copies the table anew. Nothing to do after a TRUNCATE of {table} itself (replicated) or a rewrite");
             metrics().count_partitions_rewritten(&table, leaves.len() as u64);
         }
         let before = state.partition_files.clone();
