@@ -109,9 +109,10 @@ pub async fn run_snapshot<S: Sink>(
 
 /// Before the first chunk of a plan. With `replace` (`snapshot.replace`), every table is
 /// announced to the sink and emptied, and that is recorded before any chunk is marked done, so
-/// a resumed plan never empties tables whose chunks are loaded. Without it, a new plan warns
-/// about tables that already hold rows: the copy upserts over them, and rows only StarRocks
-/// has stay.
+/// a resumed plan never empties tables whose chunks are loaded. Without it, a plan made with a
+/// new slot warns about tables that already hold rows: the copy upserts over them, and rows
+/// only StarRocks has stay (with an older slot, as in mode `always`, the rows there came from
+/// this stream, deletes included).
 async fn prepare_destination<S: Sink>(
     config: &Config,
     sink: &Arc<S>,
@@ -135,7 +136,7 @@ async fn prepare_destination<S: Sink>(
         };
         recorded.emptied = true;
         state.store(&config.state_dir)?;
-    } else if !plan.replace && plan.attempt == 1 && plan.done_count() == 0 {
+    } else if !plan.replace && job.exported_snapshot.is_some() && plan.done_count() == 0 {
         for schema in schemas {
             if sink.holds_rows(schema).await == Some(true) {
                 tracing::warn!(
