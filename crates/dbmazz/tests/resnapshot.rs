@@ -189,7 +189,8 @@ pub(crate) struct Setup {
 }
 
 /// [`ORDERS_AND_ITEMS`] plus `extra_sql` in a fresh database of PostgreSQL `major`, the
-/// emulator, and dbmazz streaming both tables ([`start`]) with `tweak` applied.
+/// emulator, and dbmazz streaming both tables ([`start`]) under [`several_chunks_no_initial`]
+/// and then `tweak`.
 pub(crate) async fn orders_and_items(
     major: u32,
     extra_sql: &str,
@@ -201,13 +202,23 @@ pub(crate) async fn orders_and_items(
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let state = TempDir::new(state_name);
     let tables = ["public.orders", "public.items"];
-    let running = start(&pg, &emulator, &tables, &state, snapshot_delay, tweak).await;
+    let settings = |config: &mut Config| {
+        several_chunks_no_initial(config);
+        tweak(config);
+    };
+    let running = start(&pg, &emulator, &tables, &state, snapshot_delay, settings).await;
     Setup {
         pg,
         emulator,
         state,
         running,
     }
+}
+
+/// No initial snapshot, and `orders` cut into several 8-page chunks.
+pub(crate) fn several_chunks_no_initial(config: &mut Config) {
+    config.snapshot.mode = SnapshotMode::Never;
+    config.snapshot.chunk_pages = 8;
 }
 
 pub(crate) fn new_database(major: u32, schema: &str) -> LocalPg {
@@ -281,8 +292,6 @@ async fn a_table_resnapshotted_while_others_stream_ends_identical() {
 
 async fn resnapshot_while_streaming(major: u32) {
     let tweak = |config: &mut Config| {
-        config.snapshot.mode = SnapshotMode::Never;
-        config.snapshot.chunk_pages = 8;
         // Held changes past 64 KiB go to disk.
         config.pipeline.spill_threshold = dbmazz::config::ByteSize(64 * 1024);
     };
@@ -694,8 +703,7 @@ async fn the_snapshot_command_says_when_dbmazz_is_not_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
     let tweak = |config: &mut Config| {
-        config.snapshot.mode = SnapshotMode::Never;
-        config.snapshot.chunk_pages = 8;
+        several_chunks_no_initial(config);
         config.pipeline.spill_threshold = dbmazz::config::ByteSize(16 * 1024);
     };
     let Setup {

@@ -148,7 +148,6 @@ async fn change_mid_snapshot(
 async fn a_table_rewritten_during_the_initial_snapshot_is_copied_again() {
     let tweak = |config: &mut Config| {
         config.snapshot.mode = SnapshotMode::Initial;
-        config.snapshot.chunk_pages = 8;
         config.snapshot.parallelism = 1;
     };
     let Setup {
@@ -203,11 +202,7 @@ async fn a_table_rewritten_during_the_initial_snapshot_is_copied_again() {
 /// and the other tables keep streaming. About 3 s in release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_dropped_during_its_snapshot_is_let_go() {
-    let tweak = |config: &mut Config| {
-        config.snapshot.mode = SnapshotMode::Never;
-        config.snapshot.chunk_pages = 8;
-        config.snapshot.parallelism = 1;
-    };
+    let tweak = |config: &mut Config| config.snapshot.parallelism = 1;
     let Setup {
         pg,
         emulator,

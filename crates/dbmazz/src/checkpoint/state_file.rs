@@ -108,19 +108,31 @@ impl StateFile {
         self.partition_files = partition_files;
     }
 
-    /// Forgets `tables` (`schema.table`) as known, with their partition records: they left
-    /// the publication, and one published again must be copied anew.
-    pub fn forget_tables(&mut self, tables: &[String]) {
-        if let Some(known) = self.known_tables.as_mut() {
-            known.retain(|table| !tables.contains(table));
-        }
+    /// Forgets the known tables that are not `published` (`schema.table`), except those
+    /// `busy` keeps for now, with their partition records, and returns them: they left the
+    /// publication, and one published again must be copied anew.
+    pub fn forget_unpublished(
+        &mut self,
+        published: &BTreeSet<String>,
+        busy: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let Some(known) = self.known_tables.as_mut() else {
+            return Vec::new();
+        };
+        let left: Vec<String> = known
+            .iter()
+            .filter(|table| !published.contains(*table) && !busy(table))
+            .cloned()
+            .collect();
+        known.retain(|table| !left.contains(table));
         if let Some(partitions) = self.partitions.as_mut() {
-            for table in tables {
+            for table in &left {
                 for leaf in partitions.remove(table).unwrap_or_default() {
                     self.partition_files.remove(&leaf);
                 }
             }
         }
+        left
     }
 
     /// The highest snapshot epoch recorded (initial or per table); 0 when none.

@@ -296,15 +296,10 @@ async fn table_jobs(
 /// the state does not know.
 fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
     let published: BTreeSet<String> = published.iter().map(ToString::to_string).collect();
-    let Some(known) = state.known_tables.as_ref() else {
-        return;
-    };
-    let left: Vec<String> = known.difference(&published).cloned().collect();
-    if left.is_empty() {
-        return;
+    let left = state.forget_unpublished(&published, |_| false);
+    if !left.is_empty() {
+        tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
     }
-    tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
-    state.forget_tables(&left);
 }
 
 /// `source.key_columns` against the catalog, before anything starts: every column named

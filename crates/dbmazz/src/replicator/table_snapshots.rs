@@ -31,7 +31,9 @@ use crate::ops::{SnapshotAnswer, SnapshotRequest, Telemetry};
 use crate::pipeline::StreamCore;
 use crate::schema::{TableName, TableSchema};
 use crate::sink::Sink;
-use crate::snapshot::{read_plan, ChunkFinished, SnapshotError, SnapshotOutcome, SnapshotProgress};
+use crate::snapshot::{
+    empty_destination, read_plan, ChunkFinished, SnapshotError, SnapshotOutcome, SnapshotProgress,
+};
 use crate::Lsn;
 
 /// What the background tasks report to the stream task.
@@ -432,12 +434,7 @@ async fn read_table<S: Sink>(
     let table = job.schema.name.to_string();
     if job.plan.replace && !job.plan.emptied {
         // The table is held and its earlier loads are durable: nothing else writes it now.
-        // Announced first: a table added to the publication may have no StarRocks table yet.
-        let emptied = match sink.apply_schema_change(None, &job.schema).await {
-            Ok(()) => sink.truncate(&job.schema).await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = emptied {
+        if let Err(error) = empty_destination(sink.as_ref(), &job.schema).await {
             let result = Err(SnapshotError::Sink(error));
             let _ = events.send(Event::Finished { table, result });
             return;

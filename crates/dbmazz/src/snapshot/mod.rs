@@ -39,7 +39,9 @@ pub use partitions::{
 pub use planner::{decide, load_schemas, plan_new, SnapshotDecision};
 pub use progress::{SnapshotPhase, SnapshotProgress, SnapshotReport, TableReport};
 pub use reader::copy_statement;
-pub use runner::{read_plan, run_snapshot, ChunkFinished, SnapshotJob, SnapshotOutcome};
+pub use runner::{
+    empty_destination, read_plan, run_snapshot, ChunkFinished, SnapshotJob, SnapshotOutcome,
+};
 
 use crate::checkpoint::StateFileError;
 use crate::config::ConfigError;

@@ -123,16 +123,18 @@ pub fn compare(recorded: &LeafPartitions, current: &LeafPartitions) -> LeafChang
     changes
 }
 
-/// The leaves of `current`'s tables whose file is not the one recorded for them (truncated
-/// or rewritten since); leaves without a recorded file are not compared.
+/// The leaves of `leaves`' tables whose file (`files`, from the catalog) is not the one
+/// recorded for them (truncated or rewritten since); leaves without a recorded file are not
+/// compared.
 pub fn rewritten(
     recorded_files: &BTreeMap<String, u32>,
-    current: &PartitionCatalog,
+    leaves: &LeafPartitions,
+    files: &BTreeMap<String, u32>,
 ) -> LeafPartitions {
     let mut found = LeafPartitions::new();
-    for (table, leaves) in &current.leaves {
-        for leaf in leaves {
-            let (was, now) = (recorded_files.get(leaf), current.files.get(leaf));
+    for (table, table_leaves) in leaves {
+        for leaf in table_leaves {
+            let (was, now) = (recorded_files.get(leaf), files.get(leaf));
             if was.is_some() && now.is_some() && was != now {
                 found.entry(table.clone()).or_default().insert(leaf.clone());
             }
@@ -191,10 +193,10 @@ mod tests {
             .map(|(leaf, file)| (leaf.to_string(), file))
             .collect();
         assert_eq!(
-            rewritten(&recorded, &current),
+            rewritten(&recorded, &current.leaves, &current.files),
             leaves(&[("public.m", &["public.m_2"])])
         );
-        assert!(rewritten(&current.files, &current).is_empty());
+        assert!(rewritten(&current.files, &current.leaves, &current.files).is_empty());
     }
 
     #[test]

@@ -123,10 +123,9 @@ async fn prepare_destination<S: Sink>(
     let schemas = plan.tables.iter().filter_map(|t| job.schemas.get(&t.table));
     if plan.replace && !plan.emptied {
         for schema in schemas {
-            sink.apply_schema_change(None, schema)
+            empty_destination(sink.as_ref(), schema)
                 .await
                 .map_err(SnapshotError::Sink)?;
-            sink.truncate(schema).await.map_err(SnapshotError::Sink)?;
             tracing::info!(table = %schema.name, "snapshot: destination table emptied before the copy (snapshot.replace)");
         }
         let Some(recorded) = state.snapshot.as_mut() else {
@@ -149,6 +148,16 @@ async fn prepare_destination<S: Sink>(
         }
     }
     Ok(())
+}
+
+/// Empties `schema`'s destination table before a `replace` snapshot. Announced first: a table
+/// new to the publication may have no destination table yet.
+pub async fn empty_destination<S: Sink>(
+    sink: &S,
+    schema: &Arc<TableSchema>,
+) -> Result<(), crate::sink::SinkError> {
+    sink.apply_schema_change(None, schema).await?;
+    sink.truncate(schema).await
 }
 
 /// Reads the unfinished chunks of `plan` (every table must be in `schemas`) outside the

@@ -71,16 +71,9 @@ impl<S: Sink> TableSnapshots<S> {
         published: &BTreeSet<String>,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
-        let left: Vec<String> = state
-            .known_tables
-            .iter()
-            .flatten()
-            .filter(|table| !published.contains(*table) && !self.active.contains_key(*table))
-            .cloned()
-            .collect();
+        let left = state.forget_unpublished(published, |table| self.active.contains_key(table));
         if !left.is_empty() {
             tracing::warn!(tables = %left.join(", "), "tables left the publication: their changes are no longer replicated; one published again is copied anew");
-            state.forget_tables(&left);
             state.store(&self.config.state_dir)?;
             self.unpublished.extend(left);
         }
@@ -152,11 +145,7 @@ impl<S: Sink> TableSnapshots<S> {
         files: BTreeMap<String, u32>,
         state: &mut StateFile,
     ) -> bool {
-        let checked = PartitionCatalog {
-            leaves: current.clone(),
-            files,
-        };
-        for (table, leaves) in rewritten_leaves(&state.partition_files, &checked) {
+        for (table, leaves) in rewritten_leaves(&state.partition_files, current, &files) {
             tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER): a TRUNCATE of a partition alone is not replicated (pgoutput leaves it out for tables published via their root), so if one was truncated its old rows are still in StarRocks; `dbmazz snapshot --table {table} --replace` copies the table anew. Nothing to do after a TRUNCATE of {table} itself (replicated) or a rewrite");
             metrics().count_partitions_rewritten(&table, leaves.len() as u64);
         }
@@ -165,7 +154,7 @@ impl<S: Sink> TableSnapshots<S> {
             |table: &str, leaf: &str| attached.get(table).is_some_and(|set| set.contains(leaf));
         for (table, leaves) in current {
             for leaf in leaves {
-                match checked.files.get(leaf) {
+                match files.get(leaf) {
                     Some(file) if !attached_leaf(table, leaf) => {
                         state.partition_files.insert(leaf.clone(), *file);
                     }
