@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 
 use crate::labels::LabelStore;
+use crate::row::PackedRow;
 use crate::types::{ColumnType, Key, Value};
 
 /// The catalog shared by every front end.
@@ -141,8 +142,8 @@ pub struct TableStats {
 pub struct Table {
     /// Current schema.
     pub schema: Arc<TableSchema>,
-    /// Rows keyed by primary key; each row holds every column in schema order.
-    pub rows: BTreeMap<Key, Vec<Value>>,
+    /// Rows keyed by primary key; each row holds every column in schema order, packed.
+    pub rows: BTreeMap<Key, PackedRow>,
     /// Normal or schema change.
     pub state: TableState,
     /// Counters.
@@ -452,7 +453,7 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                 let position = (*position).min(schema.columns.len());
                 schema.columns.insert(position, column.clone());
                 for row in table.rows.values_mut() {
-                    row.insert(position, fill.clone());
+                    row.update(|values| values.insert(position, fill.clone()));
                 }
             }
             AlterOp::Drop(name) => {
@@ -461,7 +462,9 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                 };
                 schema.columns.remove(index);
                 for row in table.rows.values_mut() {
-                    row.remove(index);
+                    row.update(|values| {
+                        values.remove(index);
+                    });
                 }
             }
             AlterOp::Modify(column) => {
@@ -469,12 +472,16 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                     return Err(format!("Column[{}] does not exists", column.name));
                 };
                 for row in table.rows.values_mut() {
-                    let old = std::mem::replace(&mut row[index], Value::Null);
-                    row[index] = match old.to_text() {
-                        None => Value::Null,
-                        Some(text) => crate::convert::from_text(&text, &column.ty, &column.name)
-                            .unwrap_or(Value::Null),
-                    };
+                    row.update(|values| {
+                        let old = std::mem::replace(&mut values[index], Value::Null);
+                        values[index] = match old.to_text() {
+                            None => Value::Null,
+                            Some(text) => {
+                                crate::convert::from_text(&text, &column.ty, &column.name)
+                                    .unwrap_or(Value::Null)
+                            }
+                        };
+                    });
                 }
                 schema.columns[index] = column.clone();
             }

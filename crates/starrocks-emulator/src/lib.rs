@@ -25,6 +25,7 @@ pub mod labels;
 pub mod load;
 pub mod mysql;
 pub mod response;
+pub mod row;
 pub mod sql;
 pub mod txn;
 pub mod types;
@@ -266,7 +267,12 @@ impl EmulatorHandle {
     /// Every row of a table in primary-key order, each in schema column order.
     pub fn table_rows(&self, db: &str, table: &str) -> Result<Vec<Vec<Value>>, SqlError> {
         let catalog = self.engine.catalog.lock();
-        Ok(catalog.table(db, table)?.rows.values().cloned().collect())
+        Ok(catalog
+            .table(db, table)?
+            .rows
+            .values()
+            .map(row::PackedRow::unpack)
+            .collect())
     }
 
     /// Column names of a table, in schema order.

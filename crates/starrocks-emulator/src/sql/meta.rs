@@ -3,6 +3,7 @@
 
 use crate::catalog::{unknown_table, SqlError, TableSchema};
 use crate::engine::Engine;
+use crate::row::PackedRow;
 use crate::sql::exec::{format_time, int_col, s, text_col, QueryOutput, ResultColumn};
 use crate::types::{ColumnType, Value};
 
@@ -144,7 +145,7 @@ pub(crate) fn relation_for(
         .collect();
     Ok(Relation {
         columns,
-        rows: t.rows.values().cloned().collect(),
+        rows: t.rows.values().map(PackedRow::unpack).collect(),
         count_only: Some(t.rows.len()),
     })
 }
