@@ -106,3 +106,6 @@ async fn main() {
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
