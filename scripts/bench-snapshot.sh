@@ -71,7 +71,8 @@ start=$(date +%s.%N)
 copy_seconds="$(echo "$(date +%s.%N) - $start" | bc)"
 
 ${EMULATOR_ENV:-} "$emulator" --fe-http "$fe_port" --be-http "$be_port" --mysql "$my_port" >"$work/emulator.log" 2>&1 &
-pids+=($!)
+emulator_pid=$!
+pids+=("$emulator_pid")
 sleep 1
 cat >"$work/dbmazz.toml" <<TOML
 state_dir = "$work/state"
@@ -89,6 +90,21 @@ chunk_pages = $chunk_pages
 [http]
 listen = ""
 TOML
+# CPU accounting (builtins only): the machine's busy/idle ticks and each process's CPU time.
+machine_ticks() {  # prints "busy idle" from /proc/stat's cpu line
+    local _ user nice system idle iowait irq softirq steal
+    read -r _ user nice system idle iowait irq softirq steal _ < /proc/stat
+    echo "$((user + nice + system + irq + softirq + steal)) $((idle + iowait))"
+}
+process_ticks() {  # utime + stime of a pid
+    local stat rest
+    stat="$(< "/proc/$1/stat")" || { echo 0; return 0; }
+    rest="${stat##*) }"
+    read -r -a fields <<< "$rest"
+    echo "$((fields[11] + fields[12]))"
+}
+emulator_ticks_before="$(process_ticks "$emulator_pid")"
+machine_before="$(machine_ticks)"
 start=$(date +%s.%N)
 "$dbmazz" run --config "$work/dbmazz.toml" >"$work/dbmazz.log" 2>&1 &
 dbmazz_pid=$!
@@ -120,6 +136,17 @@ done
 finished_at="$(date -d "${finished%% *}" +%s.%N)"
 snapshot_seconds="$(echo "$finished_at - $start" | bc)"
 read_hwm
+machine_after="$(machine_ticks)"
+dbmazz_ticks="$(process_ticks "$dbmazz_pid")"
+emulator_ticks="$(( $(process_ticks "$emulator_pid") - emulator_ticks_before ))"
+read -r busy_before idle_before <<< "$machine_before"
+read -r busy_after idle_after <<< "$machine_after"
+busy=$((busy_after - busy_before)); idle=$((idle_after - idle_before))
+hz="$(getconf CLK_TCK)"
+echo "bench-snapshot: during the snapshot the machine was $(( 100 * busy / (busy + idle + 1) )) % busy;" \
+    "CPU-s: dbmazz $(echo "scale=2; $dbmazz_ticks / $hz" | bc)," \
+    "emulator $(echo "scale=2; $emulator_ticks / $hz" | bc)," \
+    "everything $(echo "scale=2; $busy / $hz" | bc) (the rest is mostly PostgreSQL)" >&2
 kill -TERM "$dbmazz_pid"; wait "$dbmazz_pid" || true
 loaded="$(jq '[.snapshot.tables[].chunks[].rows] | add' "$work/state/state.json")"
 [[ "$loaded" == "$rows" ]] || { echo "bench-snapshot: loaded $loaded rows, expected $rows" >&2; exit 1; }
