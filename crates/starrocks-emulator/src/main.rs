@@ -107,8 +107,5 @@ async fn main() {
     handle.shutdown().await;
 }
 
-/// The emulator keeps every row in memory; mimalloc's large segments are backed by transparent
-/// huge pages, so a big load takes a few thousand page faults instead of one per 4 KiB — most of
-/// the emulator's CPU on a VM where each fault costs microseconds (docs/benchmarks.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
