@@ -106,6 +106,3 @@ async fn main() {
     let _ = tokio::signal::ctrl_c().await;
     handle.shutdown().await;
 }
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
