@@ -11,7 +11,6 @@ use std::time::{Duration, SystemTime};
 use parking_lot::Mutex;
 
 use crate::labels::LabelStore;
-use crate::row::PackedRow;
 use crate::types::{ColumnType, Key, Value};
 
 /// The catalog shared by every front end.
@@ -142,8 +141,8 @@ pub struct TableStats {
 pub struct Table {
     /// Current schema.
     pub schema: Arc<TableSchema>,
-    /// Rows keyed by primary key; each row holds every column in schema order, packed.
-    pub rows: BTreeMap<Key, PackedRow>,
+    /// Rows keyed by primary key; each row holds every column in schema order.
+    pub rows: BTreeMap<Key, Vec<Value>>,
     /// Normal or schema change.
     pub state: TableState,
     /// Counters.
@@ -453,7 +452,7 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                 let position = (*position).min(schema.columns.len());
                 schema.columns.insert(position, column.clone());
                 for row in table.rows.values_mut() {
-                    row.update(|values| values.insert(position, fill.clone()));
+                    row.insert(position, fill.clone());
                 }
             }
             AlterOp::Drop(name) => {
@@ -462,9 +461,7 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                 };
                 schema.columns.remove(index);
                 for row in table.rows.values_mut() {
-                    row.update(|values| {
-                        values.remove(index);
-                    });
+                    row.remove(index);
                 }
             }
             AlterOp::Modify(column) => {
@@ -472,16 +469,12 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                     return Err(format!("Column[{}] does not exists", column.name));
                 };
                 for row in table.rows.values_mut() {
-                    row.update(|values| {
-                        let old = std::mem::replace(&mut values[index], Value::Null);
-                        values[index] = match old.to_text() {
-                            None => Value::Null,
-                            Some(text) => {
-                                crate::convert::from_text(&text, &column.ty, &column.name)
-                                    .unwrap_or(Value::Null)
-                            }
-                        };
-                    });
+                    let old = std::mem::replace(&mut row[index], Value::Null);
+                    row[index] = match old.to_text() {
+                        None => Value::Null,
+                        Some(text) => crate::convert::from_text(&text, &column.ty, &column.name)
+                            .unwrap_or(Value::Null),
+                    };
                 }
                 schema.columns[index] = column.clone();
             }

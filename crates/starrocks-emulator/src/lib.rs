@@ -25,7 +25,6 @@ pub mod labels;
 pub mod load;
 pub mod mysql;
 pub mod response;
-pub mod row;
 pub mod sql;
 pub mod txn;
 pub mod types;
@@ -267,12 +266,7 @@ impl EmulatorHandle {
     /// Every row of a table in primary-key order, each in schema column order.
     pub fn table_rows(&self, db: &str, table: &str) -> Result<Vec<Vec<Value>>, SqlError> {
         let catalog = self.engine.catalog.lock();
-        Ok(catalog
-            .table(db, table)?
-            .rows
-            .values()
-            .map(row::PackedRow::unpack)
-            .collect())
+        Ok(catalog.table(db, table)?.rows.values().cloned().collect())
     }
 
     /// Column names of a table, in schema order.

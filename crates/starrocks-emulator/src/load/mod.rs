@@ -15,7 +15,6 @@ use std::collections::btree_map::Entry;
 
 use crate::catalog::Table;
 use crate::convert::{self, ConvError};
-use crate::row::PackedRow;
 use crate::types::{ColumnType, Key, Value};
 pub use params::{Compression, Format, LoadParams};
 pub use plan::{plan, ColumnSource, OpSource, Plan};
@@ -360,10 +359,7 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
                 false
             }
         });
-        table.rows = rows
-            .into_iter()
-            .map(|r| (r.key, PackedRow::pack(&r.values)))
-            .collect();
+        table.rows = rows.into_iter().map(|r| (r.key, r.values)).collect();
         return;
     }
     let mut iter = rows.into_iter().peekable();
@@ -393,22 +389,16 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
         match table.rows.entry(key) {
             Entry::Occupied(mut entry) => {
                 let stored = entry.get_mut();
-                if merge.is_none() && writes.iter().all(|w| *w) {
-                    *stored = PackedRow::pack(&values);
-                    continue;
-                }
-                let mut current_values = stored.unpack();
                 if let Some(m) = merge {
-                    if current_values[m].cmp_total(&values[m]) == std::cmp::Ordering::Greater {
+                    if stored[m].cmp_total(&values[m]) == std::cmp::Ordering::Greater {
                         continue;
                     }
                 }
                 for (i, value) in values.into_iter().enumerate() {
                     if writes[i] {
-                        current_values[i] = value;
+                        stored[i] = value;
                     }
                 }
-                *stored = PackedRow::pack(&current_values);
             }
             Entry::Vacant(entry) => {
                 let row: Vec<Value> = if writes.iter().all(|w| *w) {
@@ -426,7 +416,7 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
                         })
                         .collect()
                 };
-                entry.insert(PackedRow::pack(&row));
+                entry.insert(row);
             }
         }
     }

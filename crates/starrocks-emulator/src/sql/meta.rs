@@ -3,7 +3,6 @@
 
 use crate::catalog::{unknown_table, SqlError, TableSchema};
 use crate::engine::Engine;
-use crate::row::PackedRow;
 use crate::sql::exec::{format_time, int_col, s, text_col, QueryOutput, ResultColumn};
 use crate::types::{ColumnType, Value};
 
@@ -145,7 +144,7 @@ pub(crate) fn relation_for(
         .collect();
     Ok(Relation {
         columns,
-        rows: t.rows.values().map(PackedRow::unpack).collect(),
+        rows: t.rows.values().cloned().collect(),
         count_only: Some(t.rows.len()),
     })
 }
