@@ -13,7 +13,7 @@
 # Environment: ROWS (default 5000000), PARALLELISM (default: cores), CHUNK_PAGES (default 4096),
 # PGBIN (default: PostgreSQL 18 at /opt/dbmazz-pg18 or 15 from Debian), CARGO_TARGET_DIR,
 # SKIP_BUILD=1 (use the binaries already built), EMULATOR_ENV (a command prefix for the
-# emulator only, e.g. "env MIMALLOC_VERBOSE=1").
+# emulator only, e.g. "env MALLOC_ARENA_MAX=1"), KEEP_LOG (copy dbmazz's log there at the end).
 # Runs PostgreSQL as user postgres when root.
 set -euo pipefail
 
@@ -44,6 +44,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    [[ -n "${KEEP_LOG:-}" && -f "$work/dbmazz.log" ]] && cp "$work/dbmazz.log" "$KEEP_LOG"
     rm -rf "$work"
 }
 trap cleanup EXIT
