@@ -29,9 +29,7 @@ pub(super) async fn check_publication(
         report.push(missing_publication_line(config, client, role, &configured, &subject).await?);
         return Ok(configured);
     };
-    let published = published_tables(client, publication)
-        .await
-        .map_err(setup_source_error)?;
+    let published = published_tables(client, publication).await?;
     let missing: Vec<&TableName> = configured
         .iter()
         .filter(|table| !published.contains(table))
@@ -160,11 +158,4 @@ async fn missing_publication_line(
         ),
         format!("as the tables' owner or a superuser: {create}"),
     ))
-}
-
-fn setup_source_error(error: SetupError) -> SourceError {
-    match error {
-        SetupError::Source(source) => source,
-        other => SourceError::Protocol(other.to_string()),
-    }
 }

@@ -54,7 +54,8 @@ pub(super) async fn plan_table(
     let connect = config.source_connect().map_err(SnapshotError::from)?;
     let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
     if !published_tables(&client, &config.source.publication)
-        .await?
+        .await
+        .map_err(SetupError::from)?
         .contains(&name)
     {
         return Err(not_published());

@@ -158,15 +158,14 @@ pub async fn prepare_publication(
 pub async fn published_tables(
     client: &tokio_postgres::Client,
     publication: &str,
-) -> Result<Vec<TableName>, SetupError> {
+) -> Result<Vec<TableName>, SourceError> {
     let rows = client
         .query(
             "SELECT schemaname::text, tablename::text FROM pg_publication_tables \
              WHERE pubname = $1 ORDER BY 1, 2",
             &[&publication],
         )
-        .await
-        .map_err(SourceError::from)?;
+        .await?;
     Ok(rows
         .iter()
         .map(|row| TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)))

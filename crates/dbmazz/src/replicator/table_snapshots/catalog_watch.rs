@@ -22,7 +22,7 @@ use crate::sink::Sink;
 use crate::snapshot::{
     compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
 };
-use crate::source::{connect_sql, published_tables, SetupError};
+use crate::source::{connect_sql, published_tables};
 
 /// One look at the catalog.
 #[derive(Debug)]
@@ -210,12 +210,7 @@ async fn read_catalog(
     client: &tokio_postgres::Client,
     publication: &str,
 ) -> Result<CatalogCheck, SnapshotError> {
-    let published = published_tables(client, publication)
-        .await
-        .map_err(|error| match error {
-            SetupError::Source(error) => SnapshotError::Source(error),
-            other => SnapshotError::Internal(other.to_string()),
-        })?;
+    let published = published_tables(client, publication).await?;
     Ok(CatalogCheck {
         published: published.iter().map(ToString::to_string).collect(),
         partitions: partition_leaves(client, publication).await?,
