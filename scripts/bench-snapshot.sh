@@ -13,7 +13,9 @@
 # Environment: ROWS (default 5000000), PARALLELISM (default: cores), CHUNK_PAGES (default 4096),
 # PGBIN (default: PostgreSQL 18 at /opt/dbmazz-pg18 or 15 from Debian), CARGO_TARGET_DIR,
 # SKIP_BUILD=1 (use the binaries already built), EMULATOR_ENV (a command prefix for the
-# emulator only, e.g. "env MALLOC_ARENA_MAX=1"), KEEP_LOG (copy dbmazz's log there at the end).
+# emulator only, e.g. "env MALLOC_ARENA_MAX=1"), KEEP_LOG (copy dbmazz's log there at the end),
+# SINK=noop (dbmazz reads, decodes and batches the chunks but hands them to the no-op sink:
+# the rate of PostgreSQL + dbmazz alone, as when StarRocks runs on other machines).
 # Runs PostgreSQL as user postgres when root.
 set -euo pipefail
 
@@ -80,6 +82,8 @@ state_dir = "$work/state"
 [source]
 url = "postgres://postgres@127.0.0.1:$pg_port/bench"
 tables = ["public.t"]
+[sink]
+type = "${SINK:-starrocks}"
 [sink.starrocks]
 fe_http = "http://127.0.0.1:$fe_port"
 mysql = "127.0.0.1:$my_port"
@@ -104,7 +108,15 @@ process_ticks() {  # utime + stime of a pid
     read -r -a fields <<< "$rest"
     echo "$((fields[11] + fields[12]))"
 }
+process_faults() {  # minor page faults of a pid (each one a fresh page the kernel had to zero)
+    local stat rest
+    stat="$(< "/proc/$1/stat")" || { echo 0; return 0; }
+    rest="${stat##*) }"
+    read -r -a fields <<< "$rest"
+    echo "${fields[7]}"
+}
 emulator_ticks_before="$(process_ticks "$emulator_pid")"
+emulator_faults_before="$(process_faults "$emulator_pid")"
 machine_before="$(machine_ticks)"
 start=$(date +%s.%N)
 "$dbmazz" run --config "$work/dbmazz.toml" >"$work/dbmazz.log" 2>&1 &
@@ -140,6 +152,8 @@ read_hwm
 machine_after="$(machine_ticks)"
 dbmazz_ticks="$(process_ticks "$dbmazz_pid")"
 emulator_ticks="$(( $(process_ticks "$emulator_pid") - emulator_ticks_before ))"
+dbmazz_faults="$(process_faults "$dbmazz_pid")"
+emulator_faults="$(( $(process_faults "$emulator_pid") - emulator_faults_before ))"
 read -r busy_before idle_before <<< "$machine_before"
 read -r busy_after idle_after <<< "$machine_after"
 busy=$((busy_after - busy_before)); idle=$((idle_after - idle_before))
@@ -147,7 +161,8 @@ hz="$(getconf CLK_TCK)"
 echo "bench-snapshot: during the snapshot the machine was $(( 100 * busy / (busy + idle + 1) )) % busy;" \
     "CPU-s: dbmazz $(echo "scale=2; $dbmazz_ticks / $hz" | bc)," \
     "emulator $(echo "scale=2; $emulator_ticks / $hz" | bc)," \
-    "everything $(echo "scale=2; $busy / $hz" | bc) (the rest is mostly PostgreSQL)" >&2
+    "everything $(echo "scale=2; $busy / $hz" | bc) (the rest is mostly PostgreSQL);" \
+    "minor page faults: dbmazz $dbmazz_faults, emulator $emulator_faults" >&2
 kill -TERM "$dbmazz_pid"; wait "$dbmazz_pid" || true
 loaded="$(jq '[.snapshot.tables[].chunks[].rows] | add' "$work/state/state.json")"
 [[ "$loaded" == "$rows" ]] || { echo "bench-snapshot: loaded $loaded rows, expected $rows" >&2; exit 1; }

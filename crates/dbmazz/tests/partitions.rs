@@ -186,6 +186,38 @@ async fn attached_later(major: u32) {
     .await;
     assert_eq!(files_after["public.m_us"], files["public.m_us"]);
     assert_eq!(reported(), before + 1, "only m_eu");
+
+    // The whole table truncated: that TRUNCATE is replicated, so the new files of all its
+    // leaves are not reported; a partition truncated alone after it still is.
+    pg.psql("shop", "TRUNCATE m").unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "every leaf's new file recorded",
+        || async {
+            let now = StateFile::load(&state.0).ok()??.partition_files;
+            let renewed = now.len() == files_after.len()
+                && now
+                    .iter()
+                    .all(|(leaf, file)| files_after.get(leaf) != Some(file));
+            renewed.then_some(())
+        },
+    )
+    .await;
+    wait_same(&pg, &emulator, current).await;
+    // Several checks later, so the next finding's window starts after that TRUNCATE.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.psql("shop", "TRUNCATE m_eu").unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the partition truncated alone reported",
+        || async { (reported() > before + 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        reported(),
+        before + 2,
+        "m_eu only: the leaves renewed by the replicated TRUNCATE are not reported"
+    );
     running.stop().await;
 
     // Truncated while dbmazz is stopped: found by the first check after the start.
@@ -194,7 +226,7 @@ async fn attached_later(major: u32) {
     eventually(
         Duration::from_secs(30),
         "the partition truncated while stopped reported",
-        || async { (reported() > before + 1).then_some(()) },
+        || async { (reported() > before + 2).then_some(()) },
     )
     .await;
     running.stop().await;

@@ -81,6 +81,12 @@ pub struct StreamCore<S: Sink> {
     /// once per change).
     checked_relations: std::collections::HashSet<u32>,
     unknown_seen: Vec<Arc<crate::schema::TableSchema>>,
+    /// Each table's latest replicated TRUNCATE (`schema.table` → its commit LSN), so a
+    /// partitioned table's new leaf files can be told apart from a partition-only TRUNCATE.
+    truncated: std::collections::HashMap<String, Lsn>,
+    /// Every transaction committed before this position has been applied (decoded,
+    /// assembled and handed to the batcher).
+    applied_through: Lsn,
 }
 
 impl<S: Sink> StreamCore<S> {
@@ -116,6 +122,8 @@ impl<S: Sink> StreamCore<S> {
             known_tables: None,
             checked_relations: std::collections::HashSet::new(),
             unknown_seen: Vec::new(),
+            truncated: std::collections::HashMap::new(),
+            applied_through: start,
         };
         (core, completions)
     }
@@ -141,6 +149,17 @@ impl<S: Sink> StreamCore<S> {
     /// Tables met in the stream that were not known, each already held.
     pub fn take_unknown_tables(&mut self) -> Vec<Arc<crate::schema::TableSchema>> {
         std::mem::take(&mut self.unknown_seen)
+    }
+
+    /// The commit LSN of the latest TRUNCATE of `table` (`schema.table`) this stream applied.
+    pub fn last_truncate(&self, table: &str) -> Option<Lsn> {
+        self.truncated.get(table).copied()
+    }
+
+    /// Every transaction that committed before this position has been applied: commits are
+    /// counted as they are applied, keepalives only while nothing is open or being replayed.
+    pub fn applied_through(&self) -> Lsn {
+        self.applied_through
     }
 
     /// Holds a table's stream changes for a snapshot of it (see [`Dispatcher::hold`]).
@@ -258,6 +277,9 @@ impl<S: Sink> StreamCore<S> {
     /// A keepalive: with nothing pending anywhere, the slot may follow the server's WAL end.
     pub fn on_keepalive(&mut self, wal_end: Lsn) {
         self.stats.last_received = self.stats.last_received.max(wal_end);
+        if self.assembler.is_idle() && self.assembled.is_empty() {
+            self.applied_through = self.applied_through.max(wal_end);
+        }
         if self.is_drained() {
             self.tracker.advance_idle(wal_end);
         }
@@ -344,6 +366,7 @@ impl<S: Sink> StreamCore<S> {
                 // row it has now was inserted after it, so the replay converges).
                 for table in &tables {
                     self.check_known(table);
+                    self.truncated.insert(table.name.to_string(), commit_lsn);
                 }
                 self.batcher.push_truncate(&tables, commit_lsn);
             }
@@ -353,6 +376,7 @@ impl<S: Sink> StreamCore<S> {
                 ..
             } => {
                 self.stats.transactions += 1;
+                self.applied_through = self.applied_through.max(end_lsn);
                 self.dispatch_ready();
                 self.tracker.commit_transaction(commit_lsn, end_lsn);
                 self.undelivered

@@ -733,3 +733,30 @@ async fn discarding_a_spilled_hold_removes_its_files_and_acknowledges_nothing() 
     assert_eq!(h.core.held_bytes(), 0);
     assert_eq!(h.core.durable(), Lsn::ZERO);
 }
+
+#[tokio::test]
+async fn replicated_truncates_and_the_applied_position_are_tracked() {
+    let mut h = Harness::new(limits());
+    h.feed([relation(ORDERS, "orders", false), begin(10)]);
+    h.feed([M::Truncate {
+        xid: None,
+        cascade: false,
+        restart_identity: false,
+        relation_oids: vec![ORDERS],
+    }]);
+    // Open transaction: a keepalive past it says nothing about what was applied.
+    h.core.on_keepalive(Lsn(50));
+    assert_eq!(h.core.applied_through(), Lsn::ZERO);
+    h.feed([commit(10)]);
+    assert_eq!(h.core.last_truncate("public.orders"), Some(Lsn(10)));
+    assert_eq!(h.core.last_truncate("public.items"), None);
+    assert_eq!(h.core.applied_through(), Lsn(11), "the commit's end");
+    h.core.on_keepalive(Lsn(60));
+    assert_eq!(
+        h.core.applied_through(),
+        Lsn(60),
+        "idle: up to the keepalive"
+    );
+    h.core.on_keepalive(Lsn(40));
+    assert_eq!(h.core.applied_through(), Lsn(60), "never backwards");
+}

@@ -331,6 +331,7 @@ pub async fn stream<S: Sink>(
                     table_snapshots.start_ready(&core);
                     table_snapshots.publish(&core);
                 }
+                table_snapshots.judge_rewrites(&core);
                 if let Err(error) = feedback.maybe_send(&mut writer, &core, false).await {
                     break Err(error);
                 }

@@ -16,6 +16,7 @@
 //! ```
 
 mod catalog_watch;
+mod rewrite_reports;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -96,6 +97,9 @@ pub(super) struct TableSnapshots<S: Sink> {
     catalog_watch: Option<super::AbortOnDrop>,
     /// Tables that left the publication during this run: copied anew if published again.
     unpublished: BTreeSet<String>,
+    /// Leaves found with a new file, waiting for the stream to tell whether it was a
+    /// replicated TRUNCATE.
+    rewrites: rewrite_reports::RewriteReports,
 }
 
 impl<S: Sink> TableSnapshots<S> {
@@ -117,6 +121,7 @@ impl<S: Sink> TableSnapshots<S> {
             active: HashMap::new(),
             catalog_watch: None,
             unpublished: BTreeSet::new(),
+            rewrites: Default::default(),
         };
         (snapshots, receiver)
     }
@@ -261,7 +266,7 @@ impl<S: Sink> TableSnapshots<S> {
                 self.progress.finish_table(&table);
                 Ok(())
             }
-            Event::Catalog { result } => self.on_catalog(result, state),
+            Event::Catalog { result } => self.on_catalog(result, state, core),
         }
     }
 

@@ -5,24 +5,29 @@
 //!   again during the run, it is copied anew.
 //! - Partitions attached after their table was copied get a snapshot of their own (see
 //!   `snapshot::partitions`); each leaf's file is compared with the one it had at the last
-//!   check (a TRUNCATE of one partition is not replicated, so a new file is reported).
+//!   check (a TRUNCATE of one partition is not replicated, so a new file the stream does not
+//!   explain by a TRUNCATE of the whole table is reported: `rewrite_reports.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::rewrite_reports::{CheckWindow, Verdict};
 use super::{Event, TableSnapshots};
 use crate::checkpoint::{LeafPartitions, StateFile};
 use crate::config::{Config, SnapshotMode};
 use crate::ops::metrics;
 use crate::ops::SnapshotAnswer;
+use crate::pipeline::StreamCore;
 use crate::replicator::{AbortOnDrop, RunError};
 use crate::sink::Sink;
 use crate::snapshot::{
     compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
 };
-use crate::source::{connect_sql, published_tables};
+use crate::source::{connect_sql, published_tables, SourceError};
+use crate::Lsn;
 
 /// One look at the catalog.
 #[derive(Debug)]
@@ -30,6 +35,8 @@ pub(in crate::replicator) struct CatalogCheck {
     /// The publication's tables, `schema.table` each.
     published: BTreeSet<String>,
     partitions: PartitionCatalog,
+    /// The WAL positions read before and after.
+    window: CheckWindow,
 }
 
 impl<S: Sink> TableSnapshots<S> {
@@ -48,10 +55,12 @@ impl<S: Sink> TableSnapshots<S> {
         &mut self,
         result: Result<CatalogCheck, SnapshotError>,
         state: &mut StateFile,
+        core: &StreamCore<S>,
     ) -> Result<(), RunError> {
         let CatalogCheck {
             published,
             partitions,
+            window,
         } = match result {
             Ok(check) => check,
             Err(error) => {
@@ -60,7 +69,33 @@ impl<S: Sink> TableSnapshots<S> {
             }
         };
         self.on_published(&published, state)?;
-        self.on_partitions(partitions, state)
+        self.on_partitions(partitions, window, state)?;
+        self.rewrites.checked(window);
+        self.judge_rewrites(core);
+        Ok(())
+    }
+
+    /// Reports the new leaf files the stream does not explain (see `rewrite_reports.rs`).
+    pub(in crate::replicator) fn judge_rewrites(&mut self, core: &StreamCore<S>) {
+        if self.rewrites.is_empty() {
+            return;
+        }
+        let verdicts = self.rewrites.judge(
+            core.applied_through(),
+            |table| core.last_truncate(table),
+            Instant::now(),
+        );
+        for verdict in verdicts {
+            match verdict {
+                Verdict::Replicated { table, leaves } => {
+                    tracing::info!(table = %table, partitions = %list(&leaves), "partitions with a new file after the replicated TRUNCATE of their table: nothing to do");
+                }
+                Verdict::Unexplained { table, leaves } => {
+                    tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file and no replicated TRUNCATE of {table}: a partition truncated alone (pgoutput leaves that TRUNCATE out for tables published via their root) keeps its old rows in StarRocks — `dbmazz snapshot --table {table} --replace` copies the table anew; after VACUUM FULL, CLUSTER or a rewriting ALTER there is nothing to do");
+                    metrics().count_partitions_rewritten(&table, leaves.len() as u64);
+                }
+            }
+        }
     }
 
     /// Tables that left the publication are forgotten (warning): their changes stop coming.
@@ -104,6 +139,7 @@ impl<S: Sink> TableSnapshots<S> {
     fn on_partitions(
         &mut self,
         catalog: PartitionCatalog,
+        window: CheckWindow,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
         let PartitionCatalog { leaves, files } = catalog;
@@ -122,7 +158,8 @@ impl<S: Sink> TableSnapshots<S> {
                 leaves.retain(|leaf| !gone.contains(leaf));
             }
         }
-        let files_changed = self.on_partition_files(&current, &changes.attached, files, state);
+        let files_changed =
+            self.on_partition_files(&current, &changes.attached, files, window, state);
         if !changes.detached.is_empty() || files_changed {
             state.store(&self.config.state_dir)?;
         }
@@ -135,19 +172,19 @@ impl<S: Sink> TableSnapshots<S> {
 }
 
 impl<S: Sink> TableSnapshots<S> {
-    /// Reports the leaves of `current` whose file changed since the last check, and records
-    /// the files of its leaves (not of those `attached`: they are recorded once copied).
-    /// Returns whether the record changed.
+    /// Notes the leaves of `current` whose file changed since the last check (judged once the
+    /// stream caught up), and records the files of its leaves (not of those `attached`: they
+    /// are recorded once copied). Returns whether the record changed.
     fn on_partition_files(
-        &self,
+        &mut self,
         current: &LeafPartitions,
         attached: &LeafPartitions,
         files: BTreeMap<String, u32>,
+        window: CheckWindow,
         state: &mut StateFile,
     ) -> bool {
         for (table, leaves) in rewritten_leaves(&state.partition_files, current, &files) {
-            tracing::warn!(table = %table, partitions = %list(&leaves), "partitions with a new file (TRUNCATE, VACUUM FULL, CLUSTER or a rewriting ALTER): a TRUNCATE of a partition alone is not replicated (pgoutput leaves it out for tables published via their root), so if one was truncated its old rows are still in StarRocks; `dbmazz snapshot --table {table} --replace` copies the table anew. Nothing to do after a TRUNCATE of {table} itself (replicated) or a rewrite");
-            metrics().count_partitions_rewritten(&table, leaves.len() as u64);
+            self.rewrites.found(table, leaves, window, Instant::now());
         }
         let before = state.partition_files.clone();
         let attached_leaf =
@@ -210,11 +247,35 @@ async fn read_catalog(
     client: &tokio_postgres::Client,
     publication: &str,
 ) -> Result<CatalogCheck, SnapshotError> {
+    let from = wal_position(client).await?;
     let published = published_tables(client, publication).await?;
+    let partitions = partition_leaves(client, publication).await?;
+    let to = wal_position(client).await?;
     Ok(CatalogCheck {
         published: published.iter().map(ToString::to_string).collect(),
-        partitions: partition_leaves(client, publication).await?,
+        partitions,
+        window: CheckWindow { from, to },
     })
+}
+
+/// Where the server's WAL is now: the insert position (past every commit already made,
+/// even asynchronous ones), or on a standby the replayed one.
+async fn wal_position(client: &tokio_postgres::Client) -> Result<Lsn, SnapshotError> {
+    let row = client
+        .query_one(
+            "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+                     ELSE pg_current_wal_insert_lsn() END)::text",
+            &[],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    let text: Option<String> = row.get(0);
+    match text {
+        None => Ok(Lsn::ZERO),
+        Some(text) => text.parse().map_err(|error| {
+            SnapshotError::Internal(format!("the server's WAL position {text:?}: {error}"))
+        }),
+    }
 }
 
 async fn connect(config: &Config) -> Result<tokio_postgres::Client, SnapshotError> {
