@@ -9,7 +9,7 @@
 # temp dir, wal_level=logical), loads the table, times the raw COPY, then runs `dbmazz run`
 # (snapshot.mode = initial) until it logs "snapshot finished" (the time is that line's), and prints
 # rows/s, MiB/s (of COPY text) and dbmazz's peak RSS, ending with one line:
-#   RESULT snapshot rows=… seconds=… rows_per_s=… mib_per_s=… copy_rows_per_s=… ratio=… peak_rss_mib=…
+#   RESULT snapshot rows=… seconds=… rows_per_s=… mib_per_s=… copy_rows_per_s=… ratio=… peak_rss_mib=… sink=…
 # Environment: ROWS (default 5000000), PARALLELISM (default: cores), CHUNK_PAGES (default 4096),
 # PGBIN (default: PostgreSQL 18 at /opt/dbmazz-pg18 or 15 from Debian), CARGO_TARGET_DIR,
 # SKIP_BUILD=1 (use the binaries already built), EMULATOR_ENV (a command prefix for the
@@ -167,14 +167,15 @@ kill -TERM "$dbmazz_pid"; wait "$dbmazz_pid" || true
 loaded="$(jq '[.snapshot.tables[].chunks[].rows] | add' "$work/state/state.json")"
 [[ "$loaded" == "$rows" ]] || { echo "bench-snapshot: loaded $loaded rows, expected $rows" >&2; exit 1; }
 
-python3 - "$rows" "$copy_bytes" "$copy_seconds" "$snapshot_seconds" "$peak_kb" "$parallelism" "$heap_mib" <<'EOF'
+python3 - "$rows" "$copy_bytes" "$copy_seconds" "$snapshot_seconds" "$peak_kb" "$parallelism" "$heap_mib" "${SINK:-starrocks}" <<'EOF'
 import sys
-rows, copy_bytes, copy_s, snap_s, peak_kb, parallelism, heap_mib = sys.argv[1:]
+rows, copy_bytes, copy_s, snap_s, peak_kb, parallelism, heap_mib, sink = sys.argv[1:]
+into = "into the emulator" if sink == "starrocks" else f"into the {sink} sink"
 rows, copy_bytes, copy_s, snap_s = int(rows), int(copy_bytes), float(copy_s), float(snap_s)
 mib = copy_bytes / 2**20
 print(f"raw COPY : {rows / copy_s:12,.0f} rows/s {mib / copy_s:8.1f} MiB/s ({copy_s:.1f} s, {mib:.0f} MiB of COPY text, heap {heap_mib} MiB)")
-print(f"snapshot : {rows / snap_s:12,.0f} rows/s {mib / snap_s:8.1f} MiB/s ({snap_s:.1f} s, parallelism {parallelism}, into the emulator)")
+print(f"snapshot : {rows / snap_s:12,.0f} rows/s {mib / snap_s:8.1f} MiB/s ({snap_s:.1f} s, parallelism {parallelism}, {into})")
 print(f"peak RSS of dbmazz: {int(peak_kb) / 1024:.0f} MiB")
 print(f"RESULT snapshot rows={rows} seconds={snap_s:.2f} rows_per_s={rows / snap_s:.0f} mib_per_s={mib / snap_s:.1f} "
-      f"copy_rows_per_s={rows / copy_s:.0f} ratio={copy_s / snap_s:.2f} peak_rss_mib={int(peak_kb) / 1024:.0f}")
+      f"copy_rows_per_s={rows / copy_s:.0f} ratio={copy_s / snap_s:.2f} peak_rss_mib={int(peak_kb) / 1024:.0f} sink={sink}")
 EOF

@@ -52,6 +52,11 @@ pub struct StateFile {
     /// not replicated when publishing via the root, so it is reported.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub partition_files: BTreeMap<String, u32>,
+    /// For each known table, the catalog rows that put it in the publication at the last
+    /// check (`source::publication_membership`): none of them left means the table was
+    /// removed and added back, and the changes made meanwhile were never streamed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub publication_members: BTreeMap<String, BTreeSet<u32>>,
 }
 
 /// Partitioned table → its leaf partitions (`schema.table` each).
@@ -82,6 +87,7 @@ impl StateFile {
             known_tables: None,
             partitions: None,
             partition_files: BTreeMap::new(),
+            publication_members: BTreeMap::new(),
         }
     }
 
@@ -100,12 +106,14 @@ impl StateFile {
             known_tables,
             partitions,
             partition_files,
+            publication_members,
         } = previous;
         self.snapshot = snapshot;
         self.table_snapshots = table_snapshots;
         self.known_tables = known_tables;
         self.partitions = partitions;
         self.partition_files = partition_files;
+        self.publication_members = publication_members;
     }
 
     /// Forgets the known tables that are not `published` (`schema.table`), except those
@@ -125,6 +133,8 @@ impl StateFile {
             .cloned()
             .collect();
         known.retain(|table| !left.contains(table));
+        self.publication_members
+            .retain(|table, _| !left.contains(table));
         if let Some(partitions) = self.partitions.as_mut() {
             for table in &left {
                 for leaf in partitions.remove(table).unwrap_or_default() {
@@ -133,6 +143,39 @@ impl StateFile {
             }
         }
         left
+    }
+
+    /// Compares the publication's `members` with the record of each known table (except
+    /// those `busy` keeps for now) and records them. Returns the tables none of whose
+    /// recorded membership rows are left: removed from the publication and added back since
+    /// the last check, so they must be copied anew. Also returns whether the record changed.
+    pub fn renew_membership(
+        &mut self,
+        members: &BTreeMap<String, BTreeSet<u32>>,
+        busy: impl Fn(&str) -> bool,
+    ) -> (Vec<String>, bool) {
+        let Some(known) = self.known_tables.as_ref() else {
+            return (Vec::new(), false);
+        };
+        let mut readded = Vec::new();
+        let mut changed = false;
+        for (table, current) in members {
+            if !known.contains(table) || busy(table) {
+                continue;
+            }
+            match self.publication_members.get(table) {
+                Some(recorded) if recorded == current => continue,
+                Some(recorded) if recorded.is_disjoint(current) => readded.push(table.clone()),
+                _ => {}
+            }
+            self.publication_members
+                .insert(table.clone(), current.clone());
+            changed = true;
+        }
+        let before = self.publication_members.len();
+        self.publication_members
+            .retain(|table, _| known.contains(table));
+        (readded, changed || self.publication_members.len() != before)
     }
 
     /// The highest snapshot epoch recorded (initial or per table); 0 when none.
@@ -263,6 +306,43 @@ mod tests {
         assert_eq!(fresh.known_tables, previous.known_tables);
         assert_eq!(fresh.partitions, previous.partitions);
         assert_eq!(fresh.partition_files, previous.partition_files);
+    }
+
+    #[test]
+    fn a_table_whose_membership_rows_all_changed_was_removed_and_added_back() {
+        let set = |oids: &[u32]| oids.iter().copied().collect::<BTreeSet<u32>>();
+        let mut state = StateFile::new("slot", "db", "1", Lsn(1));
+        let tables = ["public.a", "public.b", "public.c"].map(String::from);
+        state.known_tables = Some(tables.iter().cloned().collect());
+        let first = BTreeMap::from([
+            (tables[0].clone(), set(&[10])),
+            (tables[1].clone(), set(&[11, 50])),
+            (tables[2].clone(), set(&[12])),
+        ]);
+        assert_eq!(state.renew_membership(&first, |_| false), (vec![], true));
+        assert_eq!(state.renew_membership(&first, |_| false), (vec![], false));
+        // a: removed and added back; b: its own row went but its schema's stayed (never out);
+        // c: busy, judged later.
+        let second = BTreeMap::from([
+            (tables[0].clone(), set(&[20])),
+            (tables[1].clone(), set(&[50])),
+            (tables[2].clone(), set(&[22])),
+        ]);
+        let busy = |table: &str| table == "public.c";
+        assert_eq!(
+            state.renew_membership(&second, busy),
+            (vec![tables[0].clone()], true)
+        );
+        assert_eq!(state.publication_members[&tables[0]], set(&[20]));
+        assert_eq!(state.publication_members[&tables[2]], set(&[12]));
+        assert_eq!(
+            state.renew_membership(&second, |_| false),
+            (vec![tables[2].clone()], true)
+        );
+        // A table no longer known is forgotten.
+        state.known_tables = Some(BTreeSet::from([tables[0].clone()]));
+        assert_eq!(state.renew_membership(&second, |_| false), (vec![], true));
+        assert_eq!(state.publication_members.len(), 1);
     }
 
     #[test]

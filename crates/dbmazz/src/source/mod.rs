@@ -31,7 +31,7 @@ pub use replication::{
     SystemIdentity,
 };
 pub use setup::{
-    check_wal_level, ensure_slot, ensure_slot_with, prepare_publication, published_tables,
-    quote_ident, quote_table, SetupError, SlotStart,
+    check_wal_level, ensure_slot, ensure_slot_with, prepare_publication, publication_membership,
+    published_tables, quote_ident, quote_table, SetupError, SlotStart,
 };
 pub use sql::connect_sql;

@@ -4,6 +4,8 @@
 //! cover them (we never silently change what another tool may rely on). The slot is created
 //! when missing and **never** dropped or recreated: it is the stream's checkpoint.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::error::SourceError;
 use super::replication::{ReplicationClient, SlotInfo, SnapshotAction};
 use crate::schema::{KeyOverrides, TableName};
@@ -170,6 +172,57 @@ pub async fn published_tables(
         .iter()
         .map(|row| TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)))
         .collect())
+}
+
+/// For each table of `publication` (`schema.table`), the catalog rows that put it there: its
+/// `pg_publication_rel` row and, on PostgreSQL 15+, the `pg_publication_namespace` row of its
+/// schema (`[0]` under `FOR ALL TABLES`). A table removed from the publication and added back
+/// has none of the rows it had, even when no check saw it gone.
+pub async fn publication_membership(
+    client: &tokio_postgres::Client,
+    publication: &str,
+) -> Result<BTreeMap<String, BTreeSet<u32>>, SourceError> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    let schemas = if version >= 150000 {
+        " UNION ALL \
+         SELECT n.nspname::text, c.relname::text, pn.oid \
+         FROM pg_publication p \
+         JOIN pg_publication_namespace pn ON pn.pnpubid = p.oid \
+         JOIN pg_namespace n ON n.oid = pn.pnnspid \
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+         WHERE p.pubname = $1"
+    } else {
+        ""
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname::text, c.relname::text, pr.oid \
+                 FROM pg_publication p \
+                 JOIN pg_publication_rel pr ON pr.prpubid = p.oid \
+                 JOIN pg_class c ON c.oid = pr.prrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE p.pubname = $1{schemas} \
+                 UNION ALL \
+                 SELECT t.schemaname::text, t.tablename::text, 0::oid \
+                 FROM pg_publication p JOIN pg_publication_tables t ON t.pubname = p.pubname \
+                 WHERE p.pubname = $1 AND p.puballtables"
+            ),
+            &[&publication],
+        )
+        .await?;
+    let mut members: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    for row in &rows {
+        let table = TableName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+        members
+            .entry(table.to_string())
+            .or_default()
+            .insert(row.get::<_, u32>(2));
+    }
+    Ok(members)
 }
 
 /// The table exists and has a key StarRocks can use.

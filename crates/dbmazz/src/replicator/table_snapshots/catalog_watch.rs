@@ -2,7 +2,8 @@
 //! partitions of the partitioned ones every `snapshot.partition_check_interval`.
 //!
 //! - A table that left the publication is forgotten (its changes stop coming); published
-//!   again during the run, it is copied anew.
+//!   again, it is copied anew — also when no check saw it gone (removed and added back within
+//!   one interval, or while dbmazz was stopped): its membership rows are all new.
 //! - Partitions attached after their table was copied get a snapshot of their own (see
 //!   `snapshot::partitions`); each leaf's file is compared with the one it had at the last
 //!   check (a TRUNCATE of one partition is not replicated, so a new file the stream does not
@@ -26,7 +27,7 @@ use crate::sink::Sink;
 use crate::snapshot::{
     compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
 };
-use crate::source::{connect_sql, published_tables, SourceError};
+use crate::source::{connect_sql, publication_membership, published_tables, SourceError};
 use crate::Lsn;
 
 /// One look at the catalog.
@@ -34,6 +35,8 @@ use crate::Lsn;
 pub(in crate::replicator) struct CatalogCheck {
     /// The publication's tables, `schema.table` each.
     published: BTreeSet<String>,
+    /// The catalog rows that put each table in the publication.
+    members: BTreeMap<String, BTreeSet<u32>>,
     partitions: PartitionCatalog,
     /// The WAL positions read before and after.
     window: CheckWindow,
@@ -59,6 +62,7 @@ impl<S: Sink> TableSnapshots<S> {
     ) -> Result<(), RunError> {
         let CatalogCheck {
             published,
+            members,
             partitions,
             window,
         } = match result {
@@ -68,7 +72,7 @@ impl<S: Sink> TableSnapshots<S> {
                 return Ok(());
             }
         };
-        self.on_published(&published, state)?;
+        self.on_published(&published, &members, state)?;
         self.on_partitions(partitions, window, state)?;
         self.rewrites.checked(window);
         self.judge_rewrites(core);
@@ -104,6 +108,7 @@ impl<S: Sink> TableSnapshots<S> {
     fn on_published(
         &mut self,
         published: &BTreeSet<String>,
+        members: &BTreeMap<String, BTreeSet<u32>>,
         state: &mut StateFile,
     ) -> Result<(), RunError> {
         let left = state.forget_unpublished(published, |table| self.active.contains_key(table));
@@ -124,13 +129,29 @@ impl<S: Sink> TableSnapshots<S> {
                 continue;
             }
             tracing::info!(table = %table, "table published again: copying it anew, its stream changes held meanwhile");
-            // Planned like an API request, so a table gone again meanwhile is only left
-            // uncopied (not a stopped pipeline); nobody waits for the answer.
-            let (reply, _) = oneshot::channel::<SnapshotAnswer>();
-            let replace = self.config.snapshot.replace;
-            self.plan(table, Some(reply), None, replace, None);
+            self.copy_anew(table);
+        }
+        let (readded, changed) = state.renew_membership(members, |table| {
+            self.active.contains_key(table) || self.unpublished.contains(table)
+        });
+        if changed {
+            state.store(&self.config.state_dir)?;
+        }
+        for table in readded {
+            tracing::warn!(table = %table, "table removed from the publication and added back since the last check: the changes made meanwhile were not streamed; copying it anew, its stream changes held meanwhile");
+            self.copy_anew(table);
         }
         Ok(())
+    }
+
+    /// Plans a copy of a table back in the publication (emptied first under
+    /// `snapshot.replace`).
+    fn copy_anew(&mut self, table: String) {
+        // Planned like an API request, so a table gone again meanwhile is only left uncopied
+        // (not a stopped pipeline); nobody waits for the answer.
+        let (reply, _) = oneshot::channel::<SnapshotAnswer>();
+        let replace = self.config.snapshot.replace;
+        self.plan(table, Some(reply), None, replace, None);
     }
 
     /// The catalog's leaves against the recorded ones: a new leaf is copied (its table's
@@ -249,10 +270,12 @@ async fn read_catalog(
 ) -> Result<CatalogCheck, SnapshotError> {
     let from = wal_position(client).await?;
     let published = published_tables(client, publication).await?;
+    let members = publication_membership(client, publication).await?;
     let partitions = partition_leaves(client, publication).await?;
     let to = wal_position(client).await?;
     Ok(CatalogCheck {
         published: published.iter().map(ToString::to_string).collect(),
+        members,
         partitions,
         window: CheckWindow { from, to },
     })
