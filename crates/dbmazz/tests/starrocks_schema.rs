@@ -406,3 +406,96 @@ async fn a_column_added_while_stopped_is_added_when_the_table_is_prepared() {
         "{error}"
     );
 }
+
+/// A table first seen (after a restart) with columns PostgreSQL widened while dbmazz was
+/// stopped — int4 → int8, varchar(10) → varchar(300) — gets them widened in StarRocks at
+/// start (create_tables = true), so the first wider value loads; without create_tables the
+/// start fails naming the ALTER to run. No PostgreSQL; under 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_widened_while_stopped_is_widened_when_the_table_is_prepared() {
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let sink = |create_tables: bool| {
+        let emulator = Arc::clone(&emulator);
+        let mysql = mysql.clone();
+        async move {
+            let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+                .await
+                .unwrap();
+            let loader = EmulatorLoader {
+                emulator,
+                database: "shop".into(),
+            };
+            let mut options = sink_options(DeleteMode::Hard);
+            options.create_tables = create_tables;
+            StarRocksSink::new(ddl, loader, options)
+        }
+    };
+    let with_varchar = |n_type: u32, varchar_length: i32| {
+        let mut table = (*shape(
+            &[
+                ("id", 23, true, None),
+                ("n", n_type, false, None),
+                ("v", 1043, false, None),
+            ],
+            1,
+        ))
+        .clone();
+        table.columns[2].type_modifier = varchar_length + 4;
+        Arc::new(table)
+    };
+    let types = || async {
+        sr_rows(&emulator, "shop", "DESC t")
+            .await
+            .iter()
+            .map(|row| row.split('|').take(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let before = with_varchar(23, 10);
+    let after = with_varchar(20, 300);
+    sink(true)
+        .await
+        .apply_schema_change(None, &before)
+        .await
+        .unwrap();
+    let narrow = types().await;
+    assert_eq!(narrow[1], "n int", "{narrow:?}");
+
+    let error = sink(false)
+        .await
+        .apply_schema_change(None, &after)
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("narrower than PostgreSQL's")
+            && message.contains("MODIFY COLUMN `n` BIGINT NULL"),
+        "{message}"
+    );
+    assert_eq!(
+        types().await,
+        narrow,
+        "nothing changed without create_tables"
+    );
+
+    sink(true)
+        .await
+        .apply_schema_change(None, &after)
+        .await
+        .unwrap();
+    let wide = types().await;
+    assert_eq!(wide[1], "n bigint", "{wide:?}");
+    assert_ne!(wide[2], narrow[2], "v widened: {wide:?}");
+    let long = "x".repeat(250);
+    emulator
+        .execute_sql(
+            Some("shop"),
+            &format!("INSERT INTO t (id, n, v) VALUES (1, 5000000000, '{long}')"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sr_rows(&emulator, "shop", "SELECT n, v FROM t").await,
+        [format!("5000000000|{long}")]
+    );
+}

@@ -88,6 +88,42 @@ impl StarRocksType {
     }
 }
 
+impl StarRocksType {
+    /// Reads a scalar type as [`StarRocksType::to_sql`] writes it or StarRocks's `DESC` shows
+    /// it (`DECIMAL(12,2)`, `decimal(12,2)`, `decimal64(12, 2)`, `varchar(64)`, `bigint`):
+    /// the types a column can be widened between. `STRING` reads as `VARCHAR(65533)`, which
+    /// it is. `None` for every other type.
+    pub fn parse_scalar(sql: &str) -> Option<StarRocksType> {
+        use StarRocksType as T;
+        let text = sql.replace(' ', "").to_ascii_lowercase();
+        let (name, args) = match text.split_once('(') {
+            Some((name, rest)) => (name, Some(rest.strip_suffix(')')?)),
+            None => (text.as_str(), None),
+        };
+        Some(match (name, args) {
+            ("tinyint", None) => T::TinyInt,
+            ("smallint", None) => T::SmallInt,
+            ("int" | "integer", None) => T::Int,
+            ("bigint", None) => T::BigInt,
+            ("largeint", None) => T::LargeInt,
+            ("float", None) => T::Float,
+            ("double", None) => T::Double,
+            ("string", None) => T::Varchar { bytes: 65533 },
+            ("varchar", Some(bytes)) => T::Varchar {
+                bytes: bytes.parse().ok()?,
+            },
+            ("decimal" | "decimal32" | "decimal64" | "decimal128", Some(args)) => {
+                let (precision, scale) = args.split_once(',')?;
+                T::Decimal {
+                    precision: precision.parse().ok()?,
+                    scale: scale.parse().ok()?,
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for StarRocksType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_sql())
@@ -520,6 +556,36 @@ fn map_numeric(type_modifier: i32, options: &TypeMapOptions) -> ColumnMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalar_types_read_back_from_ddl_and_desc() {
+        use StarRocksType as T;
+        for sql in ["DECIMAL(28,2)", "decimal(28,2)", "decimal128(28, 2)"] {
+            assert_eq!(
+                StarRocksType::parse_scalar(sql),
+                Some(T::Decimal {
+                    precision: 28,
+                    scale: 2
+                }),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            StarRocksType::parse_scalar("varchar(64)"),
+            Some(T::Varchar { bytes: 64 })
+        );
+        assert_eq!(
+            StarRocksType::parse_scalar("STRING"),
+            Some(T::Varchar { bytes: 65533 })
+        );
+        assert_eq!(StarRocksType::parse_scalar("bigint"), Some(T::BigInt));
+        for other in ["json", "datetime", "array<int>", "varchar(x)", "decimal(3)"] {
+            assert_eq!(StarRocksType::parse_scalar(other), None, "{other}");
+        }
+        for scalar in [T::LargeInt, T::Double, T::Varchar { bytes: 9 }] {
+            assert_eq!(StarRocksType::parse_scalar(&scalar.to_sql()), Some(scalar));
+        }
+    }
 
     fn map(type_oid: u32, type_modifier: i32) -> ColumnMapping {
         map_pg_type(type_oid, type_modifier, &TypeMapOptions::default()).unwrap()

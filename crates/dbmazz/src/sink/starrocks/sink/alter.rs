@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::schema::type_map::{map_pg_type, StarRocksType};
 use crate::schema::TableSchema;
-use crate::sink::starrocks::ddl::quote;
+use crate::sink::starrocks::ddl::{quote, ColumnDef, DescribedColumn};
 use crate::sink::starrocks::defaults::added_column_default;
 use crate::sink::SinkError;
 
@@ -223,6 +223,37 @@ impl<L: Loader> StarRocksSink<L> {
 }
 
 /// StarRocks can widen these in place (schema change without rewriting keys).
+/// The value columns `wanted` (the table's shape now) that StarRocks has (`described`) with a
+/// narrower type they can be widened from in place — widened in PostgreSQL while dbmazz was
+/// not applying it — each with the `MODIFY COLUMN` clause that widens it.
+pub(super) fn narrower_columns(
+    wanted: &[ColumnDef],
+    described: &[DescribedColumn],
+) -> Vec<(String, String)> {
+    wanted
+        .iter()
+        .filter_map(|column| {
+            let current = described
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(&column.name))?;
+            let from = StarRocksType::parse_scalar(&current.sql_type)?;
+            let to = StarRocksType::parse_scalar(&column.sql_type)?;
+            (from != to && is_safe_widening(&from, &to)).then(|| {
+                let null = if column.nullable { "NULL" } else { "NOT NULL" };
+                let clause = format!(
+                    "MODIFY COLUMN {} {} {null}",
+                    quote(&column.name),
+                    column.sql_type
+                );
+                (
+                    format!("{} {} → {}", column.name, current.sql_type, column.sql_type),
+                    clause,
+                )
+            })
+        })
+        .collect()
+}
+
 fn is_safe_widening(from: &StarRocksType, to: &StarRocksType) -> bool {
     use StarRocksType as T;
     let rank = |t: &StarRocksType| match t {

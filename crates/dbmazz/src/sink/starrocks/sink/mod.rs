@@ -240,6 +240,40 @@ impl<L: Loader> StarRocksSink<L> {
                 ))
             }
         };
+        let narrower = alter::narrower_columns(&values, &described);
+        let described = if narrower.is_empty() {
+            described
+        } else if self.options.create_tables {
+            // dbmazz manages this table: a column widened in PostgreSQL while dbmazz was not
+            // applying it (stopped between the ALTER and the first row of the new shape).
+            for (change, clause) in &narrower {
+                tracing::info!(table = %schema.name, change, clause, "widening a StarRocks column widened in PostgreSQL while dbmazz was stopped");
+                self.ddl
+                    .alter_and_wait(table, clause, self.options.alter_timeout)
+                    .await
+                    .map_err(ddl_error)?;
+            }
+            self.ddl
+                .describe(table)
+                .await
+                .map_err(ddl_error)?
+                .ok_or_else(|| self.error(schema, "table gone while widening columns"))?
+        } else {
+            let (changes, clauses): (Vec<&str>, Vec<&str>) = narrower
+                .iter()
+                .map(|(change, clause)| (change.as_str(), clause.as_str()))
+                .unzip();
+            return Err(self.error(
+                schema,
+                format!(
+                    "StarRocks table {}.{table} has columns narrower than PostgreSQL's: {} \
+                     (run ALTER TABLE {table} {}; or set sink.starrocks.create_tables = true)",
+                    self.ddl.database(),
+                    changes.join(", "),
+                    clauses.join(", ")
+                ),
+            ));
+        };
         let missing = missing_columns(&keys, &values, &described);
         let has = |name: &str| described.iter().any(|d| d.name.eq_ignore_ascii_case(name));
         let lacks_a_key = keys.iter().any(|key| !has(&key.name));
