@@ -17,7 +17,9 @@
 //!    everything at once, like `sink.type = "noop"`; when it has acknowledged N row changes it
 //!    triggers the graceful shutdown (flush, wait for in-flight loads, final status update).
 //!    Config: the defaults, except `sink.type = "noop"`, `http.listen = ""`, `batch.max_wait =
-//!    MS` and a fresh `state_dir` per run (spill files of the big streamed transaction go there).
+//!    MS`, `snapshot.mode = "never"` (the slot's contents are what is measured; a slot found
+//!    without a state file would otherwise be copied first) and a fresh `state_dir` per run
+//!    (spill files of the big streamed transaction go there).
 //! 3. Prints `RESULT ok=… events=… inserts=… updates=… deletes=… batches=… max_batch=… secs=…
 //!    events_per_s=… cpu_s=… vmhwm_kb=…` plus informational keys (`ack_secs`: until the sink
 //!    acknowledged the last change; `first_batch_secs`; `vmrss_kb`; `transactions`).
@@ -250,6 +252,8 @@ slot = "{slot}"
 max_wait = "{wait}ms"
 [http]
 listen = ""
+[snapshot]
+mode = "never"
 {extra}
 "#,
         state = state_dir.display(),

@@ -144,6 +144,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
     }
     clear_spill(&config.spill_dir())?;
+    let state_found = state.is_some();
+    if !state_found && !slot.created && config.snapshot.mode == SnapshotMode::Initial {
+        tracing::warn!(slot = %config.source.slot, state = %state_path, "the slot exists but this state_dir has no state file (lost, or never written): nothing says the tables were copied, so they are copied now, and the stream then replays from the slot so the copy converges. Keep state_dir on persistent storage; snapshot.mode = \"never\" streams without copying");
+    }
     let mut state = {
         let previous = state;
         let mut fresh =
@@ -153,7 +157,12 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         }
         fresh
     };
-    let decision = decide(config.snapshot.mode, slot.created, state.snapshot.as_ref());
+    let decision = decide(
+        config.snapshot.mode,
+        slot.created,
+        state_found,
+        state.snapshot.as_ref(),
+    );
     let snapshot = match decision {
         SnapshotDecision::Skip => {
             if state

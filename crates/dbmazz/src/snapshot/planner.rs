@@ -23,12 +23,14 @@ pub enum SnapshotDecision {
     Resume,
 }
 
-/// `initial`: a new snapshot when dbmazz has just created the slot, the rest of an
-/// interrupted one otherwise. `always`: the same, but a finished earlier snapshot is followed
-/// by a new epoch. `never`: stream only.
+/// `initial`: a new snapshot when dbmazz has just created the slot — or found it without a
+/// state file (`state_found` false: lost, or a crash before the first one was written), so
+/// nothing says the tables were copied — the rest of an interrupted one otherwise. `always`:
+/// the same, but a finished earlier snapshot is followed by a new epoch. `never`: stream only.
 pub fn decide(
     mode: SnapshotMode,
     slot_created: bool,
+    state_found: bool,
     previous: Option<&SnapshotState>,
 ) -> SnapshotDecision {
     let unfinished = previous.is_some_and(|state| !state.is_finished());
@@ -36,7 +38,9 @@ pub fn decide(
     match mode {
         SnapshotMode::Never => SnapshotDecision::Skip,
         _ if unfinished && !slot_created => SnapshotDecision::Resume,
-        SnapshotMode::Initial if slot_created => SnapshotDecision::New { epoch: next_epoch },
+        SnapshotMode::Initial if slot_created || !state_found => {
+            SnapshotDecision::New { epoch: next_epoch }
+        }
         SnapshotMode::Initial => SnapshotDecision::Skip,
         SnapshotMode::Always => SnapshotDecision::New { epoch: next_epoch },
     }
@@ -126,14 +130,23 @@ mod tests {
         use SnapshotDecision::*;
         use SnapshotMode::*;
         let (finished, unfinished) = (state(true), state(false));
-        assert_eq!(decide(Initial, true, None), New { epoch: 1 });
-        assert_eq!(decide(Initial, false, None), Skip);
-        assert_eq!(decide(Initial, false, Some(&finished)), Skip);
-        assert_eq!(decide(Initial, false, Some(&unfinished)), Resume);
-        assert_eq!(decide(Always, false, Some(&finished)), New { epoch: 4 });
-        assert_eq!(decide(Always, false, Some(&unfinished)), Resume);
-        assert_eq!(decide(Always, false, None), New { epoch: 1 });
-        assert_eq!(decide(Never, true, None), Skip);
-        assert_eq!(decide(Never, false, Some(&unfinished)), Skip);
+        assert_eq!(decide(Initial, true, false, None), New { epoch: 1 });
+        assert_eq!(decide(Initial, false, true, None), Skip);
+        assert_eq!(
+            decide(Initial, false, false, None),
+            New { epoch: 1 },
+            "a slot without a state file: nothing says the tables were copied"
+        );
+        assert_eq!(decide(Initial, false, true, Some(&finished)), Skip);
+        assert_eq!(decide(Initial, false, true, Some(&unfinished)), Resume);
+        assert_eq!(
+            decide(Always, false, true, Some(&finished)),
+            New { epoch: 4 }
+        );
+        assert_eq!(decide(Always, false, true, Some(&unfinished)), Resume);
+        assert_eq!(decide(Always, false, false, None), New { epoch: 1 });
+        assert_eq!(decide(Never, true, false, None), Skip);
+        assert_eq!(decide(Never, false, false, None), Skip);
+        assert_eq!(decide(Never, false, true, Some(&unfinished)), Skip);
     }
 }
