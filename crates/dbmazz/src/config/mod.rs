@@ -392,6 +392,13 @@ impl Config {
                     "pass the path of your dbmazz.toml (see docs/configuration.md)",
                 ));
             }
+            if path.is_dir() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} is a directory", path.display()),
+                    "pass the path of your dbmazz.toml file (see docs/configuration.md)",
+                ));
+            }
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(
@@ -624,28 +631,79 @@ fn is_tooling_variable(key: &str) -> bool {
 }
 
 fn figment_error(error: figment::Error) -> ConfigError {
-    let key = if error.path.is_empty() {
-        "config".to_string()
-    } else {
-        error.path.join(".")
-    };
-    let fix = match &error.kind {
-        figment::error::Kind::MissingField(field) => {
-            format!("set {field} in the config file or the DBMAZZ_* environment")
+    use figment::error::Kind;
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|metadata| match &metadata.source {
+            Some(figment::Source::File(path)) => format!("in {}", path.display()),
+            // Flags are merged as serialized values, whose provider is named by a Rust type.
+            _ if metadata.name.contains("::") => "from a command-line flag".to_string(),
+            _ => format!("from {}", metadata.name),
+        });
+    let mut key = error.path.join(".");
+    let (problem, fix) = match &error.kind {
+        Kind::Message(message) if message.starts_with("TOML parse error") => {
+            // toml's message spans lines (the line, a caret, the reason): keep one.
+            let lines: Vec<&str> = message.lines().map(str::trim).collect();
+            let reason = lines.iter().rev().find(|line| !line.is_empty() && !line.contains('|'));
+            let problem = match reason {
+                Some(reason) => format!("{}: {reason}", lines[0]),
+                None => lines[0].to_string(),
+            };
+            if let Some(origin) = &origin {
+                key = origin.trim_start_matches("in ").to_string();
+            }
+            (problem, "fix the TOML syntax there".to_string())
         }
-        figment::error::Kind::UnknownField(_, expected) => {
-            format!(
-                "check the spelling; known keys here: {}",
-                expected.join(", ")
-            )
-        }
-        _ => "see docs/configuration.md for the expected form".to_string(),
+        Kind::MissingField(field) if key.is_empty() && field == "source" => (
+            "no [source] section".to_string(),
+            "pass your dbmazz.toml with --config (or set DBMAZZ_SOURCE__URL); see docs/configuration.md".to_string(),
+        ),
+        Kind::MissingField(field) => (
+            format!("missing key {field}"),
+            format!("set {field} in the config file or the DBMAZZ_* environment"),
+        ),
+        Kind::UnknownField(field, expected) => (
+            format!("unknown key {field:?}"),
+            format!("check the spelling; known keys here: {}", expected.join(", ")),
+        ),
+        Kind::UnknownVariant(found, expected) => (
+            format!("unknown value {found:?}"),
+            format!("use one of: {}", expected.join(", ")),
+        ),
+        Kind::InvalidType(actual, expected) => (
+            format!("found {actual}, expected {}", readable_type(expected)),
+            "see docs/configuration.md for the expected form".to_string(),
+        ),
+        Kind::InvalidValue(actual, expected) => (
+            format!("invalid value: found {actual}, expected {}", readable_type(expected)),
+            "see docs/configuration.md for the expected form".to_string(),
+        ),
+        other => (
+            other.to_string(),
+            "see docs/configuration.md for the expected form".to_string(),
+        ),
     };
-    let mut problem = error.kind.to_string();
-    if let Some(metadata) = &error.metadata {
-        problem.push_str(&format!(" (from {})", metadata.name));
+    let problem = match origin {
+        Some(origin) if !problem.starts_with("TOML parse error") => format!("{problem} ({origin})"),
+        _ => problem,
+    };
+    if key.is_empty() {
+        key = "config".to_string();
     }
     ConfigError { key, problem, fix }
+}
+
+/// serde's names for what it expected, in words.
+fn readable_type(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)".to_string(),
+        "isize" | "i64" | "i32" | "i16" | "i8" => "a whole number".to_string(),
+        "f64" | "f32" => "a number".to_string(),
+        "a boolean" | "bool" => "true or false".to_string(),
+        other => other.replace('`', ""),
+    }
 }
 
 fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {

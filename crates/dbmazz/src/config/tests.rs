@@ -115,7 +115,59 @@ fn environment_and_flags_override_the_file_in_that_order() {
     });
     let missing = Config::load(Some(&dir.join("nope.toml")), &Overrides::default()).unwrap_err();
     assert_eq!(missing.key, "--config");
+    let directory = Config::load(Some(&dir), &Overrides::default()).unwrap_err();
+    assert!(directory.problem.contains("is a directory"), "{directory}");
+    // A syntax error: one line, naming the file, the place and the reason.
+    std::fs::write(
+        &path,
+        EXAMPLE.replace("database = \"shop\"", "database = \"shop"),
+    )
+    .unwrap();
+    let syntax = Config::load(Some(&path), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(!syntax.contains('\n'), "{syntax}");
+    assert!(
+        syntax.starts_with(&format!(
+            "config: {}: TOML parse error at line",
+            path.display()
+        )),
+        "{syntax}"
+    );
+    assert!(syntax.contains("invalid basic string"), "{syntax}");
+    // A flag's bad value: no Rust type names, and the choices listed once.
+    std::fs::write(&path, EXAMPLE).unwrap();
+    let flags = Overrides(vec![("sink.type", "bogus".to_string())]);
+    let flag = Config::load(Some(&path), &flags).unwrap_err();
+    assert_eq!(flag.key, "sink.type");
+    assert_eq!(
+        flag.to_string(),
+        "config: sink.type: unknown value \"bogus\" (from a command-line flag) — use one of: \
+         starrocks, noop, file"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn type_errors_read_as_words_and_no_config_points_at_the_flag() {
+    let error = error_of(&EXAMPLE.replace("max_rows = 100000", "max_rows = \"lots\""));
+    assert!(
+        error
+            .problem
+            .contains("expected a whole number (0 or more)"),
+        "{error}"
+    );
+    let error = error_of("");
+    assert!(error.fix.contains("--config"), "{error}");
+    let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nmode = \"sometimes\"\n"));
+    assert_eq!(error.key, "snapshot.mode");
+    assert_eq!(error.fix, "use one of: initial, never, always");
+    let error = error_of(&EXAMPLE.replace("max_rows", "max_rowz"));
+    assert!(
+        error.problem.starts_with("unknown key \"max_rowz\" ("),
+        "{error}"
+    );
+    assert_eq!(error.fix.matches("max_rows").count(), 1, "{error}");
 }
 
 #[test]

@@ -38,7 +38,7 @@ impl ByteSize {
             "gb" => 1_000_000_000,
             other => {
                 return Err(format!(
-                    "unknown size unit {other:?} in {text:?}: use B, KiB, MiB or GiB"
+                    "unknown size unit {other:?} in {text:?}: use B, KiB, MiB or GiB (or KB, MB, GB: powers of 1000)"
                 ))
             }
         };
