@@ -21,3 +21,19 @@ pub mod snapshot;
 pub mod source;
 
 pub use lsn::Lsn;
+
+/// An error and its causes on one line, each cause once (a cause whose text the line already
+/// holds is not repeated).
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let current_text = current.to_string();
+        if !text.contains(&current_text) {
+            text.push_str(": ");
+            text.push_str(&current_text);
+        }
+        cause = current.source();
+    }
+    text
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use dbmazz::config::{Config, Overrides, SinkKind};
 use dbmazz::monitor;
+use dbmazz::one_line;
 use dbmazz::ops::{self, Telemetry};
 use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::sink::{FileSink, NoopSink};
@@ -287,7 +288,7 @@ async fn run(args: RunArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {}", one_line(&error));
+            eprintln!("error: {}", run_error_line(&error));
             ExitCode::from(EXIT_ERROR)
         }
     }
@@ -573,19 +574,13 @@ async fn run_sink(
     Some(result)
 }
 
-/// The error and its causes on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
+/// A run's error on one line, with what to do when its PostgreSQL error does not say it.
+fn run_error_line(error: &RunError) -> String {
+    let text = one_line(error);
+    match error.fix() {
+        Some(fix) => format!("{text} — {fix}"),
+        None => text,
     }
-    text
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once (the slot keeps the

@@ -120,6 +120,22 @@ async fn bad_input_exits_1_with_one_clear_line_and_acknowledges_nothing() {
             vec!["password"],
         ),
         (
+            "unknown_pg_database",
+            pg.url("nosuchdb"),
+            good_sink(),
+            vec!["nosuchdb", "does not exist", "create the database"],
+        ),
+        (
+            "refused_pg",
+            good_url.replacen(
+                &format!(":{}/", pg.port()),
+                &format!(":{}/", closed_port()),
+                1,
+            ),
+            good_sink(),
+            vec!["Connection refused", "is PostgreSQL running"],
+        ),
+        (
             "wrong_starrocks_password",
             good_url.clone(),
             BinarySink {

@@ -72,7 +72,7 @@ fn connect_failure(subject: &str, error: &SourceError) -> CheckLine {
         }
         _ => "see the message",
     };
-    CheckLine::fail(subject, error.to_string(), fix)
+    CheckLine::fail(subject, crate::one_line(error), fix)
 }
 
 /// Everything after the connection; a query error ends the PostgreSQL checks.

@@ -75,8 +75,9 @@ pub enum DemoError {
     Source(#[from] SourceError),
     #[error("PostgreSQL: {0}")]
     Sql(#[from] tokio_postgres::Error),
-    #[error("StarRocks: {0}")]
-    StarRocks(#[from] DdlError),
+    /// The message already ends with its innermost cause: not chained again.
+    #[error("StarRocks: {}", in_demo_words(.0))]
+    StarRocks(DdlError),
     #[error("StarRocks sink: {0}")]
     Sink(#[from] SinkError),
     #[error(transparent)]
@@ -96,6 +97,20 @@ pub enum DemoError {
     PipelineStopped,
     #[error("demo state directory: {0}")]
     StateDir(std::io::Error),
+}
+
+impl From<DdlError> for DemoError {
+    fn from(error: DdlError) -> Self {
+        DemoError::StarRocks(error)
+    }
+}
+
+/// A StarRocks error names config keys; the demo takes flags.
+fn in_demo_words(error: &DdlError) -> String {
+    error.to_string().replace(
+        "check sink.starrocks.mysql",
+        "check --starrocks-mysql (default: the --starrocks host, port 9030)",
+    )
 }
 
 /// What the demo did.
@@ -468,5 +483,23 @@ async fn verify_until_identical(
             return Ok(verify::compare_all(sql, ddl, true).await?);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_starrocks_names_the_demo_flag_and_its_cause_once() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let error = DemoError::from(DdlError::Connect {
+            address: "127.0.0.1:9030".into(),
+            source: mysql_async::Error::Io(mysql_async::IoError::Io(refused)),
+        });
+        let line = crate::one_line(&error);
+        assert!(line.contains("--starrocks-mysql"), "{line}");
+        assert!(!line.contains("sink.starrocks"), "{line}");
+        assert_eq!(line.matches("refused").count(), 1, "{line}");
     }
 }

@@ -63,6 +63,18 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// What to do, when the PostgreSQL error behind this one does not say it itself.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            RunError::Source(error)
+            | RunError::Setup(SetupError::Source(error))
+            | RunError::Snapshot(SnapshotError::Source(error)) => error.fix(),
+            _ => None,
+        }
+    }
+}
+
+impl RunError {
     /// A short stable name for the `dbmazz_errors_total{reason}` metric.
     pub fn kind(&self) -> &'static str {
         match self {

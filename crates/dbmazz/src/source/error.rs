@@ -166,6 +166,36 @@ impl SourceError {
         }
     }
 
+    /// What to do about it, for errors whose message alone does not say (printed after the
+    /// message by the binary).
+    pub fn fix(&self) -> Option<&'static str> {
+        match self {
+            SourceError::Connect { source, .. } => Some(match innermost_io_kind(source) {
+                io::ErrorKind::ConnectionRefused => {
+                    "is PostgreSQL running and listening there? check the host and port of \
+                     source.url (`dbmazz check` tests every prerequisite)"
+                }
+                io::ErrorKind::TimedOut => {
+                    "nothing answered in time: check the host of source.url, firewalls and \
+                     listen_addresses (`dbmazz check` tests every prerequisite)"
+                }
+                _ => "check the host and port of source.url (`dbmazz check` tests every prerequisite)",
+            }),
+            SourceError::Server { code, .. } => match code.as_str() {
+                "3D000" => Some("create the database, or fix the database name in source.url"),
+                "42501" => Some(
+                    "the user lacks a privilege: dbmazz needs REPLICATION, SELECT on the tables \
+                     and, to create a missing publication, CREATE on the database and ownership \
+                     of the tables (or create the publication yourself); `dbmazz check` lists \
+                     what is missing",
+                ),
+                "53300" => Some("too many connections: raise max_connections or max_wal_senders"),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether trying again later (a new connection, after a back-off) may succeed.
     ///
     /// Network trouble, server restarts, resource limits and a slot still held by a dying
@@ -302,6 +332,22 @@ fn last_number(text: &str) -> Option<i32> {
         .rfind(|c: char| !c.is_ascii_digit())
         .map_or(0, |index| index + 1);
     text[start..end].parse().ok()
+}
+
+/// The kind of the deepest `io::Error` under `error` (a client library may wrap the socket's
+/// error in its own, under a kind of `Other`).
+fn innermost_io_kind(error: &io::Error) -> io::ErrorKind {
+    let mut kind = error.kind();
+    let mut cause = error
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(current) = cause {
+        if let Some(io_error) = current.downcast_ref::<io::Error>() {
+            kind = io_error.kind();
+        }
+        cause = current.source();
+    }
+    kind
 }
 
 #[cfg(test)]
