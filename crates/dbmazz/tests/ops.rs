@@ -142,6 +142,17 @@ async fn status_metrics_pause_and_resume_while_replicating() {
     .await;
     assert_eq!(http(address, "GET", "/pause").await.0, 405);
     assert_eq!(http(address, "GET", "/nope").await.0, 404);
+    // A bad snapshot request: 400 with the same JSON shape as every other answer.
+    let (code, body) = http(address, "POST", "/snapshot?tables=orders").await;
+    assert_eq!(code, 400, "{body}");
+    let answer = status_json(&body);
+    assert_eq!(answer["outcome"], "bad_request", "{body}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("say which table")),
+        "{body}"
+    );
 
     shutdown.send_replace(true);
     task.await.unwrap().unwrap();

@@ -119,12 +119,14 @@ async fn route(request: &Request<Incoming>, telemetry: &Telemetry) -> Response<F
         }
         (&Method::POST, "/snapshot") => {
             let query = request.uri().query().unwrap_or("");
-            let (table, replace) = match super::parse_snapshot_query(query) {
-                Ok(parsed) => parsed,
-                Err(problem) => return text(StatusCode::BAD_REQUEST, &format!("{problem}\n")),
+            let answer = match super::parse_snapshot_query(query) {
+                Ok((table, replace)) => {
+                    let answer = telemetry.request_snapshot(table, replace).await;
+                    tracing::info!(answer = %answer.message(), "snapshot requested through the HTTP API");
+                    answer
+                }
+                Err(message) => super::SnapshotAnswer::BadRequest { message },
             };
-            let answer = telemetry.request_snapshot(table, replace).await;
-            tracing::info!(answer = %answer.message(), "snapshot requested through the HTTP API");
             let status = StatusCode::from_u16(answer.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match serde_json::to_vec(&answer) {

@@ -47,6 +47,10 @@ pub enum SnapshotAnswer {
     Failed {
         message: String,
     },
+    /// The request itself is wrong (no `table`, a bad `replace`).
+    BadRequest {
+        message: String,
+    },
 }
 
 impl SnapshotAnswer {
@@ -58,6 +62,7 @@ impl SnapshotAnswer {
             SnapshotAnswer::AlreadyRunning { .. } => 409,
             SnapshotAnswer::Unavailable { .. } => 503,
             SnapshotAnswer::Failed { .. } => 500,
+            SnapshotAnswer::BadRequest { .. } => 400,
         }
     }
 
@@ -89,6 +94,7 @@ impl SnapshotAnswer {
                 format!("dbmazz cannot snapshot a table now: {reason}; try again when it streams")
             }
             SnapshotAnswer::Failed { message } => format!("snapshot request failed: {message}"),
+            SnapshotAnswer::BadRequest { message } => format!("bad snapshot request: {message}"),
         }
     }
 }
