@@ -281,6 +281,24 @@ fn shape(columns: &[(&str, u32, bool, Option<ExistingRows>)], version: u64) -> A
     })
 }
 
+/// A StarRocks sink over the emulator's MySQL port and in-process loads, into `shop`.
+async fn emulator_sink(
+    emulator: &Arc<starrocks_emulator::EmulatorHandle>,
+    create_tables: bool,
+) -> StarRocksSink<EmulatorLoader> {
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+        .await
+        .unwrap();
+    let loader = EmulatorLoader {
+        emulator: Arc::clone(emulator),
+        database: "shop".into(),
+    };
+    let mut options = sink_options(DeleteMode::Hard);
+    options.create_tables = create_tables;
+    StarRocksSink::new(ddl, loader, options)
+}
+
 /// A schema change StarRocks already has (a run stopped before the slot moved past it, or a
 /// table the snapshot created from a newer shape) is not applied twice: ADD of a present
 /// column, DROP of an absent one and MODIFY to the current type are skipped. The added
@@ -288,15 +306,7 @@ fn shape(columns: &[(&str, u32, bool, Option<ExistingRows>)], version: u64) -> A
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_change_already_in_starrocks_is_not_applied_twice() {
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let mysql = emulator.mysql_addr().unwrap().to_string();
-    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-        .await
-        .unwrap();
-    let loader = EmulatorLoader {
-        emulator: Arc::clone(&emulator),
-        database: "shop".into(),
-    };
-    let sink = StarRocksSink::new(ddl, loader, sink_options(DeleteMode::Hard));
+    let sink = emulator_sink(&emulator, true).await;
     // int4 key, int4 n, text gone → int4 key, int8 n, int4 added DEFAULT 7.
     let old = shape(
         &[
@@ -344,21 +354,6 @@ async fn a_schema_change_already_in_starrocks_is_not_applied_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_while_stopped_is_added_when_the_table_is_prepared() {
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let mysql = emulator.mysql_addr().unwrap().to_string();
-    let sink = |emulator: &Arc<starrocks_emulator::EmulatorHandle>| {
-        let emulator = Arc::clone(emulator);
-        let mysql = mysql.clone();
-        async move {
-            let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-                .await
-                .unwrap();
-            let loader = EmulatorLoader {
-                emulator,
-                database: "shop".into(),
-            };
-            StarRocksSink::new(ddl, loader, sink_options(DeleteMode::Hard))
-        }
-    };
     let before = shape(&[("id", 23, true, None), ("n", 23, false, None)], 1);
     let after = shape(
         &[
@@ -368,29 +363,20 @@ async fn a_column_added_while_stopped_is_added_when_the_table_is_prepared() {
         ],
         1,
     );
-    let first_run = sink(&emulator).await;
+    let first_run = emulator_sink(&emulator, true).await;
     first_run.apply_schema_change(None, &before).await.unwrap();
     emulator
         .execute_sql(Some("shop"), "INSERT INTO t (id, n) VALUES (1, 1)")
         .await
         .unwrap();
-    let second_run = sink(&emulator).await;
+    let second_run = emulator_sink(&emulator, true).await;
     second_run.apply_schema_change(None, &after).await.unwrap();
     assert_eq!(
         sr_rows(&emulator, "shop", "SELECT id, n, added FROM t").await,
         ["1|1|7"]
     );
     // Without create_tables the gap is an error naming the ALTER to run.
-    let mut options = sink_options(DeleteMode::Hard);
-    options.create_tables = false;
-    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-        .await
-        .unwrap();
-    let loader = EmulatorLoader {
-        emulator: Arc::clone(&emulator),
-        database: "shop".into(),
-    };
-    let strict = StarRocksSink::new(ddl, loader, options);
+    let strict = emulator_sink(&emulator, false).await;
     let wider = shape(
         &[
             ("id", 23, true, None),
@@ -414,23 +400,7 @@ async fn a_column_added_while_stopped_is_added_when_the_table_is_prepared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_widened_while_stopped_is_widened_when_the_table_is_prepared() {
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
-    let mysql = emulator.mysql_addr().unwrap().to_string();
-    let sink = |create_tables: bool| {
-        let emulator = Arc::clone(&emulator);
-        let mysql = mysql.clone();
-        async move {
-            let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-                .await
-                .unwrap();
-            let loader = EmulatorLoader {
-                emulator,
-                database: "shop".into(),
-            };
-            let mut options = sink_options(DeleteMode::Hard);
-            options.create_tables = create_tables;
-            StarRocksSink::new(ddl, loader, options)
-        }
-    };
+    let sink = |create_tables: bool| emulator_sink(&emulator, create_tables);
     let with_varchar = |n_type: u32, varchar_length: i32| {
         let mut table = (*shape(
             &[

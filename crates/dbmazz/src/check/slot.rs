@@ -3,7 +3,7 @@
 //! and a state.json that names another pipeline or a slot that is gone.
 
 use crate::checkpoint::StateFile;
-use crate::config::Config;
+use crate::config::{Config, SnapshotMode};
 use crate::source::SourceError;
 
 use super::CheckLine;
@@ -157,6 +157,18 @@ pub(super) fn state_line(config: &Config, database: &str, slot_exists: bool) -> 
     let subject = format!("state file {}", path.display());
     let state = match StateFile::load(&config.state_dir) {
         Ok(Some(state)) => state,
+        Ok(None) if slot_exists && config.snapshot.mode == SnapshotMode::Initial => {
+            return Some(CheckLine::warn(
+                subject,
+                format!(
+                    "does not exist, but slot {:?} does: nothing says the tables were copied, so \
+                     the next start copies every table again, then streams from the slot",
+                    config.source.slot
+                ),
+                "restore state_dir if it was lost (keep it on persistent storage); \
+                 snapshot.mode = \"never\" streams without copying",
+            ))
+        }
         Ok(None) => return None,
         Err(error) => {
             return Some(CheckLine::fail(
@@ -230,6 +242,27 @@ mod tests {
             "[source]\nurl = \"postgres://u@h/shop\"\nslot = \"s\"\n[sink]\ntype = \"noop\"\n",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_slot_without_a_state_file_warns_that_the_tables_are_copied_again() {
+        use crate::check::CheckStatus::Warn;
+        let mut config = config();
+        config.state_dir =
+            std::env::temp_dir().join(format!("dbmazz-check-state-{}", std::process::id()));
+        let line = state_line(&config, "shop", true).expect("a line");
+        assert_eq!(line.status, Warn);
+        assert!(
+            line.message.contains("copies every table again"),
+            "{}",
+            line.message
+        );
+        assert!(
+            state_line(&config, "shop", false).is_none(),
+            "nothing yet: a first start"
+        );
+        config.snapshot.mode = SnapshotMode::Never;
+        assert!(state_line(&config, "shop", true).is_none(), "never copies");
     }
 
     fn slot(retained_mib: i64) -> SlotRow {
