@@ -105,9 +105,9 @@ pub fn format_status(status: &ApiStatus) -> String {
                 &mut out,
                 "",
                 format!(
-                    "{} {} rows {chunks} {}",
+                    "{} {} {chunks} {}",
                     table.table,
-                    table.rows.map(format::count).unwrap_or_else(none),
+                    super::snapshot_view::rows_text(table.rows, table.rows_earlier),
                     if table.done == Some(true) { "done" } else { "" }
                 )
                 .trim_end()

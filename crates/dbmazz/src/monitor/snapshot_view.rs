@@ -1,7 +1,8 @@
 //! The `snapshot` section of /status, read generically: the snapshot module owns its shape
 //! and may add fields, so everything here is optional and unknown fields are ignored. What
 //! the monitor looks for: `phase`, `rows`, `chunks_done`, `chunks_total`, `eta_seconds`,
-//! `rows_per_second`, and `tables[]` with `table`, `rows`, `chunks_done`, `chunks_total`, `done`.
+//! `rows_per_second`, `rows_earlier`, and `tables[]` with `table`, `rows`, `rows_earlier`,
+//! `chunks_done`, `chunks_total`, `done`.
 
 use serde_json::Value;
 
@@ -9,6 +10,8 @@ use serde_json::Value;
 pub struct SnapshotView {
     pub phase: Option<String>,
     pub rows: Option<u64>,
+    /// Loaded by an earlier run of a resumed snapshot.
+    pub rows_earlier: Option<u64>,
     pub chunks_done: Option<u64>,
     pub chunks_total: Option<u64>,
     pub rows_per_second: Option<f64>,
@@ -20,6 +23,7 @@ pub struct SnapshotView {
 pub struct SnapshotTableView {
     pub table: String,
     pub rows: Option<u64>,
+    pub rows_earlier: Option<u64>,
     pub chunks_done: Option<u64>,
     pub chunks_total: Option<u64>,
     pub done: Option<bool>,
@@ -35,6 +39,7 @@ impl SnapshotView {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             rows: section.get("rows").and_then(Value::as_u64),
+            rows_earlier: section.get("rows_earlier").and_then(Value::as_u64),
             chunks_done: section.get("chunks_done").and_then(Value::as_u64),
             chunks_total: section.get("chunks_total").and_then(Value::as_u64),
             rows_per_second: section.get("rows_per_second").and_then(Value::as_f64),
@@ -63,8 +68,8 @@ impl SnapshotView {
                 format::percent(self.progress())
             ));
         }
-        if let Some(rows) = self.rows {
-            parts.push(format!("{} rows", format::count(rows)));
+        if self.rows.is_some() {
+            parts.push(rows_text(self.rows, self.rows_earlier));
         }
         if let Some(rate) = self.rows_per_second.filter(|rate| *rate > 0.0) {
             parts.push(format!("{} rows/s", format::rate(rate)));
@@ -85,6 +90,22 @@ impl SnapshotTableView {
     }
 }
 
+/// `120,000 rows`, or `50 rows (+1,100 earlier)` for a resumed snapshot; `-` when unknown.
+pub fn rows_text(rows: Option<u64>, earlier: Option<u64>) -> String {
+    use super::format;
+    let Some(rows) = rows else {
+        return "- rows".into();
+    };
+    match earlier.filter(|earlier| *earlier > 0) {
+        Some(earlier) => format!(
+            "{} rows (+{} earlier)",
+            format::count(rows),
+            format::count(earlier)
+        ),
+        None => format!("{} rows", format::count(rows)),
+    }
+}
+
 fn chunk_progress(done: Option<u64>, total: Option<u64>) -> Option<f64> {
     match (done, total) {
         (Some(_), Some(0)) => Some(1.0),
@@ -97,6 +118,7 @@ fn table_view(value: &Value) -> Option<SnapshotTableView> {
     Some(SnapshotTableView {
         table: value.get("table")?.as_str()?.to_string(),
         rows: value.get("rows").and_then(Value::as_u64),
+        rows_earlier: value.get("rows_earlier").and_then(Value::as_u64),
         chunks_done: value.get("chunks_done").and_then(Value::as_u64),
         chunks_total: value.get("chunks_total").and_then(Value::as_u64),
         done: value.get("done").and_then(Value::as_bool),
@@ -127,6 +149,26 @@ mod tests {
             view.summary(),
             "reading 12/40 chunks 30.0% 120,000 rows 5200 rows/s eta 42s"
         );
+    }
+
+    #[test]
+    fn a_resumed_snapshot_shows_the_rows_an_earlier_run_loaded() {
+        let section = json!({
+            "phase": "finished", "rows": 50, "rows_earlier": 1100, "chunks_done": 2,
+            "chunks_total": 2,
+            "tables": [{"table": "public.m", "rows": 0, "rows_earlier": 700, "chunks_done": 1, "chunks_total": 1, "done": true}]
+        });
+        let view = SnapshotView::from_status(Some(&section)).unwrap();
+        assert_eq!(
+            view.summary(),
+            "finished 2/2 chunks 100% 50 rows (+1,100 earlier)"
+        );
+        let table = &view.tables[0];
+        assert_eq!(
+            rows_text(table.rows, table.rows_earlier),
+            "0 rows (+700 earlier)"
+        );
+        assert_eq!(rows_text(Some(5), Some(0)), "5 rows");
     }
 
     #[test]

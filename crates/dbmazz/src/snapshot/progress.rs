@@ -36,6 +36,10 @@ struct TableProgress {
     /// Read and made durable in this run.
     rows: AtomicU64,
     bytes: AtomicU64,
+    /// Rows and heap pages of the chunks an earlier run of this plan loaded (a resumed
+    /// snapshot): shown apart, and left out of the rates.
+    rows_earlier: u64,
+    pages_earlier: u64,
     /// Snapshotted while streaming, its stream changes held until the copy is durable.
     holding: std::sync::atomic::AtomicBool,
     /// Operations and bytes of stream changes held meanwhile.
@@ -72,6 +76,8 @@ pub struct SnapshotReport {
     /// Rows and bytes (COPY text) made durable in this run.
     pub rows: u64,
     pub bytes: u64,
+    /// Rows an earlier run of the same plan loaded (a resumed snapshot).
+    pub rows_earlier: u64,
     pub rows_per_second: f64,
     pub bytes_per_second: f64,
     pub chunks_done: u64,
@@ -86,6 +92,8 @@ pub struct TableReport {
     pub table: String,
     pub rows: u64,
     pub bytes: u64,
+    /// Rows an earlier run of the same plan loaded (a resumed snapshot).
+    pub rows_earlier: u64,
     pub chunks_done: u64,
     pub chunks_total: u64,
     pub done: bool,
@@ -94,6 +102,28 @@ pub struct TableReport {
     /// Stream operations (batches, truncates, schema changes) and bytes held meanwhile.
     pub held_ops: u64,
     pub held_bytes: u64,
+}
+
+impl TableProgress {
+    /// A table of a plan; its chunks already done count as done (and as loaded earlier).
+    fn planned(table: &crate::checkpoint::TableSnapshotState, holding: bool) -> Self {
+        let done = || table.chunks.iter().filter(|chunk| chunk.done);
+        let pages_earlier = done().map(|chunk| chunk.estimated_pages).sum();
+        TableProgress {
+            table: table.table.clone(),
+            chunks_total: table.chunks.len() as u64,
+            pages_total: table.chunks.iter().map(|c| c.estimated_pages).sum(),
+            chunks_done: AtomicU64::new(done().count() as u64),
+            pages_done: AtomicU64::new(pages_earlier),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            rows_earlier: done().map(|chunk| chunk.rows).sum(),
+            pages_earlier,
+            holding: holding.into(),
+            held_ops: AtomicU64::new(0),
+            held_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 impl SnapshotProgress {
@@ -106,21 +136,7 @@ impl SnapshotProgress {
         let tables = plan
             .tables
             .iter()
-            .map(|table| {
-                let done = table.chunks.iter().filter(|chunk| chunk.done);
-                Arc::new(TableProgress {
-                    table: table.table.clone(),
-                    chunks_total: table.chunks.len() as u64,
-                    pages_total: table.chunks.iter().map(|c| c.estimated_pages).sum(),
-                    chunks_done: AtomicU64::new(done.clone().count() as u64),
-                    pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
-                    rows: AtomicU64::new(0),
-                    bytes: AtomicU64::new(0),
-                    holding: false.into(),
-                    held_ops: AtomicU64::new(0),
-                    held_bytes: AtomicU64::new(0),
-                })
-            })
+            .map(|table| Arc::new(TableProgress::planned(table, false)))
             .collect();
         for table in &tables {
             let table: &Arc<TableProgress> = table;
@@ -150,19 +166,7 @@ impl SnapshotProgress {
     pub(crate) fn begin_table(&self, plan: &SnapshotState) {
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         for planned in &plan.tables {
-            let done = planned.chunks.iter().filter(|chunk| chunk.done);
-            let progress = Arc::new(TableProgress {
-                table: planned.table.clone(),
-                chunks_total: planned.chunks.len() as u64,
-                pages_total: planned.chunks.iter().map(|c| c.estimated_pages).sum(),
-                chunks_done: AtomicU64::new(done.clone().count() as u64),
-                pages_done: AtomicU64::new(done.map(|c| c.estimated_pages).sum()),
-                rows: AtomicU64::new(0),
-                bytes: AtomicU64::new(0),
-                holding: true.into(),
-                held_ops: AtomicU64::new(0),
-                held_bytes: AtomicU64::new(0),
-            });
+            let progress = Arc::new(TableProgress::planned(planned, true));
             set_gauge(
                 &metrics().snapshot_chunks_total,
                 &planned.table,
@@ -257,6 +261,7 @@ impl SnapshotProgress {
             elapsed_seconds: elapsed,
             rows: 0,
             bytes: 0,
+            rows_earlier: 0,
             rows_per_second: 0.0,
             bytes_per_second: 0.0,
             chunks_done: 0,
@@ -264,13 +269,14 @@ impl SnapshotProgress {
             eta_seconds: None,
             tables: Vec::with_capacity(tables.len()),
         };
-        let (mut pages_done, mut pages_total) = (0, 0);
+        let (mut pages_done, mut pages_total, mut pages_earlier) = (0, 0, 0);
         for table in tables.iter() {
             let holding = table.holding.load(Ordering::Relaxed);
             let table_report = TableReport {
                 table: table.table.clone(),
                 rows: table.rows.load(Ordering::Relaxed),
                 bytes: table.bytes.load(Ordering::Relaxed),
+                rows_earlier: table.rows_earlier,
                 chunks_done: table.chunks_done.load(Ordering::Relaxed),
                 chunks_total: table.chunks_total,
                 done: !holding && table.chunks_done.load(Ordering::Relaxed) >= table.chunks_total,
@@ -280,10 +286,12 @@ impl SnapshotProgress {
             };
             report.rows += table_report.rows;
             report.bytes += table_report.bytes;
+            report.rows_earlier += table_report.rows_earlier;
             report.chunks_done += table_report.chunks_done;
             report.chunks_total += table_report.chunks_total;
             pages_done += table.pages_done.load(Ordering::Relaxed);
             pages_total += table.pages_total;
+            pages_earlier += table.pages_earlier;
             report.tables.push(table_report);
         }
         if elapsed > 0.0 {
@@ -292,8 +300,9 @@ impl SnapshotProgress {
         }
         if phase == SnapshotPhase::Finished {
             report.eta_seconds = Some(0.0);
-        } else if pages_done > 0 && pages_total > pages_done && elapsed > 0.0 {
-            let rate = pages_done as f64 / elapsed;
+        } else if pages_done > pages_earlier && pages_total > pages_done && elapsed > 0.0 {
+            // The rate of this run: chunks an earlier run loaded took none of its time.
+            let rate = (pages_done - pages_earlier) as f64 / elapsed;
             report.eta_seconds = Some((pages_total - pages_done) as f64 / rate);
         }
         report
@@ -373,7 +382,7 @@ mod tests {
             estimated_pages: 10,
             filenode: 0,
             done,
-            rows: 0,
+            rows: if done { 40 } else { 0 },
         };
         let plan = SnapshotState {
             epoch: 2,
@@ -397,11 +406,20 @@ mod tests {
         let progress = SnapshotProgress::new();
         assert_eq!(progress.report().phase, SnapshotPhase::Idle);
         progress.begin(&plan);
+        assert_eq!(
+            progress.report().eta_seconds,
+            None,
+            "the chunk an earlier run loaded gives no rate"
+        );
         progress.add_rows("public.a", 100, 1000);
         progress.chunk_done("public.a", 10);
         let report = progress.report();
         assert_eq!(report.phase, SnapshotPhase::Reading);
         assert_eq!((report.rows, report.bytes), (100, 1000));
+        assert_eq!(
+            (report.rows_earlier, report.tables[0].rows_earlier),
+            (40, 40)
+        );
         assert_eq!((report.chunks_done, report.chunks_total), (2, 3));
         assert!(report.tables[0].done && !report.tables[1].done);
         assert!(report.eta_seconds.is_some());
