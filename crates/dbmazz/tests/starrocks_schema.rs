@@ -235,11 +235,26 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
         // NULL in StarRocks (known gaps, reported below).
         assert_eq!(sr_fields[4..], ["", "", ""], "{sr_row}");
     }
+    // A rename looks like a drop and an add in the stream, but the rows keep their values:
+    // reported (the column's attribute number says it is not new).
+    pg.psql(
+        "shop",
+        "ALTER TABLE grown RENAME COLUMN v TO v_renamed;
+         INSERT INTO grown (id, v_renamed) VALUES (23, 'after rename');",
+    )
+    .unwrap();
+    eventually(Duration::from_secs(20), "row 23 in StarRocks", || async {
+        let rows = sr_rows(&emulator, "shop", "SELECT id FROM grown WHERE id = 23").await;
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+
     let metrics = dbmazz::ops::metrics().render();
     for (column, reason) in [
         ("j", "default_not_supported"),
         ("r", "unknown_value"),
         ("seq", "unknown_value"),
+        ("v_renamed", "unknown_value"),
     ] {
         let series = format!(
             "dbmazz_added_columns_unfilled_total{{table=\"public.grown\",column=\"{column}\",reason=\"{reason}\"}} 1"

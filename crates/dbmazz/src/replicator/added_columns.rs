@@ -86,7 +86,31 @@ impl<S: Sink> AddedColumnDefaults<S> {
         let Some(connected) = client.as_ref() else {
             return Ok(Arc::clone(new));
         };
-        let found = match read_existing_rows(connected, new.relation_oid, &added).await {
+        let survivors: Vec<String> = old
+            .map(|old| {
+                old.columns
+                    .iter()
+                    .filter(|column| new.columns.iter().any(|n| n.name == column.name))
+                    .map(|column| column.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let read = async {
+            let mut found = read_existing_rows(connected, new.relation_oid, &added).await?;
+            for column in renamed_columns(connected, new.relation_oid, &added, &survivors).await? {
+                found.insert(
+                    column,
+                    ExistingRows::Unknown(
+                        "the column is not new: a column renamed (RENAME COLUMN), whose rows \
+                         keep their values in PostgreSQL; the stream cannot tell a rename from \
+                         a drop and an add"
+                            .into(),
+                    ),
+                );
+            }
+            Ok::<_, SourceError>(found)
+        };
+        let found = match read.await {
             Ok(found) => found,
             Err(error) => {
                 // A broken connection is reopened by the next attempt.
@@ -191,6 +215,42 @@ pub async fn read_existing_rows(
         found.insert(column.name, existing);
     }
     Ok(found)
+}
+
+/// The `added` columns (absent from the old shape by name) that are not new: PostgreSQL gives
+/// an added column an attribute number above every existing one, so one numbered below a
+/// column the old shape had (`survivors`) was there before — renamed. (A rename of the last
+/// column cannot be told apart from a drop and an add this way.)
+async fn renamed_columns(
+    client: &tokio_postgres::Client,
+    relation_oid: u32,
+    added: &[String],
+    survivors: &[String],
+) -> Result<Vec<String>, SourceError> {
+    if survivors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client
+        .query(
+            "SELECT attname::text, attnum::int4 FROM pg_catalog.pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
+               AND (attname::text = ANY($2) OR attname::text = ANY($3))",
+            &[&relation_oid, &added, &survivors],
+        )
+        .await?;
+    let number = |name: &String| {
+        rows.iter()
+            .find(|row| row.get::<_, String>(0) == *name)
+            .map(|row| row.get::<_, i32>(1))
+    };
+    let Some(newest_survivor) = survivors.iter().filter_map(number).max() else {
+        return Ok(Vec::new());
+    };
+    Ok(added
+        .iter()
+        .filter(|name| number(name).is_some_and(|attnum| attnum < newest_survivor))
+        .cloned()
+        .collect())
 }
 
 impl<S: Sink> Sink for AddedColumnDefaults<S> {
