@@ -53,6 +53,8 @@ pub struct SnapshotProgress {
     phase: AtomicU8,
     epoch: AtomicU64,
     started: std::sync::Mutex<Option<Instant>>,
+    /// When the phase turned `finished`: the rates stop at it instead of decaying with uptime.
+    finished_at: std::sync::Mutex<Option<Instant>>,
     tables: std::sync::RwLock<Vec<Arc<TableProgress>>>,
 }
 
@@ -62,6 +64,7 @@ impl Default for SnapshotProgress {
             phase: AtomicU8::new(0),
             epoch: AtomicU64::new(0),
             started: std::sync::Mutex::new(None),
+            finished_at: std::sync::Mutex::new(None),
             tables: std::sync::RwLock::new(Vec::new()),
         }
     }
@@ -153,11 +156,16 @@ impl SnapshotProgress {
         }
         *self.tables.write().unwrap_or_else(|p| p.into_inner()) = tables;
         *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        *self.finished_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.epoch.store(plan.epoch, Ordering::Relaxed);
         self.phase.store(1, Ordering::Relaxed);
     }
 
     pub(crate) fn finish(&self) {
+        self.finished_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(Instant::now);
         self.phase.store(2, Ordering::Relaxed);
     }
 
@@ -184,6 +192,7 @@ impl SnapshotProgress {
         if self.phase.load(Ordering::Relaxed) != 1 || started.is_none() {
             *started = Some(Instant::now());
         }
+        *self.finished_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.epoch.store(plan.epoch, Ordering::Relaxed);
         self.phase.store(1, Ordering::Relaxed);
     }
@@ -249,11 +258,15 @@ impl SnapshotProgress {
             1 => SnapshotPhase::Reading,
             _ => SnapshotPhase::Finished,
         };
+        let finished_at = *self.finished_at.lock().unwrap_or_else(|p| p.into_inner());
         let elapsed = self
             .started
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .map_or(0.0, |started| started.elapsed().as_secs_f64());
+            .map_or(0.0, |started| {
+                let end = finished_at.unwrap_or_else(Instant::now);
+                end.saturating_duration_since(started).as_secs_f64()
+            });
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         let mut report = SnapshotReport {
             phase,
@@ -425,7 +438,14 @@ mod tests {
         assert!(report.eta_seconds.is_some());
         serde_json::to_string(&report).unwrap();
         progress.finish();
-        assert_eq!(progress.report().eta_seconds, Some(0.0));
+        let finished = progress.report();
+        assert_eq!(finished.eta_seconds, Some(0.0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            progress.report().elapsed_seconds,
+            finished.elapsed_seconds,
+            "a finished snapshot's time (and rates) stop at its end"
+        );
     }
 
     #[test]
