@@ -72,9 +72,7 @@ impl RunError {
             _ => None,
         }
     }
-}
 
-impl RunError {
     /// A short stable name for the `dbmazz_errors_total{reason}` metric.
     pub fn kind(&self) -> &'static str {
         match self {
