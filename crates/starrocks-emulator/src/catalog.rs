@@ -47,8 +47,11 @@ impl SqlError {
 /// One column definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Column {
-    /// Name as declared.
+    /// Name as declared (or as last renamed).
     pub name: String,
+    /// StarRocks's `ColumnId`: the name at creation. RENAME COLUMN keeps it, and loads planned
+    /// before a rename still find their column by it (spec §6.3a).
+    pub column_id: String,
     /// Type.
     pub ty: ColumnType,
     /// NULL allowed.
@@ -106,6 +109,13 @@ impl TableSchema {
             .position(|c| c.name.eq_ignore_ascii_case(name))
     }
 
+    /// Column position by `ColumnId` (case-insensitive, as StarRocks compares ids).
+    pub fn column_index_by_id(&self, id: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.column_id.eq_ignore_ascii_case(id))
+    }
+
     /// The key columns.
     pub fn key_columns(&self) -> &[Column] {
         &self.columns[..self.key_count]
@@ -158,6 +168,35 @@ impl Table {
             state: TableState::Normal,
             stats: TableStats::default(),
         }
+    }
+
+    /// RENAME COLUMN, as `LocalMetastore.renameColumn` does it (spec §6.3a): metadata only, at
+    /// once. Rows, position, `ColumnId` and schema version stay; only the name changes.
+    pub fn rename_column(&mut self, old: &str, new: &str) -> Result<(), SqlError> {
+        let mut schema = (*self.schema).clone();
+        let Some(index) = schema.column_index(old) else {
+            // ERR_BAD_FIELD_ERROR (5509, 42S22).
+            return Err(SqlError::with_code(
+                5509,
+                format!("Unknown column '{old}' in '{}'", schema.name),
+            ));
+        };
+        // Also refuses `a TO a` and a change of case only: names compare case-insensitively.
+        if schema.column_index(new).is_some() {
+            return Err(SqlError::with_code(
+                1060,
+                format!("Duplicate column name '{new}'"),
+            ));
+        }
+        // Distribution columns are kept by ColumnId, so SHOW CREATE TABLE shows the new name.
+        let old_name = std::mem::replace(&mut schema.columns[index].name, new.to_string());
+        for name in &mut schema.distributed_by {
+            if name.eq_ignore_ascii_case(&old_name) {
+                *name = new.to_string();
+            }
+        }
+        self.schema = Arc::new(schema);
+        Ok(())
     }
 }
 
@@ -383,6 +422,39 @@ pub fn unknown_table(db: &str, table: &str) -> SqlError {
         1146,
         format!("Getting analyzing error. Detail message: Unknown table '{db}.{table}'."),
     )
+}
+
+/// `FeNameFormat.checkColumnName` for a shared-nothing cluster, with
+/// `allow_system_reserved_names` = false (its default).
+pub fn check_column_name(name: &str) -> Result<(), SqlError> {
+    let incorrect = || {
+        SqlError::with_code(
+            1166,
+            format!("Getting analyzing error. Detail message: Incorrect column name '{name}'."),
+        )
+    };
+    // `^[^\0=<>!\*]{1,1024}$`: delete conditions hold column names, so no operator characters.
+    let length = name.encode_utf16().count();
+    if !(1..=1024).contains(&length) || name.contains(['\0', '=', '<', '>', '!', '*']) {
+        return Err(incorrect());
+    }
+    if name.starts_with("__starrocks_shadow_") {
+        return Err(incorrect());
+    }
+    if RESERVED_COLUMNS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(SqlError::new(format!(
+            "Getting analyzing error. Detail message: Column name [{name}] is a system reserved name. Please choose a different one."
+        )));
+    }
+    if name.starts_with("__generated_partition_column_") {
+        return Err(SqlError::new(format!(
+            "Getting analyzing error. Detail message: Column name [{name}] starts with __generated_partition_column_ is a system reserved name. Please choose a different one."
+        )));
+    }
+    Ok(())
 }
 
 /// Check a CREATE TABLE schema against the Primary Key rules.

@@ -135,6 +135,7 @@ mod tests {
     fn column(ty: ColumnType, default: &str) -> Column {
         Column {
             name: "c".into(),
+            column_id: "c".into(),
             ty,
             nullable: true,
             default: Some(default.into()),

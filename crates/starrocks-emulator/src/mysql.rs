@@ -85,6 +85,16 @@ fn literal(value: opensrv_mysql::Value<'_>) -> String {
     }
 }
 
+/// The ERR packet code. opensrv-mysql writes only MySQL's own codes (and panics on others), so
+/// StarRocks's 5509 ERR_BAD_FIELD_ERROR goes out as MySQL's 1054 ER_BAD_FIELD_ERROR: same
+/// message template, same SQLSTATE 42S22 (spec §6.3a).
+fn error_kind(code: u16) -> ErrorKind {
+    match code {
+        5509 => ErrorKind::ER_BAD_FIELD_ERROR,
+        code => ErrorKind::from(code),
+    }
+}
+
 /// Write a statement's outcome; `binary` declares every column as a string (prepared
 /// statements use the binary row format, and strings convert on the client).
 async fn write_output<'a, W: AsyncWrite + Send + Unpin>(
@@ -95,7 +105,7 @@ async fn write_output<'a, W: AsyncWrite + Send + Unpin>(
     match output {
         Err(e) => {
             results
-                .error(ErrorKind::from(e.code), e.message.as_bytes())
+                .error(error_kind(e.code), e.message.as_bytes())
                 .await
         }
         Ok(QueryOutput::Ok { affected_rows }) => {
@@ -261,11 +271,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Backend {
     ) -> Result<(), Self::Error> {
         match execute(&self.engine, &mut self.session, &format!("USE `{db}`")) {
             Ok(_) => writer.ok().await,
-            Err(e) => {
-                writer
-                    .error(ErrorKind::from(e.code), e.message.as_bytes())
-                    .await
-            }
+            Err(e) => writer.error(error_kind(e.code), e.message.as_bytes()).await,
         }
     }
 

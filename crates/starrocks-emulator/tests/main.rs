@@ -4,6 +4,7 @@ mod faults;
 mod http;
 mod model;
 mod mysql;
+mod rename;
 mod settled;
 mod spec7;
 mod support;

@@ -317,11 +317,12 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
     let current = table.schema.clone();
     let same_schema = current.schema_version == plan.schema.schema_version
         && current.columns.len() == plan.schema.columns.len();
-    // Map the plan's columns onto the current schema (an ALTER may have finished meanwhile).
+    // Map the plan's columns onto the current schema (an ALTER may have finished meanwhile), by
+    // ColumnId as the BE writes them, so a column renamed since the plan keeps its values.
     let mapping: Vec<Option<usize>> = current
         .columns
         .iter()
-        .map(|c| plan.schema.column_index(&c.name))
+        .map(|c| plan.schema.column_index_by_id(&c.column_id))
         .collect();
     let writes: Vec<bool> = mapping
         .iter()
@@ -332,7 +333,8 @@ pub fn apply(table: &mut Table, plan: &Plan, mut rows: Vec<RowOp>) {
         .collect();
     let has_real_delete = rows.iter().any(|r| r.op == 1);
     let plan_merge = plan.merge_column;
-    let merge = plan_merge.and_then(|c| current.column_index(&plan.schema.columns[c].name));
+    let merge =
+        plan_merge.and_then(|c| current.column_index_by_id(&plan.schema.columns[c].column_id));
     let order = |a: &RowOp, b: &RowOp| {
         a.key.cmp(&b.key).then_with(|| match plan_merge {
             Some(m) => a.values[m].cmp_total(&b.values[m]),

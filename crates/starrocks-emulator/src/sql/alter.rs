@@ -1,12 +1,16 @@
-//! Asynchronous ALTER TABLE ... COLUMN jobs (spec §6.3): validated at once, applied when the
-//! job finishes (PENDING → RUNNING → FINISHED, or CANCELLED), one job per table at a time.
+//! ALTER TABLE ... COLUMN. ADD/DROP/MODIFY are asynchronous jobs (spec §6.3): validated at
+//! once, applied when the job finishes (PENDING → RUNNING → FINISHED, or CANCELLED), one job
+//! per table at a time. RENAME COLUMN is synchronous metadata, with no job (§6.3a).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::catalog::{apply_alter, AlterJob, AlterOp, AlterState, SqlError, TableState};
+use crate::catalog::{
+    apply_alter, check_column_name, AlterJob, AlterOp, AlterState, SqlError, TableState,
+};
 use crate::engine::Engine;
 use crate::faults::FaultKind;
+use crate::sql::meta::column_sql;
 use crate::sql::parser::{AlterAction, Position};
 
 /// A DEFAULT StarRocks refuses, as `AlterTableClauseAnalyzer` words it.
@@ -27,11 +31,27 @@ pub(crate) fn start_alter(
     action: AlterAction,
 ) -> Result<(), SqlError> {
     let mut catalog = engine.catalog.lock();
-    let job_id = catalog.next_job_id();
     let target = catalog.table(db, table)?;
+    if let AlterAction::RenameColumn { old, new } = &action {
+        // AlterTableClauseAnalyzer.visitColumnRenameClause, before the executor's state check.
+        if old.is_empty() {
+            return Err(SqlError::new(
+                "Getting analyzing error. Detail message: Column name is not set.",
+            ));
+        }
+        if new.is_empty() {
+            return Err(SqlError::new(
+                "Getting analyzing error. Detail message: New column name is not set.",
+            ));
+        }
+        check_column_name(new)?;
+    }
     if target.state != TableState::Normal {
+        // AlterJobExecutor.visitAlterTableStatement: InvalidOlapTableStateException (3.3+).
         return Err(SqlError::new(format!(
-            "Table[{table}]'s state(SCHEMA_CHANGE) is not NORMAL. Do not allow doing ALTER ops"
+            "A schema change operation is in progress on the table \"{table}\". Please wait until \
+             the current operation completes.\nTo check the status of the operation, see \
+             https://docs.starrocks.io/docs/sql-reference/sql-statements/data-manipulation/SHOW_ALTER"
         )));
     }
     let schema = target.schema.clone();
@@ -60,6 +80,15 @@ pub(crate) fn start_alter(
                     return Err(SqlError::new(format!(
                         "Getting analyzing error from line 1, column 0 to line 1, column 1. Detail message: Field '{}' is not null but doesn't have a default value.",
                         column.name
+                    )));
+                }
+                // SchemaChangeHandler, after analysis: a renamed column keeps its old name as its
+                // ColumnId, which a new column may not take.
+                if let Some(i) = schema.column_index_by_id(&column.name) {
+                    return Err(SqlError::new(format!(
+                        "Can not add column which already exists in column id: {}, you can remove {} and try again.",
+                        column.name,
+                        column_sql(&schema.columns[i])
                     )));
                 }
                 let index = match position {
@@ -122,9 +151,14 @@ pub(crate) fn start_alter(
             }
             let mut column = column;
             column.name = old.name.clone();
+            column.column_id = old.column_id.clone();
             ops.push(AlterOp::Modify(column));
         }
+        AlterAction::RenameColumn { old, new } => {
+            return catalog.table_mut(db, table)?.rename_column(&old, &new);
+        }
     }
+    let job_id = catalog.next_job_id();
     let fault = engine.faults.lock().take_alter(db, table);
     let duration = match &fault {
         Some(rule) if rule.kind == FaultKind::AlterSlow => {

@@ -142,6 +142,7 @@ impl Parser {
         }
         Ok((
             Column {
+                column_id: name.clone(),
                 name,
                 ty,
                 nullable,
@@ -361,6 +362,72 @@ impl Parser {
             self.skip_rest();
             return Ok(AlterAction::Modify(column));
         }
+        if self.eat_kw("rename") {
+            // `RENAME COLUMN old TO new`: the grammar requires TO (the docs' `[ TO ]` is wrong).
+            self.expect_kw("column")?;
+            let old = self.ident()?;
+            if !self.eat_kw("to") {
+                return Err(self.error_expecting("'TO'"));
+            }
+            let new = self.ident()?;
+            return Ok(AlterAction::RenameColumn { old, new });
+        }
         Err(self.error())
+    }
+
+    /// `AlterTableStatementAnalyzer.checkAlterOpConflict`: of the clause kinds the emulator
+    /// knows, only schema changes (ADD/DROP/MODIFY COLUMN) combine, so a RENAME must stand
+    /// alone. Reads ahead without moving; only the first clause is executed.
+    pub(super) fn check_alter_conflicts(&self) -> Result<(), SqlError> {
+        let mut kinds = Vec::new();
+        let mut depth = 0i32;
+        let mut start = self.pos;
+        for (i, token) in self.tokens.iter().enumerate().skip(self.pos) {
+            match token {
+                Token::Sym("(") => depth += 1,
+                Token::Sym(")") => depth -= 1,
+                Token::Sym(",") if depth == 0 => {
+                    kinds.push((start, self.alter_op_type(start)));
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        kinds.push((start, self.alter_op_type(start)));
+        if kinds.len() < 2 || !kinds.iter().any(|(_, k)| *k == Some("RENAME")) {
+            return Ok(());
+        }
+        for (i, (at, kind)) in kinds.iter().enumerate() {
+            let Some(kind) = kind else {
+                // A clause the emulator cannot classify (nor run): a syntax error there.
+                return Err(Parser {
+                    tokens: self.tokens.clone(),
+                    pos: *at,
+                }
+                .error());
+            };
+            if let Some(earlier) = kinds[..i]
+                .iter()
+                .filter_map(|(_, k)| *k)
+                .find(|k| !(*k == "SCHEMA_CHANGE" && *kind == "SCHEMA_CHANGE"))
+            {
+                return Err(SqlError::new(format!(
+                    "Getting analyzing error. Detail message: Alter operation {kind} conflicts with operation {earlier}."
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `AlterOpType` of the clause starting at token `at`, for the kinds the emulator knows.
+    fn alter_op_type(&self, at: usize) -> Option<&'static str> {
+        let kw = |i: usize, word: &str| self.tokens.get(i).is_some_and(|t| t.is_kw(word));
+        if kw(at, "rename") {
+            Some("RENAME")
+        } else if (kw(at, "add") || kw(at, "drop") || kw(at, "modify")) && kw(at + 1, "column") {
+            Some("SCHEMA_CHANGE")
+        } else {
+            None
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Metadata statements and virtual tables: DESC, SHOW CREATE TABLE, information_schema,
 //! SHOW ALTER TABLE COLUMN (spec §6.3, §6.4).
 
-use crate::catalog::{unknown_table, SqlError, TableSchema};
+use crate::catalog::{unknown_table, Column, SqlError, TableSchema};
 use crate::engine::Engine;
 use crate::sql::exec::{format_time, int_col, s, text_col, QueryOutput, ResultColumn};
 use crate::types::{ColumnType, Value};
@@ -38,29 +38,32 @@ pub(crate) fn desc(engine: &Engine, db: &str, table: &str) -> Result<QueryOutput
     })
 }
 
+/// A column as `Column.toSql` writes it: `` `c` int(11) NULL DEFAULT "0" COMMENT "" ``.
+pub(crate) fn column_sql(c: &Column) -> String {
+    let mut line = format!(
+        "`{}` {} {}",
+        c.name,
+        c.ty.info_schema_column_type(),
+        if c.nullable { "NULL" } else { "NOT NULL" }
+    );
+    if let Some(d) = &c.default {
+        if d == "CURRENT_TIMESTAMP" {
+            line.push_str(" DEFAULT CURRENT_TIMESTAMP");
+        } else {
+            line.push_str(&format!(" DEFAULT \"{d}\""));
+        }
+    }
+    line.push_str(&format!(" COMMENT \"{}\"", c.comment));
+    line
+}
+
 /// The `SHOW CREATE TABLE` text.
 pub fn show_create(schema: &TableSchema) -> String {
     let mut out = format!("CREATE TABLE `{}` (\n", schema.name);
     let lines: Vec<String> = schema
         .columns
         .iter()
-        .map(|c| {
-            let mut line = format!(
-                "  `{}` {} {}",
-                c.name,
-                c.ty.info_schema_column_type(),
-                if c.nullable { "NULL" } else { "NOT NULL" }
-            );
-            if let Some(d) = &c.default {
-                if d == "CURRENT_TIMESTAMP" {
-                    line.push_str(" DEFAULT CURRENT_TIMESTAMP");
-                } else {
-                    line.push_str(&format!(" DEFAULT \"{d}\""));
-                }
-            }
-            line.push_str(&format!(" COMMENT \"{}\"", c.comment));
-            line
-        })
+        .map(|c| format!("  {}", column_sql(c)))
         .collect();
     out.push_str(&lines.join(",\n"));
     let keys: Vec<String> = schema

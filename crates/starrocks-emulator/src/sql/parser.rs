@@ -103,6 +103,13 @@ pub enum AlterAction {
     Drop(String),
     /// MODIFY COLUMN.
     Modify(Column),
+    /// RENAME COLUMN old TO new (synchronous, spec §6.3a).
+    RenameColumn {
+        /// The current name.
+        old: String,
+        /// The new name.
+        new: String,
+    },
 }
 
 /// A parsed statement.
@@ -190,6 +197,11 @@ pub(super) struct Parser {
 
 impl Parser {
     pub(super) fn error(&self) -> SqlError {
+        self.error_expecting("<EOF>")
+    }
+
+    /// A syntax error naming what the grammar wanted, as ANTLR's "most similar input".
+    pub(super) fn error_expecting(&self, expected: &str) -> SqlError {
         let near = match self.tokens.get(self.pos) {
             None => "end of input".to_string(),
             Some(Token::Ident { text, .. }) => text.clone(),
@@ -199,7 +211,7 @@ impl Parser {
             Some(Token::Sym(s)) => s.to_string(),
         };
         SqlError::new(format!(
-            "Getting syntax error at line 1, column {}. Detail message: Unexpected input '{near}', the most similar input is {{<EOF>}}.",
+            "Getting syntax error at line 1, column {}. Detail message: Unexpected input '{near}', the most similar input is {{{expected}}}.",
             self.pos
         ))
     }
@@ -350,6 +362,7 @@ impl Parser {
             self.pos += 1;
             self.expect_kw("table")?;
             let (db, table) = self.qualified()?;
+            self.check_alter_conflicts()?;
             let action = self.alter_action()?;
             return Ok(Statement::Alter(db, table, action));
         }
@@ -833,6 +846,34 @@ mod tests {
         assert!(s.filter.is_some());
         assert_eq!(s.order.len(), 1);
         assert_eq!(s.limit, Some(5));
+    }
+
+    #[test]
+    fn rename_column_needs_to_and_stands_alone() {
+        let parsed = parse("ALTER TABLE db.t RENAME COLUMN `Old` TO new;").unwrap();
+        let rename = AlterAction::RenameColumn {
+            old: "Old".into(),
+            new: "new".into(),
+        };
+        assert_eq!(
+            parsed,
+            Statement::Alter(Some("db".into()), "t".into(), rename)
+        );
+        let err = parse("ALTER TABLE t RENAME COLUMN a b").unwrap_err();
+        assert!(
+            err.message.ends_with("most similar input is {'TO'}."),
+            "{err}"
+        );
+        assert!(parse("ALTER TABLE t RENAME COLUMN a TO b c").is_err());
+        // Parentheses and strings do not split clauses.
+        let err = parse("ALTER TABLE t ADD COLUMN (a DECIMAL(9,2), b INT), RENAME COLUMN c TO d")
+            .unwrap_err();
+        assert!(
+            err.message
+                .ends_with("Alter operation RENAME conflicts with operation SCHEMA_CHANGE."),
+            "{err}"
+        );
+        assert!(parse("ALTER TABLE t ADD COLUMN a INT DEFAULT ',', DROP COLUMN b").is_ok());
     }
 
     #[test]
