@@ -44,6 +44,7 @@ fn table() -> TableSchema {
                 type_modifier,
                 is_key: index == 0,
                 existing_rows: None,
+                origin: None,
             })
             .collect(),
         version: 1,

@@ -22,6 +22,7 @@ mod starrocks_ddl;
 mod starrocks_e2e;
 mod starrocks_kill;
 mod starrocks_random;
+mod starrocks_renames;
 mod starrocks_schema;
 mod starrocks_toast;
 mod starrocks_types;

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use dbmazz::decode::ReplicaIdentity;
 use dbmazz::local_pg::LocalPgOptions;
 use dbmazz::schema::{ColumnSchema, ExistingRows, TableName, TableSchema};
-use dbmazz::sink::starrocks::{DeleteMode, StarRocksDdl, StarRocksSink};
+use dbmazz::sink::starrocks::DeleteMode;
 use dbmazz::sink::Sink;
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
 use crate::support::starrocks::{
-    pg_rows, replicate_in_process, sink_options, sr_rows, wait_identical_in, EmulatorLoader,
+    emulator_sink, pg_rows, replicate_in_process, sink_options, sr_rows, wait_identical_in,
 };
 use crate::support::{eventually, start_pg, wait_for_streaming, PG_VERSIONS};
 
@@ -236,7 +236,7 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
         assert_eq!(sr_fields[4..], ["", "", ""], "{sr_row}");
     }
     // A rename looks like a drop and an add in the stream, but the rows keep their values:
-    // reported (the column's attribute number says it is not new).
+    // the column's attribute number says it is the same column, renamed in StarRocks too.
     pg.psql(
         "shop",
         "ALTER TABLE grown RENAME COLUMN v TO v_renamed;
@@ -254,7 +254,6 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
         ("j", "default_not_supported"),
         ("r", "unknown_value"),
         ("seq", "unknown_value"),
-        ("v_renamed", "unknown_value"),
     ] {
         let series = format!(
             "dbmazz_added_columns_unfilled_total{{table=\"public.grown\",column=\"{column}\",reason=\"{reason}\"}} 1"
@@ -264,7 +263,17 @@ async fn added_column_defaults_reach_existing_rows_or_are_reported() {
             "{series} missing from:\n{metrics}"
         );
     }
-    for column in ["t", "ts", "b"] {
+    assert_eq!(
+        sr_rows(
+            &emulator,
+            "shop",
+            "SELECT v_renamed FROM grown WHERE id = 3"
+        )
+        .await,
+        ["v3"],
+        "renamed with its values"
+    );
+    for column in ["t", "ts", "b", "v_renamed"] {
         assert!(
             !metrics.contains(&format!("table=\"public.grown\",column=\"{column}\"")),
             "{column} was filled, not a gap"
@@ -290,28 +299,11 @@ fn shape(columns: &[(&str, u32, bool, Option<ExistingRows>)], version: u64) -> A
                 type_modifier: -1,
                 is_key: *is_key,
                 existing_rows: existing_rows.clone(),
+                origin: None,
             })
             .collect(),
         version,
     })
-}
-
-/// A StarRocks sink over the emulator's MySQL port and in-process loads, into `shop`.
-async fn emulator_sink(
-    emulator: &Arc<starrocks_emulator::EmulatorHandle>,
-    create_tables: bool,
-) -> StarRocksSink<EmulatorLoader> {
-    let mysql = emulator.mysql_addr().unwrap().to_string();
-    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
-        .await
-        .unwrap();
-    let loader = EmulatorLoader {
-        emulator: Arc::clone(emulator),
-        database: "shop".into(),
-    };
-    let mut options = sink_options(DeleteMode::Hard);
-    options.create_tables = create_tables;
-    StarRocksSink::new(ddl, loader, options)
 }
 
 /// A schema change StarRocks already has (a run stopped before the slot moved past it, or a

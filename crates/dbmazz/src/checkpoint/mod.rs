@@ -4,11 +4,12 @@
 //! own that could disagree with it. [`DurabilityTracker`] computes the durable position from
 //! the sink's acknowledgements; the feedback loop reports it as flush/apply position.
 
-mod tracker;
-
-pub use tracker::{DurabilityTracker, WorkId};
+mod applied_shapes;
 mod snapshot_state;
 mod state_file;
+mod tracker;
 
+pub use applied_shapes::{AppliedShapes, NumberedColumn, NumberedShape};
 pub use snapshot_state::{SnapshotChunk, SnapshotState, TableSnapshotState};
 pub use state_file::{LeafPartitions, StateFile, StateFileError};
+pub use tracker::{DurabilityTracker, WorkId};

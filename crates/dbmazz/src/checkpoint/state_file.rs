@@ -255,21 +255,27 @@ impl StateFile {
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(state_dir).map_err(io_error)?;
-        let temporary = state_dir.join(format!("{FILE_NAME}.tmp"));
         let text = serde_json::to_string_pretty(self).map_err(|error| StateFileError::Invalid {
             path: path.clone(),
             reason: error.to_string(),
         })?;
-        let mut file = fs::File::create(&temporary).map_err(io_error)?;
-        file.write_all(text.as_bytes()).map_err(io_error)?;
-        file.sync_all().map_err(io_error)?;
-        fs::rename(&temporary, &path).map_err(io_error)?;
-        if let Ok(dir) = fs::File::open(state_dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        write_atomically(state_dir, FILE_NAME, text.as_bytes()).map_err(io_error)
     }
+}
+
+/// Writes `state_dir/name` so that a crash leaves the old or the new content: a temporary
+/// file, fsync, rename over the old one, fsync of the directory.
+pub(super) fn write_atomically(state_dir: &Path, name: &str, content: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(state_dir)?;
+    let temporary = state_dir.join(format!("{name}.tmp"));
+    let mut file = fs::File::create(&temporary)?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    fs::rename(&temporary, state_dir.join(name))?;
+    if let Ok(dir) = fs::File::open(state_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

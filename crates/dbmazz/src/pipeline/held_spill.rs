@@ -210,6 +210,7 @@ mod tests {
                 type_modifier: -1,
                 is_key: true,
                 existing_rows: None,
+                origin: None,
             }],
             version,
         })

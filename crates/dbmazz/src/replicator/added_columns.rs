@@ -4,7 +4,7 @@
 //! of WAL: PostgreSQL stores the value once, as the column's "missing value"
 //! (`pg_attribute.atthasmissing` / `attmissingval`, PostgreSQL 11+), and the Relation message
 //! that announces the new shape carries no defaults. So when a changed Relation adds columns,
-//! [`AddedColumnDefaults`] reads each new column's missing value and hands it to the sink on
+//! [`CatalogFacts`](super::CatalogFacts) reads each new column's missing value and hands it to the sink on
 //! [`ColumnSchema::existing_rows`](crate::schema::ColumnSchema::existing_rows); the sink itself never talks to PostgreSQL. A table's first
 //! Relation of a run gets the same for all its value columns (one query per table and run):
 //! after a stop between the ALTER in PostgreSQL and the one in StarRocks, the sink adds the
@@ -25,121 +25,9 @@
 //! counts them, and a re-snapshot of the table repairs them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
-use crate::schema::{ExistingRows, TableSchema};
-use crate::sink::{Batch, Sink, SinkError};
-use crate::source::{connect_sql, PgConnectConfig, SourceError};
-
-/// A sink wrapper that fills [`ExistingRows`] of added columns before the sink alters its
-/// table. Everything else passes straight through.
-pub struct AddedColumnDefaults<S: Sink> {
-    inner: Arc<S>,
-    /// `None`: no catalog to read (added columns stay `existing_rows = None`).
-    connect: Option<PgConnectConfig>,
-    /// Opened at the first table announced to the sink, reopened after an error.
-    client: Mutex<Option<tokio_postgres::Client>>,
-}
-
-impl<S: Sink> AddedColumnDefaults<S> {
-    pub fn new(inner: Arc<S>, connect: Option<PgConnectConfig>) -> Self {
-        AddedColumnDefaults {
-            inner,
-            connect,
-            client: Mutex::new(None),
-        }
-    }
-
-    /// `new` with `existing_rows` filled for the columns `old` does not have — or, for a table
-    /// seen for the first time (`old = None`), for every value column: the StarRocks table
-    /// may lack one that PostgreSQL gained while dbmazz was stopped, and the sink adds it.
-    async fn with_existing_rows(
-        &self,
-        old: Option<&Arc<TableSchema>>,
-        new: &Arc<TableSchema>,
-    ) -> Result<Arc<TableSchema>, SinkError> {
-        let added: Vec<String> = new
-            .columns
-            .iter()
-            .filter(|column| match old {
-                Some(old) => !old.columns.iter().any(|o| o.name == column.name),
-                None => !column.is_key,
-            })
-            .map(|column| column.name.clone())
-            .collect();
-        let Some(connect) = &self.connect else {
-            return Ok(Arc::clone(new));
-        };
-        if added.is_empty() {
-            return Ok(Arc::clone(new));
-        }
-        let mut client = self.client.lock().await;
-        if client.as_ref().is_none_or(|client| client.is_closed()) {
-            *client = Some(
-                connect_sql(connect)
-                    .await
-                    .map_err(|error| catalog_error(self.inner.name(), new, error.to_string()))?,
-            );
-        }
-        let Some(connected) = client.as_ref() else {
-            return Ok(Arc::clone(new));
-        };
-        let survivors: Vec<String> = old
-            .map(|old| {
-                old.columns
-                    .iter()
-                    .filter(|column| new.columns.iter().any(|n| n.name == column.name))
-                    .map(|column| column.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let read = async {
-            let mut found = read_existing_rows(connected, new.relation_oid, &added).await?;
-            for column in renamed_columns(connected, new.relation_oid, &added, &survivors).await? {
-                found.insert(
-                    column,
-                    ExistingRows::Unknown(
-                        "the column is not new: a column renamed (RENAME COLUMN), whose rows \
-                         keep their values in PostgreSQL; the stream cannot tell a rename from \
-                         a drop and an add"
-                            .into(),
-                    ),
-                );
-            }
-            Ok::<_, SourceError>(found)
-        };
-        let found = match read.await {
-            Ok(found) => found,
-            Err(error) => {
-                // A broken connection is reopened by the next attempt.
-                *client = None;
-                return Err(catalog_error(self.inner.name(), new, error.to_string()));
-            }
-        };
-        let mut filled = TableSchema::clone(new);
-        for column in &mut filled.columns {
-            if let Some(existing) = found.get(&column.name) {
-                column.existing_rows = Some(existing.clone());
-            }
-        }
-        Ok(Arc::new(filled))
-    }
-}
-
-fn catalog_error(sink: &'static str, table: &TableSchema, message: String) -> SinkError {
-    SinkError {
-        sink,
-        table: table.name.to_string(),
-        message: format!(
-            "cannot read column defaults from the PostgreSQL catalog ({message}); dbmazz needs \
-             them to fill rows that existed before an ADD COLUMN: check the source connection \
-             and restart"
-        ),
-        source: None,
-    }
-}
+use crate::schema::ExistingRows;
+use crate::source::SourceError;
 
 /// One `pg_attribute` row of an added column.
 struct AddedColumnRow {
@@ -215,71 +103,4 @@ pub async fn read_existing_rows(
         found.insert(column.name, existing);
     }
     Ok(found)
-}
-
-/// The `added` columns (absent from the old shape by name) that are not new: PostgreSQL gives
-/// an added column an attribute number above every existing one, so one numbered below a
-/// column the old shape had (`survivors`) was there before — renamed. (A rename of the last
-/// column cannot be told apart from a drop and an add this way.)
-async fn renamed_columns(
-    client: &tokio_postgres::Client,
-    relation_oid: u32,
-    added: &[String],
-    survivors: &[String],
-) -> Result<Vec<String>, SourceError> {
-    if survivors.is_empty() {
-        return Ok(Vec::new());
-    }
-    let rows = client
-        .query(
-            "SELECT attname::text, attnum::int4 FROM pg_catalog.pg_attribute \
-             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
-               AND (attname::text = ANY($2) OR attname::text = ANY($3))",
-            &[&relation_oid, &added, &survivors],
-        )
-        .await?;
-    let number = |name: &String| {
-        rows.iter()
-            .find(|row| row.get::<_, String>(0) == *name)
-            .map(|row| row.get::<_, i32>(1))
-    };
-    let Some(newest_survivor) = survivors.iter().filter_map(number).max() else {
-        return Ok(Vec::new());
-    };
-    Ok(added
-        .iter()
-        .filter(|name| number(name).is_some_and(|attnum| attnum < newest_survivor))
-        .cloned()
-        .collect())
-}
-
-impl<S: Sink> Sink for AddedColumnDefaults<S> {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn write_batch(&self, batch: &Batch) -> Result<(), SinkError> {
-        self.inner.write_batch(batch).await
-    }
-
-    async fn truncate(&self, table: &Arc<TableSchema>) -> Result<(), SinkError> {
-        self.inner.truncate(table).await
-    }
-
-    async fn apply_schema_change(
-        &self,
-        old: Option<&Arc<TableSchema>>,
-        new: &Arc<TableSchema>,
-    ) -> Result<(), SinkError> {
-        let new = self.with_existing_rows(old, new).await?;
-        self.inner.apply_schema_change(old, &new).await
-    }
-
-    fn take_slow_down(&self, relation_oid: u32) -> bool {
-        self.inner.take_slow_down(relation_oid)
-    }
-
-    async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
-        self.inner.holds_rows(table).await
-    }
 }

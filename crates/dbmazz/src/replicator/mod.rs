@@ -5,13 +5,16 @@
 //! Standby Status Updates whose flush position is the durable position — never more.
 
 mod added_columns;
+mod catalog_facts;
+mod column_lineage;
 mod feedback;
 mod prepare;
 mod publish;
 mod table_plans;
 mod table_snapshots;
 
-pub use added_columns::{read_existing_rows, AddedColumnDefaults};
+pub use added_columns::read_existing_rows;
+pub use catalog_facts::CatalogFacts;
 pub use prepare::{prepare, Prepared, RunError};
 pub use table_plans::TableJob;
 
@@ -112,6 +115,13 @@ pub async fn run<S: Sink>(
             .map(|connect| connect.dbname)
             .unwrap_or_default();
     }
+    // Schema changes, by snapshot or stream: the sink is told what rows older than an added
+    // column hold, and which column is which across a rename.
+    let sink = Arc::new(CatalogFacts::new(
+        sink,
+        config.source_connect().ok(),
+        Some(&config.state_dir),
+    ));
     let result = match prepare(config).await {
         Ok(prepared) => snapshot_then_stream(config, prepared, sink, context).await,
         Err(error) => Err(error),
@@ -179,7 +189,7 @@ async fn snapshot_then_stream<S: Sink>(
 }
 
 /// Streams from a prepared slot.
-pub async fn stream<S: Sink>(
+async fn stream<S: Sink>(
     config: &Config,
     prepared: Prepared,
     sink: Arc<S>,
@@ -222,8 +232,6 @@ pub async fn stream<S: Sink>(
             Arc::clone(&telemetry),
         )))
     });
-    // Columns added while streaming: the sink is told what rows older than them hold.
-    let sink = Arc::new(AddedColumnDefaults::new(sink, config.source_connect().ok()));
     let sink_for_snapshots = Arc::clone(&sink);
     let (mut core, mut completions) = StreamCore::new(
         sink,

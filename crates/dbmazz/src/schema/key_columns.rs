@@ -102,6 +102,7 @@ mod tests {
                     type_modifier: -1,
                     is_key,
                     existing_rows: None,
+                    origin: None,
                 })
                 .collect(),
             version: 1,

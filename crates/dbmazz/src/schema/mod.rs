@@ -63,6 +63,21 @@ pub struct ColumnSchema {
     /// it, read from PostgreSQL's catalog (pgoutput does not say). `None` for every other
     /// column, and when nobody looked. Not part of the shape.
     pub existing_rows: Option<ExistingRows>,
+    /// Which column of the previous shape this one is, when PostgreSQL's attribute numbers
+    /// say more than its name does (a rename, or a column dropped and added back under the
+    /// same name). `None`: the same name is the same column, or nobody could tell. Not part
+    /// of the shape.
+    pub origin: Option<ColumnOrigin>,
+}
+
+/// What a column of a changed shape is to the previous shape, by attribute number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnOrigin {
+    /// The previous shape's column of this name, renamed (`RENAME COLUMN`): same values.
+    RenamedFrom(String),
+    /// A new column under a name the previous shape had (dropped and added back): the rows
+    /// that existed before hold what [`ColumnSchema::existing_rows`] says, not the old values.
+    Recreated,
 }
 
 impl ColumnSchema {
@@ -126,6 +141,7 @@ impl TableSchema {
                     type_modifier: column.type_modifier,
                     is_key: column.is_key,
                     existing_rows: None,
+                    origin: None,
                 })
                 .collect(),
             version,

@@ -136,6 +136,7 @@ pub async fn table_schema(
                 type_modifier: row.get(2),
                 is_key: replica_identity == ReplicaIdentity::Full || key_attnums.contains(&attnum),
                 existing_rows: None,
+                origin: None,
             }
         })
         .collect();

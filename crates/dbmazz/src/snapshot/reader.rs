@@ -357,6 +357,7 @@ mod tests {
                     type_modifier: -1,
                     is_key: true,
                     existing_rows: None,
+                    origin: None,
                 },
                 ColumnSchema {
                     name: "odd\"name".into(),
@@ -364,6 +365,7 @@ mod tests {
                     type_modifier: -1,
                     is_key: false,
                     existing_rows: None,
+                    origin: None,
                 },
             ],
             version: 1,

@@ -52,14 +52,20 @@ impl Loader for EmulatorLoader {
 pub struct Replication {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    _state: TempDir,
+    state: TempDir,
 }
 
 impl Replication {
     /// Graceful stop; panics if the replicator failed.
     pub async fn stop(self) {
+        self.stop_keeping_state().await;
+    }
+
+    /// Graceful stop, handing back the state directory for [`resume_in_process`].
+    pub async fn stop_keeping_state(self) -> TempDir {
         self.shutdown.send_replace(true);
         self.task.await.unwrap();
+        self.state
     }
 }
 
@@ -87,6 +93,19 @@ pub async fn replicate_in_process(
     adjust: impl FnOnce(&mut Config),
 ) -> Replication {
     let state = TempDir::new("dbmazz-sr-test");
+    resume_in_process(pg, emulator, database, tables, options, adjust, state).await
+}
+
+/// [`replicate_in_process`] with the state directory of an earlier run (a restart).
+pub async fn resume_in_process(
+    pg: &LocalPg,
+    emulator: &Arc<EmulatorHandle>,
+    database: &str,
+    tables: &[&str],
+    options: StarRocksSinkOptions,
+    adjust: impl FnOnce(&mut Config),
+    state: TempDir,
+) -> Replication {
     let mut config = stream_config(pg, database, tables, &state);
     adjust(&mut config);
     let mysql = emulator.mysql_addr().unwrap().to_string();
@@ -111,8 +130,26 @@ pub async fn replicate_in_process(
     Replication {
         shutdown,
         task,
-        _state: state,
+        state,
     }
+}
+
+/// A StarRocks sink over the emulator's MySQL port and in-process loads, into `shop`.
+pub async fn emulator_sink(
+    emulator: &Arc<EmulatorHandle>,
+    create_tables: bool,
+) -> StarRocksSink<EmulatorLoader> {
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+        .await
+        .unwrap();
+    let loader = EmulatorLoader {
+        emulator: Arc::clone(emulator),
+        database: "shop".into(),
+    };
+    let mut options = sink_options(DeleteMode::Hard);
+    options.create_tables = create_tables;
+    StarRocksSink::new(ddl, loader, options)
 }
 
 /// Rows of a PostgreSQL query as psql -A -t prints them (NULL as empty), in order.

@@ -324,6 +324,39 @@ impl StarRocksDdl {
         })
     }
 
+    /// `RENAME COLUMN from TO to`, waited for until `DESC` shows the new name (StarRocks
+    /// renames in its metadata at once; waiting also covers a slower FE).
+    pub async fn rename_column(
+        &self,
+        table: &str,
+        from: &str,
+        to: &str,
+        timeout: Duration,
+    ) -> Result<(), DdlError> {
+        self.execute(&format!(
+            "ALTER TABLE {} RENAME COLUMN {} TO {}",
+            self.qualified(table),
+            quote(from),
+            quote(to)
+        ))
+        .await?;
+        let started = Instant::now();
+        loop {
+            let described = self.describe(table).await?.unwrap_or_default();
+            if described.iter().any(|c| c.name.eq_ignore_ascii_case(to)) {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(DdlError::AlterTimeout {
+                    table: table.to_string(),
+                    waited: timeout,
+                    state: format!("column {from} not yet shown as {to}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// (JobId, State, Msg) of the newest schema-change job of `table`: the highest JobId.
     /// Not `ORDER BY CreateTime`: it has one-second resolution, so two ALTERs in the same
     /// second tie and the older job could be read as the newest (the wait then never sees

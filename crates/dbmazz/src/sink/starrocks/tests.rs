@@ -26,6 +26,7 @@ pub(super) fn schema(columns: &[(&str, u32, i32, bool)]) -> TableSchema {
                 type_modifier,
                 is_key,
                 existing_rows: None,
+                origin: None,
             })
             .collect(),
         version: 1,

@@ -1,37 +1,73 @@
 //! Schema changes of a StarRocks table: a changed Relation becomes ADD / DROP / safe MODIFY
 //! COLUMN clauses, each run over MySQL and waited for before rows of the new shape load.
 
-use std::collections::HashMap;
-
 use crate::schema::type_map::{map_pg_type, StarRocksType};
-use crate::schema::TableSchema;
+use crate::schema::{ColumnOrigin, ColumnSchema, TableSchema};
 use crate::sink::starrocks::ddl::{quote, ColumnDef, DescribedColumn};
 use crate::sink::starrocks::defaults::added_column_default;
 use crate::sink::SinkError;
 
 use super::{Loader, StarRocksSink};
 
+/// One ALTER of a schema change, run and waited for in order.
+enum Clause {
+    /// `ADD COLUMN …` with a DEFAULT, and the same without it (see `run_add_column`).
+    Add {
+        column: String,
+        clause: String,
+        without_default: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// `DROP COLUMN` / `MODIFY COLUMN`.
+    Other(String),
+}
+
+impl Clause {
+    fn sql(&self) -> String {
+        match self {
+            Clause::Add { clause, .. } | Clause::Other(clause) => clause.clone(),
+            Clause::Rename { from, to } => {
+                format!("RENAME COLUMN {} TO {}", quote(from), quote(to))
+            }
+        }
+    }
+}
+
 impl<L: Loader> StarRocksSink<L> {
-    /// A changed shape: ADD / DROP / safe MODIFY COLUMN, each waited for.
+    /// A changed shape: ADD / DROP / RENAME / safe MODIFY COLUMN, each waited for.
     pub(super) async fn alter_table(
         &self,
         old: &TableSchema,
         new: &TableSchema,
     ) -> Result<(), SinkError> {
         let table = new.name.name.as_str();
+        // The name each column had in `old` (a renamed column had another).
+        let old_name = |column: &ColumnSchema| match &column.origin {
+            Some(ColumnOrigin::RenamedFrom(from)) => from.clone(),
+            _ => column.name.clone(),
+        };
         let old_keys: Vec<&str> = old
             .columns
             .iter()
             .filter(|c| c.is_key)
             .map(|c| c.name.as_str())
             .collect();
-        let new_keys: Vec<&str> = new
+        let new_keys: Vec<String> = new
             .columns
             .iter()
             .filter(|c| c.is_key)
-            .map(|c| c.name.as_str())
+            .map(old_name)
             .collect();
         if old_keys != new_keys {
+            let new_keys: Vec<&str> = new
+                .columns
+                .iter()
+                .filter(|c| c.is_key)
+                .map(|c| c.name.as_str())
+                .collect();
             return Err(self.error(
                 new,
                 format!(
@@ -42,7 +78,7 @@ impl<L: Loader> StarRocksSink<L> {
                 ),
             ));
         }
-        let map = |column: &crate::schema::ColumnSchema| {
+        let map = |column: &ColumnSchema| {
             map_pg_type(
                 column.type_oid,
                 column.type_modifier,
@@ -69,18 +105,44 @@ impl<L: Loader> StarRocksSink<L> {
                 .map(|column| column.sql_type.replace(' ', "").to_ascii_lowercase())
         };
         let mut clauses = Vec::new();
-        // ADD COLUMN clauses with a DEFAULT → (column, the clause without it).
-        let mut added: HashMap<String, (String, String)> = HashMap::new();
+        let mut renamed_from: Vec<String> = Vec::new();
         for column in &new.columns {
-            match old.columns.iter().find(|old| old.name == column.name) {
-                None if described_type(&column.name).is_some() => {
+            let from = old_name(column);
+            let previous = old.columns.iter().find(|old| old.name == from);
+            let recreated = column.origin == Some(ColumnOrigin::Recreated);
+            if from != column.name && previous.is_some() {
+                renamed_from.push(from.clone());
+                if described_type(&from).is_some() && described_type(&column.name).is_none() {
+                    clauses.push(Clause::Rename {
+                        from: from.clone(),
+                        to: column.name.clone(),
+                    });
+                }
+            }
+            if recreated && described_type(&column.name).is_some() {
+                // Its rows' values in StarRocks belong to the dropped column.
+                clauses.push(Clause::Other(format!(
+                    "DROP COLUMN {}",
+                    quote(&column.name)
+                )));
+            }
+            let exists = (described_type(&column.name).is_some() && !recreated)
+                || clauses
+                    .iter()
+                    .any(|c| matches!(c, Clause::Rename { to, .. } if *to == column.name));
+            if recreated || !exists {
+                let (clause, without_default) = self.add_column_clause(new, column)?;
+                clauses.push(Clause::Add {
+                    column: column.name.clone(),
+                    clause,
+                    without_default,
+                });
+                continue;
+            }
+            match previous {
+                None => {
                     tracing::info!(table = %new.name, column = %column.name,
                         "column already in StarRocks: not added again");
-                }
-                None => {
-                    let (clause, without_default) = self.add_column_clause(new, column)?;
-                    added.insert(clause.clone(), (column.name.clone(), without_default));
-                    clauses.push(clause);
                 }
                 Some(previous)
                     if previous.type_oid != column.type_oid
@@ -102,11 +164,11 @@ impl<L: Loader> StarRocksSink<L> {
                                 ),
                             ));
                         }
-                        clauses.push(format!(
+                        clauses.push(Clause::Other(format!(
                             "MODIFY COLUMN {} {} NULL",
                             quote(&column.name),
                             to.to_sql()
-                        ));
+                        )));
                     }
                 }
                 Some(_) => {}
@@ -114,18 +176,52 @@ impl<L: Loader> StarRocksSink<L> {
         }
         for column in &old.columns {
             if !new.columns.iter().any(|new| new.name == column.name)
+                && !renamed_from.contains(&column.name)
                 && described_type(&column.name).is_some()
             {
-                clauses.push(format!("DROP COLUMN {}", quote(&column.name)));
+                clauses.push(Clause::Other(format!(
+                    "DROP COLUMN {}",
+                    quote(&column.name)
+                )));
             }
         }
+        if clauses.is_empty() {
+            return Ok(());
+        }
+        if !self.options.create_tables && self.state(new.relation_oid).is_none() {
+            // Changes made while dbmazz was stopped, found at start: with create_tables off,
+            // dbmazz leaves existing StarRocks tables as they are.
+            let statements: Vec<String> = clauses
+                .iter()
+                .map(|clause| format!("ALTER TABLE {} {};", quote(table), clause.sql()))
+                .collect();
+            return Err(self.error(
+                new,
+                format!(
+                    "the PostgreSQL table changed while dbmazz was stopped and create_tables is \
+                     off: run {} in StarRocks (or set create_tables = true) and restart",
+                    statements.join(" ")
+                ),
+            ));
+        }
         for clause in clauses {
-            match added.get(&clause) {
-                Some((column, without_default)) => {
-                    self.run_add_column(new, column, &clause, without_default)
+            match clause {
+                Clause::Add {
+                    column,
+                    clause,
+                    without_default,
+                } => {
+                    self.run_add_column(new, &column, &clause, &without_default)
                         .await?
                 }
-                None => {
+                Clause::Rename { from, to } => {
+                    tracing::info!(table = %new.name, from, to, "renaming StarRocks column");
+                    self.ddl
+                        .rename_column(table, &from, &to, self.options.alter_timeout)
+                        .await
+                        .map_err(|error| self.error(new, error.to_string()))?;
+                }
+                Clause::Other(clause) => {
                     tracing::info!(table = %new.name, clause, "altering StarRocks table");
                     self.ddl
                         .alter_and_wait(table, &clause, self.options.alter_timeout)
@@ -165,6 +261,17 @@ impl<L: Loader> StarRocksSink<L> {
                     .await
                     .map_err(|error| self.error(schema, error.to_string()))
             }
+            Err(error) if error.to_string().contains("already exists in column id") => Err(self
+                .error(
+                    schema,
+                    format!(
+                        "{error}; StarRocks keeps the first name of a renamed column as its \
+                         internal id, so no column of that name can be added while the renamed \
+                         one exists: drop the StarRocks table, restart dbmazz (it creates the \
+                         table again) and copy the rows with `dbmazz snapshot --table {}`",
+                        schema.name
+                    ),
+                )),
             Err(error) => Err(self.error(schema, error.to_string())),
         }
     }
