@@ -24,6 +24,7 @@ mod starrocks_kill;
 mod starrocks_random;
 mod starrocks_renames;
 mod starrocks_schema;
+mod starrocks_soft_delete;
 mod starrocks_toast;
 mod starrocks_types;
 mod stream;

@@ -214,6 +214,86 @@ async fn columns_renamed_and_dropped_while_stopped() {
     second.stop().await;
 }
 
+/// Renames dbmazz reaches only after the table changed again: in one transaction with other
+/// ALTERs (each Relation arrives after the catalog has moved on), and while stopped, a rename
+/// followed by a DROP COLUMN. The renamed columns keep their values, rows streamed between
+/// the changes keep theirs, and no stale column is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_seen_after_later_changes_keep_their_values() {
+    let pg = start_pg(18, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE late (id int PRIMARY KEY, a text, b int, c int);
+         INSERT INTO late SELECT g, 'a' || g, g, g * 10 FROM generate_series(1, 5) g;",
+    )
+    .unwrap();
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let tables = ["public.late"];
+    let first = replicate_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    identical(&pg, &emulator, "late", "id, a, b, c").await;
+    pg.psql(
+        "shop",
+        "BEGIN;
+         INSERT INTO late VALUES (6, 'six', 6, 60);
+         ALTER TABLE late RENAME COLUMN a TO a2;
+         INSERT INTO late VALUES (7, 'seven', 7, 70);
+         ALTER TABLE late ADD COLUMN flag int DEFAULT 1;
+         UPDATE late SET a2 = 'changed' WHERE id = 2;
+         ALTER TABLE late RENAME COLUMN b TO b2;
+         INSERT INTO late VALUES (8, 'eight', 8, 80, 0);
+         COMMIT;",
+    )
+    .unwrap();
+    identical(&pg, &emulator, "late", "id, a2, b2, c, flag").await;
+    assert_eq!(
+        starrocks_columns(&emulator, "late").await,
+        ["id", "a2", "b2", "c", "flag"]
+    );
+    let state = first.stop_keeping_state().await;
+
+    pg.psql(
+        "shop",
+        "ALTER TABLE late RENAME COLUMN a2 TO a3;
+         INSERT INTO late VALUES (9, 'nine', 9, 90, 1);
+         ALTER TABLE late DROP COLUMN c;
+         INSERT INTO late VALUES (10, 'ten', 10, 1);",
+    )
+    .unwrap();
+    let second = resume_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+        state,
+    )
+    .await;
+    identical(&pg, &emulator, "late", "id, a3, b2, flag").await;
+    assert_eq!(
+        starrocks_columns(&emulator, "late").await,
+        ["id", "a3", "b2", "flag"]
+    );
+    let metrics = dbmazz::ops::metrics().render();
+    for column in ["a2", "a3", "b2"] {
+        assert!(
+            !metrics.contains(&unfilled_series("late", column)),
+            "{column} was followed, not a gap"
+        );
+    }
+    second.stop().await;
+}
+
 /// The sink alone, given origins: a key column and a value column renamed (values kept), a
 /// column recreated (older rows take its DEFAULT); at a start with create_tables off the
 /// same change is an error naming the ALTERs, and StarRocks is left alone. No PostgreSQL.

@@ -476,3 +476,36 @@ async fn a_column_widened_while_stopped_is_widened_when_the_table_is_prepared() 
         [format!("5000000000|{long}")]
     );
 }
+
+/// Type changes StarRocks cannot follow in place: a value column narrowed in PostgreSQL
+/// (text → varchar(30)) keeps its wider StarRocks type and the stream goes on; a key column
+/// widened (int → bigint) stops with what to do, since a Primary Key table's key columns
+/// cannot change type. No PostgreSQL; under 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_values_are_kept_wide_and_key_type_changes_say_what_to_do() {
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let sink = emulator_sink(&emulator, true).await;
+    let old = shape(&[("id", 23, true, None), ("v", 25, false, None)], 1);
+    let mut narrowed = (*shape(&[("id", 23, true, None), ("v", 1043, false, None)], 2)).clone();
+    narrowed.columns[1].type_modifier = 30 + 4;
+    let narrowed = Arc::new(narrowed);
+    sink.apply_schema_change(None, &old).await.unwrap();
+    let before = sr_rows(&emulator, "shop", "DESC t").await;
+    sink.apply_schema_change(Some(&old), &narrowed)
+        .await
+        .unwrap();
+    assert_eq!(sr_rows(&emulator, "shop", "DESC t").await, before);
+
+    let mut widened_key = (*narrowed).clone();
+    widened_key.columns[0].type_oid = 20;
+    let error = sink
+        .apply_schema_change(Some(&narrowed), &Arc::new(widened_key))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("key column id changed from INT to BIGINT")
+            && error.contains("dbmazz snapshot --table public.t"),
+        "{error}"
+    );
+}

@@ -15,8 +15,8 @@ use tokio::sync::Mutex;
 
 use super::added_columns::read_existing_rows;
 use super::column_lineage::{
-    applied_schema, column_origins, number_columns, read_catalog_columns, renamed_by_position,
-    Lineage,
+    applied_schema, before_renames, column_origins, number_columns, number_columns_partly,
+    read_catalog_columns, renamed_by_position, Lineage,
 };
 use crate::checkpoint::{AppliedShapes, NumberedShape};
 use crate::schema::{ExistingRows, TableSchema};
@@ -103,22 +103,36 @@ impl<S: Sink> CatalogFacts<S> {
         new: &Arc<TableSchema>,
     ) -> Result<Prepared, SourceError> {
         let catalog = read_catalog_columns(client, new.relation_oid).await?;
-        let numbered = number_columns(new, &catalog);
-        let stored = numbered.as_ref().and_then(|_| self.applied_shape(new));
+        let stored = self.applied_shape(new);
+        // Exactly the catalog: this shape is the table's current one. Otherwise the table
+        // changed again since, and the numbers come from the catalog and the stored shape.
+        let exact = number_columns(new, &catalog);
+        let numbered = exact
+            .clone()
+            .or_else(|| number_columns_partly(new, &catalog, stored.as_ref()));
         // Replaying a shape StarRocks already got (after a restart): nothing to follow.
         let already_applied = stored.is_some() && stored == numbered;
-        let before = stored.filter(|_| !already_applied);
-        let applied = match (old, &before) {
-            (None, Some(before)) => Some(Arc::new(applied_schema(before, new))),
-            _ => None,
-        };
-        let sink_old = old.or(applied.as_ref());
-        let old_names: Vec<&str> = sink_old
-            .map(|old| old.columns.iter().map(|c| c.name.as_str()).collect())
-            .unwrap_or_default();
+        let before = stored.filter(|_| !already_applied && numbered.is_some());
         let origins: HashMap<String, Lineage> = match (&before, &numbered) {
-            (Some(before), Some(now)) => column_origins(before, now, &old_names),
+            (Some(before), Some(now)) => {
+                let names: Vec<&str> = match old {
+                    Some(old) => old.columns.iter().map(|c| c.name.as_str()).collect(),
+                    None => before.columns.iter().map(|c| c.name.as_str()).collect(),
+                };
+                column_origins(before, now, &names)
+            }
             _ => HashMap::new(),
+        };
+        // A table's first Relation of a run: what StarRocks last got is the `old` side. All
+        // of it when this shape is the current one (columns dropped while dbmazz was stopped
+        // are dropped too); only the renames otherwise (a stored shape newer than this
+        // Relation must not be undone).
+        let applied = match (old, &before, &exact) {
+            (None, Some(before), Some(_)) => Some(Arc::new(applied_schema(before, new))),
+            (None, Some(_), None) if !origins.is_empty() => {
+                Some(Arc::new(before_renames(new, &origins)))
+            }
+            _ => None,
         };
         // Columns whose older rows' values the catalog is asked for: added by name (every
         // value column at a table's first Relation: the sink may lack one), or recreated.

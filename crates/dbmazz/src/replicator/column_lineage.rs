@@ -86,6 +86,69 @@ pub fn number_columns(schema: &TableSchema, catalog: &[CatalogColumn]) -> Option
     })
 }
 
+/// `schema` numbered as far as the catalog and the shape numbered `before` can tell, for a
+/// Relation older than the catalog (dbmazz is behind, or the table changed while it was
+/// stopped): a column the catalog has under its name and type takes that number; one the
+/// catalog no longer has so (dropped, renamed or retyped since) takes the number it had
+/// `before`. `None` when a column is in neither, or the numbers do not rise in column order
+/// (the order pgoutput sends them in).
+pub fn number_columns_partly(
+    schema: &TableSchema,
+    catalog: &[CatalogColumn],
+    before: Option<&NumberedShape>,
+) -> Option<NumberedShape> {
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    for column in &schema.columns {
+        let current = catalog.iter().find(|c| {
+            c.name == column.name
+                && c.type_oid == column.type_oid
+                && c.type_modifier == column.type_modifier
+        });
+        let attnum = match current {
+            Some(current) => current.attnum,
+            None => {
+                before?
+                    .columns
+                    .iter()
+                    .find(|b| b.name == column.name)?
+                    .attnum
+            }
+        };
+        if columns
+            .last()
+            .is_some_and(|last: &NumberedColumn| last.attnum >= attnum)
+        {
+            return None;
+        }
+        columns.push(NumberedColumn {
+            name: column.name.clone(),
+            attnum,
+            type_oid: column.type_oid,
+            type_modifier: column.type_modifier,
+            is_key: column.is_key,
+        });
+    }
+    Some(NumberedShape {
+        relation_oid: schema.relation_oid,
+        columns,
+    })
+}
+
+/// `now` with the columns renamed since the sink's shape under their old names: the `old`
+/// side of a change first seen at a table's first Relation of a run, so that the sink
+/// renames (or recreates) them instead of adding new ones.
+pub fn before_renames(now: &TableSchema, origins: &HashMap<String, Lineage>) -> TableSchema {
+    let mut old = now.clone();
+    for column in &mut old.columns {
+        if let Some(Lineage::Renamed(from)) = origins.get(&column.name) {
+            column.name = from.clone();
+        }
+        column.existing_rows = None;
+        column.origin = None;
+    }
+    old
+}
+
 /// What the columns of `now` are to those of `before`, for columns whose name alone would
 /// mislead. `old_names` are the columns of the shape the sink holds (a rename can only be
 /// applied to a column it has). Columns not in the map are the same column under the same
@@ -271,6 +334,27 @@ mod tests {
         let survivors = vec!["id".to_string(), "b".to_string()];
         assert_eq!(renamed_by_position(&now, &added, &survivors), ["c"]);
         assert!(renamed_by_position(&now, &added, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_relation_older_than_the_catalog_is_numbered_from_both() {
+        let before = numbered(&[("id", 1), ("a", 2), ("b", 3), ("c", 4)]);
+        // Relation after `RENAME a TO a2`; `DROP COLUMN c` came after it.
+        let now = catalog(&[("id", 1), ("a2", 2), ("b", 3)]);
+        let relation = schema(&["id", "a2", "b", "c"]);
+        assert!(number_columns(&relation, &now).is_none());
+        let partly = number_columns_partly(&relation, &now, Some(&before)).expect("numbered");
+        let attnums: Vec<i16> = partly.columns.iter().map(|c| c.attnum).collect();
+        assert_eq!(attnums, [1, 2, 3, 4]);
+        let origins = column_origins(&before, &partly, &["id", "a", "b", "c"]);
+        assert_eq!(origins.get("a2"), Some(&Lineage::Renamed("a".into())));
+        assert_eq!(origins.len(), 1);
+        let old = before_renames(&relation, &origins);
+        let names: Vec<&str> = old.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "a", "b", "c"]);
+        // A column neither the catalog nor the earlier shape knows: no numbers.
+        assert!(number_columns_partly(&schema(&["id", "x"]), &now, Some(&before)).is_none());
+        assert!(number_columns_partly(&relation, &now, None).is_none());
     }
 
     #[test]

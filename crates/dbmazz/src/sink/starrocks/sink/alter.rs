@@ -152,6 +152,30 @@ impl<L: Loader> StarRocksSink<L> {
                     let already = described_type(&column.name)
                         .is_some_and(|current| current == to.to_sql().to_ascii_lowercase());
                     if from != to && !already {
+                        if is_safe_widening(&to, &from) {
+                            // Narrowed in PostgreSQL (text → varchar(30), bigint → int): the
+                            // wider StarRocks column holds every value, and StarRocks could
+                            // not shorten it anyway.
+                            tracing::info!(table = %new.name, column = %column.name,
+                                starrocks = %from.to_sql(), postgres = %to.to_sql(),
+                                "column narrowed in PostgreSQL: the wider StarRocks column is kept");
+                            continue;
+                        }
+                        if column.is_key {
+                            return Err(self.error(
+                                new,
+                                format!(
+                                    "key column {} changed from {} to {}: StarRocks cannot change \
+                                     the type of a Primary Key table's key column; drop the \
+                                     StarRocks table, restart dbmazz (it creates the table \
+                                     again) and copy the rows with `dbmazz snapshot --table {}`",
+                                    column.name,
+                                    from.to_sql(),
+                                    to.to_sql(),
+                                    new.name
+                                ),
+                            ));
+                        }
                         if !is_safe_widening(&from, &to) {
                             return Err(self.error(
                                 new,
