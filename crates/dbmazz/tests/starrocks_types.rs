@@ -10,7 +10,7 @@ use dbmazz::local_pg::LocalPgOptions;
 use dbmazz::sink::starrocks::DeleteMode;
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
-use crate::support::starrocks::{replicate_in_process, sink_options, sr_rows};
+use crate::support::starrocks::{replicate_in_process, sink_options, sr_rows, wait_identical_in};
 use crate::support::{eventually, start_pg, wait_for_streaming, PG_VERSIONS};
 
 /// A column: its PostgreSQL type and (SQL literal, expected StarRocks text) per row; rows past
@@ -410,4 +410,47 @@ async fn edge_values_of_every_mapped_type_arrive_as_documented() {
         );
         replication.stop().await;
     }
+}
+
+/// Columns of domain types take their base type in StarRocks (`posint` over int → INT, a
+/// domain over a domain over numeric(10,2) → DECIMAL(10,2)), by snapshot and by stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_columns_take_their_base_type() {
+    let pg = start_pg(18, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+         CREATE DOMAIN price AS numeric(10,2);
+         CREATE DOMAIN sale_price AS price CHECK (VALUE < 1000);
+         CREATE TABLE dom (id int PRIMARY KEY, p posint, s sale_price, t text);
+         INSERT INTO dom VALUES (1, 5, 12.5, 'a'), (2, 7, 999.99, 'b');",
+    )
+    .unwrap();
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let (client, connection) = tokio_postgres::connect(&pg.url("shop"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut options = sink_options(DeleteMode::Hard);
+    options.type_options.domains = Arc::new(dbmazz::source::read_domains(&client).await.unwrap());
+    let replication =
+        replicate_in_process(&pg, &emulator, "shop", &["public.dom"], options, |_| {}).await;
+    wait_for_streaming(&pg).await;
+    pg.psql("shop", "INSERT INTO dom VALUES (3, 9, 0.01, 'c');")
+        .unwrap();
+    let sql = "SELECT id, p, s, t FROM dom ORDER BY id";
+    wait_identical_in(&pg, &emulator, "shop", sql, sql, Duration::from_secs(30)).await;
+    let described: Vec<String> = sr_rows(&emulator, "shop", "DESC dom")
+        .await
+        .iter()
+        .map(|row| row.split('|').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(described[1].to_lowercase(), "p int", "{described:?}");
+    assert_eq!(
+        described[2].to_lowercase(),
+        "s decimal(10,2)",
+        "{described:?}"
+    );
+    replication.stop().await;
 }

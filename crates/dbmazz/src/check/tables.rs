@@ -80,12 +80,13 @@ pub(super) async fn check_table(
             )),
         }
     }
-    let options = config
+    let mut options = config
         .sink
         .starrocks
         .as_ref()
         .map(|starrocks| starrocks.type_map_options())
         .unwrap_or_default();
+    options.domains = std::sync::Arc::new(crate::source::read_domains(client).await?);
     type_lines(table, &columns, &options, report);
     Ok(Some(shape))
 }

@@ -215,6 +215,7 @@ impl StarRocksConfig {
             lossy_policy: self.lossy_policy,
             wide_numeric: self.wide_numeric,
             unknown_types: self.unknown_types,
+            domains: Default::default(),
         }
     }
 }

@@ -14,8 +14,8 @@
 //! * `numeric(p,s)` that fits (p ≤ 38 after normalising PG15's negative / larger-than-p scales)
 //!   is `DECIMAL` exactly; wider or unconstrained numeric is `DECIMAL(38,9)` with loss detection
 //!   by default ([`WideNumeric::Decimal`]), or `VARCHAR` holding the exact text.
-//! * Domains: the caller passes the domain's **base type** OID and typmod (pgoutput sends the
-//!   domain's own OID; resolve it with `pg_type.typbasetype` first).
+//! * Domains: pgoutput and the catalog give the domain's own OID; [`TypeMapOptions::domains`]
+//!   (read from `pg_type` at start) maps it to the base type and typmod, which decide.
 //! * User types (enums, composites, ranges of user types, extension types like citext): their
 //!   OIDs are not known here; [`UnknownTypes::Text`] (default) stores their text form in
 //!   `VARCHAR(1048576)`, [`UnknownTypes::Reject`] reports them as unsupported. A caller that knows
@@ -167,12 +167,19 @@ pub enum UnknownTypes {
 }
 
 /// Options of the type map (from `[sink.starrocks]`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeMapOptions {
     pub lossy_policy: LossyPolicy,
     pub wide_numeric: WideNumeric,
     pub unknown_types: UnknownTypes,
+    /// The source database's domains: domain OID → base type OID and typmod (pgoutput and
+    /// the catalog give a column's domain OID; its values are the base type's).
+    pub domains: Domains,
 }
+
+/// Domain OID → (base type OID, base typmod), read from `pg_type` (domains over domains
+/// resolved to the final base type).
+pub type Domains = std::sync::Arc<std::collections::BTreeMap<u32, (u32, i32)>>;
 
 /// How the encoder turns one PostgreSQL text value into a JSON value. Carries the limits of
 /// the StarRocks type, so the encoder needs nothing else.
@@ -414,6 +421,12 @@ pub fn map_pg_type(
     type_modifier: i32,
     options: &TypeMapOptions,
 ) -> Result<ColumnMapping, UnsupportedType> {
+    let (type_oid, type_modifier) = match options.domains.get(&type_oid) {
+        // A domain column's own typmod is -1; the domain's carries it (`numeric(10,2)`).
+        Some(&(base, base_modifier)) if type_modifier == -1 => (base, base_modifier),
+        Some(&(base, _)) => (base, type_modifier),
+        None => (type_oid, type_modifier),
+    };
     if let Some(element_oid) = array_element_oid(type_oid) {
         let element = map_scalar(element_oid, type_modifier, options)?;
         let delimiter = if element_oid == oid::BOX { b';' } else { b',' };

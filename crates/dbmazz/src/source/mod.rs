@@ -12,6 +12,7 @@
 mod config;
 mod connection;
 mod copy_out;
+mod domains;
 mod error;
 mod low_water;
 mod replication;
@@ -24,6 +25,7 @@ pub use config::{
 };
 pub use connection::AuthMethod;
 pub use copy_out::{CopyProgress, CopySession};
+pub use domains::read_domains;
 pub use error::{ServerErrorFields, SourceError};
 pub use replication::{
     encode_standby_status_update, CreatedSlot, PgOutputProtocol, ReplicationClient,

@@ -1,7 +1,12 @@
 //! The production [`Loader`]: Stream Load over HTTP with outcome resolution and retries.
 
+use std::sync::Arc;
+
 use super::sink::{LoadFailure, LoadRequest, Loader, StagedLoad};
 use super::stream_load::{self, StreamLoader};
+use crate::schema::type_map::Domains;
+use crate::schema::TypeMapOptions;
+use crate::source::{connect_sql, read_domains};
 
 /// Sends a sink load through [`StreamLoader::load_batch`] into `database`.
 pub struct HttpLoader {
@@ -163,7 +168,10 @@ pub async fn connect_sink(
         create_tables: starrocks.create_tables,
         delete_mode: starrocks.delete_mode,
         audit_columns: starrocks.audit_columns,
-        type_options: starrocks.type_map_options(),
+        type_options: TypeMapOptions {
+            domains: source_domains(config).await,
+            ..starrocks.type_map_options()
+        },
         table_properties: starrocks
             .table_properties
             .iter()
@@ -172,4 +180,25 @@ pub async fn connect_sink(
         alter_timeout: std::time::Duration::from_secs(600),
     };
     Ok(super::StarRocksSink::new(ddl, loader, options))
+}
+
+/// The source's domains, for the type map. Without them a domain column is an unknown type
+/// (its text); the run reports an unreachable source itself, right after.
+async fn source_domains(config: &crate::config::Config) -> Domains {
+    let read = async {
+        let connect = config.source_connect().map_err(|error| error.to_string())?;
+        let client = connect_sql(&connect)
+            .await
+            .map_err(|error| error.to_string())?;
+        read_domains(&client)
+            .await
+            .map_err(|error| error.to_string())
+    };
+    match read.await {
+        Ok(domains) => Arc::new(domains),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the source's domain types: columns of a domain type are replicated as text this run");
+            Domains::default()
+        }
+    }
 }

@@ -592,13 +592,17 @@ fn type_row_enum_and_unknown_types() {
 
 #[test]
 fn type_row_domains_use_the_base_type() {
-    // `CREATE DOMAIN positive AS numeric(10,2)`: pgoutput sends the domain's OID; the caller
-    // passes the base type's OID and typmod, and gets the base type's mapping.
-    let base = map_pg_type(
-        oid::NUMERIC,
-        numeric_typmod(10, 2),
-        &TypeMapOptions::default(),
-    );
+    // `CREATE DOMAIN positive AS numeric(10,2)`: pgoutput sends the domain's OID (here
+    // 16_600, typmod -1); the options' domain map gives the base type's OID and typmod.
+    let options = TypeMapOptions {
+        domains: std::sync::Arc::new(
+            [(16_600, (oid::NUMERIC, numeric_typmod(10, 2)))]
+                .into_iter()
+                .collect(),
+        ),
+        ..TypeMapOptions::default()
+    };
+    let base = map_pg_type(16_600, -1, &options);
     assert_eq!(base.unwrap().starrocks_type.to_sql(), "DECIMAL(10,2)");
     assert_eq!(
         exact_raw(oid::NUMERIC, numeric_typmod(10, 2), "12.50"),
