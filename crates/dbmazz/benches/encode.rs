@@ -38,13 +38,8 @@ fn table() -> TableSchema {
         columns: COLUMNS
             .iter()
             .enumerate()
-            .map(|(index, &(name, type_oid, type_modifier))| ColumnSchema {
-                name: name.into(),
-                type_oid,
-                type_modifier,
-                is_key: index == 0,
-                existing_rows: None,
-                origin: None,
+            .map(|(index, &(name, type_oid, type_modifier))| {
+                ColumnSchema::new(name, type_oid, type_modifier, index == 0)
             })
             .collect(),
         version: 1,

@@ -269,3 +269,25 @@ async fn a_load_planned_before_a_rename_commits_into_the_renamed_column() {
     assert_eq!(commit["Status"], "OK", "{commit}");
     assert_eq!(fx.text_rows("t"), vec![vec!["1", "5", "1"]]);
 }
+
+/// MODIFY COLUMN never shortens a string (`Column.checkSchemaChangeAllowed`, spec §6.3);
+/// lengthening is a schema change job as usual.
+#[tokio::test]
+async fn a_varchar_cannot_be_shortened() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, v VARCHAR(10) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    let err = conn
+        .query_drop("ALTER TABLE t MODIFY COLUMN v VARCHAR(5) NULL")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("Cannot shorten string length"),
+        "{err}"
+    );
+    conn.query_drop("ALTER TABLE t MODIFY COLUMN v VARCHAR(20) NULL")
+        .await
+        .unwrap();
+}

@@ -204,14 +204,7 @@ mod tests {
             relation_oid: 42,
             name: TableName::new("public", "t"),
             replica_identity: crate::decode::ReplicaIdentity::Default,
-            columns: vec![ColumnSchema {
-                name: "id".into(),
-                type_oid: 23,
-                type_modifier: -1,
-                is_key: true,
-                existing_rows: None,
-                origin: None,
-            }],
+            columns: vec![ColumnSchema::new("id", 23, -1, true)],
             version,
         })
     }

@@ -237,13 +237,13 @@ pub fn applied_schema(shape: &NumberedShape, now: &TableSchema) -> TableSchema {
         columns: shape
             .columns
             .iter()
-            .map(|column| ColumnSchema {
-                name: column.name.clone(),
-                type_oid: column.type_oid,
-                type_modifier: column.type_modifier,
-                is_key: column.is_key,
-                existing_rows: None,
-                origin: None,
+            .map(|column| {
+                ColumnSchema::new(
+                    column.name.clone(),
+                    column.type_oid,
+                    column.type_modifier,
+                    column.is_key,
+                )
             })
             .collect(),
         version: 0,
@@ -277,14 +277,7 @@ mod tests {
             columns: names
                 .iter()
                 .enumerate()
-                .map(|(index, name)| ColumnSchema {
-                    name: name.to_string(),
-                    type_oid: 23,
-                    type_modifier: -1,
-                    is_key: index == 0,
-                    existing_rows: None,
-                    origin: None,
-                })
+                .map(|(index, name)| ColumnSchema::new(name.to_string(), 23, -1, index == 0))
                 .collect(),
             version: 1,
         }

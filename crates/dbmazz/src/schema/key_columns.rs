@@ -96,14 +96,7 @@ mod tests {
             columns: ["id", "at", "body"]
                 .iter()
                 .zip(keys)
-                .map(|(name, &is_key)| ColumnSchema {
-                    name: name.to_string(),
-                    type_oid: 23,
-                    type_modifier: -1,
-                    is_key,
-                    existing_rows: None,
-                    origin: None,
-                })
+                .map(|(name, &is_key)| ColumnSchema::new(*name, 23, -1, is_key))
                 .collect(),
             version: 1,
         }

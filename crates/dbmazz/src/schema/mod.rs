@@ -81,6 +81,19 @@ pub enum ColumnOrigin {
 }
 
 impl ColumnSchema {
+    /// A column as a Relation message or the catalog describes it (nothing known of older
+    /// rows or of earlier names).
+    pub fn new(name: impl Into<String>, type_oid: u32, type_modifier: i32, is_key: bool) -> Self {
+        ColumnSchema {
+            name: name.into(),
+            type_oid,
+            type_modifier,
+            is_key,
+            existing_rows: None,
+            origin: None,
+        }
+    }
+
     /// Same name, type and key flag ([`ColumnSchema::existing_rows`] is not shape).
     pub fn same_shape(&self, other: &ColumnSchema) -> bool {
         self.name == other.name
@@ -135,13 +148,13 @@ impl TableSchema {
             columns: relation
                 .columns
                 .iter()
-                .map(|column| ColumnSchema {
-                    name: column.name.clone(),
-                    type_oid: column.type_oid,
-                    type_modifier: column.type_modifier,
-                    is_key: column.is_key,
-                    existing_rows: None,
-                    origin: None,
+                .map(|column| {
+                    ColumnSchema::new(
+                        column.name.clone(),
+                        column.type_oid,
+                        column.type_modifier,
+                        column.is_key,
+                    )
                 })
                 .collect(),
             version,

@@ -130,14 +130,12 @@ pub async fn table_schema(
         })
         .map(|row| {
             let attnum: i16 = row.get(3);
-            ColumnSchema {
-                name: row.get(0),
-                type_oid: row.get(1),
-                type_modifier: row.get(2),
-                is_key: replica_identity == ReplicaIdentity::Full || key_attnums.contains(&attnum),
-                existing_rows: None,
-                origin: None,
-            }
+            ColumnSchema::new(
+                row.get::<_, String>(0),
+                row.get(1),
+                row.get(2),
+                replica_identity == ReplicaIdentity::Full || key_attnums.contains(&attnum),
+            )
         })
         .collect();
     Ok(TableSchema {

@@ -351,22 +351,8 @@ mod tests {
             name: TableName::new("public", "Orders"),
             replica_identity: crate::decode::ReplicaIdentity::Default,
             columns: vec![
-                ColumnSchema {
-                    name: "id".into(),
-                    type_oid: 20,
-                    type_modifier: -1,
-                    is_key: true,
-                    existing_rows: None,
-                    origin: None,
-                },
-                ColumnSchema {
-                    name: "odd\"name".into(),
-                    type_oid: 25,
-                    type_modifier: -1,
-                    is_key: false,
-                    existing_rows: None,
-                    origin: None,
-                },
+                ColumnSchema::new("id", 20, -1, true),
+                ColumnSchema::new("odd\"name", 25, -1, false),
             ],
             version: 1,
         };

@@ -12,6 +12,7 @@ use crate::engine::Engine;
 use crate::faults::FaultKind;
 use crate::sql::meta::column_sql;
 use crate::sql::parser::{AlterAction, Position};
+use crate::types::ColumnType;
 
 /// A DEFAULT StarRocks refuses, as `AlterTableClauseAnalyzer` words it.
 fn validate_column_default(column: &crate::catalog::Column) -> Result<(), SqlError> {
@@ -148,6 +149,16 @@ pub(crate) fn start_alter(
                     "Can not change nullable column {} to not nullable",
                     column.name
                 )));
+            }
+            // `Column.checkSchemaChangeAllowed` (spec §6.3): CHAR/VARCHAR never get shorter.
+            let shorter = match (&old.ty, &column.ty) {
+                (ColumnType::Varchar(from), ColumnType::Varchar(to))
+                | (ColumnType::Char(from), ColumnType::Varchar(to))
+                | (ColumnType::Char(from), ColumnType::Char(to)) => to < from,
+                _ => false,
+            };
+            if shorter {
+                return Err(SqlError::new("Cannot shorten string length"));
             }
             let mut column = column;
             column.name = old.name.clone();

@@ -20,13 +20,8 @@ pub(super) fn schema(columns: &[(&str, u32, i32, bool)]) -> TableSchema {
         replica_identity: ReplicaIdentity::Default,
         columns: columns
             .iter()
-            .map(|&(name, type_oid, type_modifier, is_key)| ColumnSchema {
-                name: name.into(),
-                type_oid,
-                type_modifier,
-                is_key,
-                existing_rows: None,
-                origin: None,
+            .map(|&(name, type_oid, type_modifier, is_key)| {
+                ColumnSchema::new(name, type_oid, type_modifier, is_key)
             })
             .collect(),
         version: 1,
