@@ -34,8 +34,9 @@ pub struct CatalogFacts<S: Sink> {
 
 /// A schema change as the sink is to see it.
 struct Prepared {
-    /// The shape StarRocks last got, when the stream has none this run (the table's first
-    /// Relation) but the shape file does.
+    /// The `old` side when the stream has none this run (the table's first Relation): the
+    /// shape StarRocks last got (from the shape file), or this shape under its renamed
+    /// columns' earlier names.
     applied: Option<Arc<TableSchema>>,
     new: Arc<TableSchema>,
     /// To record once the sink applied `new`.
