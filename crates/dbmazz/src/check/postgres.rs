@@ -129,10 +129,26 @@ async fn inspect(
     }
 
     let tables = publication::check_publication(config, client, &role, report).await?;
+    // The type map the sink will use, with the source's domains (read once for all tables).
+    let mut type_options = config
+        .sink
+        .starrocks
+        .as_ref()
+        .map(|starrocks| starrocks.type_map_options())
+        .unwrap_or_default();
+    type_options.domains = std::sync::Arc::new(crate::source::read_domains(client).await?);
     let mut shapes = Vec::new();
     for table in &tables {
-        if let Some(shape) =
-            tables::check_table(config, client, &role, table, version_num, report).await?
+        if let Some(shape) = tables::check_table(
+            config,
+            client,
+            &role,
+            table,
+            version_num,
+            &type_options,
+            report,
+        )
+        .await?
         {
             shapes.push(shape);
         }

@@ -18,6 +18,7 @@ pub(super) async fn check_table(
     role: &Role,
     table: &TableName,
     version_num: u32,
+    type_options: &TypeMapOptions,
     report: &mut CheckReport,
 ) -> Result<Option<TableSchema>, SourceError> {
     let subject = format!("table {table}");
@@ -80,14 +81,7 @@ pub(super) async fn check_table(
             )),
         }
     }
-    let mut options = config
-        .sink
-        .starrocks
-        .as_ref()
-        .map(|starrocks| starrocks.type_map_options())
-        .unwrap_or_default();
-    options.domains = std::sync::Arc::new(crate::source::read_domains(client).await?);
-    type_lines(table, &columns, &options, report);
+    type_lines(table, &columns, type_options, report);
     Ok(Some(shape))
 }
 
