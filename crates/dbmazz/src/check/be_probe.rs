@@ -134,8 +134,17 @@ fn not_redirected(status: StatusCode, message: &str, table: &str) -> CheckLine {
         )
     } else if message.contains("backend") {
         "start a BE (SHOW BACKENDS shows which are alive)".to_string()
+    } else if message.trim().is_empty() {
+        "check that sink.starrocks.fe_http is a StarRocks FE's HTTP port (8030 by default) and \
+         read the FE's fe.log for this request"
+            .to_string()
     } else {
-        "see the message".to_string()
+        "see the message; the FE's fe.log has the details".to_string()
+    };
+    let message = if message.trim().is_empty() {
+        "an empty answer"
+    } else {
+        message
     };
     CheckLine::fail(
         SUBJECT,
@@ -216,5 +225,16 @@ mod tests {
         );
         assert_eq!(line.status, CheckStatus::Fail);
         assert!(line.fix.unwrap().starts_with("GRANT INSERT"));
+    }
+
+    #[test]
+    fn an_empty_refusal_says_so_and_where_to_look() {
+        let line = not_redirected(StatusCode::INTERNAL_SERVER_ERROR, "", "orders");
+        assert!(
+            line.message.ends_with("an empty answer"),
+            "{}",
+            line.message
+        );
+        assert!(line.fix.unwrap().contains("fe.log"));
     }
 }

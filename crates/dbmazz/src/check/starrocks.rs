@@ -62,7 +62,7 @@ pub(super) async fn check(config: &Config, tables: &[TableSchema], report: &mut 
             };
             report.push(CheckLine::fail(
                 "StarRocks MySQL protocol",
-                error.to_string(),
+                error.problem(),
                 fix,
             ));
             return;

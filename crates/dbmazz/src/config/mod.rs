@@ -360,11 +360,20 @@ fn default_http_listen() -> String {
 
 /// A configuration problem: which key, what is wrong, how to fix it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("config: {key}: {problem} — {fix}")]
+#[error("config: {}{problem} — {fix}", key_prefix(.key))]
 pub struct ConfigError {
     pub key: String,
     pub problem: String,
     pub fix: String,
+}
+
+/// `key: `, or nothing when the problem is not one key's (an empty key).
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
 }
 
 impl ConfigError {
@@ -640,6 +649,11 @@ fn figment_error(error: figment::Error) -> ConfigError {
             Some(figment::Source::File(path)) => format!("in {}", path.display()),
             // Flags are merged as serialized values, whose provider is named by a Rust type.
             _ if metadata.name.contains("::") => "from a command-line flag".to_string(),
+            // Name the variable the operator set, not figment's "environment variable(s)".
+            _ if metadata.name.contains("environment") && !error.path.is_empty() => format!(
+                "from the environment variable DBMAZZ_{}",
+                error.path.join("__").to_ascii_uppercase()
+            ),
             _ => format!("from {}", metadata.name),
         });
     let mut key = error.path.join(".");
@@ -674,11 +688,14 @@ fn figment_error(error: figment::Error) -> ConfigError {
             format!("use one of: {}", expected.join(", ")),
         ),
         Kind::InvalidType(actual, expected) => (
-            format!("found {actual}, expected {}", readable_type(expected)),
+            format!("found {actual}, expected {}", readable_type(&key, expected)),
             "see docs/configuration.md for the expected form".to_string(),
         ),
         Kind::InvalidValue(actual, expected) => (
-            format!("invalid value: found {actual}, expected {}", readable_type(expected)),
+            format!(
+                "invalid value: found {actual}, expected {}",
+                readable_type(&key, expected)
+            ),
             "see docs/configuration.md for the expected form".to_string(),
         ),
         other => (
@@ -690,15 +707,23 @@ fn figment_error(error: figment::Error) -> ConfigError {
         Some(origin) if !problem.starts_with("TOML parse error") => format!("{problem} ({origin})"),
         _ => problem,
     };
-    if key.is_empty() {
-        key = "config".to_string();
-    }
     ConfigError { key, problem, fix }
 }
 
-/// serde's names for what it expected, in words.
-fn readable_type(expected: &str) -> String {
+/// Whole-number keys that `validate` refuses at 0.
+const AT_LEAST_ONE: [&str; 4] = [
+    "batch.max_rows",
+    "pipeline.max_in_flight",
+    "snapshot.parallelism",
+    "snapshot.chunk_pages",
+];
+
+/// serde's names for what it expected at `key`, in words.
+fn readable_type(key: &str, expected: &str) -> String {
     match expected {
+        "usize" | "u64" | "u32" | "u16" | "u8" if AT_LEAST_ONE.contains(&key) => {
+            "a whole number (1 or more)".to_string()
+        }
         "usize" | "u64" | "u32" | "u16" | "u8" => "a whole number (0 or more)".to_string(),
         "isize" | "i64" | "i32" | "i16" | "i8" => "a whole number".to_string(),
         "f64" | "f32" => "a number".to_string(),

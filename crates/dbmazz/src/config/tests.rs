@@ -111,6 +111,15 @@ fn environment_and_flags_override_the_file_in_that_order() {
         let flags = Overrides(vec![("source.slot", "from_flag".to_string())]);
         let config = Config::load(Some(&path), &flags).unwrap();
         assert_eq!(config.source.slot, "from_flag");
+        // A bad environment value names the variable the operator set.
+        jail.set_env("DBMAZZ_BATCH__MAX_ROWS", "lots");
+        let error = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(
+            error
+                .problem
+                .ends_with("(from the environment variable DBMAZZ_BATCH__MAX_ROWS)"),
+            "{error}"
+        );
         Ok(())
     });
     let missing = Config::load(Some(&dir.join("nope.toml")), &Overrides::default()).unwrap_err();
@@ -151,14 +160,21 @@ fn environment_and_flags_override_the_file_in_that_order() {
 #[test]
 fn type_errors_read_as_words_and_no_config_points_at_the_flag() {
     let error = error_of(&EXAMPLE.replace("max_rows = 100000", "max_rows = \"lots\""));
+    // max_rows refuses 0 too: the expected form says so.
     assert!(
         error
             .problem
-            .contains("expected a whole number (0 or more)"),
+            .contains("expected a whole number (1 or more)"),
         "{error}"
     );
     let error = error_of("");
     assert!(error.fix.contains("--config"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("config: no [source] section — "),
+        "{error}"
+    );
     let error = error_of(&format!("{EXAMPLE}\n[snapshot]\nmode = \"sometimes\"\n"));
     assert_eq!(error.key, "snapshot.mode");
     assert_eq!(error.fix, "use one of: initial, never, always");

@@ -53,6 +53,23 @@ pub enum DdlError {
     },
 }
 
+impl DdlError {
+    /// The problem without the `check …` hint, for callers that print their own fix line
+    /// (`dbmazz check`).
+    pub fn problem(&self) -> String {
+        match self {
+            DdlError::Connect { address, source } => format!(
+                "cannot reach StarRocks at {address} (MySQL protocol): {}",
+                innermost(source)
+            ),
+            DdlError::Auth { user, message } => {
+                format!("StarRocks refused the login for user {user:?}: {message}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The innermost cause: mysql_async wraps an I/O error twice ("Input/output error: Input/output
 /// error: Connection refused"), which reads like noise in a one-line error.
 fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
@@ -443,6 +460,21 @@ fn statement_error(statement: &str, error: mysql_async::Error) -> DdlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problem_leaves_the_hint_to_the_caller() {
+        let error = DdlError::Auth {
+            user: "root".into(),
+            message: "Access denied".into(),
+        };
+        assert!(error
+            .to_string()
+            .contains("check sink.starrocks.user/password"));
+        assert_eq!(
+            error.problem(),
+            "StarRocks refused the login for user \"root\": Access denied"
+        );
+    }
 
     #[test]
     fn primary_key_columns_come_first_and_not_null() {
