@@ -54,6 +54,20 @@ impl Running {
     }
 }
 
+/// The key columns of a StarRocks table, as DESC shows them.
+async fn starrocks_key(emulator: &Arc<EmulatorHandle>, table: &str) -> Vec<String> {
+    let mysql = emulator.mysql_addr().unwrap().to_string();
+    let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
+        .await
+        .unwrap();
+    let described = ddl.describe(table).await.unwrap().unwrap();
+    described
+        .into_iter()
+        .filter(|column| column.is_key)
+        .map(|column| column.name)
+        .collect()
+}
+
 async fn emulator_sink(emulator: &Arc<EmulatorHandle>) -> StarRocksSink<EmulatorLoader> {
     let mysql = emulator.mysql_addr().unwrap().to_string();
     let ddl = StarRocksDdl::connect(&mysql, "root", "", "shop")
@@ -85,6 +99,17 @@ async fn start(
     tweak: impl FnOnce(&mut Config),
 ) -> Running {
     let state = TempDir::new("dbmazz-snapshot-test");
+    start_in(pg, emulator, tables, state, tweak).await
+}
+
+/// As `start`, with a state directory of an earlier run.
+async fn start_in(
+    pg: &LocalPg,
+    emulator: &Arc<EmulatorHandle>,
+    tables: &[&str],
+    state: TempDir,
+    tweak: impl FnOnce(&mut Config),
+) -> Running {
     let mut config = stream_config(pg, "shop", tables, &state);
     config.snapshot.parallelism = 2;
     tweak(&mut config);
@@ -659,6 +684,63 @@ async fn a_table_without_a_primary_key_replicates_on_configured_key_columns() {
     );
 }
 
+/// REPLICA IDENTITY FULL on a table with a primary key, no `source.key_columns`: the StarRocks
+/// table is keyed by the primary key (a jsonb column could not be a key) for snapshot and
+/// stream alike. A FULL table published while dbmazz runs stops it with "restart"; after the
+/// restart it is keyed, copied and streamed. About 4 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_identity_table_is_keyed_by_its_primary_key() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE fullpk (id int PRIMARY KEY, doc jsonb, v text);
+         ALTER TABLE fullpk REPLICA IDENTITY FULL;
+         INSERT INTO fullpk SELECT g, jsonb_build_object('g', g), 'v' || g
+           FROM generate_series(1, 2000) g;
+         CREATE TABLE fulllate (id int PRIMARY KEY, doc jsonb);
+         ALTER TABLE fulllate REPLICA IDENTITY FULL;
+         INSERT INTO fulllate VALUES (1, '{}'), (2, '[1]');",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let mut running = start(&pg, &emulator, &["public.fullpk"], |_| {}).await;
+    running
+        .wait_snapshot_finished(Duration::from_secs(30))
+        .await;
+    wait_for_streaming(&pg).await;
+    pg.psql(
+        "shop",
+        "UPDATE fullpk SET v = 'changed' WHERE id <= 20;
+         UPDATE fullpk SET id = id + 100000 WHERE id IN (2, 30);
+         DELETE FROM fullpk WHERE id BETWEEN 40 AND 60;",
+    )
+    .unwrap();
+    let sql = "SELECT id, v FROM fullpk ORDER BY id";
+    wait_identical(&pg, &emulator, sql, sql).await;
+    let columns = emulator.table_columns("shop", "fullpk").unwrap();
+    assert_eq!(columns[0], "id");
+    assert_eq!(starrocks_key(&emulator, "fullpk").await, ["id"]);
+
+    pg.psql(
+        "shop",
+        "ALTER PUBLICATION test_pub ADD TABLE fulllate; INSERT INTO fulllate VALUES (3, '{}');",
+    )
+    .unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(30), running.task)
+        .await
+        .expect("the run stops")
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("public.fulllate") && error.contains("restart dbmazz"),
+        "{error}"
+    );
+    let restarted = start_in(&pg, &emulator, &["public.fullpk"], running.state, |_| {}).await;
+    let sql = "SELECT id FROM fulllate ORDER BY id";
+    wait_identical(&pg, &emulator, sql, sql).await;
+    assert_eq!(starrocks_key(&emulator, "fulllate").await, ["id"]);
+    restarted.stop().await;
+}
+
 /// The shape built from the catalog equals the one the Relation message carries, for the
 /// cases that differ: typmods, domains, arrays, dropped and generated columns, replica
 /// identity FULL and USING INDEX, a partitioned root. About 3 s.
@@ -724,9 +806,15 @@ async fn catalog_shapes_equal_the_relation_messages() {
     let client = dbmazz::source::connect_sql(&connect).await.unwrap();
     for table in tables {
         let name = TableName::parse(table).unwrap();
-        let from_catalog = dbmazz::snapshot::table_schema(&client, &name, "test_pub")
+        let mut from_catalog = dbmazz::snapshot::table_schema(&client, &name, "test_pub")
             .await
             .unwrap();
+        // Under FULL the stream keys by the primary key, read at start (pgoutput flags all).
+        dbmazz::schema::KeyOverrides::new(
+            [(TableName::new("public", "full_t"), vec!["id".to_string()])].into(),
+        )
+        .apply(&mut from_catalog)
+        .unwrap();
         let from_stream = streamed
             .iter()
             .find(|schema| schema.name == name)

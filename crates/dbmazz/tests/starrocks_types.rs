@@ -300,6 +300,17 @@ fn cases() -> Vec<Case> {
             "inet",
             &[("'192.168.0.1/24'", Some("192.168.0.1/24"))],
         ),
+        // bit(n)'s typmod is n itself: a full-length value fits its VARCHAR(n).
+        case("bi5", "bit(5)", &[("B'10101'", Some("10101"))]),
+        case(
+            "bi64",
+            "bit(64)",
+            &[(
+                "repeat('10', 32)::bit(64)",
+                Some("1010101010101010101010101010101010101010101010101010101010101010"),
+            )],
+        ),
+        case("vb", "varbit(10)", &[("B'1010101010'", Some("1010101010"))]),
         case("mo", "mood", &[("'sad'", Some("sad"))]),
         case("dom", "positive", &[("5", Some("5"))]),
     ]

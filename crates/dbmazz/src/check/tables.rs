@@ -206,22 +206,12 @@ fn key_line(table: &TableName, identity: ReplicaIdentity, columns: &[CatalogColu
                 quote_table(table)
             ),
         ),
-        ReplicaIdentity::Full => CheckLine::warn(
+        ReplicaIdentity::Full => CheckLine::ok(
             subject,
             format!(
-                "REPLICA IDENTITY FULL: pgoutput flags all {} columns as key, so the StarRocks \
-                 table would be keyed on all of them instead of ({primary_key})",
+                "primary key ({primary_key}); REPLICA IDENTITY FULL (pgoutput flags all {} \
+                 columns as key, dbmazz keys the StarRocks table by the primary key)",
                 columns.len()
-            ),
-            format!(
-                "ALTER TABLE {} REPLICA IDENTITY DEFAULT; (dbmazz never needs FULL) or, to keep \
-                 FULL, source.key_columns = {{ \"{table}\" = [{}] }}",
-                quote_table(table),
-                primary_key
-                    .split(", ")
-                    .map(|column| format!("\"{column}\""))
-                    .collect::<Vec<_>>()
-                    .join(", ")
             ),
         ),
     }

@@ -115,17 +115,7 @@ pub async fn run<S: Sink>(
             .map(|connect| connect.dbname)
             .unwrap_or_default();
     }
-    // Schema changes, by snapshot or stream: the sink is told what rows older than an added
-    // column hold, and which column is which across a rename.
-    let sink = Arc::new(CatalogFacts::new(
-        sink,
-        config.source_connect().ok(),
-        Some(&config.state_dir),
-    ));
-    let result = match prepare(config).await {
-        Ok(prepared) => snapshot_then_stream(config, prepared, sink, context).await,
-        Err(error) => Err(error),
-    };
+    let result = prepare_then_run(config, sink, context).await;
     match &result {
         Ok(_) => telemetry.set_state(RunState::Stopped),
         Err(error) => {
@@ -139,6 +129,24 @@ pub async fn run<S: Sink>(
         }
     }
     result
+}
+
+async fn prepare_then_run<S: Sink>(
+    config: &Config,
+    sink: Arc<S>,
+    context: RunContext,
+) -> Result<RunSummary, RunError> {
+    let augmented = prepare::with_full_identity_keys(config).await?;
+    let config = augmented.as_ref().unwrap_or(config);
+    // Schema changes, by snapshot or stream: the sink is told what rows older than an added
+    // column hold, and which column is which across a rename.
+    let sink = Arc::new(CatalogFacts::new(
+        sink,
+        config.source_connect().ok(),
+        Some(&config.state_dir),
+    ));
+    let prepared = prepare(config).await?;
+    snapshot_then_stream(config, prepared, sink, context).await
 }
 
 /// Copies the existing rows when the plan says so (the replication connection stays idle

@@ -13,8 +13,9 @@ use crate::snapshot::{
     decide, load_schemas, partition_leaves, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
 };
 use crate::source::{
-    check_wal_level, connect_sql, ensure_slot_with, prepare_publication, PgOutputProtocol,
-    ReplicationClient, SetupError, SnapshotAction, SourceError,
+    check_wal_level, connect_sql, ensure_slot_with, full_identity_primary_keys,
+    prepare_publication, published_tables, PgOutputProtocol, ReplicationClient, SetupError,
+    SnapshotAction, SourceError,
 };
 use crate::Lsn;
 
@@ -101,6 +102,38 @@ pub struct Prepared {
     /// Tables to snapshot while streaming: unfinished ones recorded, and published tables
     /// the state does not know (unless `snapshot.mode = "never"`).
     pub table_jobs: Vec<TableJob>,
+}
+
+/// `config` with the primary keys of the replicated tables under `REPLICA IDENTITY FULL` added
+/// to `source.key_columns` (those not named there already), or `None` when there are none.
+/// pgoutput flags every column of such a table as key; its primary key is the StarRocks key,
+/// exactly as if the operator had named it. Read once at start, so that the snapshot and the
+/// stream key the table alike (a table switched to FULL later is refused until a restart).
+pub async fn with_full_identity_keys(config: &Config) -> Result<Option<Config>, RunError> {
+    let sql = connect_sql(&config.source_connect()?).await?;
+    let found = full_identity_primary_keys(&sql).await?;
+    if found.is_empty() {
+        return Ok(None);
+    }
+    // The configured tables and whatever else the publication holds (tables added to it are
+    // replicated too); a publication not created yet holds nothing.
+    let mut replicated = config.tables();
+    replicated.extend(
+        published_tables(&sql, &config.source.publication)
+            .await
+            .unwrap_or_default(),
+    );
+    let configured = config.key_overrides();
+    let mut augmented = config.clone();
+    let mut added = false;
+    for (table, keys) in found {
+        if replicated.contains(&table) && !configured.covers(&table) {
+            tracing::info!(table = %table, key = %keys.join(", "), "REPLICA IDENTITY FULL: keyed by its primary key");
+            augmented.source.key_columns.insert(table.to_string(), keys);
+            added = true;
+        }
+    }
+    Ok(added.then_some(augmented))
 }
 
 pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {

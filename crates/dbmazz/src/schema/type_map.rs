@@ -385,9 +385,15 @@ fn pseudo_type(type_oid: u32) -> bool {
 
 const VARHDRSZ: i32 = 4;
 
-/// `varchar(n)`, `char(n)`, `bit(n)`: the declared length, or `None` when unbounded.
+/// `varchar(n)`, `char(n)`: the declared length, or `None` when unbounded.
 fn declared_length(type_modifier: i32) -> Option<u32> {
     (type_modifier >= VARHDRSZ).then(|| (type_modifier - VARHDRSZ) as u32)
+}
+
+/// `bit(n)`, `varbit(n)`: the declared number of bits. Unlike the character types their
+/// `atttypmod` is `n` itself, without the varlena header (`anybit_typmodin`).
+fn declared_bits(type_modifier: i32) -> Option<u32> {
+    (type_modifier > 0).then_some(type_modifier as u32)
 }
 
 /// `numeric(p,s)` from `atttypmod`; the scale is 11-bit signed since PostgreSQL 15.
@@ -498,7 +504,7 @@ fn map_scalar(
         oid::MACADDR | oid::MACADDR8 => text(32),
         oid::PG_LSN => text(32),
         oid::MONEY => text(64),
-        oid::BIT | oid::VARBIT => match declared_length(type_modifier) {
+        oid::BIT | oid::VARBIT => match declared_bits(type_modifier) {
             Some(bits) => text(bits),
             None => text(MAX_VARCHAR_BYTES),
         },
@@ -649,7 +655,10 @@ mod tests {
         assert_eq!(sql(oid::BPCHAR, -1), "VARCHAR(1048576)");
         assert_eq!(sql(oid::NAME, -1), "VARCHAR(64)");
         assert_eq!(sql(oid::CHAR, -1), "VARCHAR(4)");
-        assert_eq!(sql(oid::BIT, 8 + 4), "VARCHAR(8)");
+        // A bit's typmod is its length (no varlena header): bit(8) → 8, bit(1) → 1.
+        assert_eq!(sql(oid::BIT, 8), "VARCHAR(8)");
+        assert_eq!(sql(oid::BIT, 1), "VARCHAR(1)");
+        assert_eq!(sql(oid::VARBIT, 10), "VARCHAR(10)");
         assert_eq!(sql(oid::VARBIT, -1), "VARCHAR(1048576)");
         assert_eq!(
             map(oid::VARCHAR, 3 + 4).encoding,

@@ -71,6 +71,12 @@ pub enum SnapshotError {
          source.key_columns (with REPLICA IDENTITY FULL for its UPDATEs and DELETEs)"
     )]
     NoKey { table: TableName },
+    #[error(
+        "snapshot: table {table} has REPLICA IDENTITY FULL and dbmazz did not read its key at \
+         start (it was published, or switched to FULL, while dbmazz ran): restart dbmazz, which \
+         keys a FULL table by its primary key; or name its key columns in source.key_columns"
+    )]
+    FullIdentityKeyUnknown { table: TableName },
     #[error("snapshot: {0}")]
     KeyColumns(#[from] crate::schema::KeyOverrideError),
     #[error("snapshot: chunk {chunk} of {relation}: {reason}")]

@@ -10,6 +10,7 @@ use super::catalog::{heap_relations, plan_chunks, published_part, table_schema};
 use super::SnapshotError;
 use crate::checkpoint::SnapshotState;
 use crate::config::SnapshotMode;
+use crate::decode::ReplicaIdentity;
 use crate::schema::{KeyOverrides, TableName, TableSchema};
 
 /// What to do about the snapshot at this start.
@@ -86,6 +87,11 @@ pub async fn load_schemas(
             SnapshotError::Internal(format!("bad table name {:?} in the plan", table.table))
         })?;
         let mut schema = table_schema(client, &name, publication).await?;
+        // pgoutput flags every column of a FULL table as key; the stream keys it by what
+        // source.key_columns says (a primary key read at start lands there too).
+        if schema.replica_identity == ReplicaIdentity::Full && !keys.covers(&name) {
+            return Err(SnapshotError::FullIdentityKeyUnknown { table: name });
+        }
         keys.apply(&mut schema)?;
         if schema.key_indexes().next().is_none() {
             return Err(SnapshotError::NoKey { table: name });

@@ -174,6 +174,36 @@ pub async fn published_tables(
         .collect())
 }
 
+/// The primary key columns (in key order) of every table under `REPLICA IDENTITY FULL`. pgoutput
+/// flags all columns of such a table as key; dbmazz keys it by its primary key instead.
+pub async fn full_identity_primary_keys(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<(TableName, Vec<String>)>, SourceError> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, \
+                    array_agg(a.attname::text ORDER BY k.ord) \
+             FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary \
+             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
+             WHERE c.relreplident = 'f' AND c.relkind IN ('r', 'p') \
+             GROUP BY 1, 2",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                row.get(2),
+            )
+        })
+        .collect())
+}
+
 /// For each table of `publication` (`schema.table`), the catalog rows that put it there: its
 /// `pg_publication_rel` row and, on PostgreSQL 15+, the `pg_publication_namespace` row of its
 /// schema (`[0]` under `FOR ALL TABLES`). A table removed from the publication and added back
