@@ -227,7 +227,8 @@ async fn table_line(
         if starrocks.create_tables {
             return Some(CheckLine::ok(
                 subject,
-                "does not exist yet: dbmazz creates it (create_tables = true)",
+                "does not exist yet: dbmazz creates it (create_tables = true) and, if it copied \
+                 the table before, copies it again",
             ));
         }
         let properties: Vec<(String, String)> = starrocks

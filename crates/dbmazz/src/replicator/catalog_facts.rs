@@ -19,7 +19,7 @@ use super::column_lineage::{
     read_catalog_columns, renamed_by_position, Lineage,
 };
 use crate::checkpoint::{AppliedShapes, NumberedShape};
-use crate::schema::{ExistingRows, TableSchema};
+use crate::schema::{ExistingRows, TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
 use crate::source::{connect_sql, PgConnectConfig, SourceError};
 
@@ -261,5 +261,9 @@ impl<S: Sink> Sink for CatalogFacts<S> {
 
     async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
         self.inner.holds_rows(table).await
+    }
+
+    async fn has_table(&self, table: &TableName) -> Option<bool> {
+        self.inner.has_table(table).await
     }
 }

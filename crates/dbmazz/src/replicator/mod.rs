@@ -34,7 +34,7 @@ use crate::source::{ReplicationReader, ReplicationWriter, SourceError};
 use crate::Lsn;
 use feedback::Feedback;
 use publish::Publisher;
-use table_plans::split_off_changed_table;
+use table_plans::{recopy_lost_tables, split_off_changed_table};
 use table_snapshots::TableSnapshots;
 
 /// How long a graceful shutdown waits for in-flight loads before giving up (the slot keeps
@@ -145,7 +145,8 @@ async fn prepare_then_run<S: Sink>(
         config.source_connect().ok(),
         Some(&config.state_dir),
     ));
-    let prepared = prepare(config).await?;
+    let mut prepared = prepare(config).await?;
+    recopy_lost_tables(config, &mut prepared, sink.as_ref()).await?;
     snapshot_then_stream(config, prepared, sink, context).await
 }
 

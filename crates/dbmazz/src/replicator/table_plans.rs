@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use super::prepare::{Prepared, RunError};
 use crate::checkpoint::SnapshotState;
-use crate::config::Config;
+use crate::config::{Config, SnapshotMode};
 use crate::schema::{KeyOverrides, TableName, TableSchema};
+use crate::sink::Sink;
 use crate::snapshot::{load_schemas, plan_new, relations_with_rows, SnapshotError, SnapshotJob};
 use crate::source::{connect_sql, published_tables, SetupError};
 
@@ -156,4 +157,58 @@ pub(super) async fn job_of(
         .next()
         .ok_or_else(|| SnapshotError::Internal("a table snapshot without its table".into()))?;
     Ok(TableJob { plan, schema })
+}
+
+/// Tables copied before whose destination table is gone (dropped, or StarRocks lost it): each
+/// gets a snapshot of its own while the stream runs, as a table published later does, instead
+/// of a table recreated empty by the next change. With `snapshot.mode = "never"` a warning
+/// says what to run.
+pub(super) async fn recopy_lost_tables<S: Sink>(
+    config: &Config,
+    prepared: &mut Prepared,
+    sink: &S,
+) -> Result<(), RunError> {
+    let Some(known) = prepared.state.known_tables.clone() else {
+        return Ok(());
+    };
+    let mut copying: BTreeSet<String> = prepared
+        .table_jobs
+        .iter()
+        .map(|job| job.schema.name.to_string())
+        .collect();
+    if let Some(job) = &prepared.snapshot {
+        copying.extend(job.plan.tables.iter().map(|table| table.table.clone()));
+    }
+    let mut lost = Vec::new();
+    for table in known.iter().filter(|table| !copying.contains(*table)) {
+        let Some(name) = TableName::parse(table) else {
+            continue;
+        };
+        if sink.has_table(&name).await == Some(false) {
+            lost.push(name);
+        }
+    }
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let list = lost.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let list = list.join(", ");
+    if config.snapshot.mode == SnapshotMode::Never {
+        tracing::warn!(tables = %list, "copied before, but the destination table is gone (dropped?): it is created empty and only new changes reach it (snapshot.mode = \"never\"); run dbmazz snapshot --table <table> to copy it");
+        return Ok(());
+    }
+    tracing::warn!(tables = %list, "copied before, but the destination table is gone (dropped, or the destination lost it?): each is copied again while the stream runs");
+    let connect = config.source_connect().map_err(SnapshotError::from)?;
+    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
+    let published = published_tables(&client, &config.source.publication)
+        .await
+        .map_err(SetupError::from)?;
+    lost.retain(|name| published.contains(name));
+    let state = &mut prepared.state;
+    for job in plan_tables(&client, config, &lost, state.last_epoch() + 1).await? {
+        state.begin_table_snapshot(job.plan.clone());
+        prepared.table_jobs.push(job);
+    }
+    state.store(&config.state_dir)?;
+    Ok(())
 }

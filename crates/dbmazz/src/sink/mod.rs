@@ -24,7 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::pipeline::RowChange;
-use crate::schema::TableSchema;
+use crate::schema::{TableName, TableSchema};
 use crate::Lsn;
 
 /// Consecutive row changes of one table, in stream order.
@@ -118,6 +118,13 @@ pub trait Sink: Send + Sync + 'static {
     /// yet). Asked before a snapshot that does not empty its tables, to warn that rows only the
     /// destination has will stay.
     fn holds_rows(&self, _table: &Arc<TableSchema>) -> impl Future<Output = Option<bool>> + Send {
+        async { None }
+    }
+
+    /// Whether the destination table of `table` exists (`None`: unknown, or no tables of
+    /// its own). Asked at start for the tables copied before: one that is gone (dropped, or
+    /// the destination lost it) is copied again rather than recreated empty.
+    fn has_table(&self, _table: &TableName) -> impl Future<Output = Option<bool>> + Send {
         async { None }
     }
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::decode::TupleValue;
 use crate::schema::type_map::{map_pg_type, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED};
-use crate::schema::TableSchema;
+use crate::schema::{TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
 
 use super::datetime::synced_at_now;
@@ -555,6 +555,15 @@ impl<L: Loader> Sink for StarRocksSink<L> {
 
     async fn holds_rows(&self, table: &Arc<TableSchema>) -> Option<bool> {
         self.ddl.has_rows(&table.name.name).await.ok()
+    }
+
+    async fn has_table(&self, table: &TableName) -> Option<bool> {
+        // A missing database reads as a missing table (`describe` says `None` for both).
+        self.ddl
+            .describe(&table.name)
+            .await
+            .ok()
+            .map(|found| found.is_some())
     }
 
     async fn apply_schema_change(

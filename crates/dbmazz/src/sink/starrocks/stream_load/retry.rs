@@ -100,11 +100,14 @@ const PERMANENT: &[(&str, &str)] = &[
     ),
     (
         "unknown database",
-        "create the database or fix sink.starrocks.database",
+        "the StarRocks database is missing (dropped, or StarRocks lost it?): restart dbmazz, \
+         which creates it (create_tables = true) and copies the tables again; or fix \
+         sink.starrocks.database",
     ),
     (
         "unknown table",
-        "create the table, or set sink.starrocks.create_tables = true",
+        "the StarRocks table is missing (dropped while dbmazz ran?): restart dbmazz, which \
+         creates it (create_tables = true) and copies the table again",
     ),
     (
         "mapping column is not in table",
@@ -135,7 +138,9 @@ const PERMANENT: &[(&str, &str)] = &[
         "the batch is larger than StarRocks accepts; lower batch.max_bytes",
     ),
     (
-        "exceed limit",
+        // `body size <n> exceed limit: <max>` (not "Memory of process exceed limit", which
+        // is a BE under memory pressure: retried).
+        "body size",
         "the batch is larger than streaming_load_max_mb; lower batch.max_bytes",
     ),
     (
@@ -257,6 +262,7 @@ mod tests {
             "BE busy, try later",
             "timeout by txn manager",
             "[E1008]Reached timeout=300000ms @10.0.0.5:8060",
+            "Memory of process exceed limit. Used: 20GB, Limit: 19GB. Mem usage has exceed the limit of BE",
         ] {
             assert_eq!(
                 classify_fail(retryable),
@@ -276,6 +282,7 @@ mod tests {
             "Label format error. regex: ^[-\\w]{1,128}$, label: a.b",
             "There is no 100-continue header",
             "Invalid strict mode format. Must be bool type",
+            "body size 10485760000 exceed limit: 10737418240, ...",
             "The size of this batch exceed the max size [104857600]  of json type data  data [ 2 ]. Set ignore_json_size to skip the check, although it may lead huge memory consuming.",
         ] {
             assert!(
