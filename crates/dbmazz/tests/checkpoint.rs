@@ -96,6 +96,60 @@ async fn the_slot_never_passes_what_the_sink_made_durable() {
     }
 }
 
+/// A PostgreSQL restart (fast shutdown) ends the stream with a message that names it; the next
+/// start resumes from the slot. About 2 s per version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_is_named_and_the_next_start_resumes() {
+    for major in PG_VERSIONS {
+        let mut pg = prepare(major);
+        let state = TempDir::new("dbmazz-pg-restart");
+        let config = stream_config(&pg, "shop", &["public.orders"], &state);
+        let sink = RecordingSink::new();
+        let (_shutdown, receiver) = watch::channel(false);
+        let (task_sink, task_config) = (Arc::new(sink.clone()), config.clone());
+        let task = tokio::spawn(async move {
+            replicator::run(&task_config, task_sink, RunContext::new(receiver)).await
+        });
+        eventually(Duration::from_secs(30), "slot", || async {
+            confirmed_flush(&pg, "test_slot")
+        })
+        .await;
+        pg.psql("shop", "INSERT INTO orders VALUES (1, 'before')")
+            .unwrap();
+        eventually(Duration::from_secs(30), "the first change", || async {
+            (sink.durable_changes().len() == 1).then_some(())
+        })
+        .await;
+        pg.restart_fast().unwrap();
+        let error = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the run stops")
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("PostgreSQL ended the replication stream")
+                && error.contains("start dbmazz again"),
+            "PG{major}: {error}"
+        );
+        pg.psql("shop", "INSERT INTO orders VALUES (2, 'after')")
+            .unwrap();
+        let (shutdown, receiver) = watch::channel(false);
+        let task_sink = Arc::new(sink.clone());
+        let task = tokio::spawn(async move {
+            replicator::run(&config, task_sink, RunContext::new(receiver)).await
+        });
+        eventually(
+            Duration::from_secs(30),
+            "the change made while stopped",
+            || async { (sink.durable_changes().len() >= 2).then_some(()) },
+        )
+        .await;
+        shutdown.send_replace(true);
+        task.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_publication_does_not_pin_wal() {
     for major in PG_VERSIONS {

@@ -247,6 +247,17 @@ impl LocalPg {
         Ok(())
     }
 
+    /// Stops with `pg_ctl stop -m fast` (as an operator's restart does: walsenders end their
+    /// streams cleanly) and starts again on the same port.
+    pub fn restart_fast(&mut self) -> Result<(), LocalPgError> {
+        let mut command = self.server_command("pg_ctl");
+        command
+            .args(["stop", "-m", "fast", "-w", "-D"])
+            .arg(&self.data_dir);
+        run(command, "pg_ctl stop")?;
+        self.pg_ctl_start()
+    }
+
     /// The server log, for test failure messages.
     pub fn log(&self) -> String {
         fs::read_to_string(self.root.join("server.log")).unwrap_or_default()

@@ -59,7 +59,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error("PostgreSQL ended the replication stream")]
+    #[error(
+        "PostgreSQL ended the replication stream (the server is shutting down or restarting?): \
+         start dbmazz again once PostgreSQL is back; it resumes from the slot, nothing is lost"
+    )]
     StreamEnded,
 }
 

@@ -499,7 +499,9 @@ impl ReplicationReader {
     fn accept(&mut self, frame: Frame) -> Result<Option<Bytes>, SourceError> {
         match frame.tag {
             b'd' => Ok(Some(frame.body)),
-            b'c' => {
+            // CopyDone; or CommandComplete alone, which a walsender sends when the server
+            // shuts down (`WalSndDone`): both end the stream.
+            b'c' | b'C' => {
                 self.finished = true;
                 Ok(None)
             }
