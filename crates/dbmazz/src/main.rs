@@ -267,12 +267,20 @@ async fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
+    let starting = stopped_while_starting(shutdown.clone(), Arc::clone(&telemetry));
     let context = RunContext::new(shutdown).with_telemetry(telemetry);
     // Note: running this on a runtime worker (tokio::spawn) cut the drain's CPU by ~45% in
     // the profile (docs/benchmarks.md) but raised the 1M-row transaction's peak RSS from
     // ~68 to ~113 MiB (per-thread malloc arenas); kept on the block_on thread until memory
     // accounting and the allocator are sorted out.
-    let Some(result) = run_sink(config, context).await else {
+    let result = tokio::select! {
+        result = run_sink(config, context) => result,
+        () = starting => {
+            eprintln!("dbmazz stopped while starting (signal): nothing was streamed or acknowledged");
+            return ExitCode::SUCCESS;
+        }
+    };
+    let Some(result) = result else {
         return ExitCode::from(EXIT_ERROR);
     };
     match result {
@@ -580,6 +588,18 @@ fn run_error_line(error: &RunError) -> String {
     match error.fix() {
         Some(fix) => format!("{text} — {fix}"),
         None => text,
+    }
+}
+
+/// Resolves when a signal arrives while the run is still starting (connecting, checking the
+/// slot and the destination): nothing has been acknowledged then, so it can stop at once
+/// instead of waiting for a server that does not answer.
+async fn stopped_while_starting(mut shutdown: watch::Receiver<bool>, telemetry: Arc<Telemetry>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        return std::future::pending().await;
+    }
+    if telemetry.state() != ops::RunState::Starting {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -150,6 +150,59 @@ async fn a_postgresql_restart_is_named_and_the_next_start_resumes() {
     }
 }
 
+/// A StarRocks FE that accepts connections and never answers (a hung server): SIGTERM stops a
+/// run that is still starting at once, with exit code 0 (nothing was acknowledged). Before,
+/// the start waited on the FE forever and the signal only logged. About 4 s.
+#[test]
+fn a_signal_stops_a_run_waiting_on_a_silent_starrocks() {
+    let pg = prepare(15);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let state = TempDir::new("dbmazz-silent-starrocks");
+    let config_path = state.0.join("dbmazz.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "state_dir = {state:?}\n[source]\nurl = {url:?}\npublication = \"p\"\nslot = \"s\"\n\
+             tables = [\"public.orders\"]\n[sink.starrocks]\nfe_http = \"http://{address}\"\n\
+             mysql = \"{address}\"\nuser = \"root\"\npassword = \"\"\ndatabase = \"shop\"\n\
+             [http]\nlisten = \"\"\n",
+            state = state.0.join("state").display().to_string(),
+            url = pg.url("shop"),
+        ),
+    )
+    .unwrap();
+    let log = state.0.join("dbmazz.log");
+    let mut child = spawn_dbmazz(&config_path, &log);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "dbmazz did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("stopped while starting"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_publication_does_not_pin_wal() {
     for major in PG_VERSIONS {

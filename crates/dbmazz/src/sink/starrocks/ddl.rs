@@ -41,6 +41,15 @@ pub enum DdlError {
     },
     #[error("StarRocks refused the login for user {user:?}: {message}; check sink.starrocks.user/password")]
     Auth { user: String, message: String },
+    #[error(
+        "StarRocks at {address} (MySQL protocol) did not answer {what} within {waited:?}: check \
+         that the FE is up and not overloaded (sink.starrocks.mysql)"
+    )]
+    Timeout {
+        address: String,
+        what: String,
+        waited: Duration,
+    },
     #[error("StarRocks error on `{statement}`: {message}")]
     Statement { statement: String, message: String },
     #[error("StarRocks ALTER on {table} was cancelled: {message}")]
@@ -65,6 +74,13 @@ impl DdlError {
             DdlError::Auth { user, message } => {
                 format!("StarRocks refused the login for user {user:?}: {message}")
             }
+            DdlError::Timeout {
+                address,
+                what,
+                waited,
+            } => format!(
+                "StarRocks at {address} (MySQL protocol) did not answer {what} within {waited:?}"
+            ),
             other => other.to_string(),
         }
     }
@@ -79,6 +95,11 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     }
     current.to_string()
 }
+
+/// How long a login to the FE may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one statement may take (DDL included: CREATE TABLE, TRUNCATE, an ALTER's start).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A pool of MySQL-protocol connections to one StarRocks FE, scoped to one database.
 #[derive(Debug, Clone)]
@@ -126,7 +147,33 @@ impl StarRocksDdl {
         &self.database
     }
 
+    /// `work`, or a timeout error naming `what` after `limit`: an FE that accepts connections
+    /// but never answers must not hang a start (or `dbmazz check`) forever.
+    async fn within<T>(
+        &self,
+        limit: Duration,
+        what: impl FnOnce() -> String,
+        work: impl std::future::Future<Output = Result<T, DdlError>>,
+    ) -> Result<T, DdlError> {
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(DdlError::Timeout {
+                address: self.address.clone(),
+                what: what(),
+                waited: limit,
+            })
+        })
+    }
+
     async fn connection(&self) -> Result<mysql_async::Conn, DdlError> {
+        self.within(
+            CONNECT_TIMEOUT,
+            || "the login".to_string(),
+            self.connect_once(),
+        )
+        .await
+    }
+
+    async fn connect_once(&self) -> Result<mysql_async::Conn, DdlError> {
         self.pool.get_conn().await.map_err(|source| match &source {
             mysql_async::Error::Server(server)
                 if server.state == "28000" || matches!(server.code, 1045 | 1698) =>
@@ -145,18 +192,26 @@ impl StarRocksDdl {
 
     async fn query(&self, statement: &str) -> Result<Vec<Row>, DdlError> {
         let mut connection = self.connection().await?;
-        connection
-            .query(statement)
+        let work = async {
+            connection
+                .query(statement)
+                .await
+                .map_err(|error| statement_error(statement, error))
+        };
+        self.within(STATEMENT_TIMEOUT, || format!("`{statement}`"), work)
             .await
-            .map_err(|error| statement_error(statement, error))
     }
 
     async fn execute(&self, statement: &str) -> Result<(), DdlError> {
         let mut connection = self.connection().await?;
-        connection
-            .query_drop(statement)
+        let work = async {
+            connection
+                .query_drop(statement)
+                .await
+                .map_err(|error| statement_error(statement, error))
+        };
+        self.within(STATEMENT_TIMEOUT, || format!("`{statement}`"), work)
             .await
-            .map_err(|error| statement_error(statement, error))
     }
 
     /// `select current_version()`.
@@ -193,7 +248,15 @@ impl StarRocksDdl {
     pub async fn describe(&self, table: &str) -> Result<Option<Vec<DescribedColumn>>, DdlError> {
         let statement = format!("DESC {}", self.qualified(table));
         let mut connection = self.connection().await?;
-        let rows: Vec<Row> = match connection.query(&statement).await {
+        let answer = tokio::time::timeout(STATEMENT_TIMEOUT, connection.query(&statement)).await;
+        let Ok(answer) = answer else {
+            return Err(DdlError::Timeout {
+                address: self.address.clone(),
+                what: format!("`{statement}`"),
+                waited: STATEMENT_TIMEOUT,
+            });
+        };
+        let rows: Vec<Row> = match answer {
             Ok(rows) => rows,
             Err(mysql_async::Error::Server(server))
                 if server.message.contains("Unknown table")
