@@ -79,3 +79,56 @@ async fn unchanged_toast_survives_updates_and_key_changes_across_batches() {
         replication.stop().await;
     }
 }
+
+/// An UPDATE that moves a row into a publication's row filter reaches dbmazz as an INSERT
+/// whose TOASTed value PostgreSQL did not send (pgoutput keeps the unchanged marker). The
+/// value exists only in PostgreSQL: the column stays NULL in StarRocks, and that is counted
+/// (`dbmazz_lossy_values_total{reason="toast_not_sent"}`) and logged, never silent. PG 15+
+/// (row filters). About 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_without_its_toast_value_is_counted_as_lossy() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE filtered_docs (id int PRIMARY KEY, body text);
+         ALTER TABLE filtered_docs ALTER COLUMN body SET STORAGE EXTERNAL;
+         INSERT INTO filtered_docs SELECT g, repeat(md5(g::text), 200) FROM generate_series(1, 4) g;
+         CREATE PUBLICATION test_pub FOR TABLE filtered_docs WHERE (id % 2 = 0);",
+    )
+    .unwrap();
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let replication = replicate_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &["public.filtered_docs"],
+        sink_options(DeleteMode::Hard),
+        |_| {},
+    )
+    .await;
+    let check = "SELECT id FROM filtered_docs WHERE id % 2 = 0 ORDER BY id";
+    wait_identical(&pg, &emulator, "shop", check).await;
+    let lossy = || {
+        dbmazz::ops::metrics()
+            .render()
+            .lines()
+            .find(|line| {
+                line.starts_with("dbmazz_lossy_values_total")
+                    && line.contains("public.filtered_docs")
+                    && line.contains("toast_not_sent")
+            })
+            .map(str::to_string)
+    };
+    assert_eq!(lossy(), None);
+    pg.psql("shop", "UPDATE filtered_docs SET id = 104 WHERE id = 3")
+        .unwrap();
+    wait_identical(&pg, &emulator, "shop", check).await;
+    let counted =
+        crate::support::eventually(Duration::from_secs(10), "the lossy count", || async {
+            lossy()
+        })
+        .await;
+    assert!(counted.ends_with(" 1"), "{counted}");
+    replication.stop().await;
+}

@@ -151,6 +151,9 @@ impl<S: Sink> TableSnapshots<S> {
         // (not a stopped pipeline); nobody waits for the answer.
         let (reply, _) = oneshot::channel::<SnapshotAnswer>();
         let replace = self.config.snapshot.replace;
+        if !replace {
+            tracing::warn!(table = %table, "the copy upserts over the StarRocks table: rows deleted in PostgreSQL while the table was not published stay in StarRocks; set snapshot.replace = true (or run dbmazz snapshot --table {table} --replace) for an exact copy");
+        }
         self.plan(table, Some(reply), None, replace, None);
     }
 

@@ -103,6 +103,10 @@ pub struct PlanNotes {
     /// Key-changing updates whose unchanged TOAST values were not in the batch (carried from
     /// StarRocks, see [`Carry`]).
     pub unfilled_key_changes: usize,
+    /// Column indexes of INSERTs that came with unchanged TOAST values no image in the batch
+    /// could fill, one entry per value: pgoutput turns an UPDATE that moves a row into a row
+    /// filter into an INSERT and keeps the marker, and the value exists only in PostgreSQL.
+    pub inserts_without_toast_values: Vec<usize>,
 }
 
 /// Plans the loads of one batch.
@@ -151,13 +155,17 @@ impl Planner<'_> {
         match change.kind {
             ChangeKind::Insert => {
                 if let Some(new) = &change.new {
-                    self.upsert(new, commit_lsn);
+                    if self.upsert(new, commit_lsn) {
+                        let unfilled = unchanged_columns(&new.values());
+                        self.notes.inserts_without_toast_values.extend(unfilled);
+                    }
                 }
             }
             ChangeKind::Update => {
                 let Some(new) = &change.new else { return };
                 let Some(old_image) = change.old.as_ref().map(|old| old.image()) else {
-                    return self.upsert(new, commit_lsn);
+                    self.upsert(new, commit_lsn);
+                    return;
                 };
                 // Decoded once: compared here, reused by `key_change`.
                 let (old, values) = (old_image.values(), new.values());
@@ -262,22 +270,24 @@ impl Planner<'_> {
     }
 
     /// An INSERT or UPDATE image. Unchanged TOAST values are filled from the batch where
-    /// possible, else the row goes into a partial update without those columns.
-    fn upsert(&mut self, image: &RowImage, commit_lsn: Lsn) {
+    /// possible, else the row goes into a partial update without those columns (then true).
+    fn upsert(&mut self, image: &RowImage, commit_lsn: Lsn) -> bool {
         if image.has_unchanged_toast() {
             let mut values = image.values();
             let key = self.key_of(&values);
             if self.fill_unchanged(&mut values, &key) {
-                return self.upsert_filled(values, commit_lsn);
+                self.upsert_filled(values, commit_lsn);
+                return false;
             }
             let selection = ColumnSelection::present_in(self.encoder, &values);
-            return self.push(
+            self.push(
                 selection,
                 RowOp::Upsert {
                     values: RowValues::Image(image.clone()),
                     commit_lsn,
                 },
             );
+            return true;
         }
         self.remember(image);
         self.push(
@@ -287,6 +297,7 @@ impl Planner<'_> {
                 commit_lsn,
             },
         );
+        false
     }
 
     /// A full row whose unchanged TOAST values were filled in, kept as a compact image.

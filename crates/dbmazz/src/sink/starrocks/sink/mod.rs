@@ -440,6 +440,38 @@ impl<L: Loader> StarRocksSink<L> {
     }
 }
 
+impl<L: Loader> StarRocksSink<L> {
+    /// INSERTs whose TOASTed values PostgreSQL did not send (an UPDATE that moved a row into a
+    /// publication's row filter): the values exist only in PostgreSQL, so the columns keep
+    /// what StarRocks has at that key (NULL for a new row). Counted as lossy and logged: a
+    /// re-snapshot of the table copies them.
+    fn report_inserts_without_toast(&self, table: &TableSchema, columns: &[usize]) {
+        let mut names: Vec<&str> = Vec::new();
+        for &index in columns {
+            let Some(column) = table.columns.get(index) else {
+                continue;
+            };
+            crate::ops::metrics().count_lossy(
+                &table.name.to_string(),
+                &column.name,
+                "toast_not_sent",
+            );
+            if !names.contains(&column.name.as_str()) {
+                names.push(&column.name);
+            }
+        }
+        tracing::warn!(
+            table = %table.name,
+            columns = %names.join(", "),
+            values = columns.len(),
+            "rows arrived as INSERTs without their unchanged TOAST values (an UPDATE moved them \
+             into the publication's row filter): those columns are left as StarRocks has them \
+             (NULL for new rows); run dbmazz snapshot --table {} to copy them",
+            table.name
+        );
+    }
+}
+
 /// A key value as a SQL literal: numbers bare, everything else quoted.
 fn sql_literal(text: &str, encoding: &ValueEncoding) -> String {
     match encoding {
@@ -488,6 +520,9 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 rows = notes.unfilled_key_changes,
                 "carrying unchanged TOAST values of key-changing updates from StarRocks"
             );
+        }
+        if !notes.inserts_without_toast_values.is_empty() {
+            self.report_inserts_without_toast(&batch.table, &notes.inserts_without_toast_values);
         }
         let synced_at = synced_at_now();
         // Transactional mode: every part is prepared first, then all are committed in order.
