@@ -113,9 +113,10 @@ pub async fn table_schema(
     };
     let columns = client
         .query(
-            "SELECT attname::text, atttypid, atttypmod, attnum FROM pg_attribute \
-             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' \
-             ORDER BY attnum",
+            "SELECT attname::text, atttypid, atttypmod, attnum, attgenerated <> '', \
+                    current_setting('server_version_num')::int >= 180000 \
+             FROM pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             &[&oid],
         )
         .await
@@ -123,10 +124,15 @@ pub async fn table_schema(
         .iter()
         .filter(|row| {
             let name: &str = row.get(0);
-            published
+            let (generated, publishes_generated): (bool, bool) = (row.get(4), row.get(5));
+            // A generated column is published only by PostgreSQL 18+, and only when the
+            // publication's columns name it (a column list, or publish_generated_columns =
+            // stored); before 18 `attnames` lists generated columns pgoutput never sends.
+            let listed = published
                 .columns
                 .as_ref()
-                .is_none_or(|listed| listed.iter().any(|column| column == name))
+                .is_none_or(|listed| listed.iter().any(|column| column == name));
+            listed && (!generated || (publishes_generated && published.columns.is_some()))
         })
         .map(|row| {
             let attnum: i16 = row.get(3);

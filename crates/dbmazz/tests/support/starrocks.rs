@@ -61,6 +61,14 @@ impl Replication {
         self.stop_keeping_state().await;
     }
 
+    /// A crash: the run is dropped where it is (nothing flushed, no last status update), and
+    /// the state directory handed back for [`resume_in_process`].
+    pub async fn kill(self) -> TempDir {
+        self.task.abort();
+        let _ = self.task.await;
+        self.state
+    }
+
     /// Graceful stop, handing back the state directory for [`resume_in_process`].
     pub async fn stop_keeping_state(self) -> TempDir {
         self.shutdown.send_replace(true);
@@ -116,7 +124,9 @@ pub async fn resume_in_process(
         emulator: Arc::clone(emulator),
         database: database.into(),
     };
-    let sink = StarRocksSink::new(ddl, loader, options);
+    // As `dbmazz run` builds it: unsent TOAST values of key changes are read from PostgreSQL.
+    let sink =
+        StarRocksSink::new(ddl, loader, options).with_source_rows(config.source_connect().ok());
     let (shutdown, receiver) = watch::channel(false);
     let task = tokio::spawn(async move {
         replicator::run(

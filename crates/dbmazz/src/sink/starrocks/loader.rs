@@ -179,7 +179,8 @@ pub async fn connect_sink(
             .collect(),
         alter_timeout: std::time::Duration::from_secs(600),
     };
-    Ok(super::StarRocksSink::new(ddl, loader, options))
+    Ok(super::StarRocksSink::new(ddl, loader, options)
+        .with_source_rows(config.source_connect().ok()))
 }
 
 /// The source's domains, for the type map. Without them a domain column is an unknown type

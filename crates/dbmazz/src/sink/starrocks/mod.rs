@@ -32,6 +32,7 @@ mod loader;
 mod plan;
 mod rows_body;
 mod sink;
+mod source_rows;
 pub mod stream_load;
 mod values;
 

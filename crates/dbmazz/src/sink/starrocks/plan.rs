@@ -202,23 +202,34 @@ impl Planner<'_> {
             if let Some(images) = self.latest_image.as_mut() {
                 images.remove(&old_key);
             }
-            self.loads.push(PlannedLoad {
-                selection: ColumnSelection::All,
-                rows: vec![
+            let upsert = RowOp::Upsert {
+                values: RowValues::Tuple(values),
+                commit_lsn,
+            };
+            let rows = match self.delete_mode {
+                // A hard delete rides in the carried load: the old row is read before it.
+                DeleteMode::Hard => vec![
                     RowOp::Delete {
                         key: RowValues::Tuple(old.clone()),
                         commit_lsn,
                     },
-                    RowOp::Upsert {
-                        values: RowValues::Tuple(values),
-                        commit_lsn,
-                    },
+                    upsert,
                 ],
+                // A soft delete is a key-only partial load of its own (the old row keeps its
+                // values, and is still there to be read for the carried ones).
+                DeleteMode::Soft => {
+                    self.delete(RowValues::Tuple(old.clone()), commit_lsn);
+                    vec![upsert]
+                }
+            };
+            self.loads.push(PlannedLoad {
+                selection: ColumnSelection::All,
                 carry: Some(Carry {
-                    row: 1,
+                    row: rows.len() - 1,
                     old_key: old,
                     columns: unchanged,
                 }),
+                rows,
             });
             return;
         }

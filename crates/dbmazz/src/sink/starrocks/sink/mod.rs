@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::source_rows::SourceRows;
 use crate::decode::TupleValue;
 use crate::schema::type_map::{map_pg_type, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED};
 use crate::schema::{TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
+use crate::source::PgConnectConfig;
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
@@ -107,6 +109,9 @@ pub struct StarRocksSink<L: Loader> {
     loader: L,
     options: StarRocksSinkOptions,
     tables: Mutex<HashMap<u32, Arc<TableState>>>,
+    /// Where unsent TOAST values of key changes are read (see `source_rows.rs`); without it
+    /// they are read from StarRocks's old-key row, exact only when StarRocks is not ahead.
+    source_rows: Option<SourceRows>,
 }
 
 impl<L: Loader> StarRocksSink<L> {
@@ -116,7 +121,15 @@ impl<L: Loader> StarRocksSink<L> {
             loader,
             options,
             tables: Mutex::new(HashMap::new()),
+            source_rows: None,
         }
+    }
+
+    /// Reads the unchanged TOAST values of key-changing updates from the source (as `dbmazz
+    /// run` does), instead of from StarRocks.
+    pub fn with_source_rows(mut self, connect: Option<PgConnectConfig>) -> Self {
+        self.source_rows = connect.map(SourceRows::new);
+        self
     }
 
     fn error(&self, table: &TableSchema, message: impl Into<String>) -> SinkError {
@@ -358,11 +371,11 @@ impl<L: Loader> StarRocksSink<L> {
         Ok(())
     }
 
-    /// Fills a key-changing upsert's unchanged TOAST columns from the old key's row in
-    /// StarRocks (every earlier load is durable by now, and the delete of the old key is in
-    /// this load, so the row is still there). If it is not — e.g. a replay after the old key
-    /// was already deleted — the upsert becomes partial and leaves those columns as they are
-    /// at the new key.
+    /// Fills a key-changing upsert's unchanged TOAST columns: from PostgreSQL's row at the new
+    /// key when the source is known (`source_rows.rs` says why), else from the old key's row
+    /// in StarRocks (every earlier load is durable by now, and the delete of the old key is in
+    /// this load, so the row is still there). When neither has the row the upsert becomes
+    /// partial and leaves those columns as they are at the new key.
     async fn carry_values(
         &self,
         schema: &TableSchema,
@@ -379,6 +392,9 @@ impl<L: Loader> StarRocksSink<L> {
             .map(|mapping| mapping.encoding)
             .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))
         };
+        if let Some(source) = &self.source_rows {
+            return self.carry_from_source(source, schema, load, carry).await;
+        }
         let mut conditions = Vec::new();
         for index in schema.key_indexes() {
             let literal = match carry.old_key.get(index) {
@@ -469,6 +485,64 @@ impl<L: Loader> StarRocksSink<L> {
              (NULL for new rows); run dbmazz snapshot --table {} to copy them",
             table.name
         );
+    }
+}
+
+impl<L: Loader> StarRocksSink<L> {
+    /// [`Self::carry_values`] from PostgreSQL's row at the upsert's (new) key.
+    async fn carry_from_source(
+        &self,
+        source: &SourceRows,
+        schema: &TableSchema,
+        load: &mut super::plan::PlannedLoad,
+        carry: &super::plan::Carry,
+    ) -> Result<(), SinkError> {
+        let Some(RowOp::Upsert {
+            values: RowValues::Tuple(values),
+            ..
+        }) = load.rows.get_mut(carry.row)
+        else {
+            return Ok(());
+        };
+        let mut key = Vec::new();
+        for index in schema.key_indexes() {
+            match values.0.get(index) {
+                Some(TupleValue::Text(bytes)) => {
+                    key.push((index, String::from_utf8_lossy(bytes).into_owned()));
+                }
+                _ => return Ok(()),
+            }
+        }
+        let found = source
+            .read(schema, &key, &carry.columns)
+            .await
+            .map_err(|error| {
+                self.error(
+                    schema,
+                    format!(
+                        "reading unchanged TOAST values of a key change from PostgreSQL: {error}"
+                    ),
+                )
+            })?;
+        match found {
+            Some(found) => {
+                for (&index, value) in carry.columns.iter().zip(found) {
+                    values.0[index] = match value {
+                        None => TupleValue::Null,
+                        Some(text) => TupleValue::Text(Bytes::from(text)),
+                    };
+                }
+            }
+            None => tracing::debug!(
+                table = %schema.name,
+                "key-changing update: the row is gone from PostgreSQL since (a later change removes it); unchanged TOAST columns left as they are"
+            ),
+        }
+        let state = self
+            .state(schema.relation_oid)
+            .ok_or_else(|| self.error(schema, "table not prepared"))?;
+        load.selection = ColumnSelection::present_in(&state.encoder, values);
+        Ok(())
     }
 }
 
