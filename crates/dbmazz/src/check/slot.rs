@@ -2,7 +2,7 @@
 //! invalidated, in use by another process, or holding WAL close to `max_slot_wal_keep_size`;
 //! and a state.json that names another pipeline or a slot that is gone.
 
-use crate::checkpoint::StateFile;
+use crate::checkpoint::{StateFile, StateFileError};
 use crate::config::{Config, SnapshotMode};
 use crate::source::SourceError;
 
@@ -169,12 +169,32 @@ pub(super) fn state_line(config: &Config, database: &str, slot_exists: bool) -> 
                  snapshot.mode = \"never\" streams without copying",
             ))
         }
+        // A directory that exists must take the state file; one still to be made is made by
+        // `run` (check changes nothing).
+        Ok(None) if config.state_dir.is_dir() => {
+            return crate::checkpoint::check_writable(&config.state_dir)
+                .err()
+                .map(|error| {
+                    CheckLine::fail(
+                        subject,
+                        error.to_string(),
+                        "point state_dir at a directory dbmazz can write",
+                    )
+                })
+        }
         Ok(None) => return None,
-        Err(error) => {
+        Err(error @ StateFileError::Invalid { .. }) => {
             return Some(CheckLine::fail(
                 subject,
                 error.to_string(),
                 "fix or move the file aside (dbmazz then starts from the slot)",
+            ))
+        }
+        Err(error) => {
+            return Some(CheckLine::fail(
+                subject,
+                error.to_string(),
+                "check state_dir: it must be a directory dbmazz can read and write",
             ))
         }
     };

@@ -11,5 +11,5 @@ mod tracker;
 
 pub use applied_shapes::{AppliedShapes, NumberedColumn, NumberedShape};
 pub use snapshot_state::{SnapshotChunk, SnapshotState, TableSnapshotState};
-pub use state_file::{LeafPartitions, StateFile, StateFileError};
+pub use state_file::{check_writable, LeafPartitions, StateFile, StateFileError};
 pub use tracker::{DurabilityTracker, WorkId};

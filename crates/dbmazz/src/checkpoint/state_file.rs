@@ -72,6 +72,29 @@ pub enum StateFileError {
     },
     #[error("state file {path} is not valid ({reason}); move it away if you mean to start over")]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "state_dir {dir} is not writable ({source}): point state_dir at a directory dbmazz can \
+         create and write (it keeps its checkpoint there)"
+    )]
+    NotWritable {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Creates `state_dir` and writes (then removes) a probe file in it: checked before the
+/// publication and the slot are created, so an unusable directory leaves nothing behind in
+/// PostgreSQL.
+pub fn check_writable(state_dir: &Path) -> Result<(), StateFileError> {
+    let probe = state_dir.join(".dbmazz-write-check");
+    let attempt = fs::create_dir_all(state_dir)
+        .and_then(|()| fs::write(&probe, b"ok"))
+        .and_then(|()| fs::remove_file(&probe));
+    attempt.map_err(|source| StateFileError::NotWritable {
+        dir: state_dir.to_path_buf(),
+        source,
+    })
 }
 
 impl StateFile {
@@ -281,6 +304,21 @@ pub(super) fn write_atomically(state_dir: &Path, name: &str, content: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unusable_state_dir_is_named_before_anything_is_created() {
+        let base = std::env::temp_dir().join(format!("dbmazz-writable-{}", std::process::id()));
+        fs::create_dir_all(&base).unwrap();
+        check_writable(&base.join("fresh")).unwrap();
+        assert!(base.join("fresh").is_dir());
+        assert!(!base.join("fresh/.dbmazz-write-check").exists());
+        let file = base.join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let error = check_writable(&file.join("state")).unwrap_err().to_string();
+        assert!(error.starts_with("state_dir "), "{error}");
+        assert!(error.contains("not writable"), "{error}");
+        fs::remove_dir_all(&base).unwrap();
+    }
 
     #[test]
     fn round_trips_and_reports_garbage() {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::table_plans::{job_of, plan_tables, TableJob};
-use crate::checkpoint::{StateFile, StateFileError};
+use crate::checkpoint::{check_writable, StateFile, StateFileError};
 use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
 use crate::schema::KeyOverrides;
@@ -140,6 +140,7 @@ pub async fn with_full_identity_keys(config: &Config) -> Result<Option<Config>, 
 }
 
 pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
+    check_writable(&config.state_dir)?;
     let connect = config.source_connect()?;
     let sql = connect_sql(&connect).await?;
     check_wal_level(&sql).await?;
