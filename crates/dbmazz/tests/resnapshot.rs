@@ -582,11 +582,13 @@ async fn a_destination_table_lost_while_stopped_is_copied_again() {
         "CREATE TABLE kept (id int PRIMARY KEY, v text);
          INSERT INTO kept SELECT g, 'k' || g FROM generate_series(1, 300) g;
          CREATE TABLE lost (id int PRIMARY KEY, v text);
-         INSERT INTO lost SELECT g, 'l' || g FROM generate_series(1, 2000) g;",
+         INSERT INTO lost SELECT g, 'l' || g FROM generate_series(1, 2000) g;
+         CREATE TABLE never_written (id int PRIMARY KEY);",
     );
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let state = TempDir::new("dbmazz-lost-table");
-    let tables = ["public.kept", "public.lost"];
+    // An empty table has no StarRocks table until its first change: not "lost".
+    let tables = ["public.kept", "public.lost", "public.never_written"];
     let running = start(&pg, &emulator, &tables, &state, Duration::ZERO, |_| {}).await;
     wait_same(&pg, &emulator, "SELECT id, v FROM lost ORDER BY id").await;
     wait_for_streaming(&pg).await;
@@ -603,6 +605,13 @@ async fn a_destination_table_lost_while_stopped_is_copied_again() {
     wait_same(&pg, &emulator, "SELECT id, v FROM kept ORDER BY id").await;
     wait_for_streaming(&pg).await;
     running.stop().await;
+    let recorded = StateFile::load(&state.0).unwrap().unwrap();
+    let copies: Vec<&str> = recorded
+        .table_snapshots
+        .iter()
+        .flat_map(|plan| plan.tables.iter().map(|table| table.table.as_str()))
+        .collect();
+    assert_eq!(copies, ["public.lost"]);
 
     emulator
         .execute_sql(None, "DROP DATABASE shop")

@@ -11,7 +11,7 @@ use crate::config::{Config, SnapshotMode};
 use crate::schema::{KeyOverrides, TableName, TableSchema};
 use crate::sink::Sink;
 use crate::snapshot::{load_schemas, plan_new, relations_with_rows, SnapshotError, SnapshotJob};
-use crate::source::{connect_sql, published_tables, SetupError};
+use crate::source::{connect_sql, published_tables, quote_ident, SetupError, SourceError};
 
 /// A planned snapshot of one table, recorded in the state file.
 #[derive(Debug, Clone)]
@@ -179,12 +179,38 @@ pub(super) async fn recopy_lost_tables<S: Sink>(
     if let Some(job) = &prepared.snapshot {
         copying.extend(job.plan.tables.iter().map(|table| table.table.clone()));
     }
-    let mut lost = Vec::new();
+    let mut missing = Vec::new();
     for table in known.iter().filter(|table| !copying.contains(*table)) {
         let Some(name) = TableName::parse(table) else {
             continue;
         };
         if sink.has_table(&name).await == Some(false) {
+            missing.push(name);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let connect = config.source_connect().map_err(SnapshotError::from)?;
+    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
+    let published = published_tables(&client, &config.source.publication)
+        .await
+        .map_err(SetupError::from)?;
+    // A table empty in PostgreSQL has nothing to copy (its destination table is created at its
+    // first change: an empty snapshot creates none).
+    let mut lost = Vec::new();
+    for name in missing.into_iter().filter(|name| published.contains(name)) {
+        let statement = format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.{})",
+            quote_ident(&name.schema),
+            quote_ident(&name.name)
+        );
+        let has_rows: bool = client
+            .query_one(statement.as_str(), &[])
+            .await
+            .map_err(|error| SnapshotError::from(SourceError::from(error)))?
+            .get(0);
+        if has_rows {
             lost.push(name);
         }
     }
@@ -198,12 +224,6 @@ pub(super) async fn recopy_lost_tables<S: Sink>(
         return Ok(());
     }
     tracing::warn!(tables = %list, "copied before, but the destination table is gone (dropped, or the destination lost it?): each is copied again while the stream runs");
-    let connect = config.source_connect().map_err(SnapshotError::from)?;
-    let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
-    let published = published_tables(&client, &config.source.publication)
-        .await
-        .map_err(SetupError::from)?;
-    lost.retain(|name| published.contains(name));
     let state = &mut prepared.state;
     for job in plan_tables(&client, config, &lost, state.last_epoch() + 1).await? {
         state.begin_table_snapshot(job.plan.clone());
