@@ -303,6 +303,9 @@ fn policy_effect(policy: LossyPolicy) -> &'static str {
     match policy {
         LossyPolicy::Null => "\"null\" (such values are stored as NULL, counted and logged)",
         LossyPolicy::Error => "\"error\" (dbmazz stops at the first such value)",
-        LossyPolicy::Truncate => "\"truncate\" (non-string values are stored as NULL and counted)",
+        LossyPolicy::Truncate => {
+            "\"truncate\" (strings are cut to fit and decimals rounded toward zero as documented; \
+             other values are stored as NULL; all counted and logged)"
+        }
     }
 }

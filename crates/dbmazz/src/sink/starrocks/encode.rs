@@ -153,6 +153,9 @@ pub struct LossyValue {
     pub reason: LossyReason,
     /// `col=value, ...` of the key columns, for the warning log.
     pub key: String,
+    /// Stored altered (a string cut under `lossy_policy = "truncate"`, an array with NULLed
+    /// elements) rather than as NULL.
+    pub altered: bool,
 }
 
 /// A row that cannot be encoded. Nothing of it is left in the body.
@@ -630,7 +633,7 @@ impl TableEncoder {
                 Err(self.key_error(index, reason, row))
             }
             Ok(Encoded::Altered(reason)) => {
-                self.record(body, index, reason, row);
+                self.record(body, index, reason, row, true);
                 Ok(())
             }
             Err(reason) => self.lossy(body, index, reason, row),
@@ -657,12 +660,14 @@ impl TableEncoder {
         index: usize,
         reason: LossyReason,
         row: &(impl ValuesView + ?Sized),
+        altered: bool,
     ) {
         body.lossy.push(LossyValue {
             row: body.rows,
             column: Arc::clone(&self.columns[index].name),
             reason,
             key: self.describe_key(row),
+            altered,
         });
     }
 
@@ -704,7 +709,7 @@ impl TableEncoder {
             });
         }
         body.bytes.extend_from_slice(b"null");
-        self.record(body, index, reason, row);
+        self.record(body, index, reason, row, false);
         Ok(())
     }
 }

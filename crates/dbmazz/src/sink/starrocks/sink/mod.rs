@@ -638,12 +638,17 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                     &value.column,
                     value.reason.as_str(),
                 );
+                let stored = if value.altered {
+                    "value stored altered (cut to fit, or with NULLed elements): StarRocks cannot hold it exactly"
+                } else {
+                    "value stored as NULL: StarRocks cannot hold it exactly"
+                };
                 tracing::warn!(
                     table = %batch.table.name,
                     column = %value.column,
                     reason = value.reason.as_str(),
                     key = %value.key,
-                    "value stored as NULL: StarRocks cannot hold it exactly"
+                    "{stored}"
                 );
             }
         }

@@ -171,7 +171,35 @@ fn body_lossy_values_are_recorded_with_their_key() {
     assert_eq!(&*lossy.column, "amount");
     assert_eq!(lossy.key, "id=7, region=eu");
     assert_eq!(lossy.reason.as_str(), "out_of_range");
+    assert!(!lossy.altered, "stored as NULL");
     assert!(body_text(body).contains(r#""amount":null"#));
+}
+
+#[test]
+fn body_truncated_values_are_recorded_as_altered() {
+    let table = schema(&[
+        ("id", oid::INT4, -1, true),
+        ("s", oid::VARCHAR, 3 + 4, false),
+    ]);
+    let truncate = TypeMapOptions {
+        lossy_policy: LossyPolicy::Truncate,
+        ..TypeMapOptions::default()
+    };
+    let encoder = TableEncoder::from_schema(&table, &truncate, EncoderOptions::default()).unwrap();
+    let mut body = JsonBody::new();
+    encoder
+        .push_upsert(
+            &mut body,
+            &row(&[Some("1"), Some(&"abcdefghij".repeat(10))]),
+            &ColumnSelection::All,
+            &META,
+        )
+        .unwrap();
+    let lossy = body.lossy()[0].clone();
+    assert_eq!(lossy.reason, LossyReason::TooLong);
+    assert!(lossy.altered, "stored cut, not NULL");
+    let text = body_text(body);
+    assert!(!text.contains(r#""s":null"#), "{text}");
 }
 
 #[test]
