@@ -122,8 +122,19 @@ impl TransactionAssembler {
     }
 
     pub fn stats(&self) -> AssemblerStats {
+        // Bytes in spill files still being written count as they are written (a large
+        // transaction can spill for minutes before its commit).
+        let spilling: u64 = self
+            .streamed
+            .values()
+            .map(|transaction| match &transaction.buffer {
+                Buffer::File(writer) => writer.bytes(),
+                Buffer::Memory(_) => 0,
+            })
+            .sum();
         AssemblerStats {
             streamed_open: self.streamed.len(),
+            spilled_bytes: self.stats.spilled_bytes + spilling,
             ..self.stats
         }
     }
@@ -525,6 +536,8 @@ impl TransactionAssembler {
             if let Some(transaction) = self.streamed.remove(&xid) {
                 self.stats.buffered_bytes -= transaction.memory_bytes;
                 if let Buffer::File(writer) = transaction.buffer {
+                    // Written all the same: the total stays monotonic.
+                    self.stats.spilled_bytes += writer.bytes();
                     writer.discard();
                 }
             }

@@ -355,8 +355,13 @@ async fn a_large_streamed_transaction_is_replayed_within_the_memory_budget() {
     for id in 0..20_000 {
         h.feed([insert(Some(7), ORDERS, id, &note)]);
     }
-    h.feed([M::StreamStop, stream_commit(7, 100)]);
+    h.feed([M::StreamStop]);
+    // Spilled bytes count while the transaction is still open, and not twice at commit.
+    let spilling = h.core.stats().assembler.spilled_bytes;
+    assert!(spilling > 1_000_000, "{spilling}");
+    h.feed([stream_commit(7, 100)]);
     assert!(h.core.stats().assembler.spilled_transactions == 1);
+    assert_eq!(h.core.stats().assembler.spilled_bytes, spilling);
     let mut peak = 0;
     let mut received = 0;
     loop {
