@@ -51,8 +51,9 @@ impl SourceRows {
                 )
             })
             .collect();
+        // The quoting above relies on standard strings (a backslash is a plain character).
         let statement = format!(
-            "SELECT {} FROM {}.{} WHERE {}",
+            "SET standard_conforming_strings = on; SELECT {} FROM {}.{} WHERE {}",
             select.join(", "),
             quote_ident(&schema.name.schema),
             quote_ident(&schema.name.name),
