@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::source_rows::SourceRows;
-use crate::decode::TupleValue;
+use crate::decode::{TupleData, TupleValue};
 use crate::schema::type_map::{map_pg_type, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED};
 use crate::schema::{TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
@@ -382,6 +382,83 @@ impl<L: Loader> StarRocksSink<L> {
         load: &mut super::plan::PlannedLoad,
         carry: &super::plan::Carry,
     ) -> Result<(), SinkError> {
+        let Some(RowOp::Upsert {
+            values: RowValues::Tuple(values),
+            ..
+        }) = load.rows.get_mut(carry.row)
+        else {
+            return Ok(());
+        };
+        let carried = match &self.source_rows {
+            Some(source) => {
+                self.carried_from_source(source, schema, values, carry)
+                    .await?
+            }
+            None => self.carried_from_starrocks(schema, carry).await?,
+        };
+        for (&index, value) in carry.columns.iter().zip(carried) {
+            if let Some(value) = value {
+                values.0[index] = value;
+            }
+        }
+        let state = self
+            .state(schema.relation_oid)
+            .ok_or_else(|| self.error(schema, "table not prepared"))?;
+        load.selection = ColumnSelection::present_in(&state.encoder, values);
+        Ok(())
+    }
+
+    /// The carried columns' values from PostgreSQL's row at the upsert's (new) key, in
+    /// `carry.columns` order; empty when PostgreSQL has no such row now.
+    async fn carried_from_source(
+        &self,
+        source: &SourceRows,
+        schema: &TableSchema,
+        values: &TupleData,
+        carry: &super::plan::Carry,
+    ) -> Result<Vec<Option<TupleValue>>, SinkError> {
+        let mut key = Vec::new();
+        for index in schema.key_indexes() {
+            match values.0.get(index) {
+                Some(TupleValue::Text(bytes)) => {
+                    key.push((index, String::from_utf8_lossy(bytes).into_owned()));
+                }
+                _ => return Ok(Vec::new()),
+            }
+        }
+        let found = source
+            .read(schema, &key, &carry.columns)
+            .await
+            .map_err(|error| {
+                self.error(
+                    schema,
+                    format!(
+                        "reading unchanged TOAST values of a key change from PostgreSQL: {error}"
+                    ),
+                )
+            })?;
+        let Some(found) = found else {
+            tracing::debug!(
+                table = %schema.name,
+                "key-changing update: the row is gone from PostgreSQL since (a later change removes it); unchanged TOAST columns left as they are"
+            );
+            return Ok(Vec::new());
+        };
+        Ok(found
+            .into_iter()
+            .map(|value| {
+                Some(value.map_or(TupleValue::Null, |text| TupleValue::Text(Bytes::from(text))))
+            })
+            .collect())
+    }
+
+    /// The carried columns' values from the old key's row in StarRocks, in `carry.columns`
+    /// order (`None`: a type left to the partial update); empty when the row is not there.
+    async fn carried_from_starrocks(
+        &self,
+        schema: &TableSchema,
+        carry: &super::plan::Carry,
+    ) -> Result<Vec<Option<TupleValue>>, SinkError> {
         let mapping = |index: usize| {
             let column = &schema.columns[index];
             map_pg_type(
@@ -392,16 +469,13 @@ impl<L: Loader> StarRocksSink<L> {
             .map(|mapping| mapping.encoding)
             .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))
         };
-        if let Some(source) = &self.source_rows {
-            return self.carry_from_source(source, schema, load, carry).await;
-        }
         let mut conditions = Vec::new();
         for index in schema.key_indexes() {
             let literal = match carry.old_key.get(index) {
                 Some(TupleValue::Text(bytes)) => {
                     sql_literal(&String::from_utf8_lossy(bytes), &mapping(index)?)
                 }
-                _ => return Ok(()),
+                _ => return Ok(Vec::new()),
             };
             conditions.push((schema.columns[index].name.as_str(), literal));
         }
@@ -415,44 +489,31 @@ impl<L: Loader> StarRocksSink<L> {
             .select_row(&schema.name.name, &columns, &conditions)
             .await
             .map_err(|error| self.error(schema, error.to_string()))?;
-        let Some(RowOp::Upsert {
-            values: RowValues::Tuple(values),
-            ..
-        }) = load.rows.get_mut(carry.row)
-        else {
-            return Ok(());
-        };
-        match found {
-            Some(found) => {
-                for (&index, value) in carry.columns.iter().zip(found) {
-                    let carried = match value {
-                        None => TupleValue::Null,
-                        Some(text) => match mapping(index)? {
-                            // StarRocks holds bytea as bare hex; PostgreSQL's text form has \x.
-                            ValueEncoding::ByteaHex { .. } => {
-                                TupleValue::Text(Bytes::from(format!("\\x{text}")))
-                            }
-                            ValueEncoding::Text { .. } | ValueEncoding::Json => {
-                                TupleValue::Text(Bytes::from(text))
-                            }
-                            // Other types are not TOASTed in practice; leave them to the
-                            // partial update below.
-                            _ => continue,
-                        },
-                    };
-                    values.0[index] = carried;
-                }
-            }
-            None => tracing::warn!(
+        let Some(found) = found else {
+            tracing::warn!(
                 table = %schema.name,
                 "key-changing update: the old row is not in StarRocks (replay?); unchanged TOAST columns keep the new key's current values"
-            ),
+            );
+            return Ok(Vec::new());
+        };
+        let mut carried = Vec::with_capacity(found.len());
+        for (&index, value) in carry.columns.iter().zip(found) {
+            carried.push(match value {
+                None => Some(TupleValue::Null),
+                Some(text) => match mapping(index)? {
+                    // StarRocks holds bytea as bare hex; PostgreSQL's text form has \x.
+                    ValueEncoding::ByteaHex { .. } => {
+                        Some(TupleValue::Text(Bytes::from(format!("\\x{text}"))))
+                    }
+                    ValueEncoding::Text { .. } | ValueEncoding::Json => {
+                        Some(TupleValue::Text(Bytes::from(text)))
+                    }
+                    // Other types are not TOASTed in practice; left to the partial update.
+                    _ => None,
+                },
+            });
         }
-        let state = self
-            .state(schema.relation_oid)
-            .ok_or_else(|| self.error(schema, "table not prepared"))?;
-        load.selection = ColumnSelection::present_in(&state.encoder, values);
-        Ok(())
+        Ok(carried)
     }
 }
 
@@ -485,64 +546,6 @@ impl<L: Loader> StarRocksSink<L> {
              (NULL for new rows); run dbmazz snapshot --table {} to copy them",
             table.name
         );
-    }
-}
-
-impl<L: Loader> StarRocksSink<L> {
-    /// [`Self::carry_values`] from PostgreSQL's row at the upsert's (new) key.
-    async fn carry_from_source(
-        &self,
-        source: &SourceRows,
-        schema: &TableSchema,
-        load: &mut super::plan::PlannedLoad,
-        carry: &super::plan::Carry,
-    ) -> Result<(), SinkError> {
-        let Some(RowOp::Upsert {
-            values: RowValues::Tuple(values),
-            ..
-        }) = load.rows.get_mut(carry.row)
-        else {
-            return Ok(());
-        };
-        let mut key = Vec::new();
-        for index in schema.key_indexes() {
-            match values.0.get(index) {
-                Some(TupleValue::Text(bytes)) => {
-                    key.push((index, String::from_utf8_lossy(bytes).into_owned()));
-                }
-                _ => return Ok(()),
-            }
-        }
-        let found = source
-            .read(schema, &key, &carry.columns)
-            .await
-            .map_err(|error| {
-                self.error(
-                    schema,
-                    format!(
-                        "reading unchanged TOAST values of a key change from PostgreSQL: {error}"
-                    ),
-                )
-            })?;
-        match found {
-            Some(found) => {
-                for (&index, value) in carry.columns.iter().zip(found) {
-                    values.0[index] = match value {
-                        None => TupleValue::Null,
-                        Some(text) => TupleValue::Text(Bytes::from(text)),
-                    };
-                }
-            }
-            None => tracing::debug!(
-                table = %schema.name,
-                "key-changing update: the row is gone from PostgreSQL since (a later change removes it); unchanged TOAST columns left as they are"
-            ),
-        }
-        let state = self
-            .state(schema.relation_oid)
-            .ok_or_else(|| self.error(schema, "table not prepared"))?;
-        load.selection = ColumnSelection::present_in(&state.encoder, values);
-        Ok(())
     }
 }
 
