@@ -183,6 +183,13 @@ impl<S: Sink> StreamCore<S> {
         self.pump(now)
     }
 
+    /// A held table that is not replicated after all: its waiting and later changes are
+    /// acknowledged without reaching the sink (see [`Dispatcher::skip`]).
+    pub fn skip_table(&mut self, relation_oid: u32, now: Instant) -> Result<(), CoreError> {
+        self.dispatcher.skip(relation_oid);
+        self.pump(now)
+    }
+
     /// Shutdown: drops what waits behind holds (it stays unacknowledged, so it is replayed).
     pub fn discard_held(&mut self) {
         self.dispatcher.discard_held();
@@ -424,6 +431,9 @@ impl<S: Sink> StreamCore<S> {
     /// Books a finished operation into the per-table counters and the metrics.
     fn record(&mut self, completion: &Completion) {
         let summary = &completion.summary;
+        if summary.kind == OpKind::Skipped {
+            return;
+        }
         let table = summary.table.name.to_string();
         let metrics = metrics();
         let outcome = if completion.result.is_ok() {
@@ -487,7 +497,7 @@ impl<S: Sink> StreamCore<S> {
                     })
                     .inc();
             }
-            OpKind::SchemaChange => {}
+            OpKind::SchemaChange | OpKind::Skipped => {}
         }
     }
 }

@@ -8,7 +8,7 @@
 //! one table, further held batches go to a spill file ([`HeldSpill`]) and come back, in order,
 //! when they are due to run.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -52,6 +52,8 @@ pub enum OpKind {
     Rows,
     Truncate,
     SchemaChange,
+    /// Completed without the sink: the table is not replicated ([`Dispatcher::skip`]).
+    Skipped,
 }
 
 impl OpSummary {
@@ -140,6 +142,8 @@ pub struct Dispatcher<S: Sink> {
     spill_dir: std::path::PathBuf,
     spill_threshold: usize,
     spill_files: u64,
+    /// Tables whose operations complete without reaching the sink (see [`Dispatcher::skip`]).
+    skipped: HashSet<u32>,
 }
 
 impl<S: Sink> Dispatcher<S> {
@@ -167,6 +171,7 @@ impl<S: Sink> Dispatcher<S> {
             spill_dir,
             spill_threshold,
             spill_files: 0,
+            skipped: HashSet::new(),
         };
         (dispatcher, receiver)
     }
@@ -199,6 +204,7 @@ impl<S: Sink> Dispatcher<S> {
     /// Holds a table: what is queued now still runs, what comes later waits for
     /// [`Dispatcher::release`]. Holding a held table changes nothing.
     pub fn hold(&mut self, relation_oid: u32) {
+        self.skipped.remove(&relation_oid);
         let queue = self.queues.entry(relation_oid).or_default();
         if queue.hold.is_none() {
             queue.hold = Some(queue.pending.len());
@@ -240,6 +246,15 @@ impl<S: Sink> Dispatcher<S> {
             }
         }
         self.start_runnable();
+    }
+
+    /// Lifts a hold and lets the table's operations, waiting and later, complete without
+    /// reaching the sink — for a table that is not replicated (met in the stream, no longer
+    /// published when it was to be copied). Their work is finished like a load's, so the
+    /// durable position passes them. A later [`Dispatcher::hold`] ends it.
+    pub fn skip(&mut self, relation_oid: u32) {
+        self.skipped.insert(relation_oid);
+        self.release(relation_oid);
     }
 
     /// Drops the operations waiting behind holds (shutdown): their work stays outstanding, so
@@ -380,6 +395,18 @@ impl<S: Sink> Dispatcher<S> {
             };
             queue.in_flight = true;
             self.in_flight += 1;
+            if self.skipped.contains(&oid) {
+                let mut summary = OpSummary::of(&op);
+                summary.kind = OpKind::Skipped;
+                let _ = self.completions.send(Completion {
+                    relation_oid: oid,
+                    work,
+                    bytes: op.byte_len(),
+                    result: Ok(()),
+                    summary,
+                });
+                continue;
+            }
             let sink = Arc::clone(&self.sink);
             let completions = self.completions.clone();
             tokio::spawn(async move {

@@ -318,10 +318,12 @@ impl<S: Sink> TableSnapshots<S> {
                     }
                     if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
                     {
-                        // Dropped, or removed from the publication: apply what was held, no more.
-                        tracing::warn!(table = %table, "a table to copy is no longer published (dropped?): not copied");
+                        // Dropped, or removed from the publication: not replicated, so its
+                        // changes (held, and those still in the replay) are acknowledged
+                        // without the sink — a table without a key could not take them anyway.
+                        tracing::warn!(table = %table, "a table to copy is no longer published (dropped, or removed from the publication): not copied, its stream changes skipped");
                         self.progress.finish_table(&table);
-                        core.release_table(oid, Instant::now())?;
+                        core.skip_table(oid, Instant::now())?;
                         return Ok(());
                     }
                     // A table met in the stream must be copied: stop rather than diverge.
