@@ -41,6 +41,7 @@ use super::body::{BodyError, LoadBody, Pieces};
 use super::response::{
     excerpt, rest_message, LabelStateAnswer, ParseError, StreamLoadResponse, TxnAnswer,
 };
+use super::waiting::answered_within;
 
 /// Where loads are sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct StreamLoadConfig {
     /// Whole request (all redirects, body, answer); past it the outcome is unknown.
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// While a request waits for its answer, a warning every so often (30 s).
+    pub warn_unanswered_every: Duration,
     pub max_redirects: usize,
     /// Headers sent with every load unless the request sets the same name.
     pub default_headers: Vec<(String, String)>,
@@ -88,6 +91,7 @@ impl StreamLoadConfig {
             expect_continue_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(660),
             connect_timeout: Duration::from_secs(10),
+            warn_unanswered_every: Duration::from_secs(30),
             max_redirects: 3,
             default_headers: vec![
                 ("strict_mode".into(), "true".into()),
@@ -280,17 +284,18 @@ impl StreamLoadClient {
             encode_segment(&request.table)
         );
         let headers = self.load_headers(request)?;
-        let timeout = self.config.request_timeout;
-        let answer = tokio::time::timeout(
-            timeout,
+        let what = format!(
+            "stream load {}.{} label {}",
+            request.db, request.table, request.label
+        );
+        let (url, status, bytes) = answered_within(
+            &url,
+            &what,
+            self.config.request_timeout,
+            self.config.warn_unanswered_every,
             self.put_following(url.clone(), headers, &request.body, self.config.gzip),
         )
-        .await
-        .map_err(|_| RequestError::Timeout {
-            url,
-            after: timeout,
-        })??;
-        let (url, status, bytes) = answer;
+        .await?;
         final_answer(url, status, &bytes, StreamLoadResponse::parse)
     }
 
@@ -352,7 +357,6 @@ impl StreamLoadClient {
             HeaderName::from_static("table"),
             header_value("table", &request.table)?,
         ));
-        let timeout = self.config.request_timeout;
         let exchange = async {
             if with_body {
                 self.put_following(url.clone(), headers, &request.body, false)
@@ -362,13 +366,15 @@ impl StreamLoadClient {
                     .await
             }
         };
-        let (url, status, bytes) =
-            tokio::time::timeout(timeout, exchange)
-                .await
-                .map_err(|_| RequestError::Timeout {
-                    url,
-                    after: timeout,
-                })??;
+        let what = format!("transaction {op} label {}", request.label);
+        let (url, status, bytes) = answered_within(
+            &url,
+            &what,
+            self.config.request_timeout,
+            self.config.warn_unanswered_every,
+            exchange,
+        )
+        .await?;
         final_answer(url, status, &bytes, TxnAnswer::parse)
     }
 

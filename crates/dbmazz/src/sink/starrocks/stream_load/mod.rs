@@ -19,6 +19,7 @@ mod outcome;
 mod response;
 mod retry;
 mod txn;
+mod waiting;
 
 pub use body::{BodyError, BodyPieces, BodySource, LoadBody};
 pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
