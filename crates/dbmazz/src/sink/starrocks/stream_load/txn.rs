@@ -141,8 +141,10 @@ impl StreamLoader {
                             attempt.last
                         ),
                         None,
-                        "StarRocks aborted it (prepared_timeout?); restart dbmazz: the batch is \
-                         replayed from the slot",
+                        "StarRocks aborted the prepared transaction (the reason is in its answer \
+                         above; a restart of its FE or BE, or \
+                         prepared_transaction_default_timeout_second passing, aborts one too); \
+                         restart dbmazz: the batch is replayed from the slot",
                     ))
                 }
             }
