@@ -463,5 +463,29 @@ async fn domain_columns_take_their_base_type() {
         "s decimal(10,2)",
         "{described:?}"
     );
+
+    // A domain created while streaming maps like one known at start (not as an unknown type,
+    // stored as text, which a restart would then fill in the base type's format).
+    pg.psql(
+        "shop",
+        "CREATE DOMAIN flag AS boolean;
+         ALTER TABLE dom ADD COLUMN f flag;
+         INSERT INTO dom VALUES (4, 1, 1, 'd', true);",
+    )
+    .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the added domain column",
+        || async {
+            let rows = sr_rows(&emulator, "shop", "SELECT f FROM dom WHERE id = 4").await;
+            (rows == ["1"]).then_some(())
+        },
+    )
+    .await;
+    let described = sr_rows(&emulator, "shop", "DESC dom").await;
+    assert!(
+        described[4].to_lowercase().starts_with("f|boolean"),
+        "{described:?}"
+    );
     replication.stop().await;
 }

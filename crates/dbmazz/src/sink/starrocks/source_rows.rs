@@ -7,11 +7,16 @@
 //! would lend the new row's values. PostgreSQL's current row at the new key converges in every
 //! order: a later change to the column carries its value and follows in the stream, and a
 //! later delete or move of the row follows too.
+//!
+//! The same connection reads the source's domains again when a table shows a type created
+//! after the start.
+
+use std::collections::BTreeMap;
 
 use tokio::sync::Mutex;
 
 use crate::schema::TableSchema;
-use crate::source::{connect_sql, quote_ident, PgConnectConfig, SourceError};
+use crate::source::{connect_sql, quote_ident, read_domains, PgConnectConfig, SourceError};
 
 /// A lazily opened SQL connection to the source, shared by the sink's loads.
 pub struct SourceRows {
@@ -59,33 +64,59 @@ impl SourceRows {
             quote_ident(&schema.name.name),
             conditions.join(" AND ")
         );
-        let mut client = self.client.lock().await;
+        let messages = self.simple_query(&statement).await?;
+        let row = messages.iter().find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        Ok(row.map(|row| {
+            (0..columns.len())
+                .map(|index| row.get(index).map(str::to_string))
+                .collect()
+        }))
+    }
+
+    /// The source's domains now (see [`read_domains`]).
+    pub async fn domains(&self) -> Result<BTreeMap<u32, (u32, i32)>, SourceError> {
+        let client = self.open().await?;
+        let Some(open) = client.as_ref() else {
+            return Err(SourceError::Protocol("no source connection".into()));
+        };
+        read_domains(open).await
+    }
+
+    /// One reconnect when the kept connection broke.
+    async fn simple_query(
+        &self,
+        statement: &str,
+    ) -> Result<Vec<tokio_postgres::SimpleQueryMessage>, SourceError> {
         for attempt in 0..2 {
-            if client
-                .as_ref()
-                .is_none_or(tokio_postgres::Client::is_closed)
-            {
-                *client = Some(connect_sql(&self.connect).await?);
-            }
+            let mut client = self.open().await?;
             let Some(open) = client.as_ref() else {
                 continue;
             };
-            match open.simple_query(&statement).await {
-                Ok(messages) => {
-                    let row = messages.iter().find_map(|message| match message {
-                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
-                        _ => None,
-                    });
-                    return Ok(row.map(|row| {
-                        (0..columns.len())
-                            .map(|index| row.get(index).map(str::to_string))
-                            .collect()
-                    }));
-                }
+            match open.simple_query(statement).await {
+                Ok(messages) => return Ok(messages),
                 Err(error) if attempt == 0 && error.is_closed() => *client = None,
                 Err(error) => return Err(error.into()),
             }
         }
-        Ok(None)
+        Err(SourceError::Protocol(
+            "the source connection closed twice".into(),
+        ))
+    }
+
+    /// The kept connection, opened when there is none or it closed.
+    async fn open(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<tokio_postgres::Client>>, SourceError> {
+        let mut client = self.client.lock().await;
+        if client
+            .as_ref()
+            .is_none_or(tokio_postgres::Client::is_closed)
+        {
+            *client = Some(connect_sql(&self.connect).await?);
+        }
+        Ok(client)
     }
 }

@@ -79,13 +79,9 @@ impl<L: Loader> StarRocksSink<L> {
             ));
         }
         let map = |column: &ColumnSchema| {
-            map_pg_type(
-                column.type_oid,
-                column.type_modifier,
-                &self.options.type_options,
-            )
-            .map(|mapping| mapping.starrocks_type)
-            .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
+            map_pg_type(column.type_oid, column.type_modifier, &self.type_options())
+                .map(|mapping| mapping.starrocks_type)
+                .map_err(|error| self.error(new, format!("column {}: {error}", column.name)))
         };
         // What StarRocks has now: a change may be applied already (a run that stopped before
         // the slot moved past it, or a table created from a newer shape by the snapshot), and
@@ -330,12 +326,8 @@ impl<L: Loader> StarRocksSink<L> {
         table: &TableSchema,
         column: &crate::schema::ColumnSchema,
     ) -> Result<(String, String), SinkError> {
-        let mapping = map_pg_type(
-            column.type_oid,
-            column.type_modifier,
-            &self.options.type_options,
-        )
-        .map_err(|error| self.error(table, format!("column {}: {error}", column.name)))?;
+        let mapping = map_pg_type(column.type_oid, column.type_modifier, &self.type_options())
+            .map_err(|error| self.error(table, format!("column {}: {error}", column.name)))?;
         let default = match added_column_default(column.existing_rows.as_ref(), &mapping) {
             Ok(Some(literal)) => format!(" DEFAULT {literal}"),
             Ok(None) => String::new(),

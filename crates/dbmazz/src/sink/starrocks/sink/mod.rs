@@ -6,7 +6,7 @@
 //! with labels, retries and outcome resolution) under a deterministic label. A load returns
 //! only when StarRocks took it durably, so `write_batch` returning `Ok` means durable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use super::source_rows::SourceRows;
 use crate::decode::{TupleData, TupleValue};
-use crate::schema::type_map::{map_pg_type, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED};
+use crate::schema::type_map::{
+    map_pg_type, Domains, TypeMapOptions, ValueEncoding, UNKNOWN_TYPE_REJECTED,
+};
 use crate::schema::{TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
 use crate::source::PgConnectConfig;
@@ -32,6 +34,9 @@ mod columns;
 mod labels;
 
 pub use columns::{missing_columns, required_columns, UnsupportedColumn};
+
+/// PostgreSQL's first OID for objects users create (`FirstNormalObjectId`).
+const FIRST_USER_OID: u32 = 16384;
 
 /// One Stream Load to make durable.
 #[derive(Debug, Clone)]
@@ -112,16 +117,74 @@ pub struct StarRocksSink<L: Loader> {
     /// Where unsent TOAST values of key changes are read (see `source_rows.rs`); without it
     /// they are read from StarRocks's old-key row, exact only when StarRocks is not ahead.
     source_rows: Option<SourceRows>,
+    /// The source's domains as known now (those of `options.type_options` at first), and the
+    /// user-defined type OIDs already looked up.
+    domains: Mutex<(Domains, HashSet<u32>)>,
 }
 
 impl<L: Loader> StarRocksSink<L> {
     pub fn new(ddl: StarRocksDdl, loader: L, options: StarRocksSinkOptions) -> Self {
+        let domains = Arc::clone(&options.type_options.domains);
         StarRocksSink {
             ddl,
             loader,
             options,
             tables: Mutex::new(HashMap::new()),
             source_rows: None,
+            domains: Mutex::new((domains, HashSet::new())),
+        }
+    }
+
+    /// The type map's options, with the domains known now.
+    fn type_options(&self) -> TypeMapOptions {
+        let domains = self
+            .domains
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        TypeMapOptions {
+            domains: Arc::clone(&domains.0),
+            ..self.options.type_options.clone()
+        }
+    }
+
+    /// A column of a user-defined type the domain list does not know may be of a domain
+    /// created after the start: the domains are read again (once per such type), so it maps
+    /// like its base type now — as it would after a restart — not as an unknown type.
+    async fn learn_domains(&self, schema: &TableSchema) {
+        let Some(source) = &self.source_rows else {
+            return;
+        };
+        let unseen = {
+            let mut domains = self
+                .domains
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let (known, looked_up) = &mut *domains;
+            let mut unseen = false;
+            for column in &schema.columns {
+                if column.type_oid >= FIRST_USER_OID
+                    && !known.contains_key(&column.type_oid)
+                    && looked_up.insert(column.type_oid)
+                {
+                    unseen = true;
+                }
+            }
+            unseen
+        };
+        if !unseen {
+            return;
+        }
+        match source.domains().await {
+            Ok(read) => {
+                let mut domains = self
+                    .domains
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                domains.0 = Arc::new(read);
+            }
+            Err(error) => {
+                tracing::warn!(table = %schema.name, %error, "cannot read the source's domain types again: a column of a domain created since the start is replicated as text");
+            }
         }
     }
 
@@ -182,7 +245,7 @@ impl<L: Loader> StarRocksSink<L> {
     ) -> Result<(Vec<ColumnDef>, Vec<ColumnDef>), SinkError> {
         required_columns(
             schema,
-            &self.options.type_options,
+            &self.type_options(),
             &self.encoder_options(Vec::new()),
         )
         .map_err(|error| {
@@ -202,6 +265,7 @@ impl<L: Loader> StarRocksSink<L> {
         &self,
         schema: &Arc<TableSchema>,
     ) -> Result<Vec<DescribedColumn>, SinkError> {
+        self.learn_domains(schema).await;
         let table = schema.name.name.as_str();
         let ddl_error = |error: super::ddl::DdlError| self.error(schema, error.to_string());
         let (keys, values) = self.column_defs(schema)?;
@@ -355,7 +419,7 @@ impl<L: Loader> StarRocksSink<L> {
             .collect();
         let encoder = TableEncoder::from_schema(
             schema,
-            &self.options.type_options,
+            &self.type_options(),
             self.encoder_options(not_null_columns),
         )
         .map_err(|error| self.error(schema, error.to_string()))?;
@@ -461,13 +525,9 @@ impl<L: Loader> StarRocksSink<L> {
     ) -> Result<Vec<Option<TupleValue>>, SinkError> {
         let mapping = |index: usize| {
             let column = &schema.columns[index];
-            map_pg_type(
-                column.type_oid,
-                column.type_modifier,
-                &self.options.type_options,
-            )
-            .map(|mapping| mapping.encoding)
-            .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))
+            map_pg_type(column.type_oid, column.type_modifier, &self.type_options())
+                .map(|mapping| mapping.encoding)
+                .map_err(|error| self.error(schema, format!("column {}: {error}", column.name)))
         };
         let mut conditions = Vec::new();
         for index in schema.key_indexes() {
@@ -688,6 +748,7 @@ impl<L: Loader> Sink for StarRocksSink<L> {
         old: Option<&Arc<TableSchema>>,
         new: &Arc<TableSchema>,
     ) -> Result<(), SinkError> {
+        self.learn_domains(new).await;
         if let Some(old) = old {
             self.alter_table(old, new).await?;
         }
