@@ -677,6 +677,46 @@ async fn changes_of_an_unknown_table_are_held_and_reported_once() {
 }
 
 #[tokio::test]
+async fn a_skipped_table_is_acknowledged_without_the_sink_until_it_is_held_again() {
+    let mut h = Harness::new(limits());
+    h.core.watch_unknown_tables(["public.orders".to_string()]);
+    h.feed([
+        relation(ORDERS, "orders", false),
+        relation(ITEMS, "items", false),
+        begin(10),
+        insert(None, ORDERS, 1, "known"),
+        insert(None, ITEMS, 2, "not replicated"),
+        commit(10),
+    ]);
+    assert_eq!(h.core.take_unknown_tables().len(), 1);
+    flush_loadable(&mut h).await;
+    assert_eq!(h.core.durable(), Lsn::ZERO, "held: not acknowledged");
+    h.core.skip_table(ITEMS, Instant::now()).unwrap();
+    h.feed([
+        begin(20),
+        insert(None, ITEMS, 3, "not replicated"),
+        commit(20),
+    ]);
+    h.settle().await;
+    assert_eq!(ids(&h.changes()), vec!["1"], "the sink saw only orders");
+    assert_eq!(
+        h.core.durable(),
+        Lsn(21),
+        "the skipped changes are acknowledged"
+    );
+    assert!(!h.core.table_counters().contains_key("public.items"));
+    // Held again (published again and copied): its changes wait for the copy once more.
+    h.core.hold_table(ITEMS);
+    h.feed([begin(30), insert(None, ITEMS, 4, "copied"), commit(30)]);
+    flush_loadable(&mut h).await;
+    assert_eq!(h.core.durable(), Lsn(21));
+    h.core.release_table(ITEMS, Instant::now()).unwrap();
+    h.settle().await;
+    assert_eq!(ids(&h.changes()), vec!["1", "4"]);
+    assert_eq!(h.core.durable(), Lsn(31));
+}
+
+#[tokio::test]
 async fn held_batches_past_the_spill_threshold_go_to_disk_and_come_back_in_order() {
     let mut limits = limits();
     limits.batch.max_rows = 10;
