@@ -72,6 +72,10 @@ impl<S: Sink> Sink for SlowSnapshots<S> {
     async fn has_table(&self, table: &TableName) -> Option<bool> {
         self.inner.has_table(table).await
     }
+
+    fn fill_unsent_before(&self, table: &TableName, before: Lsn) {
+        self.inner.fill_unsent_before(table, before)
+    }
 }
 
 /// The in-process loader, resolving "Label Already Exists" by the label's state as the HTTP
@@ -162,8 +166,11 @@ pub(crate) async fn start(
         emulator: Arc::clone(emulator),
         database: "shop".into(),
     };
+    // As `dbmazz run` builds it: values PostgreSQL did not send are read from it.
+    let inner = StarRocksSink::new(ddl, ReplayingLoader(loader), sink_options(DeleteMode::Hard))
+        .with_source_rows(config.source_connect().ok());
     let sink = SlowSnapshots {
-        inner: StarRocksSink::new(ddl, ReplayingLoader(loader), sink_options(DeleteMode::Hard)),
+        inner,
         delay: snapshot_delay,
     };
     let telemetry = Telemetry::new();
@@ -634,6 +641,69 @@ async fn a_keyless_table_unpublished_after_the_stop_no_longer_blocks_the_stream(
         confirmed.is_some_and(|lsn| lsn.0 + 256 >= after_writes.0),
         "the slot stayed behind: {confirmed:?} vs {after_writes}"
     );
+}
+
+/// A table snapshot reads its chunks in fresh transactions, one after another: an UPDATE that
+/// leaves a TOASTed value unchanged and moves its row from a chunk not read yet into one read
+/// already hides the row from the copy, and the held UPDATE comes without that value. It is
+/// read from PostgreSQL instead of the row being created with the column NULL. About 6 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_moved_into_a_copied_chunk_keeps_its_unchanged_toast_value() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE t3 (id int PRIMARY KEY, k int, pad text, big text);
+         INSERT INTO t3 SELECT g, 0, repeat('p', 100), CASE WHEN g % 500 = 0 THEN
+           (SELECT string_agg(md5((g + i)::text), '') FROM generate_series(1, 500) i) END
+         FROM generate_series(1, 10000) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-moved-toast");
+    let tweak = |config: &mut Config| {
+        several_chunks_no_initial(config);
+        config.snapshot.parallelism = 1;
+    };
+    let delay = Duration::from_millis(300);
+    let mut running = start(&pg, &emulator, &["public.t3"], &state, delay, tweak).await;
+    wait_for_streaming(&pg).await;
+    let (epoch, chunks) = request_accepted(&running.api, "public.t3", false).await;
+    assert!(chunks > 10, "{chunks} chunks");
+    wait_table_chunks(&state.0, epoch - 1, 1).await;
+    // Room in the first pages (reclaimed once no chunk transaction from before the DELETE
+    // is open), then row 8000, far from the chunks read, updated into it.
+    pg.psql("shop", "DELETE FROM t3 WHERE id <= 464").unwrap();
+    wait_table_chunks(&state.0, epoch - 1, 3).await;
+    pg.psql(
+        "shop",
+        "VACUUM t3; UPDATE t3 SET k = k + 1 WHERE id = 8000;",
+    )
+    .unwrap();
+    let page: u32 = pg
+        .psql(
+            "shop",
+            "SELECT (ctid::text::point)[0]::int FROM t3 WHERE id = 8000",
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        page < 8,
+        "row 8000 did not move into the first chunk: page {page}"
+    );
+    let copied = first_table_snapshot(&state.0).unwrap();
+    assert!(
+        copied.done_count() < copied.chunk_count(),
+        "the copy ended before the row moved"
+    );
+    running
+        .wait_table_done("public.t3", Duration::from_secs(60))
+        .await;
+    wait_same(
+        &pg,
+        &emulator,
+        "SELECT id, k, length(big) FROM t3 ORDER BY id",
+    )
+    .await;
+    running.stop().await;
 }
 
 /// A StarRocks table dropped while dbmazz was stopped (or lost by StarRocks) is copied again at

@@ -57,6 +57,12 @@ pub struct StateFile {
     /// removed and added back, and the changes made meanwhile were never streamed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub publication_members: BTreeMap<String, BTreeSet<u32>>,
+    /// Tables copied in fresh transactions (`X/Y` each): their stream changes committed
+    /// before that position may update rows the copy missed, so the values PostgreSQL did not
+    /// send with them are read from it (`sink/starrocks/sink/unsent.rs`). Kept until the
+    /// durable position passes it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fill_unsent_before: BTreeMap<String, String>,
 }
 
 /// Partitioned table → its leaf partitions (`schema.table` each).
@@ -111,6 +117,7 @@ impl StateFile {
             partitions: None,
             partition_files: BTreeMap::new(),
             publication_members: BTreeMap::new(),
+            fill_unsent_before: BTreeMap::new(),
         }
     }
 
@@ -130,6 +137,8 @@ impl StateFile {
             partitions,
             partition_files,
             publication_members,
+            // Positions of the old slot's stream: a new slot starts past them.
+            fill_unsent_before: _,
         } = previous;
         self.snapshot = snapshot;
         self.table_snapshots = table_snapshots;
@@ -199,6 +208,33 @@ impl StateFile {
         self.publication_members
             .retain(|table, _| known.contains(table));
         (readded, changed || self.publication_members.len() != before)
+    }
+
+    /// Widens `table`'s window of changes that get unsent values from the source (see
+    /// `fill_unsent_before`) to `lsn`, for a chunk read in a fresh transaction.
+    pub fn widen_fill_window(&mut self, table: &str, lsn: Option<crate::Lsn>) {
+        let Some(lsn) = lsn else { return };
+        let window = self
+            .fill_unsent_before
+            .entry(table.to_string())
+            .or_insert_with(|| lsn.to_string());
+        if window
+            .parse::<crate::Lsn>()
+            .is_ok_and(|recorded| recorded < lsn)
+        {
+            *window = lsn.to_string();
+        }
+    }
+
+    /// The windows the durable position has not passed yet; the others are forgotten.
+    pub fn fill_windows(&mut self) -> Vec<(String, crate::Lsn)> {
+        let durable: crate::Lsn = self.last_durable_lsn.parse().unwrap_or(crate::Lsn::ZERO);
+        self.fill_unsent_before
+            .retain(|_, lsn| lsn.parse::<crate::Lsn>().is_ok_and(|lsn| lsn > durable));
+        self.fill_unsent_before
+            .iter()
+            .filter_map(|(table, lsn)| Some((table.clone(), lsn.parse().ok()?)))
+            .collect()
     }
 
     /// The highest snapshot epoch recorded (initial or per table); 0 when none.
@@ -304,6 +340,26 @@ pub(super) fn write_atomically(state_dir: &Path, name: &str, content: &[u8]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_windows_widen_and_end_once_the_durable_position_passes_them() {
+        let mut state = StateFile::new("slot", "db", "1", Lsn(0x100));
+        state.widen_fill_window("public.t", Some(Lsn(0x300)));
+        state.widen_fill_window("public.t", Some(Lsn(0x200)));
+        state.widen_fill_window("public.t", None);
+        state.widen_fill_window("public.u", Some(Lsn(0x80)));
+        assert_eq!(state.fill_windows(), [("public.t".to_string(), Lsn(0x300))]);
+        let dir = std::env::temp_dir().join(format!("dbmazz-fill-windows-{}", std::process::id()));
+        state.store(&dir).unwrap();
+        let mut loaded = StateFile::load(&dir).unwrap().unwrap();
+        assert_eq!(
+            loaded.fill_windows(),
+            [("public.t".to_string(), Lsn(0x300))]
+        );
+        loaded.last_durable_lsn = Lsn(0x300).to_string();
+        assert!(loaded.fill_windows().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn an_unusable_state_dir_is_named_before_anything_is_created() {

@@ -266,4 +266,8 @@ impl<S: Sink> Sink for CatalogFacts<S> {
     async fn has_table(&self, table: &TableName) -> Option<bool> {
         self.inner.has_table(table).await
     }
+
+    fn fill_unsent_before(&self, table: &TableName, before: crate::Lsn) {
+        self.inner.fill_unsent_before(table, before)
+    }
 }

@@ -146,6 +146,11 @@ async fn prepare_then_run<S: Sink>(
         Some(&config.state_dir),
     ));
     let mut prepared = prepare(config).await?;
+    for (table, before) in prepared.state.fill_windows() {
+        if let Some(table) = crate::schema::TableName::parse(&table) {
+            sink.fill_unsent_before(&table, before);
+        }
+    }
     recopy_lost_tables(config, &mut prepared, sink.as_ref()).await?;
     snapshot_then_stream(config, prepared, sink, context).await
 }

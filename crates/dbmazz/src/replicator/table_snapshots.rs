@@ -241,6 +241,7 @@ impl<S: Sink> TableSnapshots<S> {
                     ))
                     .into());
                 }
+                state.widen_fill_window(&done.table, done.fresh_read_lsn);
                 state.store(&self.config.state_dir)?;
                 Ok(())
             }

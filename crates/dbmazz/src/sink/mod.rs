@@ -127,6 +127,11 @@ pub trait Sink: Send + Sync + 'static {
     fn has_table(&self, _table: &TableName) -> impl Future<Output = Option<bool>> + Send {
         async { None }
     }
+
+    /// `table` was copied in fresh transactions, the last read at `before`: its stream
+    /// changes committed before that may update rows the copy missed, so values PostgreSQL
+    /// did not send with them (unchanged TOAST) must come from the source, not be left out.
+    fn fill_unsent_before(&self, _table: &TableName, _before: Lsn) {}
 }
 
 /// Accepts everything at once: for benchmarks of the stream path alone.

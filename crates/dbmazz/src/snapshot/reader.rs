@@ -106,12 +106,21 @@ pub fn copy_statement(
     format!("COPY (SELECT {columns} FROM ONLY {relation}{filter}) TO STDOUT")
 }
 
-/// Reads one chunk and makes its rows durable; returns the number of rows.
+/// What reading a chunk gave.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRead {
+    pub rows: u64,
+    /// Read in a fresh transaction (not the slot's exported snapshot): a WAL position past
+    /// the commit of every change the transaction saw (see `sink/starrocks/sink/unsent.rs`).
+    pub fresh_read_lsn: Option<Lsn>,
+}
+
+/// Reads one chunk and makes its rows durable.
 pub async fn read_chunk<S: Sink>(
     session: &mut CopySession,
     context: &ReaderContext<S>,
     job: &ChunkJob,
-) -> Result<u64, SnapshotError> {
+) -> Result<ChunkRead, SnapshotError> {
     session
         .execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await?;
@@ -125,6 +134,10 @@ pub async fn read_chunk<S: Sink>(
     if job.chunk.filenode != 0 {
         check_unchanged(session, job).await?;
     }
+    let fresh_read_lsn = match context.exported_snapshot {
+        Some(_) => None,
+        None => Some(wal_position(session).await?),
+    };
     session
         .start_copy_out(&copy_statement(
             &job.schema,
@@ -173,7 +186,27 @@ pub async fn read_chunk<S: Sink>(
     batch.flush().await?;
     batch.wait_in_flight().await?;
     session.execute("COMMIT").await?;
-    Ok(batch.rows_total)
+    Ok(ChunkRead {
+        rows: batch.rows_total,
+        fresh_read_lsn,
+    })
+}
+
+/// The WAL position now, read inside the chunk's transaction after its snapshot is taken (the
+/// first statement takes it): every commit the snapshot sees lies before it. A standby (PG
+/// 16+ decodes on one) reports its replay position.
+async fn wal_position(session: &mut CopySession) -> Result<Lsn, SnapshotError> {
+    let rows = session
+        .query(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() \
+             ELSE pg_current_wal_insert_lsn() END",
+        )
+        .await?;
+    rows.first()
+        .and_then(|row| row.first())
+        .and_then(|value| value.as_deref())
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| SnapshotError::Internal("PostgreSQL gave no WAL position".to_string()))
 }
 
 /// Locks the chunk's relation for the rest of the transaction (a rewrite waits until the chunk

@@ -13,7 +13,7 @@ use super::reader::{read_chunk, ChunkJob, ReaderContext};
 use super::SnapshotError;
 use crate::checkpoint::{SnapshotState, StateFile};
 use crate::config::Config;
-use crate::schema::TableSchema;
+use crate::schema::{TableName, TableSchema};
 use crate::sink::Sink;
 use crate::source::CopySession;
 use crate::Lsn;
@@ -48,6 +48,8 @@ pub struct ChunkFinished {
     pub table: String,
     pub pages: u64,
     pub rows: u64,
+    /// See `reader::ChunkRead::fresh_read_lsn`.
+    pub fresh_read_lsn: Option<Lsn>,
 }
 
 /// Reads every unfinished chunk of `job.plan`, recording progress in `state`.
@@ -272,12 +274,13 @@ async fn read_all<S: Sink>(
                     return Ok::<(), SnapshotError>(());
                 };
                 tracing::debug!(chunk = job.chunk.id, table = %job.schema.name, relation = %job.chunk.relation_name, first_page = job.chunk.first_page, "snapshot chunk started");
-                let rows = read_chunk(&mut session, &context, &job).await?;
+                let read = read_chunk(&mut session, &context, &job).await?;
                 let _ = finished_sender.send(ChunkFinished {
                     chunk_id: job.chunk.id,
                     table: job.schema.name.to_string(),
                     pages: job.chunk.estimated_pages,
-                    rows,
+                    rows: read.rows,
+                    fresh_read_lsn: read.fresh_read_lsn,
                 });
             }
         });
@@ -295,6 +298,10 @@ async fn read_all<S: Sink>(
             }
             Some(done) = finished.recv() => {
                 remaining -= 1;
+                if let (Some(lsn), Some(table)) = (done.fresh_read_lsn, TableName::parse(&done.table)) {
+                    // Before the stream (or the held changes) can reach the sink.
+                    sink.fill_unsent_before(&table, lsn);
+                }
                 record(&done)?;
                 progress.chunk_done(&done.table, done.pages);
                 tracing::info!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
@@ -334,6 +341,7 @@ fn record_chunk(
             done.chunk_id
         )));
     }
+    state.widen_fill_window(&done.table, done.fresh_read_lsn);
     state.store(state_dir)?;
     Ok(())
 }

@@ -32,6 +32,7 @@ use super::stream_load::LoadBody;
 mod alter;
 mod columns;
 mod labels;
+mod unsent;
 
 pub use columns::{missing_columns, required_columns, UnsupportedColumn};
 
@@ -120,6 +121,9 @@ pub struct StarRocksSink<L: Loader> {
     /// The source's domains as known now (those of `options.type_options` at first), and the
     /// user-defined type OIDs already looked up.
     domains: Mutex<(Domains, HashSet<u32>)>,
+    /// Tables whose changes before a position get their unsent values from the source
+    /// (`unsent.rs`).
+    fill_windows: Mutex<HashMap<TableName, crate::Lsn>>,
 }
 
 impl<L: Loader> StarRocksSink<L> {
@@ -132,6 +136,7 @@ impl<L: Loader> StarRocksSink<L> {
             tables: Mutex::new(HashMap::new()),
             source_rows: None,
             domains: Mutex::new((domains, HashSet::new())),
+            fill_windows: Mutex::new(HashMap::new()),
         }
     }
 
@@ -645,8 +650,9 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 .state(batch.table.relation_oid)
                 .ok_or_else(|| self.error(&batch.table, "rows before the table was prepared"))?;
         }
+        let filled = self.fill_from_source(batch).await?;
         let (loads, notes) = plan_loads(
-            &batch.changes,
+            filled.as_deref().unwrap_or(&batch.changes),
             &state.encoder,
             &state.key_indexes,
             self.options.delete_mode,
@@ -741,6 +747,10 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             .await
             .ok()
             .map(|found| found.is_some())
+    }
+
+    fn fill_unsent_before(&self, table: &TableName, before: crate::Lsn) {
+        self.widen_fill_window(table, before);
     }
 
     async fn apply_schema_change(
