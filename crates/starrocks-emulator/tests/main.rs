@@ -3,6 +3,7 @@
 mod faults;
 mod http;
 mod model;
+mod modify;
 mod mysql;
 mod rename;
 mod settled;

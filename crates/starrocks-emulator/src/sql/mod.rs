@@ -7,6 +7,7 @@ mod exec;
 mod lexer;
 mod meta;
 mod parser;
+mod schema_change;
 
 pub use exec::{
     execute, format_time, QueryOutput, ResultColumn, Session, MYSQL_SERVER_VERSION,
