@@ -6,6 +6,7 @@ mod model;
 mod modify;
 mod mysql;
 mod rename;
+mod select;
 mod settled;
 mod spec7;
 mod support;

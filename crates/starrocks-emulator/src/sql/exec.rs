@@ -6,8 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::SqlError;
 use crate::engine::Engine;
+use crate::sql::aggregate::{distinct_rows, eval_aggregate};
 use crate::sql::alter::start_alter;
-use crate::sql::eval::{eval, eval_aggregate, has_aggregate, truthy, EvalContext};
+use crate::sql::eval::{eval, has_aggregate, truthy, EvalContext};
 use crate::sql::meta::{alter_relation, desc, relation_for, show_create, Relation};
 use crate::sql::parser::{parse, Expr, Lit, Select, SelectItem, Statement};
 use crate::types::{ColumnType, Value};
@@ -244,12 +245,19 @@ fn expr_label(expr: &Expr) -> String {
         Expr::Lit(Lit::Str(s)) => s.clone(),
         Expr::Lit(Lit::Null) => "NULL".into(),
         Expr::Lit(Lit::Bool(b)) => b.to_string().to_uppercase(),
-        Expr::Func { name, args, star } => {
+        Expr::Func {
+            name,
+            args,
+            star,
+            distinct,
+        } => {
+            // AstToStringBuilder.visitFunctionCall: `count(*)`, `count(DISTINCT s)`.
             if *star {
                 format!("{name}(*)")
             } else {
                 let parts: Vec<String> = args.iter().map(expr_label).collect();
-                format!("{name}({})", parts.join(", "))
+                let distinct = if *distinct { "DISTINCT " } else { "" };
+                format!("{name}({distinct}{})", parts.join(", "))
             }
         }
         _ => "expr".into(),
@@ -394,15 +402,31 @@ fn run_select(
     }
     let offset = select.offset as usize;
     let limit = select.limit.map_or(usize::MAX, |l| l as usize);
-    let mut out_rows = Vec::new();
-    for row in rows.into_iter().skip(offset).take(limit) {
-        let projected = exprs
+    let project = |row: &Vec<Value>| {
+        exprs
             .iter()
             .map(|e| eval(e, &|n| lookup_row(row, n), &ctx))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        out_rows.push(projected);
-    }
+            .map_err(err)
+    };
+    let out_rows = if select.distinct {
+        // DISTINCT applies to the projected rows, before OFFSET/LIMIT.
+        let all = rows
+            .into_iter()
+            .map(project)
+            .collect::<Result<Vec<_>, _>>()?;
+        distinct_rows(all)
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .collect()
+    } else {
+        rows.into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(project)
+            .collect::<Result<Vec<_>, _>>()?
+    };
     Ok(QueryOutput::Rows {
         columns: out_columns,
         rows: out_rows,

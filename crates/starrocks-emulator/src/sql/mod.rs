@@ -1,5 +1,6 @@
 //! The SQL subset behind the MySQL protocol (spec §6).
 
+mod aggregate;
 mod alter;
 mod ddl;
 mod eval;

@@ -33,6 +33,8 @@ pub enum Expr {
         args: Vec<Expr>,
         /// `f(*)`.
         star: bool,
+        /// `f(DISTINCT ...)`.
+        distinct: bool,
     },
     /// Binary operator (`=`, `<`, `and`, `or`, `+`, ...).
     Binary {
@@ -69,6 +71,8 @@ pub enum SelectItem {
 /// A SELECT statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
+    /// `SELECT DISTINCT`.
+    pub distinct: bool,
     /// The select list.
     pub items: Vec<SelectItem>,
     /// `FROM [db.]table`.
@@ -450,6 +454,7 @@ impl Parser {
                 None
             };
             let mut select = Select {
+                distinct: false,
                 items: vec![SelectItem::Star],
                 from: None,
                 filter: None,
@@ -515,7 +520,7 @@ impl Parser {
             return Ok(inner);
         }
         self.expect_kw("select")?;
-        self.eat_kw("distinct");
+        let distinct = self.eat_kw("distinct");
         let mut items = Vec::new();
         loop {
             if self.eat_sym("*") {
@@ -551,6 +556,7 @@ impl Parser {
             None
         };
         let mut select = Select {
+            distinct,
             items,
             from,
             filter: None,
@@ -741,11 +747,13 @@ impl Parser {
                             name,
                             args: Vec::new(),
                             star: true,
+                            distinct: false,
                         });
                     }
                     let mut args = Vec::new();
+                    let mut distinct = false;
                     if !self.eat_sym(")") {
-                        self.eat_kw("distinct");
+                        distinct = self.eat_kw("distinct");
                         args.push(self.expr()?);
                         while self.eat_sym(",") {
                             args.push(self.expr()?);
@@ -756,6 +764,7 @@ impl Parser {
                         name,
                         args,
                         star: false,
+                        distinct,
                     });
                 }
                 // Qualified names: keep the last part.
