@@ -8,5 +8,6 @@ mod mysql;
 mod rename;
 mod select;
 mod settled;
+mod show;
 mod spec7;
 mod support;

@@ -9,8 +9,9 @@ use crate::engine::Engine;
 use crate::sql::aggregate::{distinct_rows, eval_aggregate};
 use crate::sql::alter::start_alter;
 use crate::sql::eval::{eval, has_aggregate, truthy, EvalContext};
-use crate::sql::meta::{alter_relation, desc, relation_for, show_create, Relation};
+use crate::sql::meta::{alter_relation, desc, relation_for, show_columns, show_create, Relation};
 use crate::sql::parser::{parse, Expr, Lit, Select, SelectItem, Statement};
+use crate::sql::show::filter_rows;
 use crate::types::{ColumnType, Value};
 
 /// A result-set column.
@@ -169,24 +170,53 @@ pub fn execute(
             let db = resolve_db(db, session)?;
             desc(engine, &db, &table)
         }
-        Statement::ShowDatabases => {
+        Statement::ShowDatabases(filter) => {
             let catalog = engine.catalog.lock();
-            let mut rows = vec![vec![s("_statistics_")], vec![s("information_schema")]];
-            rows.extend(catalog.databases.keys().map(|n| vec![s(n.clone())]));
-            rows.push(vec![s("sys")]);
-            Ok(QueryOutput::Rows {
-                columns: vec![text_col("Database")],
-                rows,
-            })
+            // ShowExecutor collects the names in a TreeSet: sorted.
+            let mut names: Vec<String> = ["_statistics_", "information_schema", "sys"]
+                .iter()
+                .map(|n| n.to_string())
+                .chain(catalog.databases.keys().cloned())
+                .collect();
+            drop(catalog);
+            names.sort();
+            let rows = names.into_iter().map(|n| vec![s(n)]).collect();
+            let ctx = eval_context(engine, session);
+            filter_rows(vec![text_col("Database")], rows, &filter, true, &ctx)
         }
-        Statement::ShowTables(db) => {
+        Statement::ShowTables { db, full, filter } => {
             let db = resolve_db(db, session)?;
             let catalog = engine.catalog.lock();
             let database = catalog.database(&db)?;
-            Ok(QueryOutput::Rows {
-                columns: vec![text_col(&format!("Tables_in_{db}"))],
-                rows: database.tables.keys().map(|n| vec![s(n.clone())]).collect(),
-            })
+            let mut columns = vec![text_col(&format!("Tables_in_{db}"))];
+            if full {
+                columns.push(text_col("Table_type"));
+            }
+            let rows = database
+                .tables
+                .keys()
+                .map(|n| {
+                    let mut row = vec![s(n.clone())];
+                    if full {
+                        row.push(s("BASE TABLE"));
+                    }
+                    row
+                })
+                .collect();
+            drop(catalog);
+            let ctx = eval_context(engine, session);
+            filter_rows(columns, rows, &filter, true, &ctx)
+        }
+        Statement::ShowColumns {
+            db,
+            table,
+            full,
+            filter,
+        } => {
+            let db = resolve_db(db, session)?;
+            let (columns, rows) = show_columns(engine, &db, &table, full)?;
+            let ctx = eval_context(engine, session);
+            filter_rows(columns, rows, &filter, false, &ctx)
         }
         Statement::ShowCreateTable(db, table) => {
             let db = resolve_db(db, session)?;

@@ -9,6 +9,7 @@ mod lexer;
 mod meta;
 mod parser;
 mod schema_change;
+mod show;
 
 pub use exec::{
     execute, format_time, QueryOutput, ResultColumn, Session, MYSQL_SERVER_VERSION,

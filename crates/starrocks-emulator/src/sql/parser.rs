@@ -2,6 +2,7 @@
 
 use crate::catalog::{Column, SqlError, TableSchema};
 use crate::sql::lexer::{tokenize, Token};
+pub use crate::sql::show::ShowFilter;
 
 /// A literal.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,12 +141,30 @@ pub enum Statement {
     Truncate(Option<String>, String),
     /// ALTER TABLE.
     Alter(Option<String>, String, AlterAction),
-    /// DESC / SHOW COLUMNS.
+    /// DESC.
     Desc(Option<String>, String),
-    /// SHOW DATABASES.
-    ShowDatabases,
-    /// SHOW TABLES [FROM db].
-    ShowTables(Option<String>),
+    /// SHOW [FULL] COLUMNS FROM t [FROM db] [LIKE | WHERE].
+    ShowColumns {
+        /// Database qualifier.
+        db: Option<String>,
+        /// Table.
+        table: String,
+        /// FULL.
+        full: bool,
+        /// Filter.
+        filter: ShowFilter,
+    },
+    /// SHOW DATABASES [LIKE | WHERE].
+    ShowDatabases(ShowFilter),
+    /// SHOW [FULL] TABLES [FROM db] [LIKE | WHERE].
+    ShowTables {
+        /// Database.
+        db: Option<String>,
+        /// FULL: adds `Table_type`.
+        full: bool,
+        /// Filter.
+        filter: ShowFilter,
+    },
     /// SHOW CREATE TABLE.
     ShowCreateTable(Option<String>, String),
     /// SHOW ALTER TABLE COLUMN [FROM db] [WHERE] [ORDER BY] [LIMIT].
@@ -415,25 +434,36 @@ impl Parser {
         Err(self.error())
     }
 
+    /// `[LIKE 'pattern' | WHERE expr]` after a SHOW.
+    fn show_filter(&mut self) -> Result<ShowFilter, SqlError> {
+        if self.eat_kw("like") {
+            return match self.peek().cloned() {
+                Some(Token::Str(pattern)) => {
+                    self.pos += 1;
+                    Ok(ShowFilter::Like(pattern))
+                }
+                _ => Err(self.error()),
+            };
+        }
+        if self.eat_kw("where") {
+            return Ok(ShowFilter::Where(self.expr()?));
+        }
+        Ok(ShowFilter::None)
+    }
+
     fn show(&mut self) -> Result<Statement, SqlError> {
         if self.eat_kw("databases") || self.eat_kw("schemas") {
-            self.skip_rest();
-            return Ok(Statement::ShowDatabases);
+            return Ok(Statement::ShowDatabases(self.show_filter()?));
         }
-        self.eat_kw("full");
+        let full = self.eat_kw("full");
         if self.eat_kw("tables") {
             let db = if self.eat_kw("from") || self.eat_kw("in") {
                 Some(self.ident()?)
             } else {
                 None
             };
-            self.skip_rest();
-            return Ok(Statement::ShowTables(db));
-        }
-        if self.eat_kw("create") {
-            self.expect_kw("table")?;
-            let (db, table) = self.qualified()?;
-            return Ok(Statement::ShowCreateTable(db, table));
+            let filter = self.show_filter()?;
+            return Ok(Statement::ShowTables { db, full, filter });
         }
         if self.eat_kw("columns") || self.eat_kw("fields") {
             if !(self.eat_kw("from") || self.eat_kw("in")) {
@@ -443,7 +473,18 @@ impl Parser {
             if self.eat_kw("from") || self.eat_kw("in") {
                 db = Some(self.ident()?);
             }
-            return Ok(Statement::Desc(db, table));
+            let filter = self.show_filter()?;
+            return Ok(Statement::ShowColumns {
+                db,
+                table,
+                full,
+                filter,
+            });
+        }
+        if self.eat_kw("create") {
+            self.expect_kw("table")?;
+            let (db, table) = self.qualified()?;
+            return Ok(Statement::ShowCreateTable(db, table));
         }
         if self.eat_kw("alter") {
             self.expect_kw("table")?;
