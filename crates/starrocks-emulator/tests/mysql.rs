@@ -365,3 +365,35 @@ async fn query_text_matches_what_a_client_sees() {
         ]
     );
 }
+
+/// FLOAT/DOUBLE text as StarRocks's patched Ryu writes it (`be/src/util/mysql_row_buffer.cpp`,
+/// `thirdparty/patches/ryu.patch`); a FLOAT is an f32, printed from its own shortest digits.
+#[tokio::test]
+async fn float_and_double_text_over_mysql() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE f (id INT NOT NULL, r FLOAT NULL, d DOUBLE NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let body = r#"[{"id":1,"r":0.1,"d":0.1},{"id":2,"r":1e10,"d":1.5e300},
+        {"id":3,"r":123456789,"d":1e-5},{"id":4,"r":-0.0,"d":-0.0},
+        {"id":5,"r":"NaN","d":"-Infinity"},{"id":6,"r":1234567,"d":1e15}]"#;
+    let j = fx.load_json("f", &[], body).await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    let mut conn = connect(&fx, "").await.unwrap();
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT r, d FROM d.f ORDER BY id")
+        .await
+        .unwrap();
+    let expected = [
+        ("0.1", "0.1"),
+        ("1e+10", "1.5e+300"),
+        ("1.2345679e+08", "1e-05"),
+        ("-0", "-0"),
+        ("nan", "-inf"),
+        ("1234567", "1000000000000000"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(rows, expected);
+}

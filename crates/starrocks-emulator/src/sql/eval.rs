@@ -127,6 +127,7 @@ pub fn eval(
         Expr::Neg(e) => match eval(e, lookup, ctx)? {
             Value::Int(i) => Value::Int(-i),
             Value::Float(f) => Value::Float(-f),
+            Value::Float32(f) => Value::Float32(-f),
             Value::Decimal { unscaled, scale } => Value::Decimal {
                 unscaled: -unscaled,
                 scale,
