@@ -11,3 +11,4 @@ mod settled;
 mod show;
 mod spec7;
 mod support;
+mod twopc;
