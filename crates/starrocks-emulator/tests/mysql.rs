@@ -397,3 +397,40 @@ async fn float_and_double_text_over_mysql() {
         .collect();
     assert_eq!(rows, expected);
 }
+
+/// The first 8 scramble bytes of the server's handshake packet.
+async fn handshake_scramble(fx: &Fixture) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(fx.emu.mysql_addr().unwrap())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    let payload = &buf[4..n];
+    assert_eq!(payload[0], 10, "handshake v10");
+    let version_end = payload.iter().position(|b| *b == 0).unwrap();
+    let start = version_end + 1 + 4;
+    payload[start..start + 8].to_vec()
+}
+
+/// Each connection gets its own auth challenge (`MysqlPassword.createRandomString`), and result
+/// sets are not held back by Nagle (the FE sets TCP_NODELAY, `MysqlServer`).
+#[tokio::test]
+async fn fresh_scramble_and_no_nagle_delay() {
+    let fx = Fixture::new().await;
+    let first = handshake_scramble(&fx).await;
+    let second = handshake_scramble(&fx).await;
+    assert_ne!(first, second);
+    assert!(first.iter().all(|b| *b != 0));
+    let mut conn = connect(&fx, "").await.unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_millis(400),
+        "20 queries took {elapsed:?}"
+    );
+}
