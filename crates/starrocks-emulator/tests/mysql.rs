@@ -434,3 +434,30 @@ async fn fresh_scramble_and_no_nagle_delay() {
         "20 queries took {elapsed:?}"
     );
 }
+
+/// DELETE on a Primary Key table with the SELECT subset's WHERE; the OK packet counts the rows.
+#[tokio::test]
+async fn delete_with_where() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, s VARCHAR(10) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'a'), (4, NULL)")
+        .await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    conn.query_drop("DELETE FROM t WHERE s = 'a' OR id > 3")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 3);
+    let ids: Vec<i64> = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    assert_eq!(ids, [2]);
+    conn.query_drop("DELETE FROM d.t WHERE id = 99")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 0);
+    let err = conn
+        .query_drop("DELETE FROM t WHERE nope = 1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

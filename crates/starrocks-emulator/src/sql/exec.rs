@@ -246,6 +246,10 @@ pub fn execute(
             };
             run_select(engine, session, &select, relation)
         }
+        Statement::Delete { db, table, filter } => {
+            let db = resolve_db(db, session)?;
+            delete(engine, session, &db, &table, filter.as_ref())
+        }
         Statement::Insert {
             db,
             table,
@@ -460,6 +464,46 @@ fn run_select(
     Ok(QueryOutput::Rows {
         columns: out_columns,
         rows: out_rows,
+    })
+}
+
+/// DELETE on a Primary Key table: the rows the WHERE (SELECT's evaluation) keeps are removed
+/// at once, as one new version; the OK packet counts them.
+fn delete(
+    engine: &Engine,
+    session: &Session,
+    db: &str,
+    table: &str,
+    filter: Option<&Expr>,
+) -> Result<QueryOutput, SqlError> {
+    let ctx = eval_context(engine, session);
+    let err = |m: String| SqlError::new(format!("Getting analyzing error. Detail message: {m}."));
+    let mut catalog = engine.catalog.lock();
+    let target = catalog.table_mut(db, table)?;
+    let schema = target.schema.clone();
+    let mut doomed = Vec::new();
+    for (key, row) in &target.rows {
+        let keep = match filter {
+            None => true,
+            Some(f) => {
+                let lookup = |name: &str| {
+                    schema
+                        .column_index(name)
+                        .map(|i| row.get(i).cloned().unwrap_or(Value::Null))
+                };
+                truthy(&eval(f, &lookup, &ctx).map_err(err)?)
+            }
+        };
+        if keep {
+            doomed.push(key.clone());
+        }
+    }
+    for key in &doomed {
+        target.rows.remove(key);
+    }
+    target.stats.versions += 1;
+    Ok(QueryOutput::Ok {
+        affected_rows: doomed.len() as u64,
     })
 }
 

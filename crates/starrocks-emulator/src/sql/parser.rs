@@ -184,6 +184,15 @@ pub enum Statement {
         /// Rows of expressions.
         rows: Vec<Vec<Expr>>,
     },
+    /// DELETE FROM [db.]t [WHERE expr].
+    Delete {
+        /// Database qualifier.
+        db: Option<String>,
+        /// Table.
+        table: String,
+        /// WHERE.
+        filter: Option<Expr>,
+    },
     /// `ADMIN SET FRONTEND CONFIG ('key' = 'value')`.
     SetFrontendConfig(String, String),
     /// Statements acknowledged with OK and no effect (SET, BEGIN, COMMIT, ...).
@@ -398,6 +407,17 @@ impl Parser {
         if first.is_kw("show") {
             self.pos += 1;
             return self.show();
+        }
+        if first.is_kw("delete") {
+            self.pos += 1;
+            self.expect_kw("from")?;
+            let (db, table) = self.qualified()?;
+            let filter = if self.eat_kw("where") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
+            return Ok(Statement::Delete { db, table, filter });
         }
         if first.is_kw("insert") {
             self.pos += 1;
