@@ -67,3 +67,15 @@ async fn select_distinct_drops_repeated_rows() {
     let (_, rows) = query(&fx, "SELECT DISTINCT x FROM t ORDER BY x LIMIT 2 OFFSET 1").await;
     assert_eq!(rows, [["1"], ["5"]]);
 }
+
+/// SUM/AVG over DECIMAL are DECIMAL (`DecimalV3FunctionAnalyzer.rectifyAggregationFunction`).
+#[tokio::test]
+async fn decimal_aggregates_are_exact() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE m (id INT NOT NULL, v DECIMAL(10, 2) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("INSERT INTO m VALUES (1, 9.00), (2, 2.50), (3, -1.12), (4, NULL)")
+        .await;
+    let (_, rows) = query(&fx, "select sum(v), avg(v), min(v), max(v) from m").await;
+    assert_eq!(rows, [["10.38", "3.46000000", "-1.12", "9.00"]]);
+}

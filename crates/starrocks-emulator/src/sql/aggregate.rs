@@ -15,9 +15,78 @@ fn distinct_values(values: Vec<Value>) -> Vec<Value> {
     sorted.into_iter().map(|(_, v)| v).collect()
 }
 
+/// `avg` over DECIMAL(p, s) (`DecimalV3FunctionAnalyzer.rectifyAggregationFunction`, then
+/// `ArithmeticExpr.getReturnTypeOfDecimal(DIVIDE, ...)`): scale s capped at 18, then s + 6 when
+/// s ≤ 6, 12 when s ≤ 12, else s.
+fn avg_scale(scale: u8) -> u8 {
+    let scale = scale.min(18);
+    if scale <= 6 {
+        scale + 6
+    } else if scale <= 12 {
+        12
+    } else {
+        scale
+    }
+}
+
+/// Exact SUM/AVG over DECIMAL values (sum keeps the scale, capped at 18). `None` if a value is
+/// not a DECIMAL of the same scale, or on i128 overflow.
+fn decimal_sum_or_avg(name: &str, values: &[Value]) -> Option<Value> {
+    let Some(Value::Decimal { scale, .. }) = values.first() else {
+        return None;
+    };
+    let scale = *scale;
+    let mut total: i128 = 0;
+    for value in values {
+        match value {
+            Value::Decimal { unscaled, scale: s } if *s == scale => {
+                total = total.checked_add(*unscaled)?
+            }
+            _ => return None,
+        }
+    }
+    let cap = |unscaled: i128, from: u8, to: u8| -> Option<i128> {
+        if to >= from {
+            unscaled.checked_mul(10i128.checked_pow(u32::from(to - from))?)
+        } else {
+            Some(div_round(
+                unscaled,
+                10i128.checked_pow(u32::from(from - to))?,
+            ))
+        }
+    };
+    if name == "sum" {
+        let out = scale.min(18);
+        return Some(Value::Decimal {
+            unscaled: cap(total, scale, out)?,
+            scale: out,
+        });
+    }
+    let out = avg_scale(scale);
+    let scaled = cap(total, scale, out)?;
+    Some(Value::Decimal {
+        unscaled: div_round(scaled, values.len() as i128),
+        scale: out,
+    })
+}
+
+/// Integer division rounding half away from zero.
+fn div_round(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    if r.unsigned_abs() * 2 >= d.unsigned_abs() {
+        q + n.signum() * d.signum()
+    } else {
+        q
+    }
+}
+
 fn sum_or_avg(name: &str, values: &[Value]) -> Value {
     if values.is_empty() {
         return Value::Null;
+    }
+    if let Some(exact) = decimal_sum_or_avg(name, values) {
+        return exact;
     }
     if name == "sum" && values.iter().all(|v| matches!(v, Value::Int(_))) {
         let total = values
@@ -125,6 +194,25 @@ pub fn distinct_rows(rows: Vec<Vec<Value>>) -> Vec<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_sum_and_avg_are_exact() {
+        let d = |unscaled: i128| Value::Decimal { unscaled, scale: 2 };
+        let values = [d(900), d(250), d(-112)];
+        assert_eq!(sum_or_avg("sum", &values).to_text().unwrap(), "10.38");
+        // avg: scale 2 + 6 = 8; 10.38 / 3 = 3.46.
+        assert_eq!(sum_or_avg("avg", &values).to_text().unwrap(), "3.46000000");
+        let thirds = [d(100), d(0), d(0)];
+        assert_eq!(sum_or_avg("avg", &thirds).to_text().unwrap(), "0.33333333");
+        let negative = [d(-200), d(0), d(0)];
+        assert_eq!(
+            sum_or_avg("avg", &negative).to_text().unwrap(),
+            "-0.66666667"
+        );
+        assert_eq!(avg_scale(10), 12);
+        assert_eq!(avg_scale(15), 15);
+        assert_eq!(avg_scale(20), 18);
+    }
 
     #[test]
     fn distinct_keeps_first_occurrences_in_order() {
