@@ -540,13 +540,26 @@ pub fn apply_alter(table: &mut Table, ops: &[AlterOp], schema_version: u64) -> R
                 let Some(index) = schema.column_index(&column.name) else {
                     return Err(format!("Column[{}] does not exists", column.name));
                 };
-                for row in table.rows.values_mut() {
-                    let old = std::mem::replace(&mut row[index], Value::Null);
-                    row[index] = match old.to_text() {
+                // Convert every value first: one that does not convert fails the BE's task and
+                // the job is cancelled with the table unchanged (`SchemaChangeJobV2`).
+                let from = &schema.columns[index].ty;
+                let mut converted = Vec::with_capacity(table.rows.len());
+                for row in table.rows.values() {
+                    let value = match row[index].to_text() {
                         None => Value::Null,
                         Some(text) => crate::convert::from_text(&text, &column.ty, &column.name)
-                            .unwrap_or(Value::Null),
+                            .map_err(|_| {
+                                format!(
+                                    "schema change task failed: failed to convert {} to {}",
+                                    from.sql_name(),
+                                    column.ty.sql_name()
+                                )
+                            })?,
                     };
+                    converted.push(value);
+                }
+                for (row, value) in table.rows.values_mut().zip(converted) {
+                    row[index] = value;
                 }
                 schema.columns[index] = column.clone();
             }

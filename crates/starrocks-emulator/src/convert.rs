@@ -230,14 +230,15 @@ fn json_to_float(value: &Json<'_>, ty: &ColumnType, column: &str) -> Result<Valu
             "Failed to parse value as number, column={column}"
         )));
     };
-    Ok(Value::Float(round_float(f, ty)))
+    Ok(float_value(f, ty))
 }
 
-fn round_float(f: f64, ty: &ColumnType) -> f64 {
+/// A FLOAT column stores an f32, a DOUBLE an f64.
+fn float_value(f: f64, ty: &ColumnType) -> Value {
     if *ty == ColumnType::Float {
-        f64::from(f as f32)
+        Value::Float32(f as f32)
     } else {
-        f
+        Value::Float(f)
     }
 }
 
@@ -319,7 +320,7 @@ pub fn from_text(text: &str, ty: &ColumnType, column: &str) -> Result<Value, Con
             Ok(Value::Int(i))
         }
         ColumnType::Float | ColumnType::Double => string_to_float(text)
-            .map(|f| Value::Float(round_float(f, ty)))
+            .map(|f| float_value(f, ty))
             .ok_or_else(failed),
         ColumnType::Boolean => text_to_bool(text.trim(), column),
         ColumnType::Decimal { precision, scale } => {

@@ -449,9 +449,7 @@ impl Engine {
         if !scanned.error_lines.is_empty() {
             result.error_url = Some(self.store_error_log(&scanned.error_lines));
         }
-        let selected = scanned.total - scanned.unselected;
-        let ratio_exceeded =
-            selected > 0 && (scanned.filtered as f64 / selected as f64) > params.max_filter_ratio;
+        let ratio_exceeded = scanned.ratio_exceeded(params.max_filter_ratio);
         let empty_is_error = self.settings.lock().empty_load_as_error;
         let failure = if ratio_exceeded {
             Some("too many filtered rows".to_string())

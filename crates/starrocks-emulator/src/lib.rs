@@ -19,6 +19,7 @@ pub mod convert;
 pub mod defaults;
 pub mod engine;
 pub mod faults;
+pub mod float_text;
 pub mod http;
 pub mod json;
 pub mod labels;

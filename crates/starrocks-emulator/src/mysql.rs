@@ -29,6 +29,25 @@ struct Backend {
     /// Prepared statements: id → SQL text with `?` placeholders.
     statements: HashMap<u32, String>,
     next_statement: u32,
+    /// This connection's auth challenge.
+    scramble: [u8; 20],
+}
+
+/// A fresh auth challenge per connection, as `MysqlPassword.createRandomString`: random bytes,
+/// each non-letter mapped to `'a' + (byte % 26)` (Java's signed byte), so never 0.
+fn random_scramble() -> [u8; 20] {
+    let mut random = [0u8; 32];
+    random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    random[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let mut scramble = [0u8; 20];
+    for (out, byte) in scramble.iter_mut().zip(random) {
+        *out = if byte.is_ascii_alphabetic() {
+            byte
+        } else {
+            (i16::from(b'a') + i16::from(byte as i8 % 26)) as u8
+        };
+    }
+    scramble
 }
 
 /// Positions of `?` placeholders outside quotes.
@@ -186,6 +205,10 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Backend {
         self.connection_id
     }
 
+    fn salt(&self) -> [u8; 20] {
+        self.scramble
+    }
+
     async fn authenticate(
         &self,
         auth_plugin: &str,
@@ -300,12 +323,15 @@ pub async fn serve(
         let Ok((stream, _)) = accepted else {
             continue;
         };
+        // As the FE's MysqlServer (TCP_NODELAY): no Nagle delay on small result packets.
+        let _ = stream.set_nodelay(true);
         let backend = Backend {
             engine: engine.clone(),
             session: Session::default(),
             connection_id: next_id,
             statements: HashMap::new(),
             next_statement: 0,
+            scramble: random_scramble(),
         };
         next_id = next_id.wrapping_add(1);
         let mut conn_shutdown = shutdown.clone();

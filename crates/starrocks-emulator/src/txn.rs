@@ -393,9 +393,10 @@ async fn load_call(
             ]));
         }
         if session.prepared {
+            // The BE dropped its context at prepare (`TransactionMgr::_commit_transaction`).
             return Ok(error(
-                "INVALID_ARGUMENT",
-                &format!("transaction with label {label} is already prepared"),
+                "TXN_NOT_EXISTS",
+                &format!("Transaction with label {label} not exists"),
             ));
         }
         if !table.is_empty() && session.table != table {
@@ -552,6 +553,13 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
                     ("Message", J::from("Transaction is in processing")),
                 ])
             }
+            // A prepared txn lives on in the FE only; the BE has no context for it.
+            Some(s) if s.prepared => {
+                return error(
+                    "TXN_NOT_EXISTS",
+                    &format!("transaction with label {label} not exists"),
+                )
+            }
             Some(_) if what == Finish::Prepare => None,
             Some(_) => txns.remove(&key),
             None => None,
@@ -571,13 +579,34 @@ fn finish(engine: &Engine, db: &str, label: &str, what: Finish) -> HttpResponse 
                 &format!("transaction with label {label} hasn't send any data yet"),
             );
         }
-        session.prepared = true;
         let (txn_id, load_bytes) = (session.txn_id, session.load_bytes);
         let mut result = LoadResult::fail(txn_id, label, "");
         result.total_rows = session.scanned.total;
         result.loaded_rows = session.scanned.rows.len() as u64;
         result.filtered_rows = session.scanned.filtered;
         result.unselected_rows = session.scanned.unselected;
+        if !session.scanned.error_lines.is_empty() {
+            let lines = std::mem::take(&mut session.scanned.error_lines);
+            result.error_url = Some(engine.store_error_log(&lines));
+        }
+        let max_filter_ratio = session.params.as_ref().map_or(0.0, |p| p.max_filter_ratio);
+        if session.scanned.ratio_exceeded(max_filter_ratio) {
+            // The plan fragment's own ratio check (`StreamLoadExecutor::execute_plan_fragment`)
+            // fails the prepare; `commit_transaction` then rolls the txn back.
+            txns.remove(&key);
+            drop(txns);
+            let message = "too many filtered rows";
+            engine.abort_txn(db, txn_id, message);
+            let mut fields = vec![
+                ("Status", J::from("INTERNAL_ERROR")),
+                ("Message", J::from(message)),
+            ];
+            if let Some(url) = result.error_url {
+                fields.push(("ErrorURL", J::from(url)));
+            }
+            return reply(&fields);
+        }
+        session.prepared = true;
         drop(txns);
         let mut catalog = engine.catalog.lock();
         if let Some(database) = catalog.databases.get_mut(db) {

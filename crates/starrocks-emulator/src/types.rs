@@ -153,7 +153,8 @@ impl ColumnType {
             | ColumnType::Int
             | ColumnType::BigInt
             | ColumnType::LargeInt => Value::Int(0),
-            ColumnType::Float | ColumnType::Double => Value::Float(0.0),
+            ColumnType::Float => Value::Float32(0.0),
+            ColumnType::Double => Value::Float(0.0),
             ColumnType::Decimal { scale, .. } => Value::Decimal {
                 unscaled: 0,
                 scale: *scale,
@@ -271,8 +272,10 @@ pub enum Value {
     Bool(bool),
     /// Any integer type (TINYINT..LARGEINT).
     Int(i128),
-    /// FLOAT or DOUBLE (FLOAT values are rounded through f32 on conversion).
+    /// DOUBLE (and untyped floating-point results of expressions).
     Float(f64),
+    /// FLOAT, stored as f32 as StarRocks does.
+    Float32(f32),
     /// DECIMAL as an unscaled integer and its scale.
     Decimal {
         /// The value times 10^scale.
@@ -305,7 +308,7 @@ impl Value {
             Value::Null => 0,
             Value::Bool(_) => 1,
             Value::Int(_) => 2,
-            Value::Float(_) => 3,
+            Value::Float(_) | Value::Float32(_) => 3,
             Value::Decimal { .. } => 4,
             Value::Date(_) => 5,
             Value::DateTime(_) => 6,
@@ -365,6 +368,7 @@ impl Value {
             Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
             Value::Int(i) => Some(*i as f64),
             Value::Float(f) => Some(*f),
+            Value::Float32(f) => Some(f64::from(*f)),
             Value::Decimal { unscaled, scale } => {
                 Some(*unscaled as f64 / 10f64.powi(i32::from(*scale)))
             }
@@ -378,7 +382,8 @@ impl Value {
             Value::Null => return None,
             Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
             Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float(*f),
+            Value::Float(f) => crate::float_text::format_f64(*f),
+            Value::Float32(f) => crate::float_text::format_f32(*f),
             Value::Decimal { unscaled, scale } => format_decimal(*unscaled, *scale),
             Value::Date(d) => d.to_string(),
             Value::DateTime(d) => d.to_string(),
@@ -402,23 +407,6 @@ impl Value {
             }
             Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
         })
-    }
-}
-
-/// Format a float the way StarRocks prints it: `nan`, `inf`, `-inf`, otherwise shortest form.
-pub fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        "nan".into()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        }
-    } else if f == f.trunc() && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
     }
 }
 

@@ -381,3 +381,23 @@ async fn rows_read_back_in_primary_key_order_whatever_the_load_order() {
         .collect();
     assert_eq!(ids, ["-5", "10", "20", "30"]);
 }
+
+/// Header values are read as their UTF-8 bytes: a non-ASCII `where` filters, a non-ASCII label
+/// fails the label format check (FE `FeNameFormat.checkLabel`, Java `\w` is ASCII-only).
+#[tokio::test]
+async fn non_ascii_header_values_are_not_dropped() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, name VARCHAR(20) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let body = r#"[{"id":1,"name":"ü"},{"id":2,"name":"u"}]"#;
+    let j = fx.load_json("t", &[("where", "name = 'ü'")], body).await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    assert_eq!(j["NumberUnselectedRows"], 1, "{j}");
+    assert_eq!(fx.text_rows("t"), vec![vec!["1", "ü"]]);
+    let j = fx.load_json("t", &[("label", "ünï")], body).await;
+    assert_eq!(j["Status"], "Fail", "{j}");
+    assert_eq!(
+        j["Message"], "Label format error. regex: ^[-\\w]{1,128}$, label: ünï",
+        "{j}"
+    );
+}

@@ -3,8 +3,12 @@
 mod faults;
 mod http;
 mod model;
+mod modify;
 mod mysql;
 mod rename;
+mod select;
 mod settled;
+mod show;
 mod spec7;
 mod support;
+mod twopc;

@@ -365,3 +365,99 @@ async fn query_text_matches_what_a_client_sees() {
         ]
     );
 }
+
+/// FLOAT/DOUBLE text as StarRocks's patched Ryu writes it (`be/src/util/mysql_row_buffer.cpp`,
+/// `thirdparty/patches/ryu.patch`); a FLOAT is an f32, printed from its own shortest digits.
+#[tokio::test]
+async fn float_and_double_text_over_mysql() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE f (id INT NOT NULL, r FLOAT NULL, d DOUBLE NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    let body = r#"[{"id":1,"r":0.1,"d":0.1},{"id":2,"r":1e10,"d":1.5e300},
+        {"id":3,"r":123456789,"d":1e-5},{"id":4,"r":-0.0,"d":-0.0},
+        {"id":5,"r":"NaN","d":"-Infinity"},{"id":6,"r":1234567,"d":1e15}]"#;
+    let j = fx.load_json("f", &[], body).await;
+    assert_eq!(j["Status"], "Success", "{j}");
+    let mut conn = connect(&fx, "").await.unwrap();
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT r, d FROM d.f ORDER BY id")
+        .await
+        .unwrap();
+    let expected = [
+        ("0.1", "0.1"),
+        ("1e+10", "1.5e+300"),
+        ("1.2345679e+08", "1e-05"),
+        ("-0", "-0"),
+        ("nan", "-inf"),
+        ("1234567", "1000000000000000"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(rows, expected);
+}
+
+/// The first 8 scramble bytes of the server's handshake packet.
+async fn handshake_scramble(fx: &Fixture) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(fx.emu.mysql_addr().unwrap())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 256];
+    let n = stream.read(&mut buf).await.unwrap();
+    let payload = &buf[4..n];
+    assert_eq!(payload[0], 10, "handshake v10");
+    let version_end = payload.iter().position(|b| *b == 0).unwrap();
+    let start = version_end + 1 + 4;
+    payload[start..start + 8].to_vec()
+}
+
+/// Each connection gets its own auth challenge (`MysqlPassword.createRandomString`), and result
+/// sets are not held back by Nagle (the FE sets TCP_NODELAY, `MysqlServer`).
+#[tokio::test]
+async fn fresh_scramble_and_no_nagle_delay() {
+    let fx = Fixture::new().await;
+    let first = handshake_scramble(&fx).await;
+    let second = handshake_scramble(&fx).await;
+    assert_ne!(first, second);
+    assert!(first.iter().all(|b| *b != 0));
+    let mut conn = connect(&fx, "").await.unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        let one: Option<i64> = conn.query_first("SELECT 1").await.unwrap();
+        assert_eq!(one, Some(1));
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_millis(400),
+        "20 queries took {elapsed:?}"
+    );
+}
+
+/// DELETE on a Primary Key table with the SELECT subset's WHERE; the OK packet counts the rows.
+#[tokio::test]
+async fn delete_with_where() {
+    let fx = Fixture::new().await;
+    fx.sql("CREATE TABLE t (id INT NOT NULL, s VARCHAR(10) NULL) PRIMARY KEY (id) DISTRIBUTED BY HASH(id)")
+        .await;
+    fx.sql("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'a'), (4, NULL)")
+        .await;
+    let mut conn = connect(&fx, "").await.unwrap();
+    conn.query_drop("USE d").await.unwrap();
+    conn.query_drop("DELETE FROM t WHERE s = 'a' OR id > 3")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 3);
+    let ids: Vec<i64> = conn.query("SELECT id FROM t ORDER BY id").await.unwrap();
+    assert_eq!(ids, [2]);
+    conn.query_drop("DELETE FROM d.t WHERE id = 99")
+        .await
+        .unwrap();
+    assert_eq!(conn.affected_rows(), 0);
+    let err = conn
+        .query_drop("DELETE FROM t WHERE nope = 1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

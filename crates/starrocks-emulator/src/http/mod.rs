@@ -189,12 +189,13 @@ pub fn basic_auth(req: &Request<Incoming>) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// A header value as a string.
+/// A header value as text. The value's bytes are read as UTF-8 (the BE takes libevent's raw
+/// bytes), so a non-ASCII value is never mistaken for an absent header; invalid UTF-8 becomes
+/// U+FFFD and then fails whatever check the value is subject to.
 pub fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers()
         .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
 /// A query parameter (percent-decoded).

@@ -65,6 +65,13 @@ pub struct Scanned {
 }
 
 impl Scanned {
+    /// `filtered / (total − unselected) > max_filter_ratio` in doubles; 0/0 never fails
+    /// (`StreamLoadExecutor::execute_plan_fragment`, spec §4.8).
+    pub fn ratio_exceeded(&self, max_filter_ratio: f64) -> bool {
+        let selected = self.total - self.unselected;
+        selected > 0 && (self.filtered as f64 / selected as f64) > max_filter_ratio
+    }
+
     /// Nothing scanned yet.
     pub fn empty() -> Scanned {
         Scanned {

@@ -12,7 +12,7 @@ use crate::engine::Engine;
 use crate::faults::FaultKind;
 use crate::sql::meta::column_sql;
 use crate::sql::parser::{AlterAction, Position};
-use crate::types::ColumnType;
+use crate::sql::schema_change::check_schema_change_allowed;
 
 /// A DEFAULT StarRocks refuses, as `AlterTableClauseAnalyzer` words it.
 fn validate_column_default(column: &crate::catalog::Column) -> Result<(), SqlError> {
@@ -144,22 +144,15 @@ pub(crate) fn start_alter(
             }
             validate_column_default(&column)?;
             let old = &schema.columns[i];
-            if old.nullable && !column.nullable {
-                return Err(SqlError::new(format!(
-                    "Can not change nullable column {} to not nullable",
-                    column.name
-                )));
+            let unchanged = old.ty == column.ty
+                && old.nullable == column.nullable
+                && old.default == column.default
+                && old.comment == column.comment;
+            if unchanged {
+                // SchemaChangeHandler: nothing changed, so no job is created.
+                return Ok(());
             }
-            // `Column.checkSchemaChangeAllowed` (spec §6.3): CHAR/VARCHAR never get shorter.
-            let shorter = match (&old.ty, &column.ty) {
-                (ColumnType::Varchar(from), ColumnType::Varchar(to))
-                | (ColumnType::Char(from), ColumnType::Varchar(to))
-                | (ColumnType::Char(from), ColumnType::Char(to)) => to < from,
-                _ => false,
-            };
-            if shorter {
-                return Err(SqlError::new("Cannot shorten string length"));
-            }
+            check_schema_change_allowed(old, &column)?;
             let mut column = column;
             column.name = old.name.clone();
             column.column_id = old.column_id.clone();

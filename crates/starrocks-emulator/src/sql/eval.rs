@@ -127,6 +127,7 @@ pub fn eval(
         Expr::Neg(e) => match eval(e, lookup, ctx)? {
             Value::Int(i) => Value::Int(-i),
             Value::Float(f) => Value::Float(-f),
+            Value::Float32(f) => Value::Float32(-f),
             Value::Decimal { unscaled, scale } => Value::Decimal {
                 unscaled: -unscaled,
                 scale,
@@ -350,83 +351,4 @@ fn scalar_function(name: &str, args: &[Value], ctx: &EvalContext) -> Result<Valu
             .unwrap_or(Value::Null),
         other => return Err(format!("No matching function with signature: {other}")),
     })
-}
-
-/// Evaluate an expression that may contain aggregates over a group of rows.
-pub fn eval_aggregate(
-    expr: &Expr,
-    rows: &[&Vec<Value>],
-    lookup: &dyn Fn(&Vec<Value>, &str) -> Option<Value>,
-    ctx: &EvalContext,
-) -> Result<Value, String> {
-    match expr {
-        Expr::Func { name, args, star } if AGGREGATES.contains(&name.as_str()) => {
-            if *star {
-                return Ok(Value::Int(rows.len() as i128));
-            }
-            let arg = args.first().ok_or("aggregate without argument")?;
-            let mut values = Vec::with_capacity(rows.len());
-            for row in rows {
-                let v = eval(arg, &|n| lookup(row, n), ctx)?;
-                if !v.is_null() {
-                    values.push(v);
-                }
-            }
-            Ok(match name.as_str() {
-                "count" => Value::Int(values.len() as i128),
-                "min" => values
-                    .into_iter()
-                    .min_by(|a, b| compare(a, b).unwrap_or(Ordering::Equal))
-                    .unwrap_or(Value::Null),
-                "max" => values
-                    .into_iter()
-                    .max_by(|a, b| compare(a, b).unwrap_or(Ordering::Equal))
-                    .unwrap_or(Value::Null),
-                "sum" | "avg" => {
-                    if values.is_empty() {
-                        Value::Null
-                    } else if name == "sum" && values.iter().all(|v| matches!(v, Value::Int(_))) {
-                        Value::Int(
-                            values
-                                .iter()
-                                .map(|v| if let Value::Int(i) = v { *i } else { 0 })
-                                .sum(),
-                        )
-                    } else {
-                        let total: f64 = values.iter().filter_map(Value::as_f64).sum();
-                        if name == "sum" {
-                            Value::Float(total)
-                        } else {
-                            Value::Float(total / values.len() as f64)
-                        }
-                    }
-                }
-                _ => Value::Null,
-            })
-        }
-        Expr::Binary { op, left, right } => {
-            let l = eval_aggregate(left, rows, lookup, ctx)?;
-            let r = eval_aggregate(right, rows, lookup, ctx)?;
-            let rebuilt = Expr::Binary {
-                op: op.clone(),
-                left: Box::new(value_to_expr(l)),
-                right: Box::new(value_to_expr(r)),
-            };
-            eval(&rebuilt, &|_| None, ctx)
-        }
-        other => match rows.first() {
-            Some(row) => eval(other, &|n| lookup(row, n), ctx),
-            None => eval(other, &|_| Some(Value::Null), ctx),
-        },
-    }
-}
-
-fn value_to_expr(value: Value) -> Expr {
-    match value {
-        Value::Null => Expr::Lit(Lit::Null),
-        Value::Int(i) => Expr::Lit(Lit::Num(i.to_string())),
-        Value::Float(f) => Expr::Lit(Lit::Num(f.to_string())),
-        Value::Bool(b) => Expr::Lit(Lit::Bool(b)),
-        other => Expr::Lit(Lit::Str(other.to_text().unwrap_or_default())),
-    }
 }

@@ -6,10 +6,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::catalog::SqlError;
 use crate::engine::Engine;
+use crate::sql::aggregate::{distinct_rows, eval_aggregate};
 use crate::sql::alter::start_alter;
-use crate::sql::eval::{eval, eval_aggregate, has_aggregate, truthy, EvalContext};
-use crate::sql::meta::{alter_relation, desc, relation_for, show_create, Relation};
+use crate::sql::eval::{eval, has_aggregate, truthy, EvalContext};
+use crate::sql::meta::{alter_relation, desc, relation_for, show_columns, show_create, Relation};
 use crate::sql::parser::{parse, Expr, Lit, Select, SelectItem, Statement};
+use crate::sql::show::filter_rows;
 use crate::types::{ColumnType, Value};
 
 /// A result-set column.
@@ -168,24 +170,53 @@ pub fn execute(
             let db = resolve_db(db, session)?;
             desc(engine, &db, &table)
         }
-        Statement::ShowDatabases => {
+        Statement::ShowDatabases(filter) => {
             let catalog = engine.catalog.lock();
-            let mut rows = vec![vec![s("_statistics_")], vec![s("information_schema")]];
-            rows.extend(catalog.databases.keys().map(|n| vec![s(n.clone())]));
-            rows.push(vec![s("sys")]);
-            Ok(QueryOutput::Rows {
-                columns: vec![text_col("Database")],
-                rows,
-            })
+            // ShowExecutor collects the names in a TreeSet: sorted.
+            let mut names: Vec<String> = ["_statistics_", "information_schema", "sys"]
+                .iter()
+                .map(|n| n.to_string())
+                .chain(catalog.databases.keys().cloned())
+                .collect();
+            drop(catalog);
+            names.sort();
+            let rows = names.into_iter().map(|n| vec![s(n)]).collect();
+            let ctx = eval_context(engine, session);
+            filter_rows(vec![text_col("Database")], rows, &filter, true, &ctx)
         }
-        Statement::ShowTables(db) => {
+        Statement::ShowTables { db, full, filter } => {
             let db = resolve_db(db, session)?;
             let catalog = engine.catalog.lock();
             let database = catalog.database(&db)?;
-            Ok(QueryOutput::Rows {
-                columns: vec![text_col(&format!("Tables_in_{db}"))],
-                rows: database.tables.keys().map(|n| vec![s(n.clone())]).collect(),
-            })
+            let mut columns = vec![text_col(&format!("Tables_in_{db}"))];
+            if full {
+                columns.push(text_col("Table_type"));
+            }
+            let rows = database
+                .tables
+                .keys()
+                .map(|n| {
+                    let mut row = vec![s(n.clone())];
+                    if full {
+                        row.push(s("BASE TABLE"));
+                    }
+                    row
+                })
+                .collect();
+            drop(catalog);
+            let ctx = eval_context(engine, session);
+            filter_rows(columns, rows, &filter, true, &ctx)
+        }
+        Statement::ShowColumns {
+            db,
+            table,
+            full,
+            filter,
+        } => {
+            let db = resolve_db(db, session)?;
+            let (columns, rows) = show_columns(engine, &db, &table, full)?;
+            let ctx = eval_context(engine, session);
+            filter_rows(columns, rows, &filter, false, &ctx)
         }
         Statement::ShowCreateTable(db, table) => {
             let db = resolve_db(db, session)?;
@@ -214,6 +245,10 @@ pub fn execute(
                 }
             };
             run_select(engine, session, &select, relation)
+        }
+        Statement::Delete { db, table, filter } => {
+            let db = resolve_db(db, session)?;
+            delete(engine, session, &db, &table, filter.as_ref())
         }
         Statement::Insert {
             db,
@@ -244,12 +279,19 @@ fn expr_label(expr: &Expr) -> String {
         Expr::Lit(Lit::Str(s)) => s.clone(),
         Expr::Lit(Lit::Null) => "NULL".into(),
         Expr::Lit(Lit::Bool(b)) => b.to_string().to_uppercase(),
-        Expr::Func { name, args, star } => {
+        Expr::Func {
+            name,
+            args,
+            star,
+            distinct,
+        } => {
+            // AstToStringBuilder.visitFunctionCall: `count(*)`, `count(DISTINCT s)`.
             if *star {
                 format!("{name}(*)")
             } else {
                 let parts: Vec<String> = args.iter().map(expr_label).collect();
-                format!("{name}({})", parts.join(", "))
+                let distinct = if *distinct { "DISTINCT " } else { "" };
+                format!("{name}({distinct}{})", parts.join(", "))
             }
         }
         _ => "expr".into(),
@@ -394,18 +436,74 @@ fn run_select(
     }
     let offset = select.offset as usize;
     let limit = select.limit.map_or(usize::MAX, |l| l as usize);
-    let mut out_rows = Vec::new();
-    for row in rows.into_iter().skip(offset).take(limit) {
-        let projected = exprs
+    let project = |row: &Vec<Value>| {
+        exprs
             .iter()
             .map(|e| eval(e, &|n| lookup_row(row, n), &ctx))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        out_rows.push(projected);
-    }
+            .map_err(err)
+    };
+    let out_rows = if select.distinct {
+        // DISTINCT applies to the projected rows, before OFFSET/LIMIT.
+        let all = rows
+            .into_iter()
+            .map(project)
+            .collect::<Result<Vec<_>, _>>()?;
+        distinct_rows(all)
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .collect()
+    } else {
+        rows.into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(project)
+            .collect::<Result<Vec<_>, _>>()?
+    };
     Ok(QueryOutput::Rows {
         columns: out_columns,
         rows: out_rows,
+    })
+}
+
+/// DELETE on a Primary Key table: the rows the WHERE (SELECT's evaluation) keeps are removed
+/// at once, as one new version; the OK packet counts them.
+fn delete(
+    engine: &Engine,
+    session: &Session,
+    db: &str,
+    table: &str,
+    filter: Option<&Expr>,
+) -> Result<QueryOutput, SqlError> {
+    let ctx = eval_context(engine, session);
+    let err = |m: String| SqlError::new(format!("Getting analyzing error. Detail message: {m}."));
+    let mut catalog = engine.catalog.lock();
+    let target = catalog.table_mut(db, table)?;
+    let schema = target.schema.clone();
+    let mut doomed = Vec::new();
+    for (key, row) in &target.rows {
+        let keep = match filter {
+            None => true,
+            Some(f) => {
+                let lookup = |name: &str| {
+                    schema
+                        .column_index(name)
+                        .map(|i| row.get(i).cloned().unwrap_or(Value::Null))
+                };
+                truthy(&eval(f, &lookup, &ctx).map_err(err)?)
+            }
+        };
+        if keep {
+            doomed.push(key.clone());
+        }
+    }
+    for key in &doomed {
+        target.rows.remove(key);
+    }
+    target.stats.versions += 1;
+    Ok(QueryOutput::Ok {
+        affected_rows: doomed.len() as u64,
     })
 }
 

@@ -38,6 +38,62 @@ pub(crate) fn desc(engine: &Engine, db: &str, table: &str) -> Result<QueryOutput
     })
 }
 
+/// SHOW [FULL] COLUMNS (`ShowExecutor.visitShowColumnStatement`): unlike DESC, `Key` is
+/// `YES`/`NO`; FULL adds `Collation` (empty), `Privileges` (empty) and `Comment`.
+pub(crate) fn show_columns(
+    engine: &Engine,
+    db: &str,
+    table: &str,
+    full: bool,
+) -> Result<(Vec<ResultColumn>, Vec<Vec<Value>>), SqlError> {
+    let catalog = engine.catalog.lock();
+    let schema = catalog.table(db, table)?.schema.clone();
+    drop(catalog);
+    let names: &[&str] = if full {
+        &[
+            "Field",
+            "Type",
+            "Collation",
+            "Null",
+            "Key",
+            "Default",
+            "Extra",
+            "Privileges",
+            "Comment",
+        ]
+    } else {
+        &["Field", "Type", "Null", "Key", "Default", "Extra"]
+    };
+    let rows = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let null = s(if c.nullable { "YES" } else { "NO" });
+            let key = s(if i < schema.key_count { "YES" } else { "NO" });
+            let default = c.default.clone().map(Value::Str).unwrap_or(Value::Null);
+            let name = s(c.name.clone());
+            let ty = s(c.ty.desc_name());
+            if full {
+                vec![
+                    name,
+                    ty,
+                    s(""),
+                    null,
+                    key,
+                    default,
+                    s(""),
+                    s(""),
+                    s(c.comment.clone()),
+                ]
+            } else {
+                vec![name, ty, null, key, default, s("")]
+            }
+        })
+        .collect();
+    Ok((names.iter().map(|n| text_col(n)).collect(), rows))
+}
+
 /// A column as `Column.toSql` writes it: `` `c` int(11) NULL DEFAULT "0" COMMENT "" ``.
 pub(crate) fn column_sql(c: &Column) -> String {
     let mut line = format!(

@@ -1,5 +1,6 @@
 //! The SQL subset behind the MySQL protocol (spec §6).
 
+mod aggregate;
 mod alter;
 mod ddl;
 mod eval;
@@ -7,6 +8,8 @@ mod exec;
 mod lexer;
 mod meta;
 mod parser;
+mod schema_change;
+mod show;
 
 pub use exec::{
     execute, format_time, QueryOutput, ResultColumn, Session, MYSQL_SERVER_VERSION,

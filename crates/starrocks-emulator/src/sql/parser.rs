@@ -2,6 +2,7 @@
 
 use crate::catalog::{Column, SqlError, TableSchema};
 use crate::sql::lexer::{tokenize, Token};
+pub use crate::sql::show::ShowFilter;
 
 /// A literal.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,8 @@ pub enum Expr {
         args: Vec<Expr>,
         /// `f(*)`.
         star: bool,
+        /// `f(DISTINCT ...)`.
+        distinct: bool,
     },
     /// Binary operator (`=`, `<`, `and`, `or`, `+`, ...).
     Binary {
@@ -69,6 +72,8 @@ pub enum SelectItem {
 /// A SELECT statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
+    /// `SELECT DISTINCT`.
+    pub distinct: bool,
     /// The select list.
     pub items: Vec<SelectItem>,
     /// `FROM [db.]table`.
@@ -136,12 +141,30 @@ pub enum Statement {
     Truncate(Option<String>, String),
     /// ALTER TABLE.
     Alter(Option<String>, String, AlterAction),
-    /// DESC / SHOW COLUMNS.
+    /// DESC.
     Desc(Option<String>, String),
-    /// SHOW DATABASES.
-    ShowDatabases,
-    /// SHOW TABLES [FROM db].
-    ShowTables(Option<String>),
+    /// SHOW [FULL] COLUMNS FROM t [FROM db] [LIKE | WHERE].
+    ShowColumns {
+        /// Database qualifier.
+        db: Option<String>,
+        /// Table.
+        table: String,
+        /// FULL.
+        full: bool,
+        /// Filter.
+        filter: ShowFilter,
+    },
+    /// SHOW DATABASES [LIKE | WHERE].
+    ShowDatabases(ShowFilter),
+    /// SHOW [FULL] TABLES [FROM db] [LIKE | WHERE].
+    ShowTables {
+        /// Database.
+        db: Option<String>,
+        /// FULL: adds `Table_type`.
+        full: bool,
+        /// Filter.
+        filter: ShowFilter,
+    },
     /// SHOW CREATE TABLE.
     ShowCreateTable(Option<String>, String),
     /// SHOW ALTER TABLE COLUMN [FROM db] [WHERE] [ORDER BY] [LIMIT].
@@ -160,6 +183,15 @@ pub enum Statement {
         columns: Option<Vec<String>>,
         /// Rows of expressions.
         rows: Vec<Vec<Expr>>,
+    },
+    /// DELETE FROM [db.]t [WHERE expr].
+    Delete {
+        /// Database qualifier.
+        db: Option<String>,
+        /// Table.
+        table: String,
+        /// WHERE.
+        filter: Option<Expr>,
     },
     /// `ADMIN SET FRONTEND CONFIG ('key' = 'value')`.
     SetFrontendConfig(String, String),
@@ -376,6 +408,17 @@ impl Parser {
             self.pos += 1;
             return self.show();
         }
+        if first.is_kw("delete") {
+            self.pos += 1;
+            self.expect_kw("from")?;
+            let (db, table) = self.qualified()?;
+            let filter = if self.eat_kw("where") {
+                Some(self.expr()?)
+            } else {
+                None
+            };
+            return Ok(Statement::Delete { db, table, filter });
+        }
         if first.is_kw("insert") {
             self.pos += 1;
             return self.insert();
@@ -411,25 +454,36 @@ impl Parser {
         Err(self.error())
     }
 
+    /// `[LIKE 'pattern' | WHERE expr]` after a SHOW.
+    fn show_filter(&mut self) -> Result<ShowFilter, SqlError> {
+        if self.eat_kw("like") {
+            return match self.peek().cloned() {
+                Some(Token::Str(pattern)) => {
+                    self.pos += 1;
+                    Ok(ShowFilter::Like(pattern))
+                }
+                _ => Err(self.error()),
+            };
+        }
+        if self.eat_kw("where") {
+            return Ok(ShowFilter::Where(self.expr()?));
+        }
+        Ok(ShowFilter::None)
+    }
+
     fn show(&mut self) -> Result<Statement, SqlError> {
         if self.eat_kw("databases") || self.eat_kw("schemas") {
-            self.skip_rest();
-            return Ok(Statement::ShowDatabases);
+            return Ok(Statement::ShowDatabases(self.show_filter()?));
         }
-        self.eat_kw("full");
+        let full = self.eat_kw("full");
         if self.eat_kw("tables") {
             let db = if self.eat_kw("from") || self.eat_kw("in") {
                 Some(self.ident()?)
             } else {
                 None
             };
-            self.skip_rest();
-            return Ok(Statement::ShowTables(db));
-        }
-        if self.eat_kw("create") {
-            self.expect_kw("table")?;
-            let (db, table) = self.qualified()?;
-            return Ok(Statement::ShowCreateTable(db, table));
+            let filter = self.show_filter()?;
+            return Ok(Statement::ShowTables { db, full, filter });
         }
         if self.eat_kw("columns") || self.eat_kw("fields") {
             if !(self.eat_kw("from") || self.eat_kw("in")) {
@@ -439,7 +493,18 @@ impl Parser {
             if self.eat_kw("from") || self.eat_kw("in") {
                 db = Some(self.ident()?);
             }
-            return Ok(Statement::Desc(db, table));
+            let filter = self.show_filter()?;
+            return Ok(Statement::ShowColumns {
+                db,
+                table,
+                full,
+                filter,
+            });
+        }
+        if self.eat_kw("create") {
+            self.expect_kw("table")?;
+            let (db, table) = self.qualified()?;
+            return Ok(Statement::ShowCreateTable(db, table));
         }
         if self.eat_kw("alter") {
             self.expect_kw("table")?;
@@ -450,6 +515,7 @@ impl Parser {
                 None
             };
             let mut select = Select {
+                distinct: false,
                 items: vec![SelectItem::Star],
                 from: None,
                 filter: None,
@@ -515,7 +581,7 @@ impl Parser {
             return Ok(inner);
         }
         self.expect_kw("select")?;
-        self.eat_kw("distinct");
+        let distinct = self.eat_kw("distinct");
         let mut items = Vec::new();
         loop {
             if self.eat_sym("*") {
@@ -551,6 +617,7 @@ impl Parser {
             None
         };
         let mut select = Select {
+            distinct,
             items,
             from,
             filter: None,
@@ -741,11 +808,13 @@ impl Parser {
                             name,
                             args: Vec::new(),
                             star: true,
+                            distinct: false,
                         });
                     }
                     let mut args = Vec::new();
+                    let mut distinct = false;
                     if !self.eat_sym(")") {
-                        self.eat_kw("distinct");
+                        distinct = self.eat_kw("distinct");
                         args.push(self.expr()?);
                         while self.eat_sym(",") {
                             args.push(self.expr()?);
@@ -756,6 +825,7 @@ impl Parser {
                         name,
                         args,
                         star: false,
+                        distinct,
                     });
                 }
                 // Qualified names: keep the last part.
