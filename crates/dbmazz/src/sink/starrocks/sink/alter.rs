@@ -184,10 +184,14 @@ impl<L: Loader> StarRocksSink<L> {
                                 ),
                             ));
                         }
+                        let current = described
+                            .iter()
+                            .find(|d| d.name.eq_ignore_ascii_case(&column.name));
                         clauses.push(Clause::Other(format!(
-                            "MODIFY COLUMN {} {} NULL",
+                            "MODIFY COLUMN {} {} NULL{}",
                             quote(&column.name),
-                            to.to_sql()
+                            to.to_sql(),
+                            same_default(current)
                         )));
                     }
                 }
@@ -364,9 +368,10 @@ pub(super) fn narrower_columns(
             (from != to && is_safe_widening(&from, &to)).then(|| {
                 let null = if column.nullable { "NULL" } else { "NOT NULL" };
                 let clause = format!(
-                    "MODIFY COLUMN {} {} {null}",
+                    "MODIFY COLUMN {} {} {null}{}",
                     quote(&column.name),
-                    column.sql_type
+                    column.sql_type,
+                    same_default(Some(current))
                 );
                 (
                     format!("{} {} → {}", column.name, current.sql_type, column.sql_type),
@@ -375,6 +380,22 @@ pub(super) fn narrower_columns(
             })
         })
         .collect()
+}
+
+/// The `DEFAULT` clause that keeps a column's default through a `MODIFY COLUMN`: StarRocks
+/// refuses a MODIFY whose default differs from the column's ("Can not change default value";
+/// no default counts as `DEFAULT NULL`), and dbmazz adds columns with defaults.
+fn same_default(current: Option<&DescribedColumn>) -> String {
+    match current.and_then(|column| column.default.as_deref()) {
+        None => String::new(),
+        Some(function) if function.eq_ignore_ascii_case("CURRENT_TIMESTAMP") => {
+            " DEFAULT CURRENT_TIMESTAMP".to_string()
+        }
+        Some(value) => format!(
+            " DEFAULT '{}'",
+            value.replace('\\', "\\\\").replace('\'', "''")
+        ),
+    }
 }
 
 fn is_safe_widening(from: &StarRocksType, to: &StarRocksType) -> bool {
