@@ -434,6 +434,14 @@ impl TableEncoder {
         &self.options
     }
 
+    /// Whether column `index` is stored as a DECIMAL (whose text forms `1.5` and `1.50` are
+    /// one value, and one key).
+    pub(super) fn is_decimal(&self, index: usize) -> bool {
+        self.columns
+            .get(index)
+            .is_some_and(|column| matches!(column.encoding, ValueEncoding::Decimal { .. }))
+    }
+
     /// The `columns` header for loads of rows with this selection: the selected columns, the
     /// audit columns, then `__op`.
     pub fn columns_header(&self, selection: &ColumnSelection) -> String {

@@ -10,8 +10,10 @@
 //! ```
 //!
 //! 1. `plan_loads` groups a batch's rows by [`ColumnSelection`] (`All`, `present_in` for rows
-//!    with unchanged TOAST values, `keys` for soft deletes), keeping their order; rows stay
-//!    compact images, decoded into one reused tuple while encoded;
+//!    with unchanged TOAST values, `keys` for soft deletes), keeping the order of each key's
+//!    rows (rows of different keys share loads whatever their order: a batch alternating
+//!    partial and full rows is two loads, not one per row); rows stay compact images, decoded
+//!    into one reused tuple while encoded;
 //! 2. each load's body is a `RowsBody`: JSON encoded a piece at a time while hyper sends it,
 //!    from the start again on a redirect or retry (the bytes are a pure function of the rows),
 //!    so memory holds one piece per load in flight, not a whole body;

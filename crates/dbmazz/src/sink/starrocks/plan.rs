@@ -4,9 +4,28 @@
 //!   the old key, then upsert of the new row, in that order.
 //! * Unchanged TOAST values (`u`) are filled from the newest full image of the same key in the
 //!   batch when there is one; otherwise the row goes into a `partial_update` load that lists
-//!   only the columns it carries. Consecutive rows with the same column set share a load, so
-//!   the order of rows is the order of loads.
+//!   only the columns it carries.
 //! * Soft deletes are key-only upserts: they need a key-only partial load.
+//!
+//! Every row of a load has the load's column set. Loads are sent one after the other in list
+//! order; within a load the last row of a key is the one StarRocks keeps (spec §3.4), which is
+//! what applying the rows in order gives. Rows of different keys never affect each other, so
+//! only the rows of one key must keep their order: a row of key `k` and column set `s` joins
+//! the newest load of `s` that is at or after the last load holding a row of `k`, else a new
+//! load is appended; a hard delete needs only the key and joins the newest load there,
+//! whatever its set. Partial and full rows that alternate (an UPDATE leaving a TOASTed column
+//! unchanged, then an INSERT, in each of many transactions) make two loads, not one per row:
+//! each load is a new tablet version in StarRocks. Besides:
+//! * a key change's upsert goes at or after its delete (keys StarRocks could see as one stay
+//!   in order);
+//! * a load with a [`Carry`] takes no other row, and the later rows of both its keys go after
+//!   it;
+//! * a partial update after a hard delete of its key goes into a later load than the delete
+//!   (in one load, StarRocks would update the deleted row instead of making a new one).
+//!
+//! Only a batch that can have more than one column set (unchanged TOAST values, soft deletes)
+//! keeps the last load of each key; the others (full rows, hard deletes: one load) compute no
+//! key and hash nothing per row.
 
 use std::collections::HashMap;
 
@@ -117,7 +136,8 @@ pub fn plan_loads(
     delete_mode: DeleteMode,
 ) -> (Vec<PlannedLoad>, PlanNotes) {
     // Images per key are only needed to fill unchanged TOAST values; most batches have none,
-    // and then no key is computed and nothing is kept per row.
+    // and then no key is computed and nothing is kept per row (until a soft delete, which
+    // needs a load of its own column set).
     let fills = changes.iter().any(|change| {
         change
             .new
@@ -129,7 +149,10 @@ pub fn plan_loads(
         key_indexes,
         delete_mode,
         loads: Vec::new(),
-        latest_image: fills.then(HashMap::new),
+        open: Vec::new(),
+        keys: fills.then(HashMap::new),
+        fills,
+        slots: ImageSlots::default(),
         notes: PlanNotes::default(),
     };
     for change in changes {
@@ -143,10 +166,44 @@ struct Planner<'a> {
     key_indexes: &'a [usize],
     delete_mode: DeleteMode,
     loads: Vec<PlannedLoad>,
-    /// Newest full image per key (text of the key columns) within the batch, when the batch
-    /// has unchanged TOAST values to fill.
-    latest_image: Option<HashMap<Vec<u8>, RowValues>>,
+    /// The newest load of each column set that takes more rows (a carried load takes none).
+    open: Vec<(ColumnSelection, usize)>,
+    /// Per key (see [`key_text`]), once the batch can have more than one column set: from the
+    /// start when it has unchanged TOAST values, from its first soft delete otherwise (all
+    /// rows before it are in the one load there is then, where any key may go).
+    keys: Option<HashMap<Vec<u8>, KeyState>>,
+    /// Whether the batch has unchanged TOAST values to fill (full images are kept per key).
+    fills: bool,
+    /// Reused to read keys of images in place.
+    slots: ImageSlots,
     notes: PlanNotes,
+}
+
+/// What the planner knows of one key.
+#[derive(Debug, Default)]
+struct KeyState {
+    /// The last load that holds a row of the key (or reads its row, for a [`Carry`]): its next
+    /// row goes into this load or a later one.
+    last_load: usize,
+    /// Whether the key's last row is a hard delete. StarRocks keeps only the last row of a
+    /// key in a load (spec §3.4): a partial update after a delete in the same load would
+    /// update the deleted row instead of a new one, so it goes into a later load.
+    deleted: bool,
+    /// The key's newest full image in the batch, when the batch has values to fill.
+    image: Option<RowImage>,
+}
+
+/// What a placed row tells of its key's newest full image.
+enum NewImage {
+    Keep,
+    Set(RowImage),
+    Clear,
+}
+
+/// Where a row may go: a load of this column set, or (a hard delete) any load.
+enum Wants {
+    Selection(ColumnSelection),
+    AnyLoad,
 }
 
 impl Planner<'_> {
@@ -155,7 +212,7 @@ impl Planner<'_> {
         match change.kind {
             ChangeKind::Insert => {
                 if let Some(new) = &change.new {
-                    if self.upsert(new, commit_lsn) {
+                    if self.upsert(new, commit_lsn, None, 0) {
                         let unfilled = unchanged_columns(&new.values());
                         self.notes.inserts_without_toast_values.extend(unfilled);
                     }
@@ -164,21 +221,24 @@ impl Planner<'_> {
             ChangeKind::Update => {
                 let Some(new) = &change.new else { return };
                 let Some(old_image) = change.old.as_ref().map(|old| old.image()) else {
-                    self.upsert(new, commit_lsn);
+                    self.upsert(new, commit_lsn, None, 0);
                     return;
                 };
                 // Decoded once: compared here, reused by `key_change`.
                 let (old, values) = (old_image.values(), new.values());
                 let old_key = self.key_of(&old);
-                if old_key == self.key_of(&values) {
-                    self.upsert(new, commit_lsn);
+                let new_key = self.key_of(&values);
+                if old_key == new_key {
+                    self.upsert(new, commit_lsn, Some(new_key), 0);
                 } else {
-                    self.key_change(new, values, old_image, old, old_key, commit_lsn);
+                    let keys = (old_key, new_key);
+                    self.key_change(new, values, old_image, old, keys, commit_lsn);
                 }
             }
             ChangeKind::Delete => {
                 if let Some(old) = &change.old {
-                    self.delete(RowValues::Image(old.image().clone()), commit_lsn);
+                    let image = old.image();
+                    self.delete(RowValues::Image(image.clone()), commit_lsn, None);
                 }
             }
         }
@@ -191,7 +251,7 @@ impl Planner<'_> {
         mut values: TupleData,
         old_image: &RowImage,
         old: TupleData,
-        old_key: Vec<u8>,
+        (old_key, new_key): (Vec<u8>, Vec<u8>),
         commit_lsn: Lsn,
     ) {
         let unchanged = unchanged_columns(&values);
@@ -199,9 +259,6 @@ impl Planner<'_> {
             // The old row is not in the batch: a load of its own, filled from StarRocks
             // before it is sent.
             self.notes.unfilled_key_changes += 1;
-            if let Some(images) = self.latest_image.as_mut() {
-                images.remove(&old_key);
-            }
             let upsert = RowOp::Upsert {
                 values: RowValues::Tuple(values),
                 commit_lsn,
@@ -218,10 +275,14 @@ impl Planner<'_> {
                 // A soft delete is a key-only partial load of its own (the old row keeps its
                 // values, and is still there to be read for the carried ones).
                 DeleteMode::Soft => {
-                    self.delete(RowValues::Tuple(old.clone()), commit_lsn);
+                    let key = Some(old_key.clone());
+                    self.delete(RowValues::Tuple(old.clone()), commit_lsn, key);
                     vec![upsert]
                 }
             };
+            // Appended, so after every load holding either key; later rows of both keys go
+            // after it (the old row is read before it is sent).
+            let carried = self.loads.len();
             self.loads.push(PlannedLoad {
                 selection: ColumnSelection::All,
                 carry: Some(Carry {
@@ -231,45 +292,55 @@ impl Planner<'_> {
                 }),
                 rows,
             });
+            if let Some(keys) = self.keys.as_mut() {
+                for key in [old_key, new_key] {
+                    *keys.entry(key).or_default() = KeyState {
+                        last_load: carried,
+                        deleted: false,
+                        image: None,
+                    };
+                }
+            }
             return;
         }
-        self.delete(RowValues::Image(old_image.clone()), commit_lsn);
+        let image = RowValues::Image(old_image.clone());
+        let deleted = self.delete(image, commit_lsn, Some(old_key));
+        // At or after the delete: keys with different texts may be one key in StarRocks.
         if unchanged.is_empty() {
-            self.upsert(new, commit_lsn);
+            self.upsert(new, commit_lsn, Some(new_key), deleted);
         } else {
-            self.upsert_filled(values, commit_lsn);
+            self.upsert_filled(values, commit_lsn, Some(new_key), deleted);
         }
     }
 
-    fn key_of(&self, values: &TupleData) -> Vec<u8> {
-        let mut key = Vec::new();
-        for &index in self.key_indexes {
-            match values.get(index) {
-                Some(TupleValue::Text(bytes)) | Some(TupleValue::Binary(bytes)) => {
-                    key.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-                    key.extend_from_slice(bytes);
-                }
-                _ => key.extend_from_slice(&u32::MAX.to_be_bytes()),
-            }
-        }
-        key
+    fn key_of(&self, values: &impl ValuesView) -> Vec<u8> {
+        key_text(self.encoder, self.key_indexes, values)
+    }
+
+    /// The key of `image` when the batch keeps keys (`known` when the caller has it).
+    fn tracked_key(&mut self, image: &RowImage, known: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        self.keys.as_ref()?;
+        Some(known.unwrap_or_else(|| {
+            key_text(self.encoder, self.key_indexes, &image.view(&mut self.slots))
+        }))
     }
 
     /// Fills unchanged TOAST values from the newest image of `source_key` (the row's own key,
     /// or the old key of a key change).
     fn fill_unchanged(&self, values: &mut TupleData, source_key: &[u8]) -> bool {
         let Some(image) = self
-            .latest_image
+            .keys
             .as_ref()
-            .and_then(|images| images.get(source_key))
+            .and_then(|keys| keys.get(source_key))
+            .and_then(|state| state.image.as_ref())
         else {
             return false;
         };
         let mut scratch = TupleData(Vec::new());
-        let image = image.decode(&mut scratch);
+        image.values_into(&mut scratch);
         for (index, value) in values.0.iter_mut().enumerate() {
             if matches!(value, TupleValue::UnchangedToast) {
-                match image.get(index) {
+                match scratch.get(index) {
                     Some(filled) if !matches!(filled, TupleValue::UnchangedToast) => {
                         *value = filled.clone();
                     }
@@ -280,92 +351,195 @@ impl Planner<'_> {
         true
     }
 
-    /// An INSERT or UPDATE image. Unchanged TOAST values are filled from the batch where
-    /// possible, else the row goes into a partial update without those columns (then true).
-    fn upsert(&mut self, image: &RowImage, commit_lsn: Lsn) -> bool {
+    /// An INSERT or UPDATE image, at or after load `floor`. Unchanged TOAST values are filled
+    /// from the batch where possible, else the row goes into a partial update without those
+    /// columns (then true).
+    fn upsert(
+        &mut self,
+        image: &RowImage,
+        commit_lsn: Lsn,
+        known_key: Option<Vec<u8>>,
+        floor: usize,
+    ) -> bool {
+        let row = |image: &RowImage| RowOp::Upsert {
+            values: RowValues::Image(image.clone()),
+            commit_lsn,
+        };
         if image.has_unchanged_toast() {
+            // Only in a batch with values to fill, which keeps keys.
             let mut values = image.values();
-            let key = self.key_of(&values);
+            let key = known_key.unwrap_or_else(|| self.key_of(&values));
             if self.fill_unchanged(&mut values, &key) {
-                self.upsert_filled(values, commit_lsn);
+                self.upsert_filled(values, commit_lsn, Some(key), floor);
                 return false;
             }
             let selection = ColumnSelection::present_in(self.encoder, &values);
-            self.push(
-                selection,
-                RowOp::Upsert {
-                    values: RowValues::Image(image.clone()),
-                    commit_lsn,
-                },
-            );
+            let wants = Wants::Selection(selection);
+            self.place(Some(key), floor, wants, row(image), NewImage::Keep);
             return true;
         }
-        self.remember(image);
-        self.push(
-            ColumnSelection::All,
-            RowOp::Upsert {
-                values: RowValues::Image(image.clone()),
-                commit_lsn,
-            },
-        );
+        let key = self.tracked_key(image, known_key);
+        let remembered = if self.fills {
+            NewImage::Set(image.clone())
+        } else {
+            NewImage::Keep
+        };
+        let wants = Wants::Selection(ColumnSelection::All);
+        self.place(key, floor, wants, row(image), remembered);
         false
     }
 
     /// A full row whose unchanged TOAST values were filled in, kept as a compact image.
-    fn upsert_filled(&mut self, values: TupleData, commit_lsn: Lsn) {
+    fn upsert_filled(
+        &mut self,
+        values: TupleData,
+        commit_lsn: Lsn,
+        known_key: Option<Vec<u8>>,
+        floor: usize,
+    ) {
         let image = RowImage::from_tuple(&values);
-        self.remember(&image);
-        self.push(
-            ColumnSelection::All,
-            RowOp::Upsert {
-                values: RowValues::Image(image),
-                commit_lsn,
-            },
-        );
-    }
-
-    /// Keeps a full image as its key's newest, when the batch has values to fill.
-    fn remember(&mut self, image: &RowImage) {
-        if self.latest_image.is_some() {
-            let key = self.key_of(&image.values());
-            if let Some(images) = self.latest_image.as_mut() {
-                images.insert(key, RowValues::Image(image.clone()));
-            }
-        }
-    }
-
-    fn delete(&mut self, key: RowValues, commit_lsn: Lsn) {
-        if self.latest_image.is_some() {
-            let mut scratch = TupleData(Vec::new());
-            let key_text = self.key_of(key.decode(&mut scratch));
-            if let Some(images) = self.latest_image.as_mut() {
-                images.remove(&key_text);
-            }
-        }
-        let selection = match self.delete_mode {
-            DeleteMode::Soft => ColumnSelection::keys(self.encoder),
-            // A hard delete needs only the key: it joins whatever load is open.
-            DeleteMode::Hard => match self.loads.last() {
-                Some(load) if load.carry.is_none() => load.selection.clone(),
-                _ => ColumnSelection::All,
-            },
+        let key = known_key.unwrap_or_else(|| self.key_of(&values));
+        let row = RowOp::Upsert {
+            values: RowValues::Image(image.clone()),
+            commit_lsn,
         };
-        self.push(selection, RowOp::Delete { key, commit_lsn });
+        let wants = Wants::Selection(ColumnSelection::All);
+        self.place(Some(key), floor, wants, row, NewImage::Set(image));
     }
 
-    fn push(&mut self, selection: ColumnSelection, row: RowOp) {
-        if let Some(load) = self.loads.last_mut() {
-            if load.selection == selection && load.carry.is_none() {
-                load.rows.push(row);
-                return;
+    /// A delete (`key` holds the old row's key columns); returns the index of its load.
+    fn delete(&mut self, key: RowValues, commit_lsn: Lsn, known_key: Option<Vec<u8>>) -> usize {
+        let wants = match self.delete_mode {
+            DeleteMode::Soft => {
+                if self.keys.is_none() {
+                    // The first soft delete: until now every row went into one load.
+                    debug_assert!(self.loads.len() <= 1);
+                    self.keys = Some(HashMap::new());
+                }
+                Wants::Selection(ColumnSelection::keys(self.encoder))
+            }
+            // A hard delete needs only the key: it joins any load.
+            DeleteMode::Hard => Wants::AnyLoad,
+        };
+        let key_text = match (&key, known_key) {
+            _ if self.keys.is_none() => None,
+            (_, Some(known)) => Some(known),
+            (RowValues::Image(image), None) => self.tracked_key(image, None),
+            (RowValues::Tuple(values), None) => Some(self.key_of(values)),
+        };
+        self.place(
+            key_text,
+            0,
+            wants,
+            RowOp::Delete { key, commit_lsn },
+            NewImage::Clear,
+        )
+    }
+
+    /// Puts `row` (of key `key` when the batch keeps keys) into the newest load it may join
+    /// at or after `floor` and at or after its key's last load, or into a new load; returns
+    /// the load's index.
+    fn place(
+        &mut self,
+        key: Option<Vec<u8>>,
+        floor: usize,
+        wants: Wants,
+        row: RowOp,
+        image: NewImage,
+    ) -> usize {
+        let mut state = match (self.keys.as_mut(), key) {
+            (Some(keys), Some(key)) => Some(keys.entry(key).or_default()),
+            _ => None,
+        };
+        let floor = state.as_ref().map_or(floor, |state| {
+            let partial = matches!(&wants, Wants::Selection(selection) if !selection.is_all());
+            let after = usize::from(state.deleted && partial);
+            (state.last_load + after).max(floor)
+        });
+        let hard_delete = matches!(wants, Wants::AnyLoad);
+        let joined = match &wants {
+            Wants::Selection(selection) => self
+                .open
+                .iter()
+                .find(|(open, _)| open == selection)
+                .map(|&(_, index)| index),
+            Wants::AnyLoad => self.open.iter().map(|&(_, index)| index).max(),
+        }
+        .filter(|&index| index >= floor);
+        let index = match joined {
+            Some(index) => {
+                self.loads[index].rows.push(row);
+                index
+            }
+            None => {
+                let selection = match wants {
+                    Wants::Selection(selection) => selection,
+                    Wants::AnyLoad => ColumnSelection::All,
+                };
+                let index = self.loads.len();
+                match self.open.iter_mut().find(|(open, _)| *open == selection) {
+                    Some(open) => open.1 = index,
+                    None => self.open.push((selection.clone(), index)),
+                }
+                self.loads.push(PlannedLoad {
+                    selection,
+                    rows: vec![row],
+                    carry: None,
+                });
+                index
+            }
+        };
+        if let Some(state) = state.as_mut() {
+            state.last_load = index;
+            state.deleted = hard_delete;
+            if self.fills {
+                match image {
+                    NewImage::Keep => {}
+                    NewImage::Set(image) => state.image = Some(image),
+                    NewImage::Clear => state.image = None,
+                }
             }
         }
-        self.loads.push(PlannedLoad {
-            selection,
-            rows: vec![row],
-            carry: None,
-        });
+        index
     }
+}
+
+/// The key of a row as text (length-prefixed key column values), the same for every row
+/// StarRocks keys alike: a DECIMAL key ignores trailing fractional zeros (`1.50` is `1.5`,
+/// and an unconstrained numeric keeps the scale it was written with). Other key types have
+/// one text form per value in PostgreSQL's output.
+fn key_text(encoder: &TableEncoder, key_indexes: &[usize], values: &impl ValuesView) -> Vec<u8> {
+    let mut key = Vec::new();
+    for &index in key_indexes {
+        match values.value(index) {
+            Some(ValueRef::Text(bytes)) | Some(ValueRef::Binary(bytes)) => {
+                let bytes = if encoder.is_decimal(index) {
+                    decimal_key(bytes)
+                } else {
+                    bytes
+                };
+                key.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                key.extend_from_slice(bytes);
+            }
+            _ => key.extend_from_slice(&u32::MAX.to_be_bytes()),
+        }
+    }
+    key
+}
+
+/// A numeric's text without trailing fractional zeros (nor a bare trailing point).
+fn decimal_key(text: &[u8]) -> &[u8] {
+    if !text.contains(&b'.') {
+        return text;
+    }
+    let mut end = text.len();
+    while end > 0 && text[end - 1] == b'0' {
+        end -= 1;
+    }
+    if end > 0 && text[end - 1] == b'.' {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn unchanged_columns(values: &TupleData) -> Vec<usize> {

@@ -1,5 +1,6 @@
 //! Encoder tests. `type_row_*` tests are the rows of docs/type-mapping.md, one per row; the
-//! `body_*` tests pin row shapes; `proptests` checks validity and round trips on random input.
+//! `body_*` tests pin row shapes; `proptests` checks validity and round trips on random input;
+//! `plan` checks how `plan_loads` groups rows into loads.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ use crate::schema::type_map::{
 };
 use crate::schema::{ColumnSchema, TableName, TableSchema};
 
+mod plan;
 mod proptests;
 
 pub(super) fn schema(columns: &[(&str, u32, i32, bool)]) -> TableSchema {

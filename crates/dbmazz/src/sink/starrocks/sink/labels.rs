@@ -6,15 +6,27 @@ use crate::sink::{Batch, BatchOrigin};
 use super::{Loader, StarRocksSink};
 
 impl<L: Loader> StarRocksSink<L> {
-    pub(super) fn label(&self, batch: &Batch, part: usize) -> String {
-        batch_label(&self.options.label_prefix, batch, part)
+    /// The label of load `part` of the `parts` loads `batch` was planned into.
+    pub(super) fn label(&self, batch: &Batch, part: usize, parts: usize) -> String {
+        batch_label(&self.options.label_prefix, batch, part, parts)
     }
 }
 
-/// The deterministic label of load `part` of `batch` (spec §2: `[-\w]{1,128}`; the prefix is
-/// a slot name, at most 63 characters of `[a-z0-9_]`).
-fn batch_label(prefix: &str, batch: &Batch, part: usize) -> String {
+/// The deterministic label of load `part` of `batch`, planned into `parts` loads (spec §2:
+/// `[-\w]{1,128}`; the prefix is a slot name, at most 63 characters of `[a-z0-9_]`).
+fn batch_label(prefix: &str, batch: &Batch, part: usize, parts: usize) -> String {
     let oid = batch.table.relation_oid;
+    // A batch planned into several loads names their count: rows of different keys
+    // share loads since `plan_loads` groups them by key (before, each run of one column set
+    // was a load), so the same part number holds other rows than it did. A replay of a batch
+    // that an older version had partly loaded must not find that version's label on rows
+    // it did not load (it would skip them); a batch of one load is planned the same either
+    // way and keeps its label.
+    let part = if parts > 1 {
+        format!("{part}of{parts}")
+    } else {
+        part.to_string()
+    };
     let label = match batch.origin {
         // Where the batch starts, where it ends and how many changes it holds: a batch cut
         // by time inside a transaction can end at the same commit LSN with fewer changes in
@@ -101,6 +113,7 @@ mod tests {
                     part,
                 }),
                 0,
+                1,
             )
         };
         let snapshot = |epoch, attempt, chunk, part| planned(0x5eed, epoch, attempt, chunk, part);
@@ -115,8 +128,8 @@ mod tests {
             commit_time: 0,
         });
         let labels = [
-            batch_label(prefix, &batch(BatchOrigin::Stream), 0),
-            batch_label(prefix, &longer, 0),
+            batch_label(prefix, &batch(BatchOrigin::Stream), 0, 1),
+            batch_label(prefix, &longer, 0, 1),
             snapshot(1, 1, 0, 0),
             snapshot(2, 1, 0, 0),
             snapshot(1, 2, 0, 0),
@@ -143,5 +156,23 @@ mod tests {
             snapshot(3, 2, 17, 4),
             format!("dbmazz-{prefix}-16384-snap3p5eeda2-17-4-0")
         );
+    }
+
+    #[test]
+    fn loads_of_a_batch_planned_in_several_parts_name_the_count() {
+        let stream = batch(BatchOrigin::Stream);
+        let one = batch_label("slot", &stream, 0, 1);
+        assert_eq!(one, "dbmazz-slot-16384-100000010-0-100000010-0-0");
+        let parts: Vec<String> = (0..3)
+            .map(|part| batch_label("slot", &stream, part, 3))
+            .collect();
+        assert_eq!(parts[1], "dbmazz-slot-16384-100000010-0-100000010-0-1of3");
+        // None is the label an older version gave any part of the batch (`...-<part>`), nor
+        // the label of a plan into another number of loads.
+        let older: Vec<String> = (0..3)
+            .map(|part| format!("dbmazz-slot-16384-100000010-0-100000010-0-{part}"))
+            .collect();
+        assert!(parts.iter().all(|label| !older.contains(label)));
+        assert_ne!(batch_label("slot", &stream, 0, 2), parts[0]);
     }
 }

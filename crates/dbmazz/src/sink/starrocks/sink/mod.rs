@@ -670,6 +670,7 @@ impl<L: Loader> Sink for StarRocksSink<L> {
         let synced_at = synced_at_now();
         // Transactional mode: every part is prepared first, then all are committed in order.
         let mut staged: Vec<StagedLoad> = Vec::new();
+        let parts = loads.len();
         for (part, mut load) in loads.into_iter().enumerate() {
             if let Some(carry) = load.carry.take() {
                 // Carried values are read from StarRocks: earlier parts must be visible.
@@ -687,7 +688,7 @@ impl<L: Loader> Sink for StarRocksSink<L> {
             );
             let request = LoadRequest {
                 table: batch.table.name.name.clone(),
-                label: self.label(batch, part),
+                label: self.label(batch, part, parts),
                 columns: state.encoder.columns_header(&load.selection),
                 partial_update: !load.selection.is_all(),
                 rows: body.rows(),
