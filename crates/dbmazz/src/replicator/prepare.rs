@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::table_plans::{job_of, plan_tables, TableJob};
-use crate::checkpoint::{check_writable, StateFile, StateFileError};
+use crate::checkpoint::{check_writable, SnapshotState, StateFile, StateFileError};
 use crate::config::{Config, ConfigError, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
 use crate::schema::KeyOverrides;
@@ -238,7 +238,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
             state.partitions = Some(plan.leaf_partitions());
             Some((plan, slot.snapshot_name.clone()))
         }
-        SnapshotDecision::Resume => state.snapshot.clone().map(|plan| (plan, None)),
+        SnapshotDecision::Resume => state.snapshot.clone().map(|mut plan| {
+            without_unpublished(&mut plan, &tables);
+            (plan, None)
+        }),
     };
     let snapshot = match snapshot {
         Some((mut plan, exported_snapshot)) => {
@@ -355,6 +358,24 @@ fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
     let left = state.forget_unpublished(&published, |_| false);
     if !left.is_empty() {
         tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
+    }
+}
+
+/// Leaves the tables no longer published (dropped, or removed from the publication) out of a
+/// resumed snapshot: their rows are not replicated now, and a dropped one cannot be read.
+fn without_unpublished(plan: &mut SnapshotState, published: &[TableName]) {
+    let mut left = Vec::new();
+    plan.tables.retain(|planned| {
+        let keep = published
+            .iter()
+            .any(|table| table.to_string() == planned.table);
+        if !keep {
+            left.push(planned.table.clone());
+        }
+        keep
+    });
+    if !left.is_empty() {
+        tracing::warn!(tables = %left.join(", "), "tables of the unfinished snapshot are no longer published (dropped?): not copied");
     }
 }
 

@@ -104,13 +104,35 @@ pub(super) async fn split_off_changed_table(
     let connect = config.source_connect().map_err(SnapshotError::from)?;
     let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
     let first_epoch = state.last_epoch() + 1;
-    let mut jobs = plan_tables(&client, config, std::slice::from_ref(name), first_epoch).await?;
-    let Some(table_job) = jobs.pop() else {
-        return Err(SnapshotError::Internal(format!("no plan for {table}")).into());
+    let published = published_tables(&client, &config.source.publication)
+        .await
+        .map_err(SetupError::from)?
+        .contains(name);
+    let planned = if published {
+        plan_tables(&client, config, std::slice::from_ref(name), first_epoch).await
+    } else {
+        Err(SnapshotError::TableMissing {
+            table: name.clone(),
+        })
     };
-    state.begin_table_snapshot(table_job.plan.clone());
+    match planned {
+        Ok(mut jobs) => {
+            let Some(table_job) = jobs.pop() else {
+                return Err(SnapshotError::Internal(format!("no plan for {table}")).into());
+            };
+            state.begin_table_snapshot(table_job.plan.clone());
+            prepared.table_jobs.push(table_job);
+        }
+        // Dropped (or removed from the publication) meanwhile: not replicated any more.
+        Err(SnapshotError::TableMissing { .. }) => {
+            tracing::warn!(
+                table,
+                "table dropped or no longer published during the snapshot: not copied"
+            );
+        }
+        Err(error) => return Err(error.into()),
+    }
     state.store(&config.state_dir)?;
-    prepared.table_jobs.push(table_job);
     let mut schemas = job.schemas;
     schemas.remove(&table);
     Ok(SnapshotJob {
