@@ -978,3 +978,67 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
         self.clone()
     }
 }
+
+/// `snapshot.mode = "never"` on a first start (no state file, a new slot) copied nothing
+/// before, so a StarRocks table that does not exist yet is not reported as lost. Under 1 s.
+#[tokio::test(flavor = "current_thread")]
+async fn a_first_start_without_a_snapshot_reports_no_lost_tables() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pg = new_database(
+        15,
+        "CREATE TABLE quiet (id int PRIMARY KEY, v text);
+         INSERT INTO quiet VALUES (1, 'x');",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let never = |config: &mut Config| config.snapshot.mode = dbmazz::config::SnapshotMode::Never;
+    let running = start(&pg, &emulator, &["public.quiet"], never).await;
+    wait_for_streaming(&pg).await;
+    running.stop().await;
+    let logged = log.take();
+    assert!(logged.contains("slot"), "nothing captured: {logged}");
+    assert!(!logged.contains("destination table is gone"), "{logged}");
+}
+
+/// A transaction left open keeps CREATE_REPLICATION_SLOT waiting: the wait is logged every
+/// 10 s with the transaction's pid, and the start goes on once it ends. About 11 s.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slot_creation_held_up_by_an_open_transaction_names_it() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let pg = new_database(15, "CREATE TABLE held (id int PRIMARY KEY);");
+    let (open, connection) = tokio_postgres::connect(&pg.url("shop"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    open.batch_execute("BEGIN; INSERT INTO held VALUES (1);")
+        .await
+        .unwrap();
+    let pid: i32 = open
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let running = start(&pg, &emulator, &["public.held"], |_| {}).await;
+    eventually(Duration::from_secs(20), "the wait logged", || async {
+        let logged = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+        logged
+            .contains("creating the replication slot waits")
+            .then_some(logged)
+    })
+    .await;
+    let logged = log.take();
+    assert!(logged.contains(&format!("pid {pid} ")), "{logged}");
+    open.batch_execute("COMMIT").await.unwrap();
+    wait_for_streaming(&pg).await;
+    running.stop().await;
+}

@@ -223,6 +223,7 @@ async fn stream<S: Sink>(
         state,
         snapshot: _,
         table_jobs,
+        first_start: _,
     } = prepared;
     let decoder_options = DecoderOptions {
         protocol_version: protocol.version,

@@ -105,6 +105,8 @@ pub struct Prepared {
     /// Tables to snapshot while streaming: unfinished ones recorded, and published tables
     /// the state does not know (unless `snapshot.mode = "never"`).
     pub table_jobs: Vec<TableJob>,
+    /// No state file was found: nothing was copied or streamed into StarRocks before.
+    pub first_start: bool,
 }
 
 /// `config` with the primary keys of the replicated tables under `REPLICA IDENTITY FULL` added
@@ -182,7 +184,11 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     } else {
         SnapshotAction::Export
     };
-    let slot = ensure_slot_with(&mut client, &config.source.slot, &database, export).await?;
+    let slot = report_slot_waits(
+        &sql,
+        ensure_slot_with(&mut client, &config.source.slot, &database, export),
+    )
+    .await?;
     if let Some(recorded) = state.as_ref().and_then(StateFile::durable) {
         if slot.start < recorded {
             // PostgreSQL persists confirmed positions at checkpoints; after a server crash it
@@ -276,6 +282,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
         state,
         snapshot,
         table_jobs,
+        first_start: !state_found,
     })
 }
 
@@ -358,6 +365,43 @@ fn forget_unpublished(state: &mut StateFile, published: &[TableName]) {
     let left = state.forget_unpublished(&published, |_| false);
     if !left.is_empty() {
         tracing::warn!(tables = %left.join(", "), "tables no longer published since the last run: their changes are not replicated; one published again is copied anew");
+    }
+}
+
+/// Creating a slot waits for every transaction open at that moment (in any database) to end:
+/// with one left open it waits for as long, silently. Every 10 s this names the transactions
+/// still open, oldest first.
+async fn report_slot_waits<T>(
+    sql: &tokio_postgres::Client,
+    creating: impl std::future::Future<Output = T>,
+) -> T {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    tokio::pin!(creating);
+    let started = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(started + EVERY, EVERY);
+    loop {
+        tokio::select! {
+            done = &mut creating => return done,
+            _ = ticks.tick() => {
+                let open = sql
+                    .query(
+                        "SELECT format('pid %s (%s, %s, open %s s): %s', pid, usename, state, \
+                         extract(epoch FROM now() - xact_start)::bigint, left(query, 80)) \
+                         FROM pg_catalog.pg_stat_activity \
+                         WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+                         ORDER BY xact_start LIMIT 3",
+                        &[],
+                    )
+                    .await
+                    .map(|rows| rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                tracing::warn!(
+                    waited_s = started.elapsed().as_secs(),
+                    open = %open.join("; "),
+                    "creating the replication slot waits for the transactions open when it began to end (PostgreSQL needs a moment with none of them open); end them, or wait"
+                );
+            }
+        }
     }
 }
 

@@ -190,9 +190,13 @@ pub(super) async fn recopy_lost_tables<S: Sink>(
     prepared: &mut Prepared,
     sink: &S,
 ) -> Result<(), RunError> {
+    // A first start (no state file) copied nothing before: a missing destination is not lost.
     let Some(known) = prepared.state.known_tables.clone() else {
         return Ok(());
     };
+    if prepared.first_start {
+        return Ok(());
+    }
     let mut copying: BTreeSet<String> = prepared
         .table_jobs
         .iter()

@@ -323,6 +323,10 @@ pub async fn ensure_slot_with(
             })
         }
         None => {
+            tracing::info!(
+                slot,
+                "creating the replication slot (it waits for the transactions open now to end)"
+            );
             let created = client.create_logical_slot(slot, snapshot).await?;
             tracing::info!(slot, consistent_point = %created.consistent_point, "created replication slot");
             Ok(SlotStart {
