@@ -742,6 +742,22 @@ async fn tables_dropped_during_an_unfinished_snapshot_are_let_go() {
         (initial_done(&state.0) >= 1).then_some(())
     })
     .await;
+    // The slot's figures are there during the snapshot too (it holds WAL meanwhile).
+    eventually(
+        Duration::from_secs(10),
+        "slot figures in /status",
+        || async {
+            let text = running.api.status_text().await.ok()?;
+            let status: serde_json::Value = serde_json::from_str(&text).ok()?;
+            let slot_read = status["slot"]["retained_wal_bytes"].is_u64();
+            let start = status["lsn"]["start"]
+                .as_str()
+                .is_some_and(|lsn| lsn.contains('/'));
+            let snapshotting = status["state"] == "snapshotting";
+            (slot_read && start && snapshotting).then_some(())
+        },
+    )
+    .await;
     running.stop().await;
     pg.psql("shop", "DROP TABLE b").unwrap();
 

@@ -164,6 +164,20 @@ async fn snapshot_then_stream<S: Sink>(
     context: RunContext,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
+    // From the start, snapshot included: the slot holds WAL while the copy runs.
+    let _slot_watch = config.source_connect().ok().map(|connect| {
+        AbortOnDrop(tokio::spawn(crate::ops::watch_slot(
+            connect,
+            config.source.slot.clone(),
+            Arc::clone(&context.telemetry),
+        )))
+    });
+    {
+        let mut board = context.telemetry.board();
+        board.lsn.start = prepared.start.to_string();
+        board.lsn.durable = prepared.start.to_string();
+        board.pipeline.memory_limit_bytes = config.pipeline_limits().max_memory as u64;
+    }
     if let Some(mut job) = prepared.snapshot.take() {
         let progress = Arc::clone(&context.snapshot_progress);
         context.telemetry.set_snapshot_reporter(Box::new(move || {
@@ -240,13 +254,6 @@ async fn stream<S: Sink>(
         "streaming"
     );
     let (mut reader, mut writer) = stream.split();
-    let _slot_watch = config.source_connect().ok().map(|connect| {
-        AbortOnDrop(tokio::spawn(crate::ops::watch_slot(
-            connect,
-            config.source.slot.clone(),
-            Arc::clone(&telemetry),
-        )))
-    });
     let sink_for_snapshots = Arc::clone(&sink);
     let (mut core, mut completions) = StreamCore::new(
         sink,
