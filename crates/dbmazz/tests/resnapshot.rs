@@ -788,6 +788,44 @@ async fn tables_dropped_during_an_unfinished_snapshot_are_let_go() {
     );
 }
 
+/// `POST /pause` during the initial snapshot: the chunk being read finishes, no next one
+/// starts until `POST /resume`. About 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_snapshot_reads_no_further_chunk_until_resumed() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a SELECT g, repeat('a', 100) FROM generate_series(1, 3000) g;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-paused-snapshot");
+    let tweak = |config: &mut Config| {
+        config.snapshot.chunk_pages = 8;
+        config.snapshot.parallelism = 1;
+    };
+    let delay = Duration::from_millis(200);
+    let done = |dir: &Path| {
+        StateFile::load(dir)
+            .ok()
+            .flatten()
+            .and_then(|file| file.snapshot)
+            .map_or(0, |plan| plan.done_count())
+    };
+    let running = start(&pg, &emulator, &["public.a"], &state, delay, tweak).await;
+    eventually(Duration::from_secs(30), "a first chunk", || async {
+        (done(&state.0) >= 1).then_some(())
+    })
+    .await;
+    running.api.set_paused(true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let paused_at = done(&state.0);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(done(&state.0), paused_at, "chunks read while paused");
+    running.api.set_paused(false).await.unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v FROM a ORDER BY id").await;
+    running.stop().await;
+}
+
 /// A StarRocks table dropped while dbmazz was stopped (or lost by StarRocks) is copied again at
 /// the next start, not recreated empty by the next change; the same when the whole database
 /// is gone. About 3 s in release.

@@ -191,6 +191,7 @@ async fn snapshot_then_stream<S: Sink>(
                 &job,
                 &mut prepared.state,
                 context.shutdown.clone(),
+                context.telemetry.paused_changes(),
                 Arc::clone(&context.snapshot_progress),
             )
             .await;

@@ -414,6 +414,7 @@ impl<S: Sink> TableSnapshots<S> {
                     job.clone(),
                     snapshot_lsn,
                     self.shutdown.clone(),
+                    self.telemetry.paused_changes(),
                     Arc::clone(&self.progress),
                     self.events.clone(),
                 ))),
@@ -430,12 +431,14 @@ impl<S: Sink> TableSnapshots<S> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn read_table<S: Sink>(
     config: Arc<Config>,
     sink: Arc<S>,
     job: TableJob,
     snapshot_lsn: Lsn,
     mut shutdown: watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
     progress: Arc<SnapshotProgress>,
     events: mpsc::UnboundedSender<Event>,
 ) {
@@ -459,6 +462,7 @@ async fn read_table<S: Sink>(
         schemas,
         snapshot_lsn,
         &mut shutdown,
+        paused,
         &progress,
         |done| {
             let _ = events.send(Event::ChunkDone {

@@ -59,6 +59,7 @@ pub async fn run_snapshot<S: Sink>(
     job: &SnapshotJob,
     state: &mut StateFile,
     mut shutdown: watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
     progress: Arc<SnapshotProgress>,
 ) -> Result<SnapshotOutcome, SnapshotError> {
     let plan = &job.plan;
@@ -88,6 +89,7 @@ pub async fn run_snapshot<S: Sink>(
         },
         pending,
         &mut shutdown,
+        paused,
         &progress,
         |done| record_chunk(state, &config.state_dir, done),
     )
@@ -173,6 +175,7 @@ pub async fn read_plan<S: Sink>(
     schemas: HashMap<String, Arc<TableSchema>>,
     snapshot_lsn: Lsn,
     shutdown: &mut watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
     progress: &Arc<SnapshotProgress>,
     record: impl FnMut(&ChunkFinished) -> Result<(), SnapshotError>,
 ) -> Result<SnapshotOutcome, SnapshotError> {
@@ -183,7 +186,7 @@ pub async fn read_plan<S: Sink>(
         snapshot_lsn,
     };
     read_all(
-        config, sink, plan, source, pending, shutdown, progress, record,
+        config, sink, plan, source, pending, shutdown, paused, progress, record,
     )
     .await
 }
@@ -225,6 +228,7 @@ async fn read_all<S: Sink>(
     source: ReadSource,
     pending: VecDeque<ChunkJob>,
     shutdown: &mut watch::Receiver<bool>,
+    paused: watch::Receiver<bool>,
     progress: &Arc<SnapshotProgress>,
     mut record: impl FnMut(&ChunkFinished) -> Result<(), SnapshotError>,
 ) -> Result<SnapshotOutcome, SnapshotError> {
@@ -257,15 +261,25 @@ async fn read_all<S: Sink>(
     let (finished_sender, mut finished) = mpsc::unbounded_channel();
     let mut readers = JoinSet::new();
     for _ in 0..config.snapshot.parallelism.min(remaining_at_start) {
-        let (context, queue, finished_sender, connect) = (
+        let (context, queue, finished_sender, connect, mut paused) = (
             Arc::clone(&context),
             Arc::clone(&queue),
             finished_sender.clone(),
             connect.clone(),
+            paused.clone(),
         );
         readers.spawn(async move {
             let mut session = CopySession::connect(&connect).await?;
             loop {
+                // Paused (`POST /pause`): the chunk being read finishes, no next one starts.
+                if *paused.borrow_and_update() {
+                    tracing::info!("snapshot paused: no further chunk is read until resumed");
+                    while *paused.borrow_and_update() {
+                        if paused.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 let next = queue
                     .lock()
                     .unwrap_or_else(|poison| poison.into_inner())
