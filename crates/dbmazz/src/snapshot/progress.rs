@@ -173,6 +173,11 @@ impl SnapshotProgress {
     /// figures of an earlier snapshot of it); the phase is `reading` until it is released.
     pub(crate) fn begin_table(&self, plan: &SnapshotState) {
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        if self.phase.load(Ordering::Relaxed) != 1 {
+            // Nothing else is being copied: the figures are this snapshot's alone, not summed
+            // with (and timed from) copies that finished earlier.
+            tables.clear();
+        }
         for planned in &plan.tables {
             let progress = Arc::new(TableProgress::planned(planned, true));
             set_gauge(
@@ -490,5 +495,15 @@ mod tests {
         progress.begin_table(&plan);
         assert_eq!(progress.report().tables.len(), 1);
         assert!(!progress.report().tables[0].done);
+        progress.add_rows("public.t", 7, 70);
+        progress.finish_table("public.t");
+        // Another table later: the figures are its own, not summed with the finished copy.
+        let mut other = plan;
+        other.epoch = 6;
+        other.tables[0].table = "public.u".into();
+        progress.begin_table(&other);
+        let report = progress.report();
+        assert_eq!(report.tables.len(), 1, "{report:?}");
+        assert_eq!((report.rows, report.chunks_total), (0, 1));
     }
 }
