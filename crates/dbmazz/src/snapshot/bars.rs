@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::progress::SnapshotProgress;
+use super::progress::{SnapshotPhase, SnapshotProgress, SnapshotReport};
 
 const REDRAW: Duration = Duration::from_millis(250);
 
@@ -50,8 +50,46 @@ pub async fn show(progress: Arc<SnapshotProgress>, mut stop: tokio::sync::watch:
                 .map_or_else(|| "?".to_string(), |eta| format!("{eta:.0}s"))
         ));
         if stopping {
-            overall.finish();
+            // `finish` would draw a full bar: only a finished snapshot gets one; a stopped one
+            // stays where it is, said so.
+            match stopped_message(&report) {
+                None => overall.finish(),
+                Some(message) => {
+                    for bar in per_table.values().filter(|bar| !bar.is_finished()) {
+                        bar.abandon();
+                    }
+                    overall.abandon_with_message(message);
+                }
+            }
             return;
         }
+    }
+}
+
+/// What the overall bar says when the display stops before the snapshot finished (`None`:
+/// it finished, the bar is drawn full).
+fn stopped_message(report: &SnapshotReport) -> Option<String> {
+    (report.phase != SnapshotPhase::Finished).then(|| {
+        format!(
+            "stopped: {} of {} chunks loaded (the rest is read at the next start)",
+            report.chunks_done, report.chunks_total
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_snapshot_is_not_drawn_finished() {
+        let progress = SnapshotProgress::new();
+        let mut report = progress.report();
+        report.phase = SnapshotPhase::Reading;
+        (report.chunks_done, report.chunks_total) = (162, 371);
+        let message = stopped_message(&report).unwrap();
+        assert!(message.contains("162 of 371"), "{message}");
+        report.phase = SnapshotPhase::Finished;
+        assert_eq!(stopped_message(&report), None);
     }
 }

@@ -300,6 +300,8 @@ async fn read_all<S: Sink>(
         });
     }
     drop(finished_sender);
+    // A line per chunk would print over the progress bars (`display`): they show it instead.
+    let bars_shown = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut remaining = remaining_at_start;
     while remaining > 0 {
         tokio::select! {
@@ -318,7 +320,11 @@ async fn read_all<S: Sink>(
                 }
                 record(&done)?;
                 progress.chunk_done(&done.table, done.pages);
-                tracing::info!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
+                if bars_shown {
+                    tracing::debug!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
+                } else {
+                    tracing::info!(chunk = done.chunk_id, table = %done.table, rows = done.rows, remaining, "snapshot chunk loaded");
+                }
             }
             Some(joined) = readers.join_next() => {
                 match joined {
