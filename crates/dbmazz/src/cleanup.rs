@@ -49,22 +49,38 @@ pub struct CleanupPlan {
     pub kept_publication: Option<KeptPublication>,
 }
 
-/// A publication owned by another role (typically created by the tables' owner).
+/// A publication cleanup leaves in place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeptPublication {
     pub name: String,
-    pub owner: String,
+    pub why: KeptBecause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptBecause {
+    /// Owned by another role (typically created by the tables' owner).
+    Owner(String),
+    /// Other logical slots of this database may stream through it (PostgreSQL does not
+    /// record which publications a slot's consumer asks for).
+    OtherSlots(Vec<String>),
 }
 
 impl KeptPublication {
     /// What to tell the operator.
     pub fn note(&self) -> String {
-        format!(
-            "publication {:?} is kept: it belongs to {:?}, which may drop it (DROP PUBLICATION {};)",
-            self.name,
-            self.owner,
-            quote_ident(&self.name)
-        )
+        let drop = format!("DROP PUBLICATION {};", quote_ident(&self.name));
+        match &self.why {
+            KeptBecause::Owner(owner) => format!(
+                "publication {:?} is kept: it belongs to {owner:?}, which may drop it ({drop})",
+                self.name
+            ),
+            KeptBecause::OtherSlots(slots) => format!(
+                "publication {:?} is kept: other pgoutput slots of this database ({}) may \
+                 stream through it; once none does, drop it ({drop})",
+                self.name,
+                slots.join(", ")
+            ),
+        }
     }
 }
 
@@ -183,15 +199,28 @@ pub async fn plan(config: &Config, include_state: bool) -> Result<CleanupPlan, C
         )
         .await
         .map_err(SourceError::from)?;
+    let other_slots: Vec<String> = client
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots \
+             WHERE slot_type = 'logical' AND plugin = 'pgoutput' \
+             AND database = current_database() AND slot_name <> $1 ORDER BY 1",
+            &[slot_name],
+        )
+        .await
+        .map_err(SourceError::from)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let kept = |why| {
+        Some(KeptPublication {
+            name: name.clone(),
+            why,
+        })
+    };
     let (publication, kept_publication) = match row {
-        Some(row) if row.get::<_, bool>(1) => (Some((name.clone(), row.get::<_, i64>(0))), None),
-        Some(row) => (
-            None,
-            Some(KeptPublication {
-                name: name.clone(),
-                owner: row.get(2),
-            }),
-        ),
+        Some(row) if !row.get::<_, bool>(1) => (None, kept(KeptBecause::Owner(row.get(2)))),
+        Some(_) if !other_slots.is_empty() => (None, kept(KeptBecause::OtherSlots(other_slots))),
+        Some(row) => (Some((name.clone(), row.get::<_, i64>(0))), None),
         None => (None, None),
     };
     let state_path = StateFile::path(&config.state_dir);
@@ -241,8 +270,13 @@ mod tests {
         assert!(!plan.is_empty());
         let kept = KeptPublication {
             name: "p".into(),
-            owner: "app_owner".into(),
+            why: KeptBecause::Owner("app_owner".into()),
         };
         assert!(kept.note().contains("DROP PUBLICATION \"p\""));
+        let shared = KeptPublication {
+            name: "p".into(),
+            why: KeptBecause::OtherSlots(vec!["other_slot".into()]),
+        };
+        assert!(shared.note().contains("other_slot"), "{}", shared.note());
     }
 }

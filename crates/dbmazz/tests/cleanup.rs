@@ -95,6 +95,18 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
     assert!(stderr.contains("not a terminal"), "{stderr}");
     assert_eq!(count(&pg, "SELECT count(*) FROM pg_replication_slots"), "1");
 
+    // Another pgoutput slot of the database may stream through the publication: kept.
+    count(
+        &pg,
+        "SELECT 1 FROM pg_create_logical_replication_slot('other_slot', 'pgoutput')",
+    );
+    let dropped = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
+    let stderr = String::from_utf8_lossy(&dropped.stderr);
+    assert_eq!(dropped.status.code(), Some(0), "{stderr}");
+    assert_eq!(count(&pg, "SELECT count(*) FROM pg_replication_slots"), "1");
+    assert_eq!(count(&pg, "SELECT count(*) FROM pg_publication"), "1");
+    assert!(stderr.contains("other_slot"), "{stderr}");
+    count(&pg, "SELECT 1 FROM pg_drop_replication_slot('other_slot')");
     let dropped = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
     let stderr = String::from_utf8_lossy(&dropped.stderr);
     assert_eq!(dropped.status.code(), Some(0), "{stderr}");
