@@ -329,6 +329,31 @@ async fn check_good_setup(pg: LocalPg) {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains(" 0 warn, 0 fail"), "{stdout}");
 
+    // A row filter on a column outside the replica identity: PostgreSQL would refuse every
+    // UPDATE and DELETE of the table. One on the key is fine.
+    pg.psql(
+        "shop",
+        "ALTER PUBLICATION dbmazz_pub SET TABLE orders WHERE (status <> 'draft'), items",
+    )
+    .unwrap();
+    let report = run_checks(&load(&path)).await;
+    assert_line(
+        &report,
+        "row filter of public.orders",
+        CheckStatus::Fail,
+        "REPLICA IDENTITY FULL",
+    );
+    assert!(line(&report, "row filter of public.orders")
+        .message
+        .contains("status"));
+    pg.psql(
+        "shop",
+        "ALTER PUBLICATION dbmazz_pub SET TABLE orders WHERE (id > 0), items",
+    )
+    .unwrap();
+    let report = run_checks(&load(&path)).await;
+    assert_eq!(report.worst(), CheckStatus::Ok, "{}", render(&report));
+
     // A StarRocks table that lacks a column the PostgreSQL table has is reported by name (a
     // warning: with create_tables, dbmazz adds value columns at start).
     emulator

@@ -21,6 +21,7 @@ mod be_probe;
 mod postgres;
 mod publication;
 mod render;
+mod row_filter;
 mod slot;
 mod starrocks;
 mod tables;

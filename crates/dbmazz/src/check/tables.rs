@@ -82,6 +82,17 @@ pub(super) async fn check_table(
         }
     }
     type_lines(table, &columns, type_options, report);
+    if let Some(line) = super::row_filter::row_filter_line(
+        client,
+        &config.source.publication,
+        table,
+        relation_oid,
+        version_num,
+    )
+    .await?
+    {
+        report.push(line);
+    }
     Ok(Some(shape))
 }
 
