@@ -902,12 +902,7 @@ async fn a_snapshot_made_after_the_state_was_removed_loads_again() {
 /// must warn that the table already holds rows.
 #[tokio::test(flavor = "current_thread")]
 async fn snapshot_replace_empties_tables_before_a_new_snapshot() {
-    let log = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = CapturedLog::install();
     let pg = new_database(
         18,
         "CREATE TABLE lost_t (id int PRIMARY KEY, v text);
@@ -953,6 +948,17 @@ async fn snapshot_replace_empties_tables_before_a_new_snapshot() {
 struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl CapturedLog {
+    /// Captures this thread's log (a current-thread runtime: its tasks too) until the guard
+    /// drops.
+    fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+        let log = CapturedLog::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_ansi(false)
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
     /// What was logged since the last call.
     fn take(&self) -> String {
         let mut bytes = self.0.lock().unwrap();
@@ -983,12 +989,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
 /// before, so a StarRocks table that does not exist yet is not reported as lost. Under 1 s.
 #[tokio::test(flavor = "current_thread")]
 async fn a_first_start_without_a_snapshot_reports_no_lost_tables() {
-    let log = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = CapturedLog::install();
     let pg = new_database(
         15,
         "CREATE TABLE quiet (id int PRIMARY KEY, v text);
@@ -1008,12 +1009,7 @@ async fn a_first_start_without_a_snapshot_reports_no_lost_tables() {
 /// 10 s with the transaction's pid, and the start goes on once it ends. About 11 s.
 #[tokio::test(flavor = "current_thread")]
 async fn a_slot_creation_held_up_by_an_open_transaction_names_it() {
-    let log = CapturedLog::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = CapturedLog::install();
     let pg = new_database(15, "CREATE TABLE held (id int PRIMARY KEY);");
     let (open, connection) = tokio_postgres::connect(&pg.url("shop"), tokio_postgres::NoTls)
         .await
