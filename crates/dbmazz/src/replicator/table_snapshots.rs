@@ -406,7 +406,7 @@ impl<S: Sink> TableSnapshots<S> {
             {
                 continue;
             }
-            tracing::info!(table = %table, chunks = job.plan.chunk_count(), "table snapshot: earlier loads durable, reading");
+            tracing::info!(table = %table, chunks = job.plan.chunk_count(), remaining = job.plan.chunk_count().saturating_sub(job.plan.done_count()), "table snapshot: earlier loads durable, reading");
             active.phase = Phase::Reading {
                 _reader: super::AbortOnDrop(tokio::spawn(read_table(
                     Arc::clone(&self.config),
