@@ -13,9 +13,9 @@ use dbmazz::config::{Config, HumanDuration};
 use dbmazz::ops::{metrics, TableLabels};
 use starrocks_emulator::{Emulator, EmulatorConfig};
 
-use crate::resnapshot::{new_database, start, wait_same};
+use crate::resnapshot::{start, wait_same};
 use crate::support::starrocks::sr_rows;
-use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
+use crate::support::{eventually, new_database, wait_for_streaming, TempDir, PG_VERSIONS};
 
 const SCHEMA: &str = "
 CREATE TABLE m (id int, region text, v text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);

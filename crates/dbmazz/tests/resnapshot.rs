@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dbmazz::checkpoint::{SnapshotState, StateFile};
 use dbmazz::config::{Config, HumanDuration, SnapshotMode};
-use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::local_pg::LocalPg;
 use dbmazz::monitor::ApiUrl;
 use dbmazz::ops::{self, SnapshotAnswer, Telemetry};
 use dbmazz::replicator::{self, RunContext, RunError};
@@ -27,7 +27,7 @@ use crate::support::starrocks::{
     confirmed_flush, sink_options, sr_rows, wait_identical_in, EmulatorLoader,
 };
 use crate::support::{
-    eventually, start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
+    eventually, new_database, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
 };
 
 /// Slows snapshot loads down (stream loads untouched), so a test can watch a snapshot while
@@ -239,13 +239,6 @@ pub(crate) async fn orders_and_items(
 pub(crate) fn several_chunks_no_initial(config: &mut Config) {
     config.snapshot.mode = SnapshotMode::Never;
     config.snapshot.chunk_pages = 8;
-}
-
-pub(crate) fn new_database(major: u32, schema: &str) -> LocalPg {
-    let pg = start_pg(major, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql("shop", schema).unwrap();
-    pg
 }
 
 fn insert_lsn(pg: &LocalPg) -> Lsn {

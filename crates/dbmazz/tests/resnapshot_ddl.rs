@@ -13,10 +13,10 @@ use dbmazz::local_pg::LocalPg;
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 use crate::resnapshot::{
-    first_table_snapshot, new_database, orders_and_items, request_accepted, start, wait_same,
-    wait_table_chunks, Running, Setup,
+    first_table_snapshot, orders_and_items, request_accepted, start, wait_same, wait_table_chunks,
+    Running, Setup,
 };
-use crate::support::{eventually, wait_for_streaming, TempDir, PG_VERSIONS};
+use crate::support::{eventually, new_database, wait_for_streaming, TempDir, PG_VERSIONS};
 
 /// A column dropped and another added (with a default, then updated) after some chunks of the
 /// table are loaded: the remaining chunks are read in the table's new shape, the held

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dbmazz::checkpoint::StateFile;
 use dbmazz::config::Config;
-use dbmazz::local_pg::{LocalPg, LocalPgOptions};
+use dbmazz::local_pg::LocalPg;
 use dbmazz::replicator::{self, RunContext, RunError};
 use dbmazz::schema::type_map::TypeMapOptions;
 use dbmazz::schema::{TableName, TableSchema};
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::starrocks_e2e::wait_identical;
 use crate::support::starrocks::{sr_rows, EmulatorLoader};
 use crate::support::{
-    eventually, start_pg, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
+    eventually, new_database, stream_config, wait_for_streaming, TempDir, PG_VERSIONS,
 };
 
 struct Running {
@@ -131,13 +131,6 @@ async fn start_in(
         progress,
         state,
     }
-}
-
-fn new_database(major: u32, schema: &str) -> LocalPg {
-    let pg = start_pg(major, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql("shop", schema).unwrap();
-    pg
 }
 
 /// Rows of the 1M-row test (override with SNAPSHOT_TEST_ROWS for quick debug runs).

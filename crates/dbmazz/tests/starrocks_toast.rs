@@ -12,7 +12,7 @@ use starrocks_emulator::{Emulator, EmulatorConfig, FaultKind, FaultRule};
 use crate::support::starrocks::{
     replicate_in_process, resume_in_process, sink_options, wait_identical,
 };
-use crate::support::{start_pg, wait_for_streaming, PG_VERSIONS};
+use crate::support::{new_database, start_pg, wait_for_streaming, PG_VERSIONS};
 
 const CHECK: &str = "SELECT id, k2, status, body, doc FROM docs ORDER BY id, k2";
 
@@ -89,16 +89,13 @@ async fn unchanged_toast_survives_updates_and_key_changes_across_batches() {
 /// (row filters). About 2 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insert_without_its_toast_value_is_counted_as_lossy() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE filtered_docs (id int PRIMARY KEY, body text);
          ALTER TABLE filtered_docs ALTER COLUMN body SET STORAGE EXTERNAL;
          INSERT INTO filtered_docs SELECT g, repeat(md5(g::text), 200) FROM generate_series(1, 4) g;
          CREATE PUBLICATION test_pub FOR TABLE filtered_docs WHERE (id % 2 = 0);",
-    )
-    .unwrap();
+    );
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let replication = replicate_in_process(
         &pg,
@@ -141,16 +138,13 @@ async fn an_insert_without_its_toast_value_is_counted_as_lossy() {
 /// take the new row's value from StarRocks's old-key row: it reads PostgreSQL's. About 3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_key_change_does_not_take_a_later_rows_toast_values() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE moved (id int PRIMARY KEY, small int, big text);
          ALTER TABLE moved ALTER COLUMN big SET STORAGE EXTERNAL;
          INSERT INTO moved SELECT g, g, repeat(md5(g::text), 200) FROM generate_series(1, 20) g;
          CREATE TABLE held (id int PRIMARY KEY, v text);",
-    )
-    .unwrap();
+    );
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.moved", "public.held"];
     let replication = replicate_in_process(

@@ -21,6 +21,14 @@ pub fn start_pg(major: u32, options: LocalPgOptions) -> LocalPg {
     LocalPg::start(&binaries, options).unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// A throwaway cluster of `major` with a database `shop` holding `schema`.
+pub fn new_database(major: u32, schema: &str) -> LocalPg {
+    let pg = start_pg(major, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql("shop", schema).unwrap();
+    pg
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
