@@ -586,3 +586,124 @@ async fn the_compose_init_sql_passes_check_as_the_dbmazz_role() {
         "1"
     );
 }
+
+/// ~2 s: a server that accepts the connection and never answers is given up after the URL's
+/// `connect_timeout` (tokio-postgres alone bounds only the TCP connect): a fail line, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_gives_up_on_a_server_that_never_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accepts and holds every connection, silent.
+    let held = std::thread::spawn(move || {
+        let mut streams = Vec::new();
+        for stream in listener.incoming().take(4) {
+            streams.push(stream);
+        }
+        streams
+    });
+    let dir = TempDir::new("dbmazz-check-silent");
+    let url = format!("postgres://dbmazz@127.0.0.1:{port}/app?connect_timeout=1&sslmode=disable");
+    let path = write_config(&dir, &url, &["public.orders"], "[sink]\ntype = \"noop\"");
+    let started = std::time::Instant::now();
+    let output = dbmazz(&["check", "--config", path.to_str().unwrap()]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("took longer than connect_timeout"),
+        "{stdout}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    drop(held);
+}
+
+/// ~3 s: two published tables of one name in different schemas would share one StarRocks
+/// table: `check` fails on it, and `run` refuses before it creates the slot.
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_of_one_name_in_two_schemas_are_refused() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE orders (id int PRIMARY KEY, v text);
+         CREATE SCHEMA other;
+         CREATE TABLE other.orders (id int PRIMARY KEY, v text);
+         INSERT INTO orders VALUES (1, 'public');
+         INSERT INTO other.orders VALUES (1, 'other');",
+    )
+    .unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let dir = TempDir::new("dbmazz-same-name");
+    let path = write_config(
+        &dir,
+        &pg.url("shop"),
+        &["public.orders", "other.orders"],
+        &starrocks_sink(&emulator, true),
+    );
+    let report = run_checks(&load(&path)).await;
+    assert_line(
+        &report,
+        "StarRocks table names",
+        CheckStatus::Fail,
+        "publish only one of them",
+    );
+    assert!(line(&report, "StarRocks table names")
+        .message
+        .contains("public.orders and other.orders would both go to shop.orders"));
+
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("would both go to StarRocks table shop.orders"),
+        "{stderr}"
+    );
+    let slots = pg
+        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
+        .unwrap();
+    assert_eq!(slots, "0", "the slot was created before the refusal");
+}
+
+/// ~3 s: what would stop the initial snapshot at its first table is found before the slot is
+/// created (a slot left behind holds WAL): a user without SELECT on a table, and a StarRocks
+/// database that does not exist while `create_tables = false`.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_refuses_before_creating_the_slot() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE ROLE app LOGIN REPLICATION;
+         CREATE TABLE orders (id int PRIMARY KEY, v text);
+         CREATE TABLE items (id int PRIMARY KEY, v text);
+         GRANT SELECT ON orders TO app;
+         CREATE PUBLICATION dbmazz_pub FOR TABLE orders, items;",
+    )
+    .unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let dir = TempDir::new("dbmazz-refuse-early");
+    let url = format!("postgres://app@127.0.0.1:{}/shop", pg.port());
+    let tables = ["public.orders", "public.items"];
+    let path = write_config(&dir, &url, &tables, &starrocks_sink(&emulator, true));
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("user \"app\" may not read public.items")
+            && stderr.contains("GRANT SELECT ON public.items TO app"),
+        "{stderr}"
+    );
+
+    pg.psql("shop", "GRANT SELECT ON items TO app").unwrap();
+    let path = write_config(&dir, &url, &tables, &starrocks_sink(&emulator, false));
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("database shop does not exist in StarRocks"),
+        "{stderr}"
+    );
+    let slots = pg
+        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
+        .unwrap();
+    assert_eq!(slots, "0", "a slot was created before the refusal");
+}

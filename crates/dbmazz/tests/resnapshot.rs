@@ -581,6 +581,48 @@ async fn added_later(major: u32) {
     running.stop().await;
 }
 
+/// A table added to the publication that no change touches afterwards is copied at the next
+/// catalog check, not left empty until its first change or the next start. About 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_table_added_to_the_publication_is_copied() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE a (id int PRIMARY KEY, v text);
+         INSERT INTO a VALUES (1, 'x');",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-quiet-added");
+    let tweak = |config: &mut Config| {
+        config.snapshot.chunk_pages = 4;
+        config.snapshot.partition_check_interval = HumanDuration(Duration::from_millis(300));
+    };
+    let mut running = start(&pg, &emulator, &["public.a"], &state, Duration::ZERO, tweak).await;
+    wait_same(&pg, &emulator, "SELECT id, v FROM a ORDER BY id").await;
+    wait_for_streaming(&pg).await;
+    pg.psql(
+        "shop",
+        "CREATE TABLE quiet (id int PRIMARY KEY, v text);
+         INSERT INTO quiet SELECT g, 'q' || g FROM generate_series(1, 2000) g;
+         ALTER PUBLICATION test_pub ADD TABLE quiet;",
+    )
+    .unwrap();
+    running
+        .wait_table_done("public.quiet", Duration::from_secs(30))
+        .await;
+    wait_same(&pg, &emulator, "SELECT id, v FROM quiet ORDER BY id").await;
+    // Its later changes stream as any table's.
+    pg.psql("shop", "UPDATE quiet SET v = 'streamed' WHERE id = 7")
+        .unwrap();
+    wait_same(&pg, &emulator, "SELECT id, v FROM quiet ORDER BY id").await;
+    running.stop().await;
+    let known = StateFile::load(&state.0)
+        .unwrap()
+        .unwrap()
+        .known_tables
+        .unwrap();
+    assert!(known.contains("public.quiet"), "{known:?}");
+}
+
 /// A table without a key published while dbmazz streams stops it (nothing to key it by);
 /// once the table is removed from the publication, the next start skips its changes that are
 /// still in the slot instead of failing on them again, and the slot moves past them. About

@@ -70,7 +70,7 @@ fn connect_failure(subject: &str, error: &SourceError) -> CheckLine {
         SourceError::Server { code, .. } if code == "3D000" => {
             "create the database, or fix the database name in source.url"
         }
-        _ => "see the message",
+        _ => error.fix().unwrap_or("see the message"),
     };
     CheckLine::fail(subject, crate::one_line(error), fix)
 }

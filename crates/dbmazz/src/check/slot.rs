@@ -17,6 +17,8 @@ pub(super) struct SlotRow {
     slot_type: String,
     database: Option<String>,
     active_pid: Option<i32>,
+    /// `application_name` of the process streaming from it.
+    holder: Option<String>,
     wal_status: Option<String>,
     invalidation_reason: Option<String>,
     confirmed_flush: Option<String>,
@@ -43,7 +45,8 @@ impl SlotRow {
             "SELECT plugin::text, slot_type::text, database::text, \
                     CASE WHEN active THEN active_pid END, {wal_status}, {invalidation_reason}, \
                     confirmed_flush_lsn::text, \
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8 \
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::int8, \
+                    (SELECT application_name FROM pg_stat_activity a WHERE a.pid = active_pid) \
              FROM pg_replication_slots WHERE slot_name = $1"
         );
         let row = client.query_opt(&sql, &[&slot]).await?;
@@ -56,6 +59,7 @@ impl SlotRow {
             invalidation_reason: row.get(5),
             confirmed_flush: row.get(6),
             retained_bytes: row.get(7),
+            holder: row.get(8),
         }))
     }
 }
@@ -81,11 +85,12 @@ pub(super) fn slot_line(
     if slot.slot_type != "logical" || slot.plugin.as_deref() != Some("pgoutput") {
         return CheckLine::fail(
             subject,
-            format!(
-                "is a {} slot with plugin {:?}, not a pgoutput logical slot",
-                slot.slot_type,
-                slot.plugin.as_deref().unwrap_or("")
-            ),
+            match slot.plugin.as_deref() {
+                Some(plugin) if slot.slot_type == "logical" => {
+                    format!("is a logical slot of plugin {plugin:?}, not of pgoutput")
+                }
+                _ => format!("is a {} slot, not a pgoutput logical slot", slot.slot_type),
+            },
             format!("choose another source.slot, or drop it if nothing uses it: {drop}"),
         );
     }
@@ -113,9 +118,22 @@ pub(super) fn slot_line(
         );
     }
     if let Some(pid) = slot.active_pid {
+        let holder = slot.holder.as_deref().unwrap_or("");
+        let ours = config
+            .source_connect()
+            .map(|connect| connect.application_name)
+            .unwrap_or_default();
+        if holder == ours {
+            return CheckLine::warn(
+                subject,
+                format!("is in use by a running dbmazz (PID {pid}, application_name {holder:?})"),
+                "nothing to do while it runs: a second dbmazz on this slot would be refused; \
+                 stop the running one first to start another",
+            );
+        }
         return CheckLine::fail(
             subject,
-            format!("is in use by another process (PID {pid})"),
+            format!("is in use by another process (PID {pid}, application_name {holder:?})"),
             "one process per slot: stop the other dbmazz (SELECT application_name, client_addr \
              FROM pg_stat_replication WHERE pid = ...; shows who it is), or choose another source.slot",
         );
@@ -295,6 +313,7 @@ mod tests {
             invalidation_reason: None,
             confirmed_flush: Some("0/1000".into()),
             retained_bytes: Some(retained_mib * 1024 * 1024),
+            holder: None,
         }
     }
 
@@ -329,6 +348,14 @@ mod tests {
         let line = slot_line(&config, Some(&active), None);
         assert_eq!(line.status, Fail);
         assert!(line.message.contains("PID 4242"), "{}", line.message);
+        let running = SlotRow {
+            active_pid: Some(4242),
+            holder: Some("dbmazz".into()),
+            ..slot(1)
+        };
+        let line = slot_line(&config, Some(&running), None);
+        assert_eq!(line.status, Warn, "{}", line.message);
+        assert!(line.message.contains("running dbmazz"), "{}", line.message);
         let elsewhere = SlotRow {
             database: Some("other".into()),
             ..slot(1)

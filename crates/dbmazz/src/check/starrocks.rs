@@ -10,7 +10,8 @@ use crate::schema::TableSchema;
 use crate::sink::starrocks::ddl::{create_table_sql, quote};
 use crate::sink::starrocks::stream_load::{RequestError, StreamLoadClient, StreamLoadConfig};
 use crate::sink::starrocks::{
-    missing_columns, required_columns, DdlError, DeleteMode, EncoderOptions, StarRocksDdl,
+    missing_columns, required_columns, same_destination, DdlError, DeleteMode, EncoderOptions,
+    StarRocksDdl, SAME_DESTINATION_FIX,
 };
 
 use super::{be_probe, CheckLine, CheckReport, CheckStatus};
@@ -29,6 +30,18 @@ pub(super) async fn check(config: &Config, tables: &[TableSchema], report: &mut 
         ));
         return;
     };
+    let names: Vec<_> = tables.iter().map(|table| table.name.clone()).collect();
+    if let Some((first, second)) = same_destination(&names) {
+        report.push(CheckLine::fail(
+            "StarRocks table names",
+            format!(
+                "{first} and {second} would both go to {}.{} (a StarRocks table takes the \
+                 PostgreSQL table's name without its schema), merging their rows",
+                starrocks.database, first.name
+            ),
+            SAME_DESTINATION_FIX,
+        ));
+    }
     let fe_line = fe_http_line(starrocks).await;
     let fe_reachable = fe_line.status != CheckStatus::Fail;
     report.push(fe_line);

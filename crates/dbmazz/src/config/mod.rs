@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::{BatchLimits, PipelineLimits};
 use crate::schema::TableName;
+use crate::sink::starrocks::stream_load::check_http_base;
 use crate::source::PgConnectConfig;
 
 pub const DEFAULT_STATE_DIR: &str = "./dbmazz-state";
@@ -386,6 +387,20 @@ impl ConfigError {
     }
 }
 
+/// Environment variables whose values are taken as text, exactly as given.
+const VERBATIM_VARIABLES: [(&str, &str); 4] = [
+    ("DBMAZZ_SOURCE__URL", "source.url"),
+    ("DBMAZZ_SINK__STARROCKS__USER", "sink.starrocks.user"),
+    (
+        "DBMAZZ_SINK__STARROCKS__PASSWORD",
+        "sink.starrocks.password",
+    ),
+    (
+        "DBMAZZ_SINK__STARROCKS__DATABASE",
+        "sink.starrocks.database",
+    ),
+];
+
 /// Flag values that override the file and the environment (only those given).
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Overrides(pub Vec<(&'static str, String)>);
@@ -409,6 +424,24 @@ impl Config {
                     "pass the path of your dbmazz.toml file (see docs/configuration.md)",
                 ));
             }
+            if let Err(error) = std::fs::read_to_string(path) {
+                let fix = match error.kind() {
+                    std::io::ErrorKind::PermissionDenied => {
+                        "make it readable by the user running dbmazz"
+                    }
+                    std::io::ErrorKind::InvalidData => "save it as UTF-8 text",
+                    _ => "pass the path of your dbmazz.toml (see docs/configuration.md)",
+                };
+                let problem = match error.kind() {
+                    std::io::ErrorKind::InvalidData => "is not UTF-8 text".to_string(),
+                    _ => format!("cannot be read: {error}"),
+                };
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("{} {problem}", path.display()),
+                    fix,
+                ));
+            }
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(
@@ -416,6 +449,13 @@ impl Config {
                 .filter(|key| !is_tooling_variable(key.as_str()))
                 .split("__"),
         );
+        // Secrets and names as written: the environment provider would read `123` as a number
+        // and trim spaces.
+        for (variable, key) in VERBATIM_VARIABLES {
+            if let Ok(value) = std::env::var(variable) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         for (key, value) in &overrides.0 {
             figment = figment.merge(Serialized::default(key, value));
         }
@@ -549,14 +589,21 @@ impl Config {
                     "add a [sink.starrocks] section with fe_http, mysql, user, password, database",
                 ));
             };
-            if !starrocks.fe_http.starts_with("http://")
-                && !starrocks.fe_http.starts_with("https://")
-            {
+            if let Err(problem) = check_http_base(&starrocks.fe_http) {
                 return Err(ConfigError::new(
                     "sink.starrocks.fe_http",
-                    format!("{:?} is not an http URL", starrocks.fe_http),
+                    problem,
                     "use the FE's HTTP address, e.g. \"http://127.0.0.1:8030\"",
                 ));
+            }
+            for address in &starrocks.be_http {
+                if let Err(problem) = check_http_base(address) {
+                    return Err(ConfigError::new(
+                        "sink.starrocks.be_http",
+                        problem,
+                        "list the BEs' HTTP addresses, e.g. [\"http://10.0.0.5:8040\"]",
+                    ));
+                }
             }
             if !starrocks.mysql.contains(':') {
                 return Err(ConfigError::new(

@@ -80,6 +80,38 @@ fn bad_values_name_the_key_the_problem_and_the_fix() {
 }
 
 #[test]
+fn stream_load_addresses_are_checked_when_the_config_is_read() {
+    let with_fe = |fe: &str| {
+        let text = EXAMPLE.replace(
+            "fe_http = \"http://127.0.0.1:8030\"",
+            &format!("fe_http = \"{fe}\""),
+        );
+        error_of(&text)
+    };
+    for (fe, says) in [
+        ("https://127.0.0.1:8030", "TLS is not supported"),
+        ("http://::1:8030", "in brackets"),
+        ("http://127.0.0.1:8030/api", "has a path"),
+        ("http://root:secret@127.0.0.1:8030", "holds credentials"),
+    ] {
+        let error = with_fe(fe);
+        assert_eq!(error.key, "sink.starrocks.fe_http", "{fe}");
+        assert!(error.problem.contains(says), "{fe}: {error}");
+    }
+    let text = EXAMPLE.replace(
+        "fe_http = \"http://127.0.0.1:8030\"",
+        "fe_http = \"http://[::1]:8030/\"",
+    );
+    assert!(Config::from_toml(&text).is_ok());
+    let error = error_of(&EXAMPLE.replace(
+        "max_bytes = \"64MiB\"",
+        "max_bytes = \"99999999999999999999GiB\"",
+    ));
+    assert_eq!(error.key, "batch.max_bytes");
+    assert!(error.problem.contains("too large"), "{error}");
+}
+
+#[test]
 fn unknown_and_missing_keys_are_reported_with_the_known_ones() {
     let error = error_of(&EXAMPLE.replace("max_rows", "max_rowz"));
     assert!(error.key.starts_with("batch"), "{error}");
@@ -108,6 +140,13 @@ fn environment_and_flags_override_the_file_in_that_order() {
         assert_eq!(config.source.slot, "from_env");
         assert_eq!(config.batch.max_rows, 42);
         assert_eq!(config.sink.starrocks.as_ref().unwrap().password, "pw");
+        // Secrets are text as given: not a number, not trimmed.
+        jail.set_env("DBMAZZ_SINK__STARROCKS__PASSWORD", "123");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.sink.starrocks.as_ref().unwrap().password, "123");
+        jail.set_env("DBMAZZ_SINK__STARROCKS__PASSWORD", " p w ");
+        let config = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(config.sink.starrocks.as_ref().unwrap().password, " p w ");
         let flags = Overrides(vec![("source.slot", "from_flag".to_string())]);
         let config = Config::load(Some(&path), &flags).unwrap();
         assert_eq!(config.source.slot, "from_flag");

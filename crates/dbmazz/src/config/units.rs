@@ -42,7 +42,12 @@ impl ByteSize {
                 ))
             }
         };
-        Ok(ByteSize((number * multiplier as f64) as u64))
+        let bytes = number * multiplier as f64;
+        // 2^53: every size below is exact in an f64, and far beyond any memory (8 PiB).
+        if !bytes.is_finite() || bytes >= (1u64 << 53) as f64 {
+            return Err(format!("{text:?} is too large: sizes go up to a few TiB"));
+        }
+        Ok(ByteSize(bytes as u64))
     }
 }
 

@@ -16,10 +16,10 @@ use tokio::sync::Mutex;
 use super::added_columns::read_existing_rows;
 use super::column_lineage::{
     applied_schema, before_renames, column_origins, number_columns, number_columns_partly,
-    read_catalog_columns, renamed_by_position, Lineage,
+    read_catalog_columns, renamed_by_position, CatalogColumn, Lineage,
 };
 use crate::checkpoint::{AppliedShapes, NumberedShape};
-use crate::schema::{ExistingRows, TableName, TableSchema};
+use crate::schema::{ColumnSchema, ExistingRows, TableName, TableSchema};
 use crate::sink::{Batch, Sink, SinkError};
 use crate::source::{connect_sql, PgConnectConfig, SourceError};
 
@@ -113,6 +113,14 @@ impl<S: Sink> CatalogFacts<S> {
             .or_else(|| number_columns_partly(new, &catalog, stored.as_ref()));
         // Replaying a shape StarRocks already got (after a restart): nothing to follow.
         let already_applied = stored.is_some() && stored == numbered;
+        // Columns StarRocks got that PostgreSQL has dropped since (by attribute number): the
+        // shape that still had them may lie before the replay's start (StarRocks applies
+        // changes ahead of the slot's confirmed position), so no Relation of this run would
+        // ever say they went. Dropped at the table's first Relation.
+        let gone = match (&stored, old) {
+            (Some(stored), None) if !already_applied => dropped_since(stored, &catalog, new),
+            _ => Vec::new(),
+        };
         let before = stored.filter(|_| !already_applied && numbered.is_some());
         let origins: HashMap<String, Lineage> = match (&before, &numbered) {
             (Some(before), Some(now)) => {
@@ -130,8 +138,10 @@ impl<S: Sink> CatalogFacts<S> {
         // Relation must not be undone).
         let applied = match (old, &before, &exact) {
             (None, Some(before), Some(_)) => Some(Arc::new(applied_schema(before, new))),
-            (None, Some(_), None) if !origins.is_empty() => {
-                Some(Arc::new(before_renames(new, &origins)))
+            (None, _, None) if !origins.is_empty() || !gone.is_empty() => {
+                let mut old = before_renames(new, &origins);
+                old.columns.extend(gone);
+                Some(Arc::new(old))
             }
             _ => None,
         };
@@ -201,6 +211,35 @@ impl<S: Sink> CatalogFacts<S> {
             numbered,
         })
     }
+}
+
+/// The value columns of `stored` the catalog no longer has (attribute numbers are never
+/// reused) and `new` does not name, as the `old` side lists them.
+fn dropped_since(
+    stored: &NumberedShape,
+    catalog: &[CatalogColumn],
+    new: &TableSchema,
+) -> Vec<ColumnSchema> {
+    stored
+        .columns
+        .iter()
+        .filter(|column| {
+            !column.is_key
+                && !catalog.iter().any(|live| live.attnum == column.attnum)
+                && !new
+                    .columns
+                    .iter()
+                    .any(|present| present.name == column.name)
+        })
+        .map(|column| {
+            ColumnSchema::new(
+                column.name.clone(),
+                column.type_oid,
+                column.type_modifier,
+                false,
+            )
+        })
+        .collect()
 }
 
 fn catalog_error(sink: &'static str, table: &TableSchema, message: String) -> SinkError {

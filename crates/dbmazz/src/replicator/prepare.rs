@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::table_plans::{job_of, plan_tables, TableJob};
 use crate::checkpoint::{check_writable, SnapshotState, StateFile, StateFileError};
-use crate::config::{Config, ConfigError, SnapshotMode};
+use crate::config::{Config, ConfigError, SinkKind, SnapshotMode};
 use crate::pipeline::{clear_spill_dir, CoreError};
 use crate::schema::KeyOverrides;
 use crate::schema::TableName;
@@ -13,9 +13,9 @@ use crate::snapshot::{
     decide, load_schemas, partition_leaves, plan_new, SnapshotDecision, SnapshotError, SnapshotJob,
 };
 use crate::source::{
-    check_wal_level, connect_sql, ensure_slot_with, full_identity_primary_keys,
-    prepare_publication, published_tables, PgOutputProtocol, ReplicationClient, SetupError,
-    SnapshotAction, SourceError,
+    check_select_privilege, check_wal_level, connect_sql, ensure_slot_with,
+    full_identity_primary_keys, prepare_publication, published_tables, PgOutputProtocol,
+    ReplicationClient, SetupError, SnapshotAction, SourceError,
 };
 use crate::Lsn;
 
@@ -53,6 +53,12 @@ pub enum RunError {
         recorded: String,
         configured: String,
     },
+    #[error("{}", crate::sink::starrocks::same_destination_message(.first, .second, .database))]
+    SameDestination {
+        first: TableName,
+        second: TableName,
+        database: String,
+    },
     #[error("spill directory {path}: {source}")]
     SpillDir {
         path: String,
@@ -88,6 +94,7 @@ impl RunError {
             RunError::Snapshot(_) => "snapshot",
             RunError::SlotLost { .. } => "slot_lost",
             RunError::StateMismatch { .. } => "state_mismatch",
+            RunError::SameDestination { .. } => "same_destination",
             RunError::SpillDir { .. } => "spill_dir",
             RunError::StreamEnded => "stream_ended",
         }
@@ -151,6 +158,20 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     let tables = prepare_publication(&sql, publication, &config.tables(), &keyed).await?;
     tracing::info!(publication = %config.source.publication, tables = tables.len(), "publication ready");
     check_key_columns(config, &keyed, &sql, &tables).await?;
+    if config.snapshot.mode != SnapshotMode::Never {
+        check_select_privilege(&sql, &connect.user, &tables).await?;
+    }
+    if let Some(starrocks) = &config.sink.starrocks {
+        if config.sink.kind == SinkKind::Starrocks {
+            if let Some((first, second)) = crate::sink::starrocks::same_destination(&tables) {
+                return Err(RunError::SameDestination {
+                    first: first.clone(),
+                    second: second.clone(),
+                    database: starrocks.database.clone(),
+                });
+            }
+        }
+    }
 
     let mut client = ReplicationClient::connect(&connect).await?;
     let system = client.identify_system().await?;

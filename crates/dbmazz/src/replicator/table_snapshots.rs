@@ -82,6 +82,9 @@ struct Active {
     replace: bool,
     /// Only these leaf partitions (attached after the table was copied).
     leaves: Option<BTreeSet<String>>,
+    /// Found by a catalog check (published later, or again): a plan that fails for a reason
+    /// that may pass is tried again at the next check.
+    by_check: bool,
 }
 
 /// The table snapshots of one stream; lives in the stream task.
@@ -149,6 +152,7 @@ impl<S: Sink> TableSnapshots<S> {
                     held_early: None,
                     replace,
                     leaves: None,
+                    by_check: false,
                 },
             );
         }
@@ -168,19 +172,31 @@ impl<S: Sink> TableSnapshots<S> {
             let _ = request.reply.send(SnapshotAnswer::AlreadyRunning { table });
             return;
         }
-        self.plan(table, Some(request.reply), None, request.replace, None);
+        self.plan(
+            table,
+            Some(request.reply),
+            None,
+            request.replace,
+            None,
+            false,
+        );
     }
 
     /// Tables the stream met that the state did not know (already held by the core).
     pub(super) fn on_unknown_tables(&mut self, tables: Vec<Arc<TableSchema>>) {
         for schema in tables {
             let table = schema.name.to_string();
-            if self.active.contains_key(&table) {
+            if let Some(active) = self.active.get_mut(&table) {
+                // Being planned (asked for, or found by a catalog check): the core holds it
+                // now, so a plan that fails must let its changes go or stop the pipeline.
+                if matches!(active.phase, Phase::Planning) {
+                    active.held_early.get_or_insert(schema.relation_oid);
+                }
                 continue;
             }
             tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
             let replace = self.config.snapshot.replace;
-            self.plan(table, None, Some(schema.relation_oid), replace, None);
+            self.plan(table, None, Some(schema.relation_oid), replace, None, false);
         }
     }
 
@@ -191,6 +207,7 @@ impl<S: Sink> TableSnapshots<S> {
         held_early: Option<u32>,
         replace: bool,
         leaves: Option<BTreeSet<String>>,
+        by_check: bool,
     ) {
         self.active.insert(
             table.clone(),
@@ -201,6 +218,7 @@ impl<S: Sink> TableSnapshots<S> {
                 held_early,
                 replace,
                 leaves: leaves.clone(),
+                by_check,
             },
         );
         let (config, events) = (Arc::clone(&self.config), self.events.clone());
@@ -291,7 +309,14 @@ impl<S: Sink> TableSnapshots<S> {
         core.release_table(oid, Instant::now())?;
         self.progress.set_held(&table, 0, 0);
         // Planned like a table met in the stream: one dropped meanwhile is let go, not fatal.
-        self.plan(table, None, Some(oid), job.plan.replace, active.leaves);
+        self.plan(
+            table,
+            None,
+            Some(oid),
+            job.plan.replace,
+            active.leaves,
+            active.by_check,
+        );
         Ok(())
     }
 
@@ -307,40 +332,7 @@ impl<S: Sink> TableSnapshots<S> {
         };
         let mut job = match result {
             Ok(job) => job,
-            Err(error) => {
-                let Some(active) = self.active.remove(&table) else {
-                    return Ok(());
-                };
-                let Some(reply) = active.reply else {
-                    if active.leaves.is_some() {
-                        // Nothing held yet, the leaves still unrecorded: the next check retries.
-                        tracing::warn!(table = %table, %error, "could not plan the snapshot of attached partitions; trying again at the next check");
-                        return Ok(());
-                    }
-                    if let (PlanError::NotPublished { .. }, Some(oid)) = (&error, active.held_early)
-                    {
-                        // Dropped, or removed from the publication: not replicated, so its
-                        // changes (held, and those still in the replay) are acknowledged
-                        // without the sink — a table without a key could not take them anyway.
-                        tracing::warn!(table = %table, "a table to copy is no longer published (dropped, or removed from the publication): not copied, its stream changes skipped");
-                        self.progress.finish_table(&table);
-                        core.skip_table(oid, Instant::now())?;
-                        return Ok(());
-                    }
-                    // A table met in the stream must be copied: stop rather than diverge.
-                    return Err(error.into());
-                };
-                let answer = match error {
-                    PlanError::NotPublished { table, publication } => {
-                        SnapshotAnswer::NotPublished { table, publication }
-                    }
-                    other => SnapshotAnswer::Failed {
-                        message: other.to_string(),
-                    },
-                };
-                let _ = reply.send(answer);
-                return Ok(());
-            }
+            Err(error) => return self.on_plan_failed(table, error, core),
         };
         if let Some(leaves) = self
             .active
@@ -382,6 +374,71 @@ impl<S: Sink> TableSnapshots<S> {
         active.phase = Phase::Waiting;
         self.start_ready(core);
         Ok(())
+    }
+
+    /// A plan that failed. A table the stream holds is copied or let go: one no longer
+    /// published has its changes acknowledged without the sink, any other failure stops the
+    /// pipeline rather than diverge. Otherwise the API caller gets the answer, and a table
+    /// found by a catalog check is tried again at the next check when the failure may pass.
+    fn on_plan_failed(
+        &mut self,
+        table: String,
+        error: PlanError,
+        core: &mut StreamCore<S>,
+    ) -> Result<(), RunError> {
+        let Some(active) = self.active.remove(&table) else {
+            return Ok(());
+        };
+        let not_published = matches!(error, PlanError::NotPublished { .. });
+        if let Some(oid) = active.held_early {
+            if !not_published {
+                if let Some(reply) = active.reply {
+                    let message = error.to_string();
+                    let _ = reply.send(SnapshotAnswer::Failed { message });
+                }
+                return Err(error.into());
+            }
+            // Dropped, or removed from the publication: not replicated, so its changes (held,
+            // and those still in the replay) are acknowledged without the sink — a table
+            // without a key could not take them anyway.
+            tracing::warn!(table = %table, "a table to copy is no longer published (dropped, or removed from the publication): not copied, its stream changes skipped");
+            self.progress.finish_table(&table);
+            core.skip_table(oid, Instant::now())?;
+        }
+        if let Some(reply) = active.reply {
+            let answer = match error {
+                PlanError::NotPublished { table, publication } => {
+                    SnapshotAnswer::NotPublished { table, publication }
+                }
+                other => SnapshotAnswer::Failed {
+                    message: other.to_string(),
+                },
+            };
+            let _ = reply.send(answer);
+            return Ok(());
+        }
+        if active.held_early.is_some() {
+            return Ok(());
+        }
+        if active.leaves.is_some() {
+            // Nothing held yet, the leaves still unrecorded: the next check retries.
+            tracing::warn!(table = %table, %error, "could not plan the snapshot of attached partitions; trying again at the next check");
+            return Ok(());
+        }
+        if active.by_check {
+            match error {
+                PlanError::NotPublished { .. } => {
+                    tracing::info!(table = %table, "a table found in the publication is gone from it again: not copied");
+                }
+                PlanError::Setup(_) | PlanError::Snapshot(SnapshotError::Source(_)) => {
+                    tracing::warn!(table = %table, %error, "could not plan the snapshot of a table added to the publication; trying again at the next check");
+                }
+                other => return Err(other.into()),
+            }
+            return Ok(());
+        }
+        // A table met in the stream must be copied: stop rather than diverge.
+        Err(error.into())
     }
 
     /// Publishes what each held table holds (/status, /metrics).

@@ -191,20 +191,9 @@ impl Connection {
         if config.connect_timeout.is_zero() {
             return attempt.await;
         }
-        match tokio::time::timeout(config.connect_timeout, attempt).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(SourceError::Connect {
-                host: config.host.clone(),
-                port: config.port,
-                source: io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "connecting and authenticating took longer than connect_timeout ({}s)",
-                        config.connect_timeout.as_secs()
-                    ),
-                ),
-            }),
-        }
+        tokio::time::timeout(config.connect_timeout, attempt)
+            .await
+            .unwrap_or_else(|_elapsed| Err(SourceError::connect_timed_out(config)))
     }
 
     async fn connect_without_timeout(
@@ -541,18 +530,7 @@ async fn start_tls(config: &PgConnectConfig, mut tcp: TcpStream) -> Result<Trans
     match answer {
         b'S' => {}
         b'N' if !config.ssl_mode.requires_tls() => return Ok(Transport::Tcp(tcp)),
-        b'N' => {
-            return Err(SourceError::Tls {
-                host: config.host.clone(),
-                port: config.port,
-                message: format!(
-                    "sslmode={} but the server does not accept TLS connections (ssl = off in \
-                     postgresql.conf); enable ssl on the server or change sslmode",
-                    config.ssl_mode.as_str()
-                ),
-                source: None,
-            })
-        }
+        b'N' => return Err(tls::server_without_tls(config)),
         other => {
             return Err(protocol(format!(
                 "unexpected answer {:?} to the TLS request",
@@ -565,7 +543,7 @@ async fn start_tls(config: &PgConnectConfig, mut tcp: TcpStream) -> Result<Trans
     let stream = TlsConnector::from(Arc::new(client_config))
         .connect(server_name, tcp)
         .await
-        .map_err(|error| tls::tls_error(config, "TLS handshake failed", error))?;
+        .map_err(|error| tls::handshake_error(config, error))?;
     Ok(Transport::Tls(Box::new(stream)))
 }
 

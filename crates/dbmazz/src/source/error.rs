@@ -154,6 +154,21 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The connection was not ready (connected, TLS, authenticated) within `connect_timeout`.
+    pub fn connect_timed_out(config: &super::PgConnectConfig) -> Self {
+        SourceError::Connect {
+            host: config.host.clone(),
+            port: config.port,
+            source: io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "connecting and authenticating took longer than connect_timeout ({}s)",
+                    config.connect_timeout.as_secs()
+                ),
+            ),
+        }
+    }
+
     /// The SQLSTATE of a server error, if this is one.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {

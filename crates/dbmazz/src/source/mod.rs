@@ -33,8 +33,8 @@ pub use replication::{
     SystemIdentity,
 };
 pub use setup::{
-    check_wal_level, ensure_slot, ensure_slot_with, full_identity_primary_keys,
-    prepare_publication, publication_membership, published_tables, quote_ident, quote_table,
-    SetupError, SlotStart,
+    check_select_privilege, check_wal_level, ensure_slot, ensure_slot_with,
+    full_identity_primary_keys, prepare_publication, publication_membership, published_tables,
+    quote_ident, quote_table, SetupError, SlotStart,
 };
 pub use sql::connect_sql;

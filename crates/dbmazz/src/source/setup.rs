@@ -36,6 +36,15 @@ pub enum SetupError {
          yourself: CREATE PUBLICATION {publication} FOR TABLE ..."
     )]
     NoPublicationNoTables { publication: String },
+    #[error(
+        "publication {publication:?} does not exist and this user cannot create it ({reason}): \
+         have the tables' owner (or a superuser) run {statement}"
+    )]
+    CannotCreatePublication {
+        publication: String,
+        reason: String,
+        statement: String,
+    },
     #[error("publication {publication:?} publishes no tables: ALTER PUBLICATION {publication} ADD TABLE ...")]
     EmptyPublication { publication: String },
     #[error(
@@ -46,6 +55,11 @@ pub enum SetupError {
         publication: String,
         missing: String,
     },
+    #[error(
+        "user {user:?} may not read {tables}: the snapshot copies them with SELECT (GRANT SELECT \
+         ON {tables} TO {user}; `dbmazz check` lists every privilege dbmazz needs)"
+    )]
+    NoSelect { user: String, tables: String },
     #[error(
         "replication slot {slot:?} exists but {problem}; dbmazz never drops an existing slot: \
          choose another source.slot, or drop this one yourself if nothing else uses it \
@@ -128,10 +142,17 @@ pub async fn prepare_publication(
             "CREATE PUBLICATION {} FOR TABLE {list}{options}",
             quote_ident(publication)
         );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(SourceError::from)?;
+        if let Err(error) = client.batch_execute(&sql).await {
+            let error = SourceError::from(error);
+            if error.sqlstate() == Some("42501") {
+                return Err(SetupError::CannotCreatePublication {
+                    publication: publication.to_string(),
+                    reason: crate::one_line(&error),
+                    statement: sql,
+                });
+            }
+            return Err(error.into());
+        }
         tracing::info!(publication, tables = %list, "created publication");
     }
     let published = published_tables(client, publication).await?;
@@ -376,4 +397,31 @@ fn check_slot(info: &SlotInfo, slot: &str, database: &str) -> Result<(), SetupEr
         .into());
     }
     Ok(())
+}
+
+/// The `tables` the connected user may not SELECT from (the snapshot reads them): checked
+/// before the slot is created, so a missing grant does not leave a slot holding WAL.
+pub async fn check_select_privilege(
+    client: &tokio_postgres::Client,
+    user: &str,
+    tables: &[TableName],
+) -> Result<(), SetupError> {
+    let schemas: Vec<&str> = tables.iter().map(|table| table.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT format('%I.%I', s, n) FROM unnest($1::text[], $2::text[]) AS t(s, n) \
+             WHERE NOT has_table_privilege(format('%I.%I', s, n), 'SELECT')",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(SourceError::from)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let denied: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    Err(SetupError::NoSelect {
+        user: user.to_string(),
+        tables: denied.join(", "),
+    })
 }

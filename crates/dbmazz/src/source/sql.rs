@@ -49,13 +49,23 @@ pub async fn connect_sql(config: &PgConnectConfig) -> Result<tokio_postgres::Cli
         SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
     });
 
-    let connected = if plain {
-        spawn(pg_config.connect(NoTls).await)
-    } else {
-        let tls = MakeRustlsConnect::new(tls::client_config(config)?);
-        spawn(pg_config.connect(tls).await)
+    let attempt = async {
+        let connected = if plain {
+            spawn(pg_config.connect(NoTls).await)
+        } else {
+            let tls = MakeRustlsConnect::new(tls::client_config(config)?);
+            spawn(pg_config.connect(tls).await)
+        };
+        connected.map_err(|error| connect_error(config, error))
     };
-    connected.map_err(|error| connect_error(config, error))
+    // tokio-postgres bounds only the TCP connect: a server that accepts and never answers
+    // would hold the startup (and `dbmazz check`) forever.
+    if config.connect_timeout.is_zero() {
+        return attempt.await;
+    }
+    tokio::time::timeout(config.connect_timeout, attempt)
+        .await
+        .unwrap_or_else(|_elapsed| Err(SourceError::connect_timed_out(config)))
 }
 
 fn spawn<S, T>(
@@ -88,6 +98,20 @@ fn connect_error(config: &PgConnectConfig, error: tokio_postgres::Error) -> Sour
             hint: db_error.hint().map(str::to_string),
         };
         return SourceError::from_server(fields, &config.user);
+    }
+    // tokio-postgres has no public error kinds; its messages are stable.
+    let text = error.to_string();
+    if text.contains("password missing") {
+        return SourceError::Auth {
+            user: config.user.clone(),
+            message: "the server asks for a password and source.url gives none".into(),
+        };
+    }
+    if text.contains("server does not support TLS") {
+        return super::tls::server_without_tls(config);
+    }
+    if text.contains("TLS handshake") {
+        return super::tls::handshake_error(config, error);
     }
     SourceError::Connect {
         host: config.host.clone(),

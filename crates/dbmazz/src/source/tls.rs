@@ -1,12 +1,13 @@
 //! TLS for PostgreSQL connections, with libpq's `sslmode` semantics, on rustls + ring.
 //!
 //! - `prefer`/`require`: encrypt, but accept any certificate (libpq does the same: these modes
-//!   protect against eavesdropping, not against an active man in the middle).
+//!   protect against eavesdropping, not against an active man in the middle) — except that,
+//!   as in libpq, `require` with a root certificate file present verifies like `verify-ca`.
 //! - `verify-ca`: the chain must lead to a trusted root; the host name is not checked.
 //! - `verify-full`: chain and host name.
 //!
-//! Trusted roots: `sslrootcert` when given, else `~/.postgresql/root.crt` when present (libpq's
-//! default), else the bundled Web PKI roots. The provider is passed explicitly, so this works
+//! Trusted roots: `sslrootcert` when given, else `PGSSLROOTCERT`, else `~/.postgresql/root.crt`
+//! when present (libpq's default), else the bundled Web PKI roots. The provider is passed explicitly, so this works
 //! whatever crypto features other crates enable in rustls.
 
 use std::path::{Path, PathBuf};
@@ -30,28 +31,43 @@ pub(crate) fn client_config(config: &PgConnectConfig) -> Result<ClientConfig, So
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|error| tls_error(config, "no usable TLS protocol version", error))?;
+    // libpq: `require` with a root certificate file present verifies the chain, as
+    // `verify-ca` does (kept for compatibility with servers set up that way).
+    let require_with_roots = config.ssl_mode == SslMode::Require
+        && root_cert_file(config)
+            .is_some_and(|file| file.as_os_str() != "system" && file.is_file());
     let verifier: Arc<dyn ServerCertVerifier> = match config.ssl_mode {
+        SslMode::Require if require_with_roots => verify_ca(config, provider)?,
         SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyCertificate {
             algorithms: provider.signature_verification_algorithms,
         }),
-        SslMode::VerifyCa | SslMode::VerifyFull => {
-            let roots = trusted_roots(config)?;
-            let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|error| {
-                    tls_error(config, "cannot build the certificate verifier", error)
-                })?;
-            if config.ssl_mode == SslMode::VerifyCa {
-                Arc::new(IgnoreHostName { inner: webpki })
-            } else {
-                webpki
-            }
-        }
+        SslMode::VerifyCa => verify_ca(config, provider)?,
+        SslMode::VerifyFull => chain_verifier(config, provider)?,
     };
     Ok(builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth())
+}
+
+/// The chain must lead to a trusted root; the host name is not checked.
+fn verify_ca(
+    config: &PgConnectConfig,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>, SourceError> {
+    let inner = chain_verifier(config, provider)?;
+    Ok(Arc::new(IgnoreHostName { inner }))
+}
+
+/// The chain must lead to a trusted root, and the certificate name the host.
+fn chain_verifier(
+    config: &PgConnectConfig,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, SourceError> {
+    let roots = trusted_roots(config)?;
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|error| tls_error(config, "cannot build the certificate verifier", error))
 }
 
 /// The name rustls checks the certificate against (and sends as SNI for DNS names).
@@ -78,9 +94,73 @@ pub(crate) fn tls_error(
     }
 }
 
+/// `sslmode` asks for TLS and the server has it off.
+pub(crate) fn server_without_tls(config: &PgConnectConfig) -> SourceError {
+    SourceError::Tls {
+        host: config.host.clone(),
+        port: config.port,
+        message: format!(
+            "sslmode={} but the server does not accept TLS connections (ssl = off in \
+             postgresql.conf); enable ssl on the server or change sslmode",
+            config.ssl_mode.as_str()
+        ),
+        source: None,
+    }
+}
+
+/// A failed TLS handshake, with what to change when the certificate was refused.
+pub(crate) fn handshake_error(
+    config: &PgConnectConfig,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> SourceError {
+    let message = match refused_certificate(&source) {
+        Some(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!(
+            "the server's certificate does not name host {:?}: connect by a name the certificate \
+             holds, or use sslmode=verify-ca (which checks the CA but not the name)",
+            config.host
+        ),
+        Some(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            let roots = match root_cert_file(config) {
+                Some(file) => format!("the CA in {}", file.display()),
+                None => "a public CA (no sslrootcert is given)".to_string(),
+            };
+            format!(
+                "the server's certificate is not signed by {roots}: set sslrootcert to the CA \
+                 that signed it"
+            )
+        }
+        Some(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate has expired: renew it on the server".to_string()
+        }
+        Some(other) => format!("the server's certificate was refused ({other:?})"),
+        None => "TLS handshake failed".to_string(),
+    };
+    tls_error(config, message, source)
+}
+
+/// The certificate problem behind a handshake error, if that was the cause.
+fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<CertificateError> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let rustls_error = error.downcast_ref::<rustls::Error>().or_else(|| {
+            error
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(reason)) = rustls_error {
+            return Some(reason.clone());
+        }
+        current = error.source();
+    }
+    None
+}
+
 fn trusted_roots(config: &PgConnectConfig) -> Result<RootCertStore, SourceError> {
     let mut roots = RootCertStore::empty();
-    let file = config.ssl_root_cert.clone().or_else(default_root_cert);
+    let file = root_cert_file(config);
     let Some(file) = file.filter(|file| file.as_os_str() != "system") else {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         return Ok(roots);
@@ -108,6 +188,19 @@ fn read_certificates(
     file: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, rustls::pki_types::pem::Error> {
     CertificateDer::pem_file_iter(file)?.collect()
+}
+
+/// `sslrootcert` from the URL, else `PGSSLROOTCERT`, else libpq's default file when it exists.
+fn root_cert_file(config: &PgConnectConfig) -> Option<PathBuf> {
+    config
+        .ssl_root_cert
+        .clone()
+        .or_else(|| {
+            std::env::var_os("PGSSLROOTCERT")
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(default_root_cert)
 }
 
 /// libpq's default `sslrootcert`, used only when the file exists.

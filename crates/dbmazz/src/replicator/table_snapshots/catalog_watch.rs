@@ -1,6 +1,8 @@
 //! What the stream cannot tell: a watcher reads the publication's tables and the leaf
 //! partitions of the partitioned ones every `snapshot.partition_check_interval`.
 //!
+//! - A table added to the publication is copied (its changes held meanwhile), also before
+//!   any change of it comes through.
 //! - A table that left the publication is forgotten (its changes stop coming); published
 //!   again, it is copied anew — also when no check saw it gone (removed and added back within
 //!   one interval, or while dbmazz was stopped): its membership rows are all new.
@@ -13,14 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::rewrite_reports::{CheckWindow, Verdict};
 use super::{Event, TableSnapshots};
 use crate::checkpoint::{LeafPartitions, StateFile};
 use crate::config::{Config, SnapshotMode};
 use crate::ops::metrics;
-use crate::ops::SnapshotAnswer;
 use crate::pipeline::StreamCore;
 use crate::replicator::{AbortOnDrop, RunError};
 use crate::sink::Sink;
@@ -141,20 +142,33 @@ impl<S: Sink> TableSnapshots<S> {
             tracing::warn!(table = %table, "table removed from the publication and added back since the last check: the changes made meanwhile were not streamed; copying it anew, its stream changes held meanwhile");
             self.copy_anew(table);
         }
+        // Added to the publication: copied now, not only once a change of it comes through
+        // (a quiet table would otherwise wait for its first change, or the next start).
+        let Some(known) = state.known_tables.as_ref() else {
+            return Ok(());
+        };
+        let added: Vec<String> = published
+            .iter()
+            .filter(|table| !known.contains(*table) && !self.active.contains_key(*table))
+            .cloned()
+            .collect();
+        for table in added {
+            tracing::info!(table = %table, "table added to the publication: snapshotting it, its stream changes held meanwhile");
+            let replace = self.config.snapshot.replace;
+            self.plan(table, None, None, replace, None, true);
+        }
         Ok(())
     }
 
-    /// Plans a copy of a table back in the publication (emptied first under
-    /// `snapshot.replace`).
+    /// Plans the copy of a table found in the publication that this state does not account
+    /// for (emptied first under `snapshot.replace`). Nobody waits for the answer: a plan that
+    /// fails for a passing reason is tried again at the next check.
     fn copy_anew(&mut self, table: String) {
-        // Planned like an API request, so a table gone again meanwhile is only left uncopied
-        // (not a stopped pipeline); nobody waits for the answer.
-        let (reply, _) = oneshot::channel::<SnapshotAnswer>();
         let replace = self.config.snapshot.replace;
         if !replace {
             tracing::warn!(table = %table, "the copy upserts over the StarRocks table: rows deleted in PostgreSQL while the table was not published stay in StarRocks; set snapshot.replace = true (or run dbmazz snapshot --table {table} --replace) for an exact copy");
         }
-        self.plan(table, Some(reply), None, replace, None);
+        self.plan(table, None, None, replace, None, true);
     }
 
     /// The catalog's leaves against the recorded ones: a new leaf is copied (its table's
@@ -189,7 +203,7 @@ impl<S: Sink> TableSnapshots<S> {
         }
         for (table, attached) in changes.attached {
             tracing::info!(table = %table, partitions = %list(&attached), "partitions attached: copying the rows they hold, the table's stream changes held meanwhile");
-            self.plan(table, None, None, false, Some(attached));
+            self.plan(table, None, None, false, Some(attached), true);
         }
         Ok(())
     }

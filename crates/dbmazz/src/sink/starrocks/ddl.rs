@@ -375,7 +375,7 @@ impl StarRocksDdl {
         clause: &str,
         timeout: Duration,
     ) -> Result<(), DdlError> {
-        let previous = self.latest_alter_job(table).await?.map(|job| job.0);
+        let previous = self.settled_alter_job(table, timeout).await?;
         self.execute(&format!("ALTER TABLE {} {clause}", self.qualified(table)))
             .await?;
         let started = Instant::now();
@@ -413,6 +413,7 @@ impl StarRocksDdl {
         to: &str,
         timeout: Duration,
     ) -> Result<(), DdlError> {
+        self.settled_alter_job(table, timeout).await?;
         self.execute(&format!(
             "ALTER TABLE {} RENAME COLUMN {} TO {}",
             self.qualified(table),
@@ -432,6 +433,38 @@ impl StarRocksDdl {
                     waited: timeout,
                     state: format!("column {from} not yet shown as {to}"),
                 });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (up to `timeout`) for a schema-change job of `table` still running — one an
+    /// earlier run started and did not see to its end — since StarRocks refuses another ALTER
+    /// meanwhile ("A schema change operation is in progress"). Returns the newest job's id.
+    async fn settled_alter_job(
+        &self,
+        table: &str,
+        timeout: Duration,
+    ) -> Result<Option<i64>, DdlError> {
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            let Some((job, state, _)) = self.latest_alter_job(table).await? else {
+                return Ok(None);
+            };
+            if matches!(state.as_str(), "FINISHED" | "CANCELLED") {
+                return Ok(Some(job));
+            }
+            if started.elapsed() >= timeout {
+                return Err(DdlError::AlterTimeout {
+                    table: table.to_string(),
+                    waited: timeout,
+                    state: format!("an earlier schema change (job {job}) still {state}"),
+                });
+            }
+            if !told {
+                tracing::info!(table, job, state = %state, "waiting for an earlier schema change of the table to finish");
+                told = true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

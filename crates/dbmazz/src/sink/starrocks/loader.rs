@@ -144,6 +144,20 @@ pub async fn connect_sink(
     .map_err(|ddl_error| error(ddl_error.to_string()))?;
     let version = ddl.version().await.unwrap_or_default();
     tracing::info!(version = %version, database = %starrocks.database, "connected to StarRocks");
+    // Before the source is touched (and its slot created): a run that cannot create its tables
+    // would stop at the first one, with the slot left holding WAL.
+    if !starrocks.create_tables
+        && !ddl
+            .database_exists()
+            .await
+            .map_err(|ddl_error| error(ddl_error.to_string()))?
+    {
+        let database = &starrocks.database;
+        return Err(error(format!(
+            "database {database} does not exist in StarRocks: create it (CREATE DATABASE \
+             {database}), fix sink.starrocks.database, or set sink.starrocks.create_tables = true"
+        )));
+    }
     let mut client_config = stream_load::StreamLoadConfig::new(
         &starrocks.fe_http,
         &starrocks.user,
@@ -186,16 +200,18 @@ pub async fn connect_sink(
 /// The source's domains, for the type map. Without them a domain column is an unknown type
 /// (its text); the run reports an unreachable source itself, right after.
 async fn source_domains(config: &crate::config::Config) -> Domains {
-    let read = async {
-        let connect = config.source_connect().map_err(|error| error.to_string())?;
-        let client = connect_sql(&connect)
-            .await
-            .map_err(|error| error.to_string())?;
-        read_domains(&client)
-            .await
-            .map_err(|error| error.to_string())
+    let Ok(connect) = config.source_connect() else {
+        return Domains::default();
     };
-    match read.await {
+    let client = match connect_sql(&connect).await {
+        Ok(client) => client,
+        Err(error) => {
+            // The run connects next and stops with this error itself.
+            tracing::debug!(%error, "cannot connect to read the source's domain types");
+            return Domains::default();
+        }
+    };
+    match read_domains(&client).await {
         Ok(domains) => Arc::new(domains),
         Err(error) => {
             tracing::warn!(%error, "cannot read the source's domain types: columns of a domain type are replicated as text this run");

@@ -31,6 +31,7 @@ mod defaults;
 mod encode;
 mod fe_probe;
 mod loader;
+mod names;
 mod plan;
 mod rows_body;
 mod sink;
@@ -48,6 +49,7 @@ pub use encode::{
     AUDIT_SYNCED_AT,
 };
 pub use loader::{connect_sink, HttpLoader};
+pub use names::{same_destination, same_destination_message, SAME_DESTINATION_FIX};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp, RowValues};
 pub use sink::{
     missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink,

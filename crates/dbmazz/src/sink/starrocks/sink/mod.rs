@@ -209,6 +209,23 @@ impl<L: Loader> StarRocksSink<L> {
         }
     }
 
+    /// A table of another schema (another relation) already loaded into the StarRocks table
+    /// `schema` would go to (a table published later, under `snapshot.mode = "never"` too).
+    fn other_table_of_the_same_name(&self, schema: &TableSchema) -> Option<TableName> {
+        let tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        tables
+            .values()
+            .find(|state| {
+                state.schema.relation_oid != schema.relation_oid
+                    && state.schema.name.name == schema.name.name
+                    && state.schema.name != schema.name
+            })
+            .map(|state| state.schema.name.clone())
+    }
+
     fn state(&self, oid: u32) -> Option<Arc<TableState>> {
         self.tables
             .lock()
@@ -271,6 +288,11 @@ impl<L: Loader> StarRocksSink<L> {
         schema: &Arc<TableSchema>,
     ) -> Result<Vec<DescribedColumn>, SinkError> {
         self.learn_domains(schema).await;
+        if let Some(other) = self.other_table_of_the_same_name(schema) {
+            let database = self.ddl.database();
+            let message = super::same_destination_message(&other, &schema.name, database);
+            return Err(self.error(schema, message));
+        }
         let table = schema.name.name.as_str();
         let ddl_error = |error: super::ddl::DdlError| self.error(schema, error.to_string());
         let (keys, values) = self.column_defs(schema)?;

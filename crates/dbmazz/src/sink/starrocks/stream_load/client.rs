@@ -225,6 +225,48 @@ impl std::fmt::Debug for StreamLoadClient {
     }
 }
 
+/// Whether `base` is an address Stream Load URLs can be built on: `http://host[:port]`, no
+/// path, no credentials. The error says what is wrong and what to write instead.
+pub fn check_http_base(base: &str) -> Result<(), String> {
+    if base.starts_with("https://") {
+        return Err(format!(
+            "{base:?}: TLS is not supported for Stream Load yet; use the FE's http:// address \
+             (port 8030 by default)"
+        ));
+    }
+    let Some(rest) = base.strip_prefix("http://") else {
+        return Err(format!(
+            "{base:?} is not an http:// URL; write e.g. \"http://127.0.0.1:8030\""
+        ));
+    };
+    let uri = base.parse::<Uri>().map_err(|_| {
+        let hint = if rest.matches(':').count() > 1 && !rest.starts_with('[') {
+            "; put an IPv6 address in brackets, e.g. \"http://[::1]:8030\""
+        } else {
+            ""
+        };
+        format!("{base:?} is not a valid URL{hint}")
+    })?;
+    if uri
+        .authority()
+        .is_some_and(|authority| authority.as_str().contains('@'))
+    {
+        return Err(format!(
+            "{base:?} holds credentials; give the address alone and the user and password in \
+             sink.starrocks.user and sink.starrocks.password"
+        ));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{base:?} names no host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "{base:?} has a path; give only http://host:port (dbmazz adds /api/<db>/<table>/_stream_load)"
+        ));
+    }
+    Ok(())
+}
+
 impl StreamLoadClient {
     /// Build the client (no I/O). Only `http://` addresses are supported.
     pub fn new(config: StreamLoadConfig) -> Result<StreamLoadClient, RequestError> {
@@ -238,11 +280,7 @@ impl StreamLoadClient {
             bases.extend(addresses.iter().map(String::as_str));
         }
         for base in bases {
-            if !base.starts_with("http://") || base.parse::<Uri>().is_err() {
-                return Err(RequestError::Invalid(format!(
-                    "{base:?} is not an http:// URL (TLS is not supported for Stream Load yet)"
-                )));
-            }
+            check_http_base(base).map_err(RequestError::Invalid)?;
         }
         let credentials = format!("{}:{}", config.user, config.password);
         let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);

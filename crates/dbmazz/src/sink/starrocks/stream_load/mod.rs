@@ -22,7 +22,9 @@ mod txn;
 mod waiting;
 
 pub use body::{BodyError, BodyPieces, BodySource, LoadBody};
-pub use client::{LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig};
+pub use client::{
+    check_http_base, LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig,
+};
 pub use health::FeHealth;
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
