@@ -857,6 +857,51 @@ async fn verifies_certificates_for_verify_ca_and_verify_full() {
         .unwrap_or_else(|error| panic!("{}", report(&error)));
     let row = sql.query_one(ssl_in_use, &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "true");
+
+    // As in libpq, `require` with a root certificate file verifies the chain (not the name);
+    // without one it accepts any certificate.
+    let wrong_root = |sslmode: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode={sslmode}&sslrootcert={}",
+            pg.port(),
+            percent_encode(&dir.join("server.crt").display().to_string())
+        )
+    };
+    let error = connect(&wrong_root("require")).await.err().unwrap();
+    assert!(
+        report(&error).contains("not signed by the CA in"),
+        "{}",
+        report(&error)
+    );
+    connect(&with_root("127.0.0.1", "require"))
+        .await
+        .unwrap_or_else(|error| panic!("{}", report(&error)));
+    let any = format!(
+        "postgres://postgres@127.0.0.1:{}/postgres?sslmode=require",
+        pg.port()
+    );
+    connect(&any)
+        .await
+        .unwrap_or_else(|error| panic!("{}", report(&error)));
+    // The SQL connection reports a refused certificate as TLS trouble, saying what to change.
+    let error = connect_sql(&config(&wrong_root("verify-ca")))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, SourceError::Tls { .. }) && report(&error).contains("set sslrootcert"),
+        "{}",
+        report(&error)
+    );
+    let error = connect_sql(&config(&with_root("127.0.0.1", "verify-full")))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        report(&error).contains("does not name host \"127.0.0.1\""),
+        "{}",
+        report(&error)
+    );
 }
 
 /// A directory deleted when the test ends, passed or not.

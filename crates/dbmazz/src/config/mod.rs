@@ -570,8 +570,9 @@ impl Config {
         if !self.http.listen.is_empty() && self.http.listen.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::new(
                 "http.listen",
-                format!("{:?} is not an address", self.http.listen),
-                "use host:port, e.g. \"127.0.0.1:9808\" (or \"\" to disable)",
+                format!("{:?} is not an IP address and port", self.http.listen),
+                "use ip:port, e.g. \"127.0.0.1:9808\", \"0.0.0.0:9808\" or \"[::1]:9808\" (a host \
+                 name is not resolved; \"\" disables the API)",
             ));
         }
         if self.sink.kind == SinkKind::File && self.sink.file.is_none() {

@@ -117,24 +117,34 @@ pub(crate) fn handshake_error(
         Some(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         ) => format!(
-            "the server's certificate does not name host {:?}: connect by a name the certificate \
-             holds, or use sslmode=verify-ca (which checks the CA but not the name)",
+            "TLS handshake failed: the server's certificate does not name host {:?}: connect by \
+             a name the certificate holds, or use sslmode=verify-ca (which checks the CA but \
+             not the name)",
             config.host
         ),
-        Some(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+        // `Other` is webpki's CaUsedAsEndEntity among others: a self-signed server certificate.
+        Some(
+            CertificateError::UnknownIssuer
+            | CertificateError::BadSignature
+            | CertificateError::Other(_),
+        ) => {
             let roots = match root_cert_file(config) {
                 Some(file) => format!("the CA in {}", file.display()),
                 None => "a public CA (no sslrootcert is given)".to_string(),
             };
             format!(
-                "the server's certificate is not signed by {roots}: set sslrootcert to the CA \
-                 that signed it"
+                "TLS handshake failed: the server's certificate is not signed by {roots}: set \
+                 sslrootcert to the CA that signed it (for a self-signed certificate, the \
+                 certificate itself)"
             )
         }
         Some(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            "the server's certificate has expired: renew it on the server".to_string()
+            "TLS handshake failed: the server's certificate has expired: renew it on the server"
+                .to_string()
         }
-        Some(other) => format!("the server's certificate was refused ({other:?})"),
+        Some(other) => {
+            format!("TLS handshake failed: the server's certificate was refused ({other:?})")
+        }
         None => "TLS handshake failed".to_string(),
     };
     tls_error(config, message, source)

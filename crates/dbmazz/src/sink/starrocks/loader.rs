@@ -65,23 +65,17 @@ impl Loader for HttpLoader {
             })?;
         Ok(match stage {
             stream_load::TxnStage::Prepared => Some(StagedLoad {
-                table: http_request.table,
-                label: http_request.label,
+                table: http_request.table.clone(),
+                label: http_request.label.clone(),
+                request: http_request,
             }),
             stream_load::TxnStage::Committed => None,
         })
     }
 
     async fn commit(&self, staged: StagedLoad) -> Result<(), LoadFailure> {
-        let request = stream_load::LoadRequest {
-            db: self.database.clone(),
-            table: staged.table,
-            label: staged.label,
-            body: Default::default(),
-            headers: Vec::new(),
-        };
         self.loader
-            .commit_txn(&request)
+            .commit_txn_reloading(&staged.request)
             .await
             .map_err(|error| LoadFailure {
                 message: error.to_string(),

@@ -88,6 +88,8 @@ pub trait Loader: Send + Sync + 'static {
 pub struct StagedLoad {
     pub table: String,
     pub label: String,
+    /// The load itself: loaded again if StarRocks aborts it instead of committing it.
+    pub request: super::stream_load::LoadRequest,
 }
 
 /// The `[sink.starrocks]` options the sink itself uses.

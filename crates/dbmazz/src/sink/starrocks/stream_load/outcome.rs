@@ -74,6 +74,21 @@ pub enum LoadError {
         error_url: Option<String>,
         hint: String,
     },
+    /// StarRocks aborted a prepared transaction instead of committing it (a busy BE, too
+    /// many versions, its prepared timeout): the rows must be loaded again.
+    #[error(
+        "commit of {db}.{table} (label {label}) failed: the prepared transaction is {state} \
+         instead of committed ({reason}); StarRocks aborted it (the reason is its answer; a \
+         restart of its FE or BE, or prepared_transaction_default_timeout_second passing, aborts \
+         one too)"
+    )]
+    TxnAborted {
+        db: String,
+        table: String,
+        label: String,
+        state: String,
+        reason: String,
+    },
     /// Retryable failures lasted past the retry policy.
     #[error(
         "stream load into {db}.{table} (label {label}) still failing after {attempts} attempts \
@@ -112,6 +127,7 @@ impl LoadError {
         match self {
             LoadError::Permanent { message, .. } => message,
             LoadError::RetriesExhausted { last, .. } => last,
+            LoadError::TxnAborted { reason, .. } => reason,
         }
     }
 }

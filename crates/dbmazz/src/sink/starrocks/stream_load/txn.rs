@@ -135,18 +135,45 @@ impl StreamLoader {
                     attempt.retry("commit not confirmed yet").await?;
                 }
                 state => {
-                    return Err(attempt.permanent(
-                        format!(
-                            "the prepared transaction is {state:?} instead of committed ({})",
-                            attempt.last
-                        ),
-                        None,
-                        "StarRocks aborted the prepared transaction (the reason is in its answer \
-                         above; a restart of its FE or BE, or \
-                         prepared_transaction_default_timeout_second passing, aborts one too); \
-                         restart dbmazz: the batch is replayed from the slot",
-                    ))
+                    return Err(Box::new(LoadError::TxnAborted {
+                        db: request.db.clone(),
+                        table: request.table.clone(),
+                        label: request.label.clone(),
+                        state: format!("{state:?}"),
+                        reason: attempt.last.clone(),
+                    }))
                 }
+            }
+        }
+    }
+
+    /// Commits a prepared transaction; one StarRocks aborted instead (a busy BE, too many
+    /// versions, its prepared timeout) is loaded and prepared again under its label — free
+    /// again once aborted — and committed, within the retry policy. The batch's later parts
+    /// are committed after it, so the order of its loads holds.
+    pub async fn commit_txn_reloading(&self, request: &LoadRequest) -> Result<(), LoadError> {
+        let started = Instant::now();
+        let mut tries = 0;
+        loop {
+            let error = match self.commit_txn_boxed(request).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            tries += 1;
+            if !matches!(*error, LoadError::TxnAborted { .. })
+                || !self.policy.allows(tries, started.elapsed())
+            {
+                return Err(*error);
+            }
+            tracing::warn!(label = %request.label, %error, "loading the aborted transaction's rows again");
+            tokio::time::sleep(self.policy.delay(tries)).await;
+            if self
+                .prepare_txn_boxed(request)
+                .await
+                .map_err(|error| *error)?
+                == TxnStage::Committed
+            {
+                return Ok(());
             }
         }
     }
