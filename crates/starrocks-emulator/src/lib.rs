@@ -145,6 +145,12 @@ impl Emulator {
                 ip.to_string()
             }
         });
+        // An IPv6 literal goes in brackets, as Java's `URI` writes the FE's redirect.
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         *engine.be_host_port.lock() = format!("{host}:{}", be_addr.port());
         for rule in config.faults {
             engine.faults.lock().push(rule);

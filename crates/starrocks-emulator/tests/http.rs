@@ -401,3 +401,49 @@ async fn non_ascii_header_values_are_not_dropped() {
         "{j}"
     );
 }
+
+/// On an IPv6 address the FE's redirect names the BE in brackets (as Java's `URI` writes it),
+/// so a client can follow it. Skipped where the machine has no IPv6 loopback.
+#[tokio::test]
+async fn an_ipv6_fe_redirects_to_a_bracketed_be_address() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        return;
+    }
+    let any: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+    let emu = starrocks_emulator::Emulator::start(EmulatorConfig {
+        fe_http_addr: any,
+        be_http_addr: any,
+        mysql_addr: None,
+        ..EmulatorConfig::ephemeral()
+    })
+    .await
+    .unwrap();
+    emu.execute_sql(None, "CREATE DATABASE d").await.unwrap();
+    emu.execute_sql(Some("d"), T).await.unwrap();
+    let answer = raw_request(
+        emu.fe_http_addr(),
+        "PUT",
+        "/api/d/t/_stream_load",
+        &[
+            ("Authorization", &basic("root", "")),
+            ("Expect", "100-continue"),
+        ],
+        b"",
+        BodyMode::Eager,
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(answer.status, 307, "{}", answer.body);
+    let location = answer
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+        .map(|(_, value)| value.clone())
+        .expect("a Location");
+    let be = format!(
+        "http://[::1]:{}/api/d/t/_stream_load",
+        emu.be_http_addr().port()
+    );
+    assert_eq!(location, be);
+    assert!(location.parse::<hyper::Uri>().is_ok());
+}

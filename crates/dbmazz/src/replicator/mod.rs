@@ -415,7 +415,10 @@ async fn stream<S: Sink>(
     drop(table_snapshots);
     // A paused pipeline still flushes what it holds on shutdown.
     core.set_paused(false);
-    drain(&mut core, &mut completions).await?;
+    drain(&mut core, &mut completions, |core| {
+        publisher.publish(core, &telemetry)
+    })
+    .await?;
     publisher.publish(&core, &telemetry);
     feedback.maybe_send(&mut writer, &core, true).await?;
     let _ = writer.send_copy_done().await;
@@ -486,10 +489,12 @@ async fn drain_buffered<S: Sink>(
     Ok(())
 }
 
-/// Shutdown: flush what is open and wait for the sink to finish it.
+/// Shutdown: flush what is open and wait for the sink to finish it; `publish` shows the
+/// progress in /status meanwhile.
 async fn drain<S: Sink>(
     core: &mut StreamCore<S>,
     completions: &mut tokio::sync::mpsc::UnboundedReceiver<crate::pipeline::Completion>,
+    mut publish: impl FnMut(&StreamCore<S>),
 ) -> Result<(), RunError> {
     core.flush_all(Instant::now())?;
     // Changes held for an unfinished table snapshot are not sent: they stay unacknowledged.
@@ -512,6 +517,7 @@ async fn drain<S: Sink>(
         core.pump(Instant::now())?;
         core.flush_all(Instant::now())?;
         core.discard_held();
+        publish(core);
     }
     Ok(())
 }
