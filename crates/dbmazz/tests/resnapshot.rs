@@ -362,11 +362,15 @@ async fn resnapshot_while_streaming(major: u32) {
             most_held = most_held.max(orders.held_bytes);
         }
         if let Some(confirmed) = confirmed_flush(&pg, "shop", "test_slot") {
-            assert!(
-                confirmed <= held_change_bound,
-                "the slot passed a held change: confirmed {confirmed} > {held_change_bound}"
-            );
-            samples += 1;
+            // Judged only if the table is still not done after the slot was read: the copy may
+            // end (and the held changes go out) while psql runs, and then the slot may pass.
+            if !running.table_done("public.orders") {
+                assert!(
+                    confirmed <= held_change_bound,
+                    "the slot passed a held change: confirmed {confirmed} > {held_change_bound}"
+                );
+                samples += 1;
+            }
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),

@@ -269,6 +269,69 @@ async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
     second.stop().await;
 }
 
+/// A widening replayed after StarRocks took a wider type already (a run that got ahead of
+/// the slot before it stopped) keeps the wider StarRocks column: StarRocks refuses to shorten
+/// it, and the start used to stop on that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_widening_keeps_a_wider_starrocks_column() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE wide (id int PRIMARY KEY, v varchar(10));
+         INSERT INTO wide SELECT g, 'v' || g FROM generate_series(1, 5) g;",
+    )
+    .unwrap();
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let tables = ["public.wide"];
+    let first = replicate_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    identical(&pg, &emulator, "wide", "id, v").await;
+    let state = first.stop_keeping_state().await;
+    // StarRocks ahead of PostgreSQL's next shape.
+    emulator
+        .execute_sql(
+            Some("shop"),
+            "ALTER TABLE wide MODIFY COLUMN v VARCHAR(100) NULL",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.psql(
+        "shop",
+        "ALTER TABLE wide ALTER COLUMN v TYPE varchar(20);
+         INSERT INTO wide VALUES (6, 'six-is-longer');",
+    )
+    .unwrap();
+    let second = resume_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+        state,
+    )
+    .await;
+    identical(&pg, &emulator, "wide", "id, v").await;
+    let described = sr_rows(&emulator, "shop", "DESC wide").await;
+    assert!(
+        described
+            .iter()
+            .any(|row| row.to_ascii_lowercase().contains("varchar(100)")),
+        "{described:?}"
+    );
+    second.stop().await;
+}
+
 /// Renames dbmazz reaches only after the table changed again: in one transaction with other
 /// ALTERs (each Relation arrives after the catalog has moved on), and while stopped, a rename
 /// followed by a DROP COLUMN. The renamed columns keep their values, rows streamed between

@@ -441,7 +441,7 @@ impl StarRocksDdl {
     /// Waits (up to `timeout`) for a schema-change job of `table` still running — one an
     /// earlier run started and did not see to its end — since StarRocks refuses another ALTER
     /// meanwhile ("A schema change operation is in progress"). Returns the newest job's id.
-    async fn settled_alter_job(
+    pub async fn settled_alter_job(
         &self,
         table: &str,
         timeout: Duration,

@@ -85,7 +85,13 @@ impl<L: Loader> StarRocksSink<L> {
         };
         // What StarRocks has now: a change may be applied already (a run that stopped before
         // the slot moved past it, or a table created from a newer shape by the snapshot), and
-        // StarRocks refuses to add a column twice. No table: `prepare_table` creates it.
+        // StarRocks refuses to add a column twice. No table: `prepare_table` creates it. A
+        // schema change an earlier run left running is waited for first, so what it does is
+        // seen here.
+        self.ddl
+            .settled_alter_job(table, self.options.alter_timeout)
+            .await
+            .map_err(|error| self.error(new, error.to_string()))?;
         let Some(described) = self
             .ddl
             .describe(table)
@@ -187,6 +193,19 @@ impl<L: Loader> StarRocksSink<L> {
                         let current = described
                             .iter()
                             .find(|d| d.name.eq_ignore_ascii_case(&column.name));
+                        // StarRocks may be wider already: a replay after StarRocks took later
+                        // widenings ahead of the slot (it would refuse to shorten the column).
+                        let wider = current
+                            .and_then(|current| StarRocksType::parse_scalar(&current.sql_type))
+                            .is_some_and(|current| {
+                                current == to || is_safe_widening(&to, &current)
+                            });
+                        if wider {
+                            tracing::info!(table = %new.name, column = %column.name,
+                                postgres = %to.to_sql(),
+                                "StarRocks column already as wide or wider: kept");
+                            continue;
+                        }
                         clauses.push(Clause::Other(format!(
                             "MODIFY COLUMN {} {} NULL{}",
                             quote(&column.name),
