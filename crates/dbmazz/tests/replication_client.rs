@@ -213,6 +213,16 @@ async fn connects_with_every_auth_method_and_reports_failures_clearly() {
             "{}",
             report(&error)
         );
+        // The SQL connections (check, snapshot readers) say the same.
+        let error = connect_sql(&config(&url(&pg, "postgres", None, "postgres", "disable")))
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&error, SourceError::Auth { message, .. } if message.contains("asks for a password")),
+            "{}",
+            report(&error)
+        );
 
         // A role without REPLICATION.
         let error = connect(&url(

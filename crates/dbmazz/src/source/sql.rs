@@ -99,8 +99,9 @@ fn connect_error(config: &PgConnectConfig, error: tokio_postgres::Error) -> Sour
         };
         return SourceError::from_server(fields, &config.user);
     }
-    // tokio-postgres has no public error kinds; its messages are stable.
-    let text = error.to_string();
+    // tokio-postgres has no public error kinds; its messages (the kind, then the cause) are
+    // stable.
+    let text = crate::one_line(&error);
     if text.contains("password missing") {
         return SourceError::Auth {
             user: config.user.clone(),
