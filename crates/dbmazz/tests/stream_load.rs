@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dbmazz::sink::starrocks::stream_load::{
-    BodyError, BodyPieces, BodySource, Durability, LabelState, LoadBody, LoadError, LoadRequest,
-    LoadVia, RetryPolicy, StreamLoadClient, StreamLoadConfig, StreamLoader,
+    BodyError, BodyPieces, BodySource, Durability, LabelState, LabelTaken, LoadBody, LoadError,
+    LoadRequest, LoadVia, RetryPolicy, StreamLoadClient, StreamLoadConfig, StreamLoader,
 };
 use starrocks_emulator::{
     Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultRule, TxnState, Value,
@@ -53,6 +53,7 @@ fn request(label: &str, body: &str) -> LoadRequest {
         label: label.into(),
         body: body.to_string().into(),
         headers: vec![("columns".into(), "id,name".into())],
+        label_taken: LabelTaken::AlreadyLoaded,
     }
 }
 
@@ -292,6 +293,49 @@ async fn label_already_finished_is_durable_without_reloading() {
     assert_eq!(outcome.attempts, 1);
     assert_eq!(loads(&emu), 1);
     assert_eq!(ids(&emu), vec![Value::Int(1), Value::Int(2)]);
+}
+
+/// A stream batch whose label an earlier run committed is loaded again under a new label:
+/// since then the replay may have loaded older images of its rows. Its own attempt that
+/// landed without an answer is not.
+#[tokio::test]
+async fn a_stream_batch_committed_by_an_earlier_run_is_loaded_again() {
+    let emu = emulator(false).await;
+    let loader = loader(config(&emu, ""));
+    let stream = |label: &str, body: &str| LoadRequest {
+        label_taken: LabelTaken::LoadAgain,
+        ..request(label, body)
+    };
+    loader
+        .load_batch(&stream("again_1", ROWS))
+        .await
+        .expect("first");
+    let outcome = loader
+        .load_batch(&stream("again_1", r#"[{"id":2,"name":"older"}]"#))
+        .await
+        .expect("loaded again");
+    assert_eq!(outcome.durability, Durability::Loaded);
+    assert!(outcome.label.starts_with("again_1-r"), "{}", outcome.label);
+    assert_eq!(loads(&emu), 2);
+    let names: Vec<Value> = emu
+        .table_rows("d", "t")
+        .expect("rows")
+        .into_iter()
+        .map(|row| row[1].clone())
+        .collect();
+    assert_eq!(names, [Value::Str("a".into()), Value::Str("older".into())]);
+
+    emu.inject(FaultRule::new(FaultKind::DropResponse));
+    let outcome = loader
+        .load_batch(&stream("again_2", ROWS))
+        .await
+        .expect("durable");
+    assert_eq!(
+        outcome.durability,
+        Durability::AlreadyLoaded(LabelState::Visible)
+    );
+    assert_eq!(outcome.label, "again_2");
+    assert_eq!(loads(&emu), 3, "its own landed attempt is not loaded again");
 }
 
 #[tokio::test]

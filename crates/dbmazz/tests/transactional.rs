@@ -7,8 +7,8 @@ use std::time::Duration;
 use dbmazz::local_pg::LocalPgOptions;
 use dbmazz::replicator::{self, RunContext};
 use dbmazz::sink::starrocks::stream_load::{
-    LoadRequest as HttpLoadRequest, RetryPolicy, StreamLoadClient, StreamLoadConfig, StreamLoader,
-    TxnStage,
+    LabelTaken, LoadRequest as HttpLoadRequest, RetryPolicy, StreamLoadClient, StreamLoadConfig,
+    StreamLoader, TxnStage,
 };
 use dbmazz::sink::starrocks::{HttpLoader, LoadRequest, Loader};
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle, FaultKind, FaultRule};
@@ -61,15 +61,16 @@ async fn rows(emulator: &EmulatorHandle) -> Vec<String> {
 async fn a_prepared_load_is_invisible_until_committed_and_a_replay_commits_it() {
     let emulator = emulator_with_table().await;
     let loader = stream_loader(&emulator);
-    let request = HttpLoadRequest {
+    let mut request = HttpLoadRequest {
         db: "shop".into(),
         table: "t".into(),
         label: "dbmazz-test-txn-1".into(),
         body: bytes::Bytes::from_static(br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#).into(),
         headers: vec![("columns".into(), "id,v".into())],
+        label_taken: LabelTaken::AlreadyLoaded,
     };
     assert_eq!(
-        loader.prepare_txn(&request).await.unwrap(),
+        loader.prepare_txn(&mut request).await.unwrap(),
         TxnStage::Prepared
     );
     assert!(
@@ -81,27 +82,46 @@ async fn a_prepared_load_is_invisible_until_committed_and_a_replay_commits_it() 
     let replay = HttpLoader::new(stream_loader(&emulator), "shop");
     let mut replay = replay;
     replay.transactional = true;
+    let stream_batch = |body: &[u8]| LoadRequest {
+        table: "t".into(),
+        label: "dbmazz-test-txn-1".into(),
+        columns: "id,v".into(),
+        partial_update: false,
+        body: body.to_vec().into(),
+        rows: 2,
+        label_taken: LabelTaken::LoadAgain,
+    };
     let staged = replay
-        .stage(LoadRequest {
-            table: "t".into(),
-            label: "dbmazz-test-txn-1".into(),
-            columns: "id,v".into(),
-            partial_update: false,
-            body: br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#.to_vec().into(),
-            rows: 2,
-        })
+        .stage(stream_batch(br#"[{"id":1,"v":"a"},{"id":2,"v":"b"}]"#))
         .await
         .unwrap()
         .expect("still to commit");
+    assert_eq!(staged.label, "dbmazz-test-txn-1");
     replay.commit(staged.clone()).await.unwrap();
     assert_eq!(rows(&emulator).await, ["1|a", "2|b"]);
-    // Committing again is a no-op, and staging the label again finds it committed.
+    // Committing again is a no-op, and staging the label again finds it committed: done for
+    // a snapshot chunk, ...
     replay.commit(staged).await.unwrap();
     assert_eq!(
-        loader.prepare_txn(&request).await.unwrap(),
+        loader.prepare_txn(&mut request).await.unwrap(),
         TxnStage::Committed
     );
     assert_eq!(emulator.table_stats("shop", "t").unwrap().loads, 1);
+    // ... loaded again under a new label for a stream batch (a replay may have loaded older
+    // images of its rows since).
+    let again = replay
+        .stage(stream_batch(br#"[{"id":1,"v":"c"},{"id":2,"v":"d"}]"#))
+        .await
+        .unwrap()
+        .expect("prepared under a new label");
+    assert!(
+        again.label.starts_with("dbmazz-test-txn-1-r"),
+        "{}",
+        again.label
+    );
+    replay.commit(again).await.unwrap();
+    assert_eq!(rows(&emulator).await, ["1|c", "2|d"]);
+    assert_eq!(emulator.table_stats("shop", "t").unwrap().loads, 2);
 }
 
 #[tokio::test]
@@ -116,6 +136,7 @@ async fn an_aborted_commit_is_loaded_again_and_bad_data_is_a_clear_error() {
         partial_update: false,
         body: body.to_vec().into(),
         rows: 1,
+        label_taken: LabelTaken::LoadAgain,
     };
     // The commit fails (StarRocks aborts the prepared txn, as for a busy BE): the loader
     // loads the rows again under the label and commits them, without a restart.

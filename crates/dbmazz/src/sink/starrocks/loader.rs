@@ -39,6 +39,7 @@ impl HttpLoader {
             label: request.label,
             body: request.body,
             headers,
+            label_taken: request.label_taken,
         }
     }
 }
@@ -55,10 +56,10 @@ impl Loader for HttpLoader {
         if !self.transactional {
             return self.load(request).await.map(|()| None);
         }
-        let http_request = self.http_request(request);
+        let mut http_request = self.http_request(request);
         let stage = self
             .loader
-            .prepare_txn(&http_request)
+            .prepare_txn(&mut http_request)
             .await
             .map_err(|error| LoadFailure {
                 message: error.to_string(),

@@ -1,7 +1,11 @@
-//! Deterministic Stream Load labels (DESIGN §3): the same batch gets the same label in a
-//! replay, so StarRocks's label deduplication makes a retried load count once.
+//! Deterministic Stream Load labels (DESIGN §3): every attempt of a batch has the same label,
+//! so an attempt that landed without an answer is found by it and not loaded twice. A stream
+//! batch whose label an earlier run committed is loaded again under a new one
+//! (`stream_load::LabelTaken::LoadAgain`).
 
 use crate::sink::{Batch, BatchOrigin};
+
+use super::super::stream_load::fit_label;
 
 use super::{Loader, StarRocksSink};
 
@@ -50,26 +54,6 @@ fn batch_label(prefix: &str, batch: &Batch, part: usize, parts: usize) -> String
         ),
     };
     fit_label(label)
-}
-
-/// Labels are at most 128 characters: a longer one (long slot name and large numbers) keeps
-/// its first 100 characters and ends with a digest of the whole, so it stays deterministic
-/// and distinct.
-fn fit_label(label: String) -> String {
-    const MAX_LABEL: usize = 128;
-    if label.len() <= MAX_LABEL {
-        return label;
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, label.as_bytes());
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let cut = (0..=100)
-        .rev()
-        .find(|&index| label.is_char_boundary(index))
-        .unwrap_or(0);
-    format!("{}-{hex}", &label[..cut])
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
 use super::encode::{ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
 use super::plan::{plan_loads, RowOp, RowValues};
 use super::rows_body::RowsBody;
-use super::stream_load::LoadBody;
+use super::stream_load::{LabelTaken, LoadBody};
 
 mod alter;
 mod columns;
@@ -49,6 +49,8 @@ pub struct LoadRequest {
     pub partial_update: bool,
     pub body: LoadBody,
     pub rows: usize,
+    /// What the label already committed in StarRocks means (stream batches load again).
+    pub label_taken: LabelTaken,
 }
 
 /// A load that could not be made durable (after the loader's own retries).
@@ -717,6 +719,10 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                 partial_update: !load.selection.is_all(),
                 rows: body.rows(),
                 body: LoadBody::Source(Arc::new(Arc::clone(&body))),
+                label_taken: match batch.origin {
+                    crate::sink::BatchOrigin::Stream => LabelTaken::LoadAgain,
+                    crate::sink::BatchOrigin::Snapshot { .. } => LabelTaken::AlreadyLoaded,
+                },
             };
             let label = request.label.clone();
             let stage = self.loader.stage(request).await.map_err(|failure| {

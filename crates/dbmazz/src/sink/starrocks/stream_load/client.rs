@@ -111,6 +111,8 @@ pub struct LoadRequest {
     pub body: LoadBody,
     /// Extra headers: `columns`, `partial_update`, `merge_condition`, `timeout`, ...
     pub headers: Vec<(String, String)>,
+    /// What the label already committed in StarRocks means (an earlier run's load).
+    pub label_taken: super::LabelTaken,
 }
 
 /// A request that did not produce a Stream Load answer.

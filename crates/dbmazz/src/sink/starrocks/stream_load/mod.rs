@@ -11,10 +11,12 @@
 //!   once every part of a batch is prepared; outcomes resolved by label state.
 //! * `outcome` — `load_batch`: same label on every attempt, unknown outcomes resolved by label
 //!   state before anything else is sent.
+//! * `label` — the length limit, and what a label StarRocks already holds means for a load.
 
 mod body;
 mod client;
 mod health;
+mod label;
 mod outcome;
 mod response;
 mod retry;
@@ -26,6 +28,7 @@ pub use client::{
     check_http_base, LoadRequest, LoadVia, RequestError, StreamLoadClient, StreamLoadConfig,
 };
 pub use health::FeHealth;
+pub use label::{fit_label, load_again_label, LabelTaken};
 pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
     ExistingJob, LabelState, LabelStateAnswer, LoadStatus, ParseError, StreamLoadResponse,

@@ -13,6 +13,11 @@
 //!                                         ABORTED / UNKNOWN   ──► send again, same label
 //! ```
 //!
+//! A label found COMMITTED/VISIBLE that none of this batch's own attempts can have taken
+//! belongs to an earlier run: a stream batch is then loaded again under a new label
+//! ([`LabelTaken::LoadAgain`]), because the replay may have loaded older images of its rows
+//! since.
+//!
 //! The label never changes between attempts, so StarRocks itself deduplicates: an attempt that
 //! landed although its answer was lost is found by its label and not loaded twice. A load whose
 //! outcome is unknown is resolved **before** anything else is sent for that table, because a
@@ -26,7 +31,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::borrow::Cow;
+
 use super::client::{LoadRequest, RequestError, StreamLoadClient};
+use super::label::{load_again_label, LabelTaken, MAX_LOADS_AGAIN};
 use super::response::{LabelState, LabelStateAnswer, LoadStatus, StreamLoadResponse};
 use super::retry::{classify_fail, FailureClass, RetryPolicy};
 
@@ -149,6 +157,8 @@ enum Next {
     Send(Duration),
     /// Ask the label state, after this delay.
     AskLabel(Duration),
+    /// The label was committed before this batch was sent: load it under a new label.
+    LoadAgain,
 }
 
 /// Mutable bookkeeping of one batch.
@@ -160,6 +170,10 @@ struct Attempts<'a> {
     retries: u32,
     too_many_versions: u32,
     last: String,
+    /// An attempt's answer was lost: it may have landed, so a taken label may be its own.
+    maybe_landed: bool,
+    /// StarRocks said the label was taken while no attempt of ours can have landed.
+    taken_before: bool,
 }
 
 impl Attempts<'_> {
@@ -202,8 +216,35 @@ impl StreamLoader {
         &self.policy
     }
 
-    /// Make one batch durable under its label, retrying with the same label as needed.
+    /// Make one batch durable under its label, retrying with the same label as needed (and
+    /// under a new one when an earlier run committed that label, for [`LabelTaken::LoadAgain`]).
     pub async fn load_batch(&self, request: &LoadRequest) -> Result<LoadOutcome, LoadError> {
+        let mut current = Cow::Borrowed(request);
+        for again in 1..=MAX_LOADS_AGAIN {
+            match self.load_under_label(&current).await? {
+                Some(outcome) => return Ok(outcome),
+                None => {
+                    let label = load_again_label(&request.label, again);
+                    tracing::debug!(db = %request.db, table = %request.table,
+                        label = %request.label, new_label = %label,
+                        "label committed by an earlier run: loading the rows again");
+                    count_retry("load_again");
+                    current = Cow::Owned(LoadRequest {
+                        label,
+                        ..request.clone()
+                    });
+                }
+            }
+        }
+        Err(labels_taken(request))
+    }
+
+    /// [`StreamLoader::load_batch`] under `request.label`; `None` when an earlier run had
+    /// committed that label and the rows must be loaded again.
+    async fn load_under_label(
+        &self,
+        request: &LoadRequest,
+    ) -> Result<Option<LoadOutcome>, LoadError> {
         let mut state = Attempts {
             request,
             policy: &self.policy,
@@ -212,13 +253,16 @@ impl StreamLoader {
             retries: 0,
             too_many_versions: 0,
             last: String::new(),
+            maybe_landed: false,
+            taken_before: false,
         };
         let mut next = Next::Send(Duration::ZERO);
         loop {
             next = match next {
+                Next::LoadAgain => return Ok(None),
                 Next::Done(durability, response) => {
                     let filtered_rows = response.as_ref().map_or(0, |r| r.filtered_rows);
-                    return Ok(LoadOutcome {
+                    return Ok(Some(LoadOutcome {
                         label: request.label.clone(),
                         durability,
                         response,
@@ -226,7 +270,7 @@ impl StreamLoader {
                         too_many_versions: state.too_many_versions,
                         filtered_rows,
                         elapsed: state.started.elapsed(),
-                    });
+                    }));
                 }
                 Next::Send(delay) => {
                     tokio::time::sleep(delay).await;
@@ -255,6 +299,7 @@ impl StreamLoader {
                     error = %error, "stream load outcome unknown, asking the label state");
                 count_retry("outcome_unknown");
                 state.last = error.to_string();
+                state.maybe_landed = true;
                 return Ok(Next::AskLabel(Duration::ZERO));
             }
             Err(error) if error.is_permanent() => {
@@ -279,6 +324,7 @@ impl StreamLoader {
             LoadStatus::LabelAlreadyExists => {
                 count_retry("label_already_exists");
                 state.last = response.message;
+                state.taken_before = !state.maybe_landed;
                 Ok(Next::AskLabel(Duration::ZERO))
             }
             LoadStatus::Fail | LoadStatus::Other(_) => {
@@ -292,6 +338,7 @@ impl StreamLoader {
                     FailureClass::LabelInUse => {
                         count_retry("label_already_exists");
                         state.last = response.message;
+                        state.taken_before = !state.maybe_landed;
                         Ok(Next::AskLabel(Duration::ZERO))
                     }
                     FailureClass::TooManyVersions => {
@@ -337,6 +384,12 @@ impl StreamLoader {
         };
         tracing::info!(db = %request.db, table = %request.table, label = %request.label,
             state = ?label_state, "label state");
+        if label_state.is_durable()
+            && state.taken_before
+            && request.label_taken == LabelTaken::LoadAgain
+        {
+            return Ok(Next::LoadAgain);
+        }
         if label_state.is_durable() {
             return Ok(Next::Done(Durability::AlreadyLoaded(label_state), None));
         }
@@ -359,8 +412,18 @@ impl StreamLoader {
     }
 }
 
+/// Every new label of a batch was found taken too.
+pub(super) fn labels_taken(request: &LoadRequest) -> LoadError {
+    *LoadError::permanent(
+        request,
+        format!("{MAX_LOADS_AGAIN} new labels for these rows were taken as well"),
+        None,
+        "another process loads the same changes: run one dbmazz per slot",
+    )
+}
+
 /// Counts one retried step in `dbmazz_load_retries_total{reason}`.
-fn count_retry(reason: &'static str) {
+pub(super) fn count_retry(reason: &'static str) {
     crate::ops::metrics()
         .load_retries
         .get_or_create(&crate::ops::ReasonLabels { reason })

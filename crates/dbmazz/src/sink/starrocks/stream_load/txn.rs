@@ -5,13 +5,15 @@
 //! batch split into several loads (partial-update column sets) becomes visible as a whole.
 //!
 //! Outcomes the answers leave open are settled by the label's state, as for plain loads:
-//! PREPARED = ready to commit, COMMITTED/VISIBLE = done, PREPARE (an earlier attempt still
-//! open) = roll it back and begin again, ABORTED/UNKNOWN = begin again.
+//! PREPARED = ready to commit, COMMITTED/VISIBLE = an earlier run's load (a stream batch is
+//! loaded again under a new label, see `outcome`), PREPARE (an earlier attempt still open) =
+//! roll it back and begin again, ABORTED/UNKNOWN = begin again.
 
 use std::time::{Duration, Instant};
 
 use super::client::{LoadRequest, RequestError};
-use super::outcome::{LoadError, StreamLoader};
+use super::label::{load_again_label, LabelTaken, MAX_LOADS_AGAIN};
+use super::outcome::{count_retry, labels_taken, LoadError, StreamLoader};
 use super::response::{LabelState, LabelStateAnswer, TxnAnswer};
 use super::retry::{classify_fail, FailureClass};
 
@@ -23,7 +25,8 @@ type Stop = Box<LoadError>;
 pub enum TxnStage {
     /// Prepared: commit it.
     Prepared,
-    /// An earlier attempt already committed it: nothing left to do.
+    /// Found committed under this label (an earlier run's load) and not to be loaded again
+    /// ([`LabelTaken::AlreadyLoaded`]): nothing left to do.
     Committed,
 }
 
@@ -40,11 +43,25 @@ enum Step {
 
 impl StreamLoader {
     /// begin → load → prepare, retrying with the same label until the transaction is
-    /// prepared (or found committed).
-    pub async fn prepare_txn(&self, request: &LoadRequest) -> Result<TxnStage, LoadError> {
-        self.prepare_txn_boxed(request)
-            .await
-            .map_err(|error| *error)
+    /// prepared (or found committed). A label an earlier run committed is, for
+    /// [`LabelTaken::LoadAgain`], replaced by a new one in `request` and prepared under it.
+    pub async fn prepare_txn(&self, request: &mut LoadRequest) -> Result<TxnStage, LoadError> {
+        let original = request.label.clone();
+        for again in 1..=MAX_LOADS_AGAIN {
+            let stage = self
+                .prepare_txn_boxed(request)
+                .await
+                .map_err(|error| *error)?;
+            if stage == TxnStage::Prepared || request.label_taken != LabelTaken::LoadAgain {
+                return Ok(stage);
+            }
+            let label = load_again_label(&original, again);
+            tracing::debug!(db = %request.db, table = %request.table, label = %request.label,
+                new_label = %label, "label committed by an earlier run: loading the rows again");
+            count_retry("load_again");
+            request.label = label;
+        }
+        Err(labels_taken(request))
     }
 
     async fn prepare_txn_boxed(&self, request: &LoadRequest) -> Result<TxnStage, Stop> {
