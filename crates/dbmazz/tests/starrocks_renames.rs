@@ -269,6 +269,80 @@ async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
     second.stop().await;
 }
 
+/// A crash while StarRocks was still running an ADD COLUMN (the job finishes without dbmazz,
+/// which never recorded the shape), and PostgreSQL drops the column meanwhile: the replay
+/// meets the shape with the column again and then follows the DROP, so StarRocks ends
+/// without it (chaos walkthrough: columns added and dropped around stops stayed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_during_a_stop_and_dropped_after_it_is_dropped() {
+    use starrocks_emulator::{FaultKind, FaultRule};
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE halfway (id int PRIMARY KEY, a text);
+         INSERT INTO halfway SELECT g, 'a' || g FROM generate_series(1, 5) g;",
+    )
+    .unwrap();
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let tables = ["public.halfway"];
+    let first = replicate_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+    )
+    .await;
+    wait_for_streaming(&pg).await;
+    identical(&pg, &emulator, "halfway", "id, a").await;
+    emulator.inject(FaultRule::new(FaultKind::AlterSlow).delay_ms(2_000));
+    pg.psql(
+        "shop",
+        "ALTER TABLE halfway ADD COLUMN c int; UPDATE halfway SET c = 7 WHERE id = 1;",
+    )
+    .unwrap();
+    // The ALTER job is running: the run stops before it has the answer.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let state = first.kill().await;
+    tokio::time::timeout(TIMEOUT, async {
+        while !starrocks_columns(&emulator, "halfway")
+            .await
+            .contains(&"c".to_string())
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("StarRocks finishes the ADD COLUMN job without dbmazz");
+
+    pg.psql(
+        "shop",
+        "ALTER TABLE halfway DROP COLUMN c; UPDATE halfway SET a = 'b' WHERE id = 2;",
+    )
+    .unwrap();
+    let second = resume_in_process(
+        &pg,
+        &emulator,
+        "shop",
+        &tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+        state,
+    )
+    .await;
+    identical(&pg, &emulator, "halfway", "id, a").await;
+    tokio::time::timeout(TIMEOUT, async {
+        while starrocks_columns(&emulator, "halfway").await != ["id", "a"] {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("column c stayed in StarRocks"));
+    second.stop().await;
+}
+
 /// A widening replayed after StarRocks took a wider type already (a run that got ahead of
 /// the slot before it stopped) keeps the wider StarRocks column: StarRocks refuses to shorten
 /// it, and the start used to stop on that.

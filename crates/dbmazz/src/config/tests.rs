@@ -97,7 +97,11 @@ fn stream_load_addresses_are_checked_when_the_config_is_read() {
         let error = with_fe(fe);
         assert_eq!(error.key, "sink.starrocks.fe_http", "{fe}");
         assert!(error.problem.contains(says), "{fe}: {error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
+    // Neither in a URL that does not parse.
+    let error = with_fe("http://root:secret@[::1:8030");
+    assert!(!error.to_string().contains("secret"), "{error}");
     let text = EXAMPLE.replace(
         "fe_http = \"http://127.0.0.1:8030\"",
         "fe_http = \"http://[::1]:8030/\"",

@@ -230,15 +230,17 @@ impl std::fmt::Debug for StreamLoadClient {
 /// Whether `base` is an address Stream Load URLs can be built on: `http://host[:port]`, no
 /// path, no credentials. The error says what is wrong and what to write instead.
 pub fn check_http_base(base: &str) -> Result<(), String> {
+    // Messages show the address without a password someone put in it.
+    let shown = without_credentials(base);
     if base.starts_with("https://") {
         return Err(format!(
-            "{base:?}: TLS is not supported for Stream Load yet; use the FE's http:// address \
+            "{shown:?}: TLS is not supported for Stream Load yet; use the FE's http:// address \
              (port 8030 by default)"
         ));
     }
     let Some(rest) = base.strip_prefix("http://") else {
         return Err(format!(
-            "{base:?} is not an http:// URL; write e.g. \"http://127.0.0.1:8030\""
+            "{shown:?} is not an http:// URL; write e.g. \"http://127.0.0.1:8030\""
         ));
     };
     let uri = base.parse::<Uri>().map_err(|_| {
@@ -247,26 +249,37 @@ pub fn check_http_base(base: &str) -> Result<(), String> {
         } else {
             ""
         };
-        format!("{base:?} is not a valid URL{hint}")
+        format!("{shown:?} is not a valid URL{hint}")
     })?;
     if uri
         .authority()
         .is_some_and(|authority| authority.as_str().contains('@'))
     {
         return Err(format!(
-            "{base:?} holds credentials; give the address alone and the user and password in \
+            "{shown:?} holds credentials; give the address alone and the user and password in \
              sink.starrocks.user and sink.starrocks.password"
         ));
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("{base:?} names no host"));
+        return Err(format!("{shown:?} names no host"));
     }
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
         return Err(format!(
-            "{base:?} has a path; give only http://host:port (dbmazz adds /api/<db>/<table>/_stream_load)"
+            "{shown:?} has a path; give only http://host:port (dbmazz adds /api/<db>/<table>/_stream_load)"
         ));
     }
     Ok(())
+}
+
+/// `base` with what precedes an `@` in its authority replaced by `***`.
+fn without_credentials(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("***{}", &rest[at..]),
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => base.to_string(),
+    }
 }
 
 impl StreamLoadClient {

@@ -382,7 +382,8 @@ impl StreamLoader {
                 return Ok(Next::AskLabel(self.policy.delay(state.retries)));
             }
         };
-        tracing::info!(db = %request.db, table = %request.table, label = %request.label,
+        // Debug: a replay asks once per batch StarRocks already has.
+        tracing::debug!(db = %request.db, table = %request.table, label = %request.label,
             state = ?label_state, "label state");
         if label_state.is_durable()
             && state.taken_before
