@@ -15,8 +15,8 @@ use tokio::sync::Mutex;
 
 use super::added_columns::read_existing_rows;
 use super::column_lineage::{
-    applied_schema, before_renames, column_origins, number_columns, number_columns_partly,
-    read_catalog_columns, renamed_by_position, CatalogColumn, Lineage,
+    applied_schema, before_renames, column_origins, number_columns, number_columns_loosely,
+    number_columns_partly, read_catalog_columns, renamed_by_position, CatalogColumn, Lineage,
 };
 use crate::checkpoint::{AppliedShapes, NumberedShape};
 use crate::schema::{ColumnSchema, ExistingRows, TableName, TableSchema};
@@ -39,7 +39,8 @@ struct Prepared {
     /// columns' earlier names.
     applied: Option<Arc<TableSchema>>,
     new: Arc<TableSchema>,
-    /// To record once the sink applied `new`.
+    /// To record once the sink applied `new` (loosely numbered when the catalog has moved
+    /// on too far to number it: what StarRocks got must be known at the next start).
     numbered: Option<NumberedShape>,
 }
 
@@ -121,6 +122,7 @@ impl<S: Sink> CatalogFacts<S> {
             (Some(stored), None) if !already_applied => dropped_since(stored, &catalog, new),
             _ => Vec::new(),
         };
+        let recorded_before = stored.clone();
         let before = stored.filter(|_| !already_applied && numbered.is_some());
         let origins: HashMap<String, Lineage> = match (&before, &numbered) {
             (Some(before), Some(now)) => {
@@ -205,10 +207,17 @@ impl<S: Sink> CatalogFacts<S> {
             }
             column.origin = origins.get(&column.name).map(Lineage::origin);
         }
+        let recorded = numbered.or_else(|| {
+            Some(number_columns_loosely(
+                new,
+                &catalog,
+                recorded_before.as_ref(),
+            ))
+        });
         Ok(Prepared {
             applied,
             new: Arc::new(filled),
-            numbered,
+            numbered: recorded,
         })
     }
 }

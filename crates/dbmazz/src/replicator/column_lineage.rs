@@ -134,6 +134,47 @@ pub fn number_columns_partly(
     })
 }
 
+/// `schema` numbered as far as anything tells — the catalog by name and type, else the shape
+/// numbered `before` by name — and 0 for a column neither knows (dropped, or renamed or
+/// retyped, since this Relation). Recorded when [`number_columns_partly`] cannot number a
+/// shape the sink applied, so that the next run still knows StarRocks got that column: 0 is
+/// never a live attribute number, so the column counts as dropped unless a Relation names it.
+pub fn number_columns_loosely(
+    schema: &TableSchema,
+    catalog: &[CatalogColumn],
+    before: Option<&NumberedShape>,
+) -> NumberedShape {
+    let columns = schema
+        .columns
+        .iter()
+        .map(|column| {
+            let current = catalog.iter().find(|c| {
+                c.name == column.name
+                    && c.type_oid == column.type_oid
+                    && c.type_modifier == column.type_modifier
+            });
+            let earlier = || {
+                before?
+                    .columns
+                    .iter()
+                    .find(|b| b.name == column.name)
+                    .map(|b| b.attnum)
+            };
+            NumberedColumn {
+                name: column.name.clone(),
+                attnum: current.map(|c| c.attnum).or_else(earlier).unwrap_or(0),
+                type_oid: column.type_oid,
+                type_modifier: column.type_modifier,
+                is_key: column.is_key,
+            }
+        })
+        .collect();
+    NumberedShape {
+        relation_oid: schema.relation_oid,
+        columns,
+    }
+}
+
 /// `now` with the columns renamed since the sink's shape under their old names: the `old`
 /// side of a change first seen at a table's first Relation of a run, so that the sink
 /// renames (or recreates) them instead of adding new ones.
@@ -173,7 +214,13 @@ pub fn column_origins(
                     Lineage::RenamedAmongOthers(previous.name.clone())
                 }
             }
-            (None, Some(_)) if old_names.contains(&column.name.as_str()) => Lineage::Recreated,
+            // Attribute number 0: a loosely numbered shape did not know this column's number,
+            // so nothing says it is another column than the one of this name.
+            (None, Some(previous))
+                if previous.attnum != 0 && old_names.contains(&column.name.as_str()) =>
+            {
+                Lineage::Recreated
+            }
             _ => continue,
         };
         origins.insert(column.name.clone(), lineage);
@@ -348,6 +395,22 @@ mod tests {
         // A column neither the catalog nor the earlier shape knows: no numbers.
         assert!(number_columns_partly(&schema(&["id", "x"]), &now, Some(&before)).is_none());
         assert!(number_columns_partly(&relation, &now, None).is_none());
+    }
+
+    #[test]
+    fn a_shape_the_catalog_cannot_number_is_recorded_with_unknown_numbers() {
+        let before = numbered(&[("id", 1), ("a", 2)]);
+        // Relation with `x`, added and dropped again since; `a` retyped since.
+        let mut now = catalog(&[("id", 1), ("a", 2)]);
+        now[1].type_oid = 20;
+        let relation = schema(&["id", "a", "x"]);
+        assert!(number_columns_partly(&relation, &now, Some(&before)).is_none());
+        let loose = number_columns_loosely(&relation, &now, Some(&before));
+        let attnums: Vec<i16> = loose.columns.iter().map(|c| c.attnum).collect();
+        assert_eq!(attnums, [1, 2, 0]);
+        // A later shape with a column of that name is not taken for a recreated one.
+        let later = numbered(&[("id", 1), ("a", 2), ("x", 5)]);
+        assert!(column_origins(&loose, &later, &["id", "a", "x"]).is_empty());
     }
 
     #[test]
