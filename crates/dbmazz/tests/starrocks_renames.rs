@@ -11,36 +11,76 @@ use dbmazz::decode::ReplicaIdentity;
 use dbmazz::local_pg::{LocalPg, LocalPgOptions};
 use dbmazz::schema::{ColumnSchema, TableName, TableSchema};
 use dbmazz::sink::starrocks::DeleteMode;
-use starrocks_emulator::{Emulator, EmulatorConfig};
+use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
 use crate::support::starrocks::{
     emulator_sink, replicate_in_process, resume_in_process, sink_options, sr_rows,
-    wait_identical_in,
+    wait_identical_in, Replication,
 };
-use crate::support::{start_pg, wait_for_streaming, PG_VERSIONS};
+use crate::support::{start_pg, wait_for_streaming, TempDir, PG_VERSIONS};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Waits until `table` is row by row the same on both sides.
-async fn identical(
-    pg: &LocalPg,
-    emulator: &starrocks_emulator::EmulatorHandle,
-    table: &str,
-    columns: &str,
-) {
+async fn identical(pg: &LocalPg, emulator: &EmulatorHandle, table: &str, columns: &str) {
     let sql = format!("SELECT {columns} FROM {table} ORDER BY id");
     wait_identical_in(pg, emulator, "shop", &sql, &sql, TIMEOUT).await;
 }
 
-async fn starrocks_columns(
-    emulator: &starrocks_emulator::EmulatorHandle,
-    table: &str,
-) -> Vec<String> {
+async fn starrocks_columns(emulator: &EmulatorHandle, table: &str) -> Vec<String> {
     sr_rows(emulator, "shop", &format!("DESC {table}"))
         .await
         .iter()
         .map(|row| row.split('|').next().unwrap_or_default().to_string())
         .collect()
+}
+
+/// Streams `tables` of `shop` into the emulator (hard deletes), with a new state directory.
+async fn start(pg: &LocalPg, emulator: &Arc<EmulatorHandle>, tables: &[&str]) -> Replication {
+    replicate_in_process(
+        pg,
+        emulator,
+        "shop",
+        tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+    )
+    .await
+}
+
+/// [`start`] again with the state directory of an earlier run.
+async fn resume(
+    pg: &LocalPg,
+    emulator: &Arc<EmulatorHandle>,
+    tables: &[&str],
+    state: TempDir,
+) -> Replication {
+    resume_in_process(
+        pg,
+        emulator,
+        "shop",
+        tables,
+        sink_options(DeleteMode::Hard),
+        |_| {},
+        state,
+    )
+    .await
+}
+
+/// Waits until StarRocks's `table` has the columns `columns` says it should.
+async fn wait_columns(
+    emulator: &EmulatorHandle,
+    table: &str,
+    what: &str,
+    mut columns: impl FnMut(&[String]) -> bool,
+) {
+    tokio::time::timeout(TIMEOUT, async {
+        while !columns(&starrocks_columns(emulator, table).await) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{table}: {what}"));
 }
 
 /// The metric series of a column reported as unfillable (metrics are per process: each
@@ -169,15 +209,7 @@ async fn columns_renamed_and_dropped_while_stopped() {
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.r"];
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "r", "id, a, b, c, d").await;
     let state = first.stop_keeping_state().await;
@@ -191,16 +223,7 @@ async fn columns_renamed_and_dropped_while_stopped() {
          UPDATE r SET a = a || '!' WHERE id <= 3;",
     )
     .unwrap();
-    let second = resume_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-        state,
-    )
-    .await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "r", "id, a, b, d2").await;
     assert_eq!(
         starrocks_columns(&emulator, "r").await,
@@ -230,15 +253,7 @@ async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.gone"];
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "gone", "id, a, b, c").await;
     let state = first.stop_keeping_state().await;
@@ -251,16 +266,7 @@ async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
          UPDATE gone SET e = 6 WHERE id = 1;",
     )
     .unwrap();
-    let second = resume_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-        state,
-    )
-    .await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "gone", "id, a, b, e").await;
     assert_eq!(
         starrocks_columns(&emulator, "gone").await,
@@ -285,26 +291,7 @@ async fn a_column_added_and_dropped_while_stopped_leaves_starrocks_at_a_later_st
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.brief"];
-    let run = |state| {
-        resume_in_process(
-            &pg,
-            &emulator,
-            "shop",
-            &tables,
-            sink_options(DeleteMode::Hard),
-            |_| {},
-            state,
-        )
-    };
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "brief", "id, a").await;
     let state = first.stop_keeping_state().await;
@@ -315,20 +302,17 @@ async fn a_column_added_and_dropped_while_stopped_leaves_starrocks_at_a_later_st
          ALTER TABLE brief DROP COLUMN x;",
     )
     .unwrap();
-    let second = run(state).await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "brief", "id, a").await;
     let state = second.stop_keeping_state().await;
 
     pg.psql("shop", "INSERT INTO brief VALUES (3, 3);").unwrap();
-    let third = run(state).await;
+    let third = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "brief", "id, a").await;
-    tokio::time::timeout(TIMEOUT, async {
-        while starrocks_columns(&emulator, "brief").await != ["id", "a"] {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    wait_columns(&emulator, "brief", "column x stayed", |columns| {
+        columns == ["id", "a"]
     })
-    .await
-    .unwrap_or_else(|_| panic!("column x stayed in StarRocks"));
+    .await;
     // The name used again: a new column, with PostgreSQL's values for the older rows.
     pg.psql(
         "shop",
@@ -356,15 +340,7 @@ async fn a_column_added_during_a_stop_and_dropped_after_it_is_dropped() {
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.halfway"];
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "halfway", "id, a").await;
     emulator.inject(FaultRule::new(FaultKind::AlterSlow).delay_ms(2_000));
@@ -376,40 +352,25 @@ async fn a_column_added_during_a_stop_and_dropped_after_it_is_dropped() {
     // The ALTER job is running: the run stops before it has the answer.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let state = first.kill().await;
-    tokio::time::timeout(TIMEOUT, async {
-        while !starrocks_columns(&emulator, "halfway")
-            .await
-            .contains(&"c".to_string())
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("StarRocks finishes the ADD COLUMN job without dbmazz");
+    wait_columns(
+        &emulator,
+        "halfway",
+        "the ADD COLUMN job never finished",
+        |columns| columns.iter().any(|column| column == "c"),
+    )
+    .await;
 
     pg.psql(
         "shop",
         "ALTER TABLE halfway DROP COLUMN c; UPDATE halfway SET a = 'b' WHERE id = 2;",
     )
     .unwrap();
-    let second = resume_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-        state,
-    )
-    .await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "halfway", "id, a").await;
-    tokio::time::timeout(TIMEOUT, async {
-        while starrocks_columns(&emulator, "halfway").await != ["id", "a"] {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    wait_columns(&emulator, "halfway", "column c stayed", |columns| {
+        columns == ["id", "a"]
     })
-    .await
-    .unwrap_or_else(|_| panic!("column c stayed in StarRocks"));
+    .await;
     second.stop().await;
 }
 
@@ -428,15 +389,7 @@ async fn a_replayed_widening_keeps_a_wider_starrocks_column() {
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.wide"];
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "wide", "id, v").await;
     let state = first.stop_keeping_state().await;
@@ -455,16 +408,7 @@ async fn a_replayed_widening_keeps_a_wider_starrocks_column() {
          INSERT INTO wide VALUES (6, 'six-is-longer');",
     )
     .unwrap();
-    let second = resume_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-        state,
-    )
-    .await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "wide", "id, v").await;
     let described = sr_rows(&emulator, "shop", "DESC wide").await;
     assert!(
@@ -492,15 +436,7 @@ async fn renames_seen_after_later_changes_keep_their_values() {
     .unwrap();
     let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
     let tables = ["public.late"];
-    let first = replicate_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-    )
-    .await;
+    let first = start(&pg, &emulator, &tables).await;
     wait_for_streaming(&pg).await;
     identical(&pg, &emulator, "late", "id, a, b, c").await;
     pg.psql(
@@ -531,16 +467,7 @@ async fn renames_seen_after_later_changes_keep_their_values() {
          INSERT INTO late VALUES (10, 'ten', 10, 1);",
     )
     .unwrap();
-    let second = resume_in_process(
-        &pg,
-        &emulator,
-        "shop",
-        &tables,
-        sink_options(DeleteMode::Hard),
-        |_| {},
-        state,
-    )
-    .await;
+    let second = resume(&pg, &emulator, &tables, state).await;
     identical(&pg, &emulator, "late", "id, a3, b2, flag").await;
     assert_eq!(
         starrocks_columns(&emulator, "late").await,
