@@ -17,7 +17,7 @@ use crate::support::starrocks::{
     emulator_sink, replicate_in_process, resume_in_process, sink_options, sr_rows,
     wait_identical_in, Replication,
 };
-use crate::support::{start_pg, wait_for_streaming, TempDir, PG_VERSIONS};
+use crate::support::{new_database, start_pg, wait_for_streaming, TempDir, PG_VERSIONS};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,6 +65,21 @@ async fn resume(
         state,
     )
     .await
+}
+
+/// A new emulator and a run streaming `tables` (one table) into it, once StarRocks holds the
+/// table's `columns` as PostgreSQL does.
+async fn streaming(
+    pg: &LocalPg,
+    tables: &[&str],
+    columns: &str,
+) -> (Arc<EmulatorHandle>, Replication) {
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let replication = start(pg, &emulator, tables).await;
+    wait_for_streaming(pg).await;
+    let table = tables[0].trim_start_matches("public.");
+    identical(pg, &emulator, table, columns).await;
+    (emulator, replication)
 }
 
 /// Waits until StarRocks's `table` has the columns `columns` says it should.
@@ -199,19 +214,13 @@ async fn renamed_and_recreated_columns_while_streaming() {
 /// kept), dropped, recreated (older rows read the DEFAULT).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn columns_renamed_and_dropped_while_stopped() {
-    let pg = start_pg(18, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        18,
         "CREATE TABLE r (id int PRIMARY KEY, a text, b int, c int, d int);
          INSERT INTO r SELECT g, 'a' || g, g, g * 10, g * 100 FROM generate_series(1, 30) g;",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.r"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "r", "id, a, b, c, d").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, a, b, c, d").await;
     let state = first.stop_keeping_state().await;
 
     pg.psql(
@@ -243,19 +252,13 @@ async fn columns_renamed_and_dropped_while_stopped() {
 /// confirmed position before a crash). It is dropped in StarRocks all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE gone (id int PRIMARY KEY, a text, b int, c int);
          INSERT INTO gone SELECT g, 'a' || g, g, g * 10 FROM generate_series(1, 20) g;",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.gone"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "gone", "id, a, b, c").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, a, b, c").await;
     let state = first.stop_keeping_state().await;
 
     pg.psql(
@@ -282,18 +285,12 @@ async fn a_column_dropped_before_later_changes_while_stopped_is_dropped() {
 /// session 15: columns left in StarRocks after restarts while behind on schema changes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_and_dropped_while_stopped_leaves_starrocks_at_a_later_start() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE brief (id int PRIMARY KEY, a int); INSERT INTO brief VALUES (1, 1);",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.brief"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "brief", "id, a").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, a").await;
     let state = first.stop_keeping_state().await;
 
     pg.psql(
@@ -330,19 +327,13 @@ async fn a_column_added_and_dropped_while_stopped_leaves_starrocks_at_a_later_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_column_added_during_a_stop_and_dropped_after_it_is_dropped() {
     use starrocks_emulator::{FaultKind, FaultRule};
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE halfway (id int PRIMARY KEY, a text);
          INSERT INTO halfway SELECT g, 'a' || g FROM generate_series(1, 5) g;",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.halfway"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "halfway", "id, a").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, a").await;
     emulator.inject(FaultRule::new(FaultKind::AlterSlow).delay_ms(2_000));
     pg.psql(
         "shop",
@@ -379,19 +370,13 @@ async fn a_column_added_during_a_stop_and_dropped_after_it_is_dropped() {
 /// it, and the start used to stop on that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_widening_keeps_a_wider_starrocks_column() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE wide (id int PRIMARY KEY, v varchar(10));
          INSERT INTO wide SELECT g, 'v' || g FROM generate_series(1, 5) g;",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.wide"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "wide", "id, v").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, v").await;
     let state = first.stop_keeping_state().await;
     // StarRocks ahead of PostgreSQL's next shape.
     emulator
@@ -426,19 +411,13 @@ async fn a_replayed_widening_keeps_a_wider_starrocks_column() {
 /// the changes keep theirs, and no stale column is left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renames_seen_after_later_changes_keep_their_values() {
-    let pg = start_pg(18, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        18,
         "CREATE TABLE late (id int PRIMARY KEY, a text, b int, c int);
          INSERT INTO late SELECT g, 'a' || g, g, g * 10 FROM generate_series(1, 5) g;",
-    )
-    .unwrap();
-    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    );
     let tables = ["public.late"];
-    let first = start(&pg, &emulator, &tables).await;
-    wait_for_streaming(&pg).await;
-    identical(&pg, &emulator, "late", "id, a, b, c").await;
+    let (emulator, first) = streaming(&pg, &tables, "id, a, b, c").await;
     pg.psql(
         "shop",
         "BEGIN;
