@@ -96,6 +96,74 @@ async fn the_slot_never_passes_what_the_sink_made_durable() {
     }
 }
 
+/// A stop while a large transaction is still open (PostgreSQL already streams its changes)
+/// does not wait for a commit that cannot arrive — it used to wait out the whole 30 s
+/// shutdown timeout. Nothing of the transaction is confirmed, and the next run receives all of
+/// it once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_inside_an_open_streamed_transaction_does_not_wait_for_its_commit() {
+    for major in PG_VERSIONS {
+        let pg = prepare(major);
+        let state = TempDir::new("dbmazz-checkpoint-open-txn");
+        let config = stream_config(&pg, "shop", &["public.orders"], &state);
+        let sink = RecordingSink::new();
+        let (shutdown, receiver) = watch::channel(false);
+        let (progress, mut watching) = watch::channel(replicator::Progress::default());
+        let mut context = RunContext::new(receiver);
+        context.progress = Some(progress);
+        let (task_config, task_sink) = (config.clone(), Arc::new(sink.clone()));
+        let task =
+            tokio::spawn(async move { replicator::run(&task_config, task_sink, context).await });
+        crate::support::wait_for_streaming(&pg).await;
+        let (open, connection) = tokio_postgres::connect(&pg.url("shop"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        open.batch_execute(
+            "BEGIN; INSERT INTO orders SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g;",
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            watching.wait_for(|p| p.stats.assembler.streamed_open > 0),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("PG{major}: the open transaction was never streamed"))
+        .unwrap();
+        let confirmed_before = confirmed_flush(&pg, "test_slot").unwrap();
+        let asked = Instant::now();
+        shutdown.send_replace(true);
+        task.await.unwrap().unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "PG{major}: the stop waited {:?} for a transaction that had not committed",
+            asked.elapsed()
+        );
+        assert!(
+            sink.durable_changes().is_empty(),
+            "PG{major}: uncommitted rows left"
+        );
+        assert_eq!(confirmed_flush(&pg, "test_slot"), Some(confirmed_before));
+
+        open.batch_execute("COMMIT").await.unwrap();
+        let (shutdown, receiver) = watch::channel(false);
+        let task_sink = Arc::new(sink.clone());
+        let task = tokio::spawn(async move {
+            replicator::run(&config, task_sink, RunContext::new(receiver)).await
+        });
+        eventually(
+            Duration::from_secs(60),
+            "the committed transaction",
+            || async { (sink.durable_changes().len() >= 20000).then_some(()) },
+        )
+        .await;
+        assert_eq!(sink.durable_changes().len(), 20000, "PG{major}");
+        shutdown.send_replace(true);
+        task.await.unwrap().unwrap();
+    }
+}
+
 /// A PostgreSQL restart (fast shutdown) ends the stream with a message that names it; the next
 /// start resumes from the slot. About 2 s per version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,6 +253,15 @@ impl<S: Sink> StreamCore<S> {
         self.assembler.is_idle() && !self.batcher.has_open_batches() && self.dispatcher.is_empty()
     }
 
+    /// Nothing left that can finish without reading more: no open batch, nothing queued or in
+    /// flight, no committed streamed transaction still being released. What a shutdown waits
+    /// for — a transaction whose commit has not arrived cannot finish, and the slot replays it.
+    pub fn is_settled(&self) -> bool {
+        !self.assembler.is_replaying()
+            && !self.batcher.has_open_batches()
+            && self.dispatcher.is_empty()
+    }
+
     /// When the next batch is due by `max_wait`.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.batcher.next_deadline()

@@ -500,13 +500,13 @@ async fn drain<S: Sink>(
     // Changes held for an unfinished table snapshot are not sent: they stay unacknowledged.
     core.discard_held();
     let deadline = TokioInstant::now() + SHUTDOWN_DRAIN_TIMEOUT;
-    if !core.is_drained() {
+    if !core.is_settled() {
         tracing::info!(
             "stopping: finishing the loads and schema changes under way (up to {}s; what is left is replayed from the slot at the next start)",
             SHUTDOWN_DRAIN_TIMEOUT.as_secs()
         );
     }
-    while !core.is_drained() {
+    while !core.is_settled() {
         let Ok(Some(completion)) = tokio::time::timeout_at(deadline, completions.recv()).await
         else {
             tracing::warn!("shutdown: gave up waiting for in-flight loads; they will be replayed");
