@@ -17,8 +17,9 @@ pub enum CleanupError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(
-        "replication slot {slot:?} is in use by PID {pid}: stop the dbmazz (or other client) \
-         streaming from it first, then run cleanup again"
+        "replication slot {slot:?} is in use (server process {pid}; pg_stat_replication names \
+         its client): stop the dbmazz (or other client) streaming from it first, then run \
+         cleanup again"
     )]
     SlotActive { slot: String, pid: i32 },
     #[error("cannot remove {path}: {source}")]

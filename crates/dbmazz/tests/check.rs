@@ -649,6 +649,12 @@ async fn tables_of_one_name_in_two_schemas_are_refused() {
     assert!(line(&report, "StarRocks table names")
         .message
         .contains("public.orders and other.orders would both go to shop.orders"));
+    let table_lines = report
+        .lines
+        .iter()
+        .filter(|line| line.subject == "StarRocks table shop.orders")
+        .count();
+    assert_eq!(table_lines, 1, "one line per StarRocks table: {report:?}");
 
     let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -59,7 +59,10 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
     let refused = dbmazz(&["cleanup", "--config", config, "--yes"]).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("in use by PID {pid}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("in use (server process {pid};")),
+        "{stderr}"
+    );
     // check names the holder: a running dbmazz is a warning, not a failure.
     let report = run_checks(&load(&path)).await;
     let slot = report.about("replication slot dbmazz_slot").next().unwrap();

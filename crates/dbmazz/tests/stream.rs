@@ -269,7 +269,15 @@ async fn a_second_process_on_the_slot_and_a_lost_slot_are_clear_errors() {
     .await
     .expect_err("second process refused");
     let message = error.to_string();
-    assert!(message.contains("in use by another process"), "{message}");
+    // It names the connection holding the slot: the server process and the client.
+    assert!(
+        message.contains("in use by another connection (server process "),
+        "{message}"
+    );
+    assert!(
+        message.contains(": \"dbmazz\" from 127.0.0.1)"),
+        "{message}"
+    );
     assert!(message.contains("test_slot"), "{message}");
 
     // The first one stops; someone drops its slot; its state dir remembers the slot.

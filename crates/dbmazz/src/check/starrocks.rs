@@ -124,7 +124,12 @@ pub(super) async fn check(config: &Config, tables: &[TableSchema], report: &mut 
         key_columns: None,
         not_null_columns: Vec::new(),
     };
+    let mut described = std::collections::HashSet::new();
     for table in tables {
+        // Tables sharing a StarRocks name are reported once above; one line per StarRocks table.
+        if !described.insert(table.name.name.as_str()) {
+            continue;
+        }
         if let Some(line) = table_line(starrocks, &ddl, table, &encoder).await {
             report.push(line);
         }

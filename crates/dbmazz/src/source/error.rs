@@ -118,11 +118,17 @@ pub enum SourceError {
 
     /// Another process is streaming from the slot.
     #[error(
-        "replication slot \"{slot}\" is in use by another process{} (is another dbmazz running \
+        "replication slot \"{slot}\" is in use by another connection{} (is another dbmazz running \
          for this slot? stop it, or wait for PostgreSQL to notice the old connection is gone)",
-        .pid.map(|pid| format!(" (PID {pid})")).unwrap_or_default()
+        in_use_by(*.pid, .client.as_deref())
     )]
-    SlotInUse { slot: String, pid: Option<i32> },
+    SlotInUse {
+        slot: String,
+        /// The server process streaming from the slot (a walsender, not the client's PID).
+        pid: Option<i32>,
+        /// Its `application_name` and address, when the server shows them.
+        client: Option<String>,
+    },
 
     /// PostgreSQL invalidated the slot (for example `max_slot_wal_keep_size` was exceeded):
     /// the WAL it needed is gone.
@@ -282,6 +288,7 @@ impl SourceError {
             "55006" => SourceError::SlotInUse {
                 slot,
                 pid: last_number(&message),
+                client: None,
             },
             "55000" if is_invalidated_slot_error(&message, detail.as_deref()) => {
                 SourceError::SlotInvalidated {
@@ -338,6 +345,16 @@ fn is_invalidated_slot_error(message: &str, detail: Option<&str>) -> bool {
     message.contains("can no longer get changes")
         || message.contains("cannot read from logical replication slot")
         || detail.is_some_and(|detail| detail.contains("invalidated"))
+}
+
+/// " (server process 4242: \"dbmazz\" from 10.0.0.5)" for [`SourceError::SlotInUse`].
+fn in_use_by(pid: Option<i32>, client: Option<&str>) -> String {
+    match (pid, client) {
+        (Some(pid), Some(client)) => format!(" (server process {pid}: {client})"),
+        (Some(pid), None) => format!(" (server process {pid})"),
+        (None, Some(client)) => format!(" ({client})"),
+        (None, None) => String::new(),
+    }
 }
 
 /// The last run of ASCII digits in `text`, e.g. the PID in "… is active for PID 4242".
@@ -406,6 +423,14 @@ mod tests {
                 pid: Some(4242),
                 ..
             }
+        ));
+        let named = SourceError::SlotInUse {
+            slot: "s".into(),
+            pid: Some(4242),
+            client: Some("\"dbmazz\" from 10.0.0.5".into()),
+        };
+        assert!(named.to_string().starts_with(
+            "replication slot \"s\" is in use by another connection (server process 4242: \"dbmazz\" from 10.0.0.5) (is another dbmazz"
         ));
         let missing = server("42704", "replication slot \"s\" does not exist", None);
         assert!(matches!(

@@ -19,6 +19,7 @@ mod replication;
 mod setup;
 mod sql;
 mod tls;
+mod tls_libpq;
 
 pub use config::{
     PgConnectConfig, SslMode, DEFAULT_APPLICATION_NAME, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT,

@@ -139,6 +139,9 @@ pub struct SlotInfo {
     pub temporary: bool,
     pub active: bool,
     pub active_pid: Option<i32>,
+    /// The streaming connection's `application_name` and address, as far as
+    /// `pg_stat_activity` shows them to this user (e.g. `"dbmazz" from 10.0.0.5`).
+    pub active_client: Option<String>,
     pub restart_lsn: Option<Lsn>,
     pub confirmed_flush_lsn: Option<Lsn>,
     /// `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+).
@@ -280,14 +283,16 @@ impl ReplicationClient {
         let sql = format!(
             "SELECT slot_name::text, plugin::text, slot_type, database::text, temporary::text, \
              active::text, active_pid::text, restart_lsn::text, confirmed_flush_lsn::text, \
-             {wal_status}, {invalidation_reason} \
-             FROM pg_catalog.pg_replication_slots WHERE slot_name = '{slot}'"
+             {wal_status}, {invalidation_reason}, a.application_name, host(a.client_addr) \
+             FROM pg_catalog.pg_replication_slots s \
+             LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = s.active_pid \
+             WHERE slot_name = '{slot}'"
         );
         let rows = self.simple_query(&sql).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        if row.len() < 11 {
+        if row.len() < 13 {
             return Err(protocol("pg_replication_slots row has too few columns"));
         }
         let optional_lsn = |index: usize| row[index].as_deref().map(parse_lsn).transpose();
@@ -304,6 +309,7 @@ impl ReplicationClient {
             temporary: row[4].as_deref() == Some("true"),
             active: row[5].as_deref() == Some("true"),
             active_pid,
+            active_client: describe_client(row[11].as_deref(), row[12].as_deref()),
             restart_lsn: optional_lsn(7)?,
             confirmed_flush_lsn: optional_lsn(8)?,
             wal_status: row[9].clone(),
@@ -528,6 +534,17 @@ impl std::fmt::Debug for ReplicationReader {
             .field("buffered_len", &self.buf.len())
             .field("finished", &self.finished)
             .finish_non_exhaustive()
+    }
+}
+
+/// `"app" from 10.0.0.5`, `"app"`, `from 10.0.0.5` or nothing, from `pg_stat_activity`.
+fn describe_client(application: Option<&str>, address: Option<&str>) -> Option<String> {
+    let application = application.filter(|name| !name.is_empty());
+    match (application, address) {
+        (Some(name), Some(address)) => Some(format!("{name:?} from {address}")),
+        (Some(name), None) => Some(format!("{name:?}")),
+        (None, Some(address)) => Some(format!("from {address}")),
+        (None, None) => None,
     }
 }
 

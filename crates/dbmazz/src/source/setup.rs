@@ -393,6 +393,7 @@ fn check_slot(info: &SlotInfo, slot: &str, database: &str) -> Result<(), SetupEr
         return Err(SourceError::SlotInUse {
             slot: slot.to_string(),
             pid: info.active_pid,
+            client: info.active_client.clone(),
         }
         .into());
     }

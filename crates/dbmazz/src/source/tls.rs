@@ -24,6 +24,7 @@ use rustls::{
 
 use super::config::{PgConnectConfig, SslMode};
 use super::error::SourceError;
+use super::tls_libpq;
 
 /// Builds the rustls client configuration for `config.ssl_mode` (which must not be `Disable`).
 pub(crate) fn client_config(config: &PgConnectConfig) -> Result<ClientConfig, SourceError> {
@@ -37,12 +38,14 @@ pub(crate) fn client_config(config: &PgConnectConfig) -> Result<ClientConfig, So
         && root_cert_file(config)
             .is_some_and(|file| file.as_os_str() != "system" && file.is_file());
     let verifier: Arc<dyn ServerCertVerifier> = match config.ssl_mode {
-        SslMode::Require if require_with_roots => verify_ca(config, provider)?,
+        SslMode::Require if require_with_roots => {
+            Arc::new(chain_verifier(config, provider, false)?)
+        }
         SslMode::Disable | SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyCertificate {
             algorithms: provider.signature_verification_algorithms,
         }),
-        SslMode::VerifyCa => verify_ca(config, provider)?,
-        SslMode::VerifyFull => chain_verifier(config, provider)?,
+        SslMode::VerifyCa => Arc::new(chain_verifier(config, provider, false)?),
+        SslMode::VerifyFull => Arc::new(chain_verifier(config, provider, true)?),
     };
     Ok(builder
         .dangerous()
@@ -50,24 +53,21 @@ pub(crate) fn client_config(config: &PgConnectConfig) -> Result<ClientConfig, So
         .with_no_client_auth())
 }
 
-/// The chain must lead to a trusted root; the host name is not checked.
-fn verify_ca(
-    config: &PgConnectConfig,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn ServerCertVerifier>, SourceError> {
-    let inner = chain_verifier(config, provider)?;
-    Ok(Arc::new(IgnoreHostName { inner }))
-}
-
-/// The chain must lead to a trusted root, and the certificate name the host.
+/// The chain must lead to a trusted root and, with `check_name`, the certificate name the host.
 fn chain_verifier(
     config: &PgConnectConfig,
     provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, SourceError> {
-    let roots = trusted_roots(config)?;
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+    check_name: bool,
+) -> Result<ChainVerifier, SourceError> {
+    let (roots, pinned) = trusted_roots(config)?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
-        .map_err(|error| tls_error(config, "cannot build the certificate verifier", error))
+        .map_err(|error| tls_error(config, "cannot build the certificate verifier", error))?;
+    Ok(ChainVerifier {
+        webpki,
+        pinned,
+        check_name,
+    })
 }
 
 /// The name rustls checks the certificate against (and sends as SNI for DNS names).
@@ -168,12 +168,16 @@ fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<Cert
     None
 }
 
-fn trusted_roots(config: &PgConnectConfig) -> Result<RootCertStore, SourceError> {
+/// The trusted roots, and the certificates of `sslrootcert` as given (a server certificate
+/// that is one of them is trusted as is, as libpq does).
+fn trusted_roots(
+    config: &PgConnectConfig,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), SourceError> {
     let mut roots = RootCertStore::empty();
     let file = root_cert_file(config);
     let Some(file) = file.filter(|file| file.as_os_str() != "system") else {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        return Ok(roots);
+        return Ok((roots, Vec::new()));
     };
     let certificates = read_certificates(&file).map_err(|error| {
         tls_error(
@@ -182,7 +186,7 @@ fn trusted_roots(config: &PgConnectConfig) -> Result<RootCertStore, SourceError>
             error,
         )
     })?;
-    let (added, _ignored) = roots.add_parsable_certificates(certificates);
+    let (added, _ignored) = roots.add_parsable_certificates(certificates.iter().cloned());
     if added == 0 {
         return Err(SourceError::Tls {
             host: config.host.clone(),
@@ -191,7 +195,7 @@ fn trusted_roots(config: &PgConnectConfig) -> Result<RootCertStore, SourceError>
             source: None,
         });
     }
-    Ok(roots)
+    Ok((roots, certificates))
 }
 
 fn read_certificates(
@@ -262,13 +266,17 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// `sslmode=verify-ca`: full Web PKI verification except the host-name check.
+/// `verify-ca`/`verify-full`: Web PKI verification of the chain (and name), plus what libpq
+/// also accepts (see `tls_libpq`): a server certificate that is itself a trusted root, and the
+/// Common Name when the certificate has no subjectAltName of the host's kind.
 #[derive(Debug)]
-struct IgnoreHostName {
-    inner: Arc<WebPkiServerVerifier>,
+struct ChainVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+    check_name: bool,
 }
 
-impl ServerCertVerifier for IgnoreHostName {
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -277,17 +285,32 @@ impl ServerCertVerifier for IgnoreHostName {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // The chain is verified before the name, so a name error means the chain was fine.
-        match self.inner.verify_server_cert(
+        let host = server_name.to_str();
+        let verified = self.webpki.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
             ocsp_response,
             now,
-        ) {
+        );
+        match verified {
+            // webpki checks the chain before the name: a name error means the chain was fine.
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.check_name || tls_libpq::names_host(end_entity, &host) => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(error)
+                if tls_libpq::is_ca_used_as_server_certificate(&error)
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|root| root.as_ref() == end_entity.as_ref()) =>
+            {
+                let host = self.check_name.then_some(host.as_ref());
+                tls_libpq::verify_pinned(end_entity, host, now)?;
+                Ok(ServerCertVerified::assertion())
+            }
             other => other,
         }
     }
@@ -298,7 +321,7 @@ impl ServerCertVerifier for IgnoreHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -307,11 +330,11 @@ impl ServerCertVerifier for IgnoreHostName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
