@@ -52,8 +52,8 @@ enum Command {
     Check(RunArgs),
     /// Drop the replication slot and the publication, after a confirmation.
     ///
-    /// Refuses while a process streams from the slot (naming its PID). StarRocks tables are not
-    /// touched. Exit code 0 when done (or nothing to do), 1 when refused or failed.
+    /// Refuses while a connection streams from the slot (naming its server process). StarRocks
+    /// tables are not touched. Exit code 0 when done (or nothing to do), 1 when refused or failed.
     Cleanup(CleanupArgs),
     /// Watch a running pipeline: row counts on both sides, rates, lag, slot, memory.
     Monitor(MonitorArgs),
@@ -118,6 +118,8 @@ struct StatusArgs {
 }
 
 #[derive(clap::Args)]
+// Shared with `run`, but cleanup neither serves the HTTP API nor writes to a sink.
+#[command(mut_arg("http_listen", |arg| arg.hide(true)), mut_arg("sink", |arg| arg.hide(true)))]
 struct CleanupArgs {
     #[command(flatten)]
     config: RunArgs,

@@ -1,5 +1,5 @@
-//! `dbmazz cleanup` (the built binary) against a real PostgreSQL: it refuses while a process
-//! streams from the slot (naming the PID) and without confirmation; with `--yes` the slot and
+//! `dbmazz cleanup` (the built binary) against a real PostgreSQL: it refuses while a connection
+//! streams from the slot (naming its server process) and without confirmation; with `--yes` the slot and
 //! the publication are gone, and `--state` also removes state.json.
 
 use std::sync::Arc;
@@ -137,4 +137,27 @@ async fn cleanup_refuses_an_active_slot_then_drops_slot_and_publication() {
     let stderr = String::from_utf8_lossy(&nothing.stderr);
     assert_eq!(nothing.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("nothing to clean up"), "{stderr}");
+}
+
+/// `cleanup --help` shows only the flags cleanup uses (it shares `run`'s, but serves no HTTP
+/// API and writes to no sink).
+#[test]
+fn cleanup_help_lists_only_what_cleanup_uses() {
+    let help = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_dbmazz"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let cleanup = help("cleanup");
+    assert!(cleanup.contains("--slot"), "{cleanup}");
+    assert!(!cleanup.contains("--sink"), "{cleanup}");
+    assert!(!cleanup.contains("--http-listen"), "{cleanup}");
+    let run = help("run");
+    assert!(
+        run.contains("--sink") && run.contains("--http-listen"),
+        "{run}"
+    );
 }
