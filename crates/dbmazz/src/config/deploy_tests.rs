@@ -107,6 +107,11 @@ fn compose_services_ports_and_env_match_the_config_and_the_docs() {
         }
     }
 
+    // Longer than dbmazz's 30 s shutdown drain (Docker's default is 10 s).
+    let grace = text(&services["dbmazz"]["stop_grace_period"]);
+    let seconds: u64 = grace.trim_end_matches('s').parse().unwrap_or(0);
+    assert!(seconds > 30, "dbmazz stop_grace_period {grace:?}");
+
     let postgres = &services["postgres"];
     assert!(text(&postgres["image"]).starts_with("postgres:16"));
     let command: Vec<String> = postgres["command"]
