@@ -180,6 +180,43 @@ async fn monitor_and_status_read_a_running_pipeline() {
         "{lines:#?}"
     );
 
+    // A StarRocks that accepts connections and never answers holds back only its counts: the
+    // lines keep coming at the refresh rate with fresh /status figures (each line waited out
+    // the 5 s count timeout before).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_address = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let output = SharedOutput::default();
+    let mut options = MonitorOptions::from_config(&config, None).unwrap();
+    options.refresh = Duration::from_millis(200);
+    if let Some(starrocks) = options.starrocks.as_mut() {
+        starrocks.mysql = silent_address;
+    }
+    let (stop_monitor, monitor_shutdown) = watch::channel(false);
+    let monitor_task = tokio::spawn(monitor::run_text(
+        options,
+        false,
+        output.clone(),
+        monitor_shutdown,
+    ));
+    eventually(Duration::from_secs(20), "a first line", || async {
+        (!output.lines().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop_monitor.send_replace(true);
+    monitor_task.await.unwrap().unwrap();
+    let lines = output.lines();
+    assert!(
+        lines.len() >= 6,
+        "a stalled StarRocks held the monitor back: {lines:#?}"
+    );
+
     // dbmazz status: the table, and the JSON as served.
     let url = format!("http://{listen}");
     let status = dbmazz(&["status", "--url", &url]);

@@ -5,7 +5,7 @@
 //! StarRocks, then redraws. Stages, each in its own file:
 //!
 //! ```text
-//! source.rs  Gatherer::gather ── MonitorSnapshot ──▶ model.rs  Model::update (rates, history)
+//! source.rs  Gatherer (gathering.rs: /status and counts apart) ── MonitorSnapshot ──▶ model.rs  Model::update (rates, history)
 //!   api.rs   (GET /status)                                │
 //!                                       ┌─────────────────┴──────────────┐
 //!                                       ▼                                ▼
@@ -18,6 +18,7 @@
 
 mod api;
 mod format;
+mod gathering;
 mod model;
 mod report;
 mod snapshot_view;
@@ -295,26 +296,12 @@ fn gatherer(options: &MonitorOptions) -> Gatherer {
     )
 }
 
-/// Gathers every `refresh` on a task of its own, so a slow database never freezes the keys.
+/// Gathers every `refresh` on tasks of their own, so a slow database never freezes the keys
+/// nor holds back `/status`.
 fn spawn_gathering(
     options: &MonitorOptions,
 ) -> (mpsc::Receiver<MonitorSnapshot>, tokio::task::JoinHandle<()>) {
-    let mut gatherer = gatherer(options);
-    let refresh = options.refresh;
-    let (sender, receiver) = mpsc::channel(1);
-    let task = tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(refresh);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let snapshot = gatherer.gather().await;
-            if sender.send(snapshot).await.is_err() {
-                break;
-            }
-        }
-        gatherer.close().await;
-    });
-    (receiver, task)
+    gathering::spawn(gatherer(options), options.refresh)
 }
 
 /// Resolves when `shutdown` turns true (never, if its sender is gone).

@@ -84,12 +84,29 @@ pub struct TableCount {
 /// Owns the connections and gathers snapshots.
 pub struct Gatherer {
     api: ApiUrl,
-    postgres: Option<PostgresCounter>,
-    starrocks: Option<StarRocksCounter>,
-    configured_tables: Vec<TableName>,
+    counting: Counting,
     /// Table names /status has shown, kept so a restarting pipeline does not empty the list.
     seen_tables: Vec<String>,
 }
+
+/// What /status tells the counting about the tables to count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct TableHints {
+    /// The publication, used when no tables are configured.
+    pub publication: Option<String>,
+    /// Every table /status has named.
+    pub seen: Vec<String>,
+}
+
+/// Both databases' row counts (they own their connections).
+pub(super) struct Counting {
+    postgres: Option<PostgresCounter>,
+    starrocks: Option<StarRocksCounter>,
+    configured_tables: Vec<TableName>,
+}
+
+/// One counting round's readings: PostgreSQL's, StarRocks's.
+pub(super) type Counts = (CountsReading, CountsReading);
 
 impl Gatherer {
     pub fn new(
@@ -101,9 +118,11 @@ impl Gatherer {
     ) -> Self {
         Gatherer {
             api,
-            postgres: postgres.map(PostgresCounter::new),
-            starrocks: starrocks.map(|target| StarRocksCounter::new(target, soft_delete)),
-            configured_tables: tables,
+            counting: Counting {
+                postgres: postgres.map(PostgresCounter::new),
+                starrocks: starrocks.map(|target| StarRocksCounter::new(target, soft_delete)),
+                configured_tables: tables,
+            },
             seen_tables: Vec::new(),
         }
     }
@@ -111,7 +130,7 @@ impl Gatherer {
     /// Sets the PostgreSQL counting time per round (default [`COUNT_BUDGET`]; at least one
     /// table is counted per round whatever the budget).
     pub fn with_postgres_count_budget(mut self, budget: Duration) -> Self {
-        if let Some(postgres) = self.postgres.as_mut() {
+        if let Some(postgres) = self.counting.postgres.as_mut() {
             postgres.budget = budget;
         }
         self
@@ -124,6 +143,23 @@ impl Gatherer {
     /// One round: /status first (it names the tables and the publication), then both
     /// databases' counts concurrently.
     pub async fn gather(&mut self) -> MonitorSnapshot {
+        let status = self.read_status().await;
+        let (postgres, starrocks) = self.counting.round(&self.hints(&status)).await;
+        MonitorSnapshot {
+            taken_at: Instant::now(),
+            status,
+            postgres,
+            starrocks,
+        }
+    }
+
+    /// Closes the StarRocks pool (PostgreSQL closes when dropped).
+    pub async fn close(self) {
+        self.counting.close().await;
+    }
+
+    /// `/status`, remembering the tables it names.
+    pub(super) async fn read_status(&mut self) -> Result<ApiStatus, String> {
         let status = self.api.status().await.map_err(|error| error.to_string());
         if let Ok(status) = &status {
             for table in &status.tables {
@@ -132,19 +168,51 @@ impl Gatherer {
                 }
             }
         }
-        let publication = status
-            .as_ref()
-            .ok()
-            .map(|status| status.source.publication.clone())
-            .filter(|publication| !publication.is_empty());
+        status
+    }
+
+    pub(super) fn hints(&self, status: &Result<ApiStatus, String>) -> TableHints {
+        TableHints {
+            publication: status
+                .as_ref()
+                .ok()
+                .map(|status| status.source.publication.clone())
+                .filter(|publication| !publication.is_empty()),
+            seen: self.seen_tables.clone(),
+        }
+    }
+
+    /// The API half and the counting half, to run apart (see `gathering.rs`).
+    pub(super) fn split(self) -> (Gatherer, Counting) {
+        let Gatherer {
+            api,
+            counting,
+            seen_tables,
+        } = self;
+        let status_only = Gatherer {
+            api,
+            counting: Counting {
+                postgres: None,
+                starrocks: None,
+                configured_tables: Vec::new(),
+            },
+            seen_tables,
+        };
+        (status_only, counting)
+    }
+}
+
+impl Counting {
+    /// Both databases' counts of the tables `hints` and the config name, concurrently.
+    pub(super) async fn round(&mut self, hints: &TableHints) -> Counts {
         if let (Some(postgres), Some(publication), true) = (
             self.postgres.as_mut(),
-            publication,
+            hints.publication.as_deref(),
             self.configured_tables.is_empty(),
         ) {
-            postgres.learn_publication(&publication).await;
+            postgres.learn_publication(publication).await;
         }
-        let tables = self.tables();
+        let tables = self.tables(&hints.seen);
         let (postgres_counter, starrocks_counter) = (&mut self.postgres, &self.starrocks);
         let postgres = async {
             match postgres_counter.as_mut() {
@@ -158,17 +226,11 @@ impl Gatherer {
                 None => CountsReading::NotConfigured,
             }
         };
-        let (postgres, starrocks) = tokio::join!(postgres, starrocks);
-        MonitorSnapshot {
-            taken_at: Instant::now(),
-            status,
-            postgres,
-            starrocks,
-        }
+        tokio::join!(postgres, starrocks)
     }
 
     /// The configured tables, else the publication's, plus any /status has named.
-    fn tables(&self) -> Vec<TableName> {
+    fn tables(&self, seen: &[String]) -> Vec<TableName> {
         let mut tables = if self.configured_tables.is_empty() {
             self.postgres
                 .as_ref()
@@ -177,7 +239,7 @@ impl Gatherer {
         } else {
             self.configured_tables.clone()
         };
-        for name in &self.seen_tables {
+        for name in seen {
             if let Some(table) = TableName::parse(name) {
                 if !tables.contains(&table) {
                     tables.push(table);
@@ -187,8 +249,7 @@ impl Gatherer {
         tables
     }
 
-    /// Closes the StarRocks pool (PostgreSQL closes when dropped).
-    pub async fn close(self) {
+    pub(super) async fn close(self) {
         if let Some(starrocks) = self.starrocks {
             let _ = starrocks.pool.disconnect().await;
         }
