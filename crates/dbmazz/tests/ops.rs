@@ -101,6 +101,9 @@ async fn status_metrics_pause_and_resume_while_replicating() {
         r#"dbmazz_rows_total{table="public.ops_orders",op="update"} 10"#,
         r#"dbmazz_rows_total{table="public.ops_orders",op="delete"} 5"#,
         r#"dbmazz_loads_total{table="public.ops_orders",outcome="ok"}"#,
+        // Failure series exist before the first failure.
+        r#"dbmazz_loads_total{table="public.ops_orders",outcome="failed"} 0"#,
+        r#"dbmazz_errors_total{reason="slot_lost"}"#,
         r#"dbmazz_load_duration_seconds_count{table="public.ops_orders"}"#,
         "dbmazz_lag_seconds ",
         "dbmazz_pipeline_memory_limit_bytes 16777216",

@@ -198,7 +198,8 @@ impl Metrics {
         );
         r.register(
             "lag_bytes",
-            "WAL bytes between the server's position and the durable position",
+            "WAL bytes received but not yet durable in the destination (received - durable \
+             position; what the server holds beyond that is in dbmazz_retained_wal_bytes)",
             metrics.lag_bytes.clone(),
         );
         r.register(

@@ -450,13 +450,17 @@ impl<S: Sink> StreamCore<S> {
         } else {
             "failed"
         };
-        metrics
-            .loads
-            .get_or_create(&LoadLabels {
+        // Both outcomes' series exist from a table's first operation on (an alert on the
+        // increase of the failed one then sees the first failure).
+        for each in ["ok", "failed"] {
+            let counter = metrics.loads.get_or_create(&LoadLabels {
                 table: table.clone(),
-                outcome,
-            })
-            .inc();
+                outcome: each,
+            });
+            if each == outcome {
+                counter.inc();
+            }
+        }
         if completion.result.is_err() {
             return;
         }

@@ -115,6 +115,10 @@ pub async fn run<S: Sink>(
             .map(|connect| connect.dbname)
             .unwrap_or_default();
     }
+    for reason in RunError::KINDS {
+        // At 0 from the start, so an alert on the increase sees the first error.
+        let _ = metrics().errors.get_or_create(&ReasonLabels { reason });
+    }
     let result = prepare_then_run(config, sink, context).await;
     match &result {
         Ok(_) => telemetry.set_state(RunState::Stopped),

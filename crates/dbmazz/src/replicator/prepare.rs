@@ -84,6 +84,21 @@ impl RunError {
     }
 
     /// A short stable name for the `dbmazz_errors_total{reason}` metric.
+    /// Every [`Self::kind`] (the `reason`s of `dbmazz_errors_total`).
+    pub const KINDS: [&'static str; 11] = [
+        "config",
+        "setup",
+        "source",
+        "stream",
+        "state_file",
+        "snapshot",
+        "slot_lost",
+        "state_mismatch",
+        "same_destination",
+        "spill_dir",
+        "stream_ended",
+    ];
+
     pub fn kind(&self) -> &'static str {
         match self {
             RunError::Config(_) => "config",

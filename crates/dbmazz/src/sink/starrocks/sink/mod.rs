@@ -132,6 +132,7 @@ pub struct StarRocksSink<L: Loader> {
 
 impl<L: Loader> StarRocksSink<L> {
     pub fn new(ddl: StarRocksDdl, loader: L, options: StarRocksSinkOptions) -> Self {
+        super::stream_load::zero_retry_counts();
         let domains = Arc::clone(&options.type_options.domains);
         StarRocksSink {
             ddl,

@@ -29,7 +29,7 @@ pub use client::{
 };
 pub use health::FeHealth;
 pub use label::{fit_label, load_again_label, LabelTaken};
-pub use outcome::{Durability, LoadError, LoadOutcome, StreamLoader};
+pub use outcome::{zero_retry_counts, Durability, LoadError, LoadOutcome, StreamLoader};
 pub use response::{
     ExistingJob, LabelState, LabelStateAnswer, LoadStatus, ParseError, StreamLoadResponse,
     TxnAnswer,

@@ -423,10 +423,49 @@ pub(super) fn labels_taken(request: &LoadRequest) -> LoadError {
     )
 }
 
+/// Every `reason` of `dbmazz_load_retries_total`.
+const RETRY_REASONS: [&str; 7] = [
+    "label_already_exists",
+    "label_state_unavailable",
+    "load_again",
+    "load_failed",
+    "not_sent",
+    "outcome_unknown",
+    "too_many_versions",
+];
+
+/// Creates every reason's series at 0, so an alert on its increase sees the first retry.
+pub fn zero_retry_counts() {
+    for reason in RETRY_REASONS {
+        let _ = crate::ops::metrics()
+            .load_retries
+            .get_or_create(&crate::ops::ReasonLabels { reason });
+    }
+}
+
 /// Counts one retried step in `dbmazz_load_retries_total{reason}`.
 pub(super) fn count_retry(reason: &'static str) {
+    debug_assert!(
+        RETRY_REASONS.contains(&reason),
+        "unlisted retry reason {reason}"
+    );
     crate::ops::metrics()
         .load_retries
         .get_or_create(&crate::ops::ReasonLabels { reason })
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_retry_reason_is_exported_from_the_start() {
+        super::zero_retry_counts();
+        let text = crate::ops::metrics().render();
+        for reason in super::RETRY_REASONS {
+            assert!(
+                text.contains(&format!("dbmazz_load_retries_total{{reason=\"{reason}\"}}")),
+                "{reason} missing in {text}"
+            );
+        }
+    }
 }
