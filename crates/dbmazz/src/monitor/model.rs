@@ -268,6 +268,22 @@ impl TableView {
         Some(starrocks as f64 / postgres as f64)
     }
 
+    /// `synced` as shown: [`Self::progress`] as a percentage; `~` and at most 100% when
+    /// PostgreSQL's count is the planner's estimate, which may well be below StarRocks's exact
+    /// count without any delete being on its way.
+    pub fn synced_text(&self) -> String {
+        let progress = self.progress();
+        match self.postgres.count() {
+            Some(count) if count.estimated => {
+                format!(
+                    "~{}",
+                    super::format::percent(progress.map(|ratio| ratio.min(1.0)))
+                )
+            }
+            _ => super::format::percent(progress),
+        }
+    }
+
     /// The name without the `public.` schema most tables have.
     pub fn short_name(&self) -> &str {
         self.table.strip_prefix("public.").unwrap_or(&self.table)
@@ -422,5 +438,29 @@ mod tests {
         assert_eq!(orders.progress(), Some(0.75));
         assert_eq!(orders.lag_bytes, Some(0x400));
         assert_eq!(orders.replicated.as_ref().unwrap().inserts, 10);
+        assert_eq!(orders.synced_text(), "75.0%");
+    }
+
+    #[test]
+    fn synced_against_an_estimate_never_reads_above_100() {
+        let view = |postgres: u64, estimated: bool, starrocks: u64| TableView {
+            table: "public.big".into(),
+            postgres: CountCell::Count(TableCount {
+                rows: postgres,
+                estimated,
+                soft_deleted: None,
+            }),
+            starrocks: CountCell::Count(TableCount {
+                rows: starrocks,
+                estimated: false,
+                soft_deleted: None,
+            }),
+            replicated: None,
+            rows_per_second: None,
+            lag_bytes: None,
+        };
+        assert_eq!(view(2_460_000, true, 2_655_087).synced_text(), "~100%");
+        assert_eq!(view(2_000_000, true, 1_000_000).synced_text(), "~50.0%");
+        assert_eq!(view(100, false, 120).synced_text(), ">100%");
     }
 }

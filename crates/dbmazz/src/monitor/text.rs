@@ -36,9 +36,15 @@ pub fn format_line(model: &Model, clock: &str) -> String {
                 None => parts.push("- rows/s".to_string()),
             }
             parts.push(format!(
-                "mem {}/{}",
+                "mem {}/{}{}",
                 format::bytes(status.pipeline.memory_bytes),
-                format::bytes(status.pipeline.memory_limit_bytes)
+                format::bytes(status.pipeline.memory_limit_bytes),
+                // Backpressure or a pause: PostgreSQL keeps the WAL meanwhile.
+                if status.pipeline.reading {
+                    ""
+                } else {
+                    " not reading"
+                }
             ));
             if let Some(retained) = status.slot.retained_wal_bytes {
                 parts.push(format!("retained {}", format::bytes(retained)));
@@ -55,7 +61,7 @@ pub fn format_line(model: &Model, clock: &str) -> String {
             table.short_name(),
             format::count_cell(&table.starrocks),
             format::count_cell(&table.postgres),
-            format::percent(table.progress())
+            table.synced_text()
         );
         if let CountCell::Count(count) = &table.starrocks {
             if let Some(deleted) = count.soft_deleted {
@@ -119,6 +125,7 @@ mod tests {
         status.lag.bytes = 1229;
         status.pipeline.memory_bytes = 1_258_291;
         status.pipeline.memory_limit_bytes = 33_554_432;
+        status.pipeline.reading = true;
         status.slot.retained_wal_bytes = Some(968);
         status
     }
@@ -176,6 +183,7 @@ mod tests {
     fn a_line_shows_the_last_error_and_the_snapshot() {
         let mut status = status(1.0, 0);
         status.state = "failed".into();
+        status.pipeline.reading = false;
         status.last_error = Some(ApiLastError {
             at: "2026-11-26T00:41:17.000Z".into(),
             message: "StarRocks refused the load".into(),
@@ -190,6 +198,7 @@ mod tests {
         });
         let line = format_line(&model, "t");
         assert!(line.starts_with("t failed | "), "{line}");
+        assert!(line.contains(" not reading | "), "{line}");
         assert!(line.contains("| snapshot reading 10 rows |"), "{line}");
         assert!(line.contains("| orders -/- - |"), "{line}");
         assert!(

@@ -366,7 +366,7 @@ fn table_row<'a>(
         format!(
             "{} {:>5}",
             format::bar(progress, BAR_WIDTH),
-            format::percent(progress)
+            table.synced_text()
         ),
         synced_style,
     ));
