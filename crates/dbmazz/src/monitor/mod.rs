@@ -5,7 +5,8 @@
 //! StarRocks, then redraws. Stages, each in its own file:
 //!
 //! ```text
-//! source.rs  Gatherer (gathering.rs: /status and counts apart) ── MonitorSnapshot ──▶ model.rs  Model::update (rates, history)
+//! source.rs  Gatherer::gather ── MonitorSnapshot ──▶ model.rs  Model::update (rates, history)
+//!   gathering.rs (/status and the counts on tasks of their own)
 //!   api.rs   (GET /status)                                │
 //!                                       ┌─────────────────┴──────────────┐
 //!                                       ▼                                ▼

@@ -90,7 +90,7 @@ pub struct Gatherer {
 }
 
 /// What /status tells the counting about the tables to count.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct TableHints {
     /// The publication, used when no tables are configured.
     pub publication: Option<String>,
