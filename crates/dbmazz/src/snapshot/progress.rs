@@ -143,16 +143,7 @@ impl SnapshotProgress {
             .collect();
         for table in &tables {
             let table: &Arc<TableProgress> = table;
-            set_gauge(
-                &metrics().snapshot_chunks_total,
-                &table.table,
-                table.chunks_total,
-            );
-            set_gauge(
-                &metrics().snapshot_chunks_done,
-                &table.table,
-                table.chunks_done.load(Ordering::Relaxed),
-            );
+            export_planned(table);
         }
         *self.tables.write().unwrap_or_else(|p| p.into_inner()) = tables;
         *self.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -180,16 +171,7 @@ impl SnapshotProgress {
         }
         for planned in &plan.tables {
             let progress = Arc::new(TableProgress::planned(planned, true));
-            set_gauge(
-                &metrics().snapshot_chunks_total,
-                &planned.table,
-                progress.chunks_total,
-            );
-            set_gauge(
-                &metrics().snapshot_chunks_done,
-                &planned.table,
-                progress.chunks_done.load(Ordering::Relaxed),
-            );
+            export_planned(&progress);
             tables.retain(|table| table.table != planned.table);
             tables.push(progress);
         }
@@ -333,6 +315,25 @@ fn table_labels(table: &str) -> TableLabels {
     }
 }
 
+/// A planned table's chunk gauges, and its row and byte counters from 0 (an empty table has
+/// its series too).
+fn export_planned(table: &TableProgress) {
+    let metrics = metrics();
+    set_gauge(
+        &metrics.snapshot_chunks_total,
+        &table.table,
+        table.chunks_total,
+    );
+    set_gauge(
+        &metrics.snapshot_chunks_done,
+        &table.table,
+        table.chunks_done.load(Ordering::Relaxed),
+    );
+    let labels = table_labels(&table.table);
+    let _ = metrics.snapshot_rows.get_or_create(&labels);
+    let _ = metrics.snapshot_bytes.get_or_create(&labels);
+}
+
 fn set_gauge(
     family: &prometheus_client::metrics::family::Family<
         TableLabels,
@@ -388,6 +389,32 @@ async fn log_lines(progress: Arc<SnapshotProgress>, mut stop: tokio::sync::watch
 mod tests {
     use super::*;
     use crate::checkpoint::{SnapshotChunk, TableSnapshotState};
+
+    #[test]
+    fn an_empty_table_has_its_snapshot_series_at_0() {
+        let plan = SnapshotState {
+            epoch: 1,
+            attempt: 1,
+            plan_id: 1,
+            replace: false,
+            emptied: false,
+            tables: vec![TableSnapshotState {
+                table: "public.progress_empty_test".into(),
+                row_filter: None,
+                chunks: Vec::new(),
+            }],
+        };
+        SnapshotProgress::new().begin(&plan);
+        let text = metrics().render();
+        for name in [
+            "snapshot_rows_total",
+            "snapshot_bytes_total",
+            "snapshot_chunks_total",
+        ] {
+            let series = format!("dbmazz_{name}{{table=\"public.progress_empty_test\"}} 0");
+            assert!(text.contains(&series), "{series} missing in {text}");
+        }
+    }
 
     #[test]
     fn the_report_sums_tables_and_counts_chunks_done_earlier() {
