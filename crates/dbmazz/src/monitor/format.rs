@@ -120,6 +120,15 @@ pub fn fit(text: &str, width: usize) -> String {
     cut
 }
 
+/// The first of `variants` (longest first) that fits `width`, else the last one cut to it.
+pub fn first_fitting(variants: &[String], width: usize) -> String {
+    variants
+        .iter()
+        .find(|text| text.chars().count() <= width)
+        .cloned()
+        .unwrap_or_else(|| fit(variants.last().map_or("", String::as_str), width))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +158,10 @@ mod tests {
         assert_eq!(bar(Some(f64::INFINITY), 4), "####");
         assert_eq!(bar(None, 3), "...");
         assert_eq!(fit("public.order_items", 10), "public.or~");
+        let variants = ["long text".to_string(), "short".to_string()];
+        assert_eq!(first_fitting(&variants, 9), "long text");
+        assert_eq!(first_fitting(&variants, 8), "short");
+        assert_eq!(first_fitting(&variants, 4), "sho~");
         let cell = |rows, estimated| {
             count_cell(&CountCell::Count(crate::monitor::TableCount {
                 rows,

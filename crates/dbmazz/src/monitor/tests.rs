@@ -256,6 +256,43 @@ fn paused_failed_and_snapshotting_pipelines_say_so() {
 }
 
 #[test]
+fn busy_figures_keep_the_80_column_summary_whole() {
+    let mut model = realistic_model();
+    let mut busy = status(4000.0, 60_000);
+    busy.lsn.received = "3A/7F21A0B8".into();
+    busy.lsn.durable = "3A/7F1C0000".into();
+    busy.lag.seconds = 12.5;
+    busy.lag.bytes = 250 * 1024 * 1024;
+    busy.slot.restart_lsn = Some("3A/7E000028".into());
+    busy.slot.retained_wal_bytes = Some(1_500 * 1024 * 1024);
+    busy.slot.wal_status = Some("extended".into());
+    busy.pipeline.memory_bytes = 31 * 1024 * 1024;
+    busy.pipeline.reading = false;
+    model.update(MonitorSnapshot {
+        taken_at: Instant::now() + Duration::from_secs(10),
+        status: Ok(busy),
+        postgres: counts(false),
+        starrocks: counts(true),
+    });
+    let screen = render(&model, 80, 24);
+    // The least useful parts (memory limit, restart position) go; nothing is cut mid-word.
+    assert!(!screen[1].trim_end().ends_with('~'), "{:?}", screen[1]);
+    assert!(!screen[2].trim_end().ends_with('~'), "{:?}", screen[2]);
+    for expected in [
+        "lag 13s 250.0 MiB |",
+        "rows/s",
+        "| mem 31.0 MiB | not reading",
+        "lsn 3A/7F21A0B8 durable 3A/7F1C0000 | slot active retained 1.5 GiB extended",
+    ] {
+        assert_shows(&screen, expected);
+    }
+    // A wide terminal still shows everything.
+    let screen = render(&model, 140, 40);
+    assert_shows(&screen, "| mem 31.0 MiB/32.0 MiB | not reading");
+    assert_shows(&screen, "restart 3A/7E000028 retained 1.5 GiB extended");
+}
+
+#[test]
 fn an_unreachable_api_is_shown_not_fatal() {
     let mut model = Model::new();
     model.update(MonitorSnapshot {

@@ -137,30 +137,38 @@ fn draw_summary(frame: &mut Frame, model: &Model, area: Rect) {
             )
         })
         .unwrap_or_else(|| ("-".into(), "-".into()));
-    let first = format!(
-        " lag {} {} | {rows} rows/s {loads} loads/s | mem {}/{} | {}",
+    let lag = format!(
+        " lag {} {}",
         format::duration(status.lag.seconds),
-        format::bytes(status.lag.bytes),
-        format::bytes(pipeline.memory_bytes),
-        format::bytes(pipeline.memory_limit_bytes),
-        if pipeline.reading {
-            "reading"
-        } else {
-            "not reading"
-        },
+        format::bytes(status.lag.bytes)
+    );
+    let memory = format::bytes(pipeline.memory_bytes);
+    let reading = if pipeline.reading {
+        "reading"
+    } else {
+        "not reading"
+    };
+    // Realistic figures overflow 80 columns: drop the least useful parts before cutting.
+    let first = format::first_fitting(
+        &[
+            format!(
+                "{lag} | {rows} rows/s {loads} loads/s | mem {memory}/{} | {reading}",
+                format::bytes(pipeline.memory_limit_bytes)
+            ),
+            format!("{lag} | {rows} rows/s {loads} loads/s | mem {memory} | {reading}"),
+            format!("{lag} | {rows} rows/s | mem {memory} | {reading}"),
+        ],
+        width,
     );
     let slot = &status.slot;
     let dash = || "-".to_string();
-    let second = format!(
-        " lsn {} durable {} | slot {} restart {} retained {}{}",
-        status.lsn.received,
-        status.lsn.durable,
-        match slot.active {
-            Some(true) => "active",
-            Some(false) => "INACTIVE",
-            None => "?",
-        },
-        slot.restart_lsn.clone().unwrap_or_else(dash),
+    let slot_state = match slot.active {
+        Some(true) => "active",
+        Some(false) => "INACTIVE",
+        None => "?",
+    };
+    let retained = format!(
+        "retained {}{}",
         slot.retained_wal_bytes
             .map(format::bytes)
             .unwrap_or_else(dash),
@@ -170,15 +178,24 @@ fn draw_summary(frame: &mut Frame, model: &Model, area: Rect) {
             .map(|status| format!(" {status}"))
             .unwrap_or_default(),
     );
+    let (received, durable) = (&status.lsn.received, &status.lsn.durable);
+    let second = format::first_fitting(
+        &[
+            format!(
+                " lsn {received} durable {durable} | slot {slot_state} restart {} {retained}",
+                slot.restart_lsn.clone().unwrap_or_else(dash),
+            ),
+            format!(" lsn {received} durable {durable} | slot {slot_state} {retained}"),
+            format!(" durable {durable} | slot {slot_state} {retained}"),
+        ],
+        width,
+    );
     let lag_style = if status.lag.seconds >= 60.0 {
         Style::new().fg(Color::Yellow)
     } else {
         Style::new()
     };
-    let lines = vec![
-        Line::styled(format::fit(&first, width), lag_style),
-        Line::raw(format::fit(&second, width)),
-    ];
+    let lines = vec![Line::styled(first, lag_style), Line::raw(second)];
     frame.render_widget(Paragraph::new(lines), area);
 }
 
