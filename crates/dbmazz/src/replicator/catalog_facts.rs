@@ -318,4 +318,8 @@ impl<S: Sink> Sink for CatalogFacts<S> {
     fn fill_unsent_before(&self, table: &TableName, before: crate::Lsn) {
         self.inner.fill_unsent_before(table, before)
     }
+
+    fn forget_table(&self, table: &TableName) {
+        self.inner.forget_table(table)
+    }
 }

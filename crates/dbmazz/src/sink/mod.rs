@@ -132,6 +132,10 @@ pub trait Sink: Send + Sync + 'static {
     /// changes committed before that may update rows the copy missed, so values PostgreSQL
     /// did not send with them (unchanged TOAST) must come from the source, not be left out.
     fn fill_unsent_before(&self, _table: &TableName, _before: Lsn) {}
+
+    /// `table` left the publication (removed, or dropped) during the run: forget what was
+    /// learned of it, so a table published later may take its destination's name.
+    fn forget_table(&self, _table: &TableName) {}
 }
 
 /// Accepts everything at once: for benchmarks of the stream path alone.

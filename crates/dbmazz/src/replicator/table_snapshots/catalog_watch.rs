@@ -24,6 +24,7 @@ use crate::config::{Config, SnapshotMode};
 use crate::ops::metrics;
 use crate::pipeline::StreamCore;
 use crate::replicator::{AbortOnDrop, RunError};
+use crate::schema::TableName;
 use crate::sink::Sink;
 use crate::snapshot::{
     compare_leaves, partition_leaves, rewritten_leaves, PartitionCatalog, SnapshotError,
@@ -116,6 +117,9 @@ impl<S: Sink> TableSnapshots<S> {
         if !left.is_empty() {
             tracing::warn!(tables = %left.join(", "), "tables left the publication: their changes are no longer replicated; one published again is copied anew");
             state.store(&self.config.state_dir)?;
+            for table in left.iter().filter_map(|table| TableName::parse(table)) {
+                self.sink.forget_table(&table);
+            }
             self.unpublished.extend(left);
         }
         let back: Vec<String> = self

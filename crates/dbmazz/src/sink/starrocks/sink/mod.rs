@@ -785,6 +785,14 @@ impl<L: Loader> Sink for StarRocksSink<L> {
         self.widen_fill_window(table, before);
     }
 
+    fn forget_table(&self, table: &TableName) {
+        // A batch of it still queued prepares the table again (it is described, not created).
+        self.tables
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, state| state.schema.name != *table);
+    }
+
     async fn apply_schema_change(
         &self,
         old: Option<&Arc<TableSchema>>,
