@@ -3,9 +3,10 @@
 //! sparkline draws. `ui.rs` and `text.rs` only read [`Model::view`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::api::{ApiStatus, ApiTable};
+use super::snapshot_view::SnapshotView;
 use super::source::{CountsReading, MonitorSnapshot, TableCount};
 use crate::Lsn;
 
@@ -76,7 +77,12 @@ pub struct Model {
     pub extra_line: Option<String>,
     /// First table shown when they do not all fit (the screen clamps it).
     pub scroll: usize,
+    /// When a reading first showed the snapshot finished.
+    snapshot_finished_at: Option<Instant>,
 }
+
+/// How long a finished snapshot's summary stays on the screen and in the text lines.
+pub const FINISHED_SNAPSHOT_SHOWN: Duration = Duration::from_secs(60);
 
 impl Model {
     pub fn new() -> Self {
@@ -99,6 +105,13 @@ impl Model {
                     .push_back(rates.rows_per_second.round() as u64);
             }
             self.last_reading = Some(reading);
+            let finished = SnapshotView::from_status(status.snapshot.as_ref())
+                .is_some_and(|view| view.phase.as_deref() == Some("finished"));
+            self.snapshot_finished_at = match (finished, self.snapshot_finished_at) {
+                (true, Some(since)) => Some(since),
+                (true, None) => Some(snapshot.taken_at),
+                (false, _) => None,
+            };
         } else {
             // Unknown while the API is unreachable; a later reading starts afresh.
             self.rates = None;
@@ -119,6 +132,17 @@ impl Model {
 
     pub fn status(&self) -> Option<&ApiStatus> {
         self.latest.as_ref()?.status.as_ref().ok()
+    }
+
+    /// The snapshot section to show: a running one, or one finished less than
+    /// [`FINISHED_SNAPSHOT_SHOWN`] ago (afterwards it is old news on every line).
+    pub fn snapshot(&self) -> Option<SnapshotView> {
+        let view = SnapshotView::from_status(self.status()?.snapshot.as_ref())?;
+        let taken_at = self.latest.as_ref()?.taken_at;
+        match self.snapshot_finished_at {
+            Some(since) if taken_at.duration_since(since) >= FINISHED_SNAPSHOT_SHOWN => None,
+            _ => Some(view),
+        }
     }
 
     pub fn rates(&self) -> Option<&Rates> {

@@ -10,7 +10,6 @@
 
 use super::format;
 use super::model::{CountCell, Model};
-use super::snapshot_view::SnapshotView;
 use super::source::CountsReading;
 
 /// One line (no newline) describing `model`, starting with `clock` (e.g. `00:41:17`).
@@ -49,7 +48,7 @@ pub fn format_line(model: &Model, clock: &str) -> String {
             if let Some(retained) = status.slot.retained_wal_bytes {
                 parts.push(format!("retained {}", format::bytes(retained)));
             }
-            if let Some(snapshot) = SnapshotView::from_status(status.snapshot.as_ref()) {
+            if let Some(snapshot) = model.snapshot() {
                 parts.push(format!("snapshot {}", snapshot.summary()));
             }
         }
@@ -205,6 +204,32 @@ mod tests {
             line.ends_with("| last error: StarRocks refused the load"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn a_finished_snapshot_is_shown_for_a_minute() {
+        let start = Instant::now();
+        let mut model = Model::new();
+        let mut update = |seconds: u64, phase: &str| {
+            let mut status = status(seconds as f64, 0);
+            status.snapshot = Some(serde_json::json!({"phase": phase, "rows": 10}));
+            model.update(MonitorSnapshot {
+                taken_at: start + Duration::from_secs(seconds),
+                status: Ok(status),
+                postgres: CountsReading::NotConfigured,
+                starrocks: CountsReading::NotConfigured,
+            });
+            format_line(&model, "t")
+        };
+        assert!(update(0, "reading").contains("| snapshot reading 10 rows |"));
+        assert!(update(100, "reading").contains("| snapshot reading 10 rows |"));
+        assert!(update(101, "finished").contains("| snapshot finished 10 rows |"));
+        assert!(update(160, "finished").contains("| snapshot finished 10 rows |"));
+        let line = update(161, "finished");
+        assert!(!line.contains("snapshot"), "{line}");
+        // Another snapshot (`dbmazz snapshot --table`) is shown again, and its end too.
+        assert!(update(200, "reading").contains("| snapshot reading 10 rows |"));
+        assert!(update(201, "finished").contains("| snapshot finished 10 rows |"));
     }
 
     #[test]

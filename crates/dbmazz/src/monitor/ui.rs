@@ -38,9 +38,7 @@ const BAR_WIDTH: usize = 6;
 pub fn draw(frame: &mut Frame, model: &Model, api: &str) {
     let area = frame.area();
     let messages = messages(model);
-    let snapshot = model
-        .status()
-        .and_then(|status| SnapshotView::from_status(status.snapshot.as_ref()));
+    let snapshot = model.snapshot();
     // A finished snapshot keeps its one-line summary; a running one lists its tables.
     let snapshot_height = match &snapshot {
         None => 0,
