@@ -12,28 +12,64 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// A label value escaped as the exposition format requires (`\\`, `\"`, `\n`):
+/// prometheus-client writes label values as they are, and one table named `we"ird` would
+/// make the whole scrape unreadable.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LabelText(pub String);
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
+        let mut rest = self.0.as_str();
+        while let Some(at) = rest.find(['\\', '"', '\n']) {
+            encoder.write_str(&rest[..at])?;
+            encoder.write_str(match rest.as_bytes()[at] {
+                b'\\' => "\\\\",
+                b'"' => "\\\"",
+                _ => "\\n",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        encoder.write_str(rest)
+    }
+}
+
+impl From<String> for LabelText {
+    fn from(text: String) -> Self {
+        LabelText(text)
+    }
+}
+
+impl From<&str> for LabelText {
+    fn from(text: &str) -> Self {
+        LabelText(text.to_string())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
-    pub table: String,
+    pub table: LabelText,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableOpLabels {
-    pub table: String,
+    pub table: LabelText,
     /// insert, update, delete, truncate.
     pub op: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LoadLabels {
-    pub table: String,
+    pub table: LabelText,
     /// ok or failed.
     pub outcome: &'static str,
 }
@@ -45,8 +81,8 @@ pub struct ReasonLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LossyLabels {
-    pub table: String,
-    pub column: String,
+    pub table: LabelText,
+    pub column: LabelText,
     /// Why the value could not be stored exactly (nan, infinity, out_of_range, ...).
     pub reason: &'static str,
 }
@@ -290,8 +326,8 @@ impl Metrics {
     pub fn count_lossy(&self, table: &str, column: &str, reason: &'static str) {
         self.lossy_values
             .get_or_create(&LossyLabels {
-                table: table.to_string(),
-                column: column.to_string(),
+                table: table.to_string().into(),
+                column: column.to_string().into(),
                 reason,
             })
             .inc();
@@ -304,8 +340,8 @@ impl Metrics {
     pub fn count_unfilled_added_column(&self, table: &str, column: &str, reason: &'static str) {
         self.added_columns_unfilled
             .get_or_create(&LossyLabels {
-                table: table.to_string(),
-                column: column.to_string(),
+                table: table.to_string().into(),
+                column: column.to_string().into(),
                 reason,
             })
             .inc();
@@ -315,7 +351,7 @@ impl Metrics {
     pub fn count_partitions_rewritten(&self, table: &str, partitions: u64) {
         self.partitions_rewritten
             .get_or_create(&TableLabels {
-                table: table.to_string(),
+                table: table.to_string().into(),
             })
             .inc_by(partitions);
     }
@@ -330,7 +366,7 @@ impl Metrics {
 
     pub fn table(table: &impl ToString) -> TableLabels {
         TableLabels {
-            table: table.to_string(),
+            table: table.to_string().into(),
         }
     }
 }
@@ -356,6 +392,38 @@ mod tests {
         );
         assert!(text.contains("# TYPE dbmazz_lag_seconds gauge"), "{text}");
         assert!(text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_so_any_table_name_keeps_the_scrape_readable() {
+        let metrics = metrics();
+        metrics
+            .rows
+            .get_or_create(&TableOpLabels {
+                table: "public.we\"ird \\slash\nline".into(),
+                op: "insert",
+            })
+            .inc();
+        metrics.count_lossy("public.lossy\"quote", "co\nl", "nan");
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"dbmazz_rows_total{table="public.we\"ird \\slash\nline",op="insert"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{table="public.lossy\"quote",column="co\nl",reason="nan"} 1"#),
+            "{text}"
+        );
+        // Every sample line still has its value after the labels.
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let value = line.rsplit_once(' ').map(|(_, value)| value);
+            assert!(
+                value.is_some_and(|value| value.parse::<f64>().is_ok() || value == "+Inf"),
+                "{line:?}"
+            );
+        }
     }
 
     #[test]

@@ -454,7 +454,7 @@ impl<S: Sink> StreamCore<S> {
         // increase of the failed one then sees the first failure).
         for each in ["ok", "failed"] {
             let counter = metrics.loads.get_or_create(&LoadLabels {
-                table: table.clone(),
+                table: table.clone().into(),
                 outcome: each,
             });
             if each == outcome {
@@ -484,13 +484,15 @@ impl<S: Sink> StreamCore<S> {
                         metrics
                             .rows
                             .get_or_create(&TableOpLabels {
-                                table: table.clone(),
+                                table: table.clone().into(),
                                 op,
                             })
                             .inc_by(count);
                     }
                 }
-                let labels = TableLabels { table };
+                let labels = TableLabels {
+                    table: table.into(),
+                };
                 metrics
                     .bytes
                     .get_or_create(&labels)
@@ -505,7 +507,7 @@ impl<S: Sink> StreamCore<S> {
                 metrics
                     .rows
                     .get_or_create(&TableOpLabels {
-                        table,
+                        table: table.into(),
                         op: "truncate",
                     })
                     .inc();

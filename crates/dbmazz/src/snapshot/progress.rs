@@ -311,7 +311,7 @@ impl SnapshotProgress {
 
 fn table_labels(table: &str) -> TableLabels {
     TableLabels {
-        table: table.to_string(),
+        table: table.to_string().into(),
     }
 }
 

@@ -96,7 +96,7 @@ impl Loader for HttpLoader {
             crate::ops::metrics()
                 .filtered_rows
                 .get_or_create(&crate::ops::TableLabels {
-                    table: format!("{}.{}", self.database, http_request.table),
+                    table: format!("{}.{}", self.database, http_request.table).into(),
                 })
                 .inc_by(outcome.filtered_rows);
         }
