@@ -32,7 +32,8 @@ pub(crate) async fn wait_identical(
 const SCHEMA: &str = "
 CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), note text);
 ALTER TABLE orders ALTER COLUMN note SET STORAGE EXTERNAL;
-CREATE TABLE items (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
+-- `key` is a reserved word in StarRocks (not in PostgreSQL): the loads must backquote it.
+CREATE TABLE items (order_id bigint, line int, key int, PRIMARY KEY (order_id, line));
 ";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +63,7 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
              DELETE FROM orders WHERE id % 7 = 0;
              BEGIN; UPDATE orders SET amount = NULL WHERE id < 20; ROLLBACK;
              DELETE FROM items WHERE line = 2;
-             UPDATE items SET qty = qty * 10 WHERE order_id < 50;",
+             UPDATE items SET key = key * 10 WHERE order_id < 50;",
         )
         .unwrap();
         // Later batch: updates that leave the TOASTed note unchanged, in their own loads.
@@ -84,8 +85,8 @@ async fn inserts_updates_deletes_key_changes_toast_and_truncate_stay_identical()
         wait_identical(
             &pg,
             &emulator,
-            "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
-            "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
+            "SELECT order_id, line, key FROM items ORDER BY order_id, line",
+            "SELECT order_id, line, `key` FROM items ORDER BY order_id, line",
         )
         .await;
         replication.stop().await;
@@ -162,8 +163,8 @@ async fn over_http_with_faults_the_tables_converge() {
     wait_identical(
         &pg,
         &emulator,
-        "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
-        "SELECT order_id, line, qty FROM items ORDER BY order_id, line",
+        "SELECT order_id, line, key FROM items ORDER BY order_id, line",
+        "SELECT order_id, line, `key` FROM items ORDER BY order_id, line",
     )
     .await;
     shutdown.send_replace(true);

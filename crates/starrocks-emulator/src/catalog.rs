@@ -464,21 +464,14 @@ pub fn validate_schema(schema: &TableSchema) -> Result<(), SqlError> {
             "Getting analyzing error. Detail message: The emulator only supports PRIMARY KEY tables.",
         ));
     }
+    // ColumnDef.analyze: the name first (FeNameFormat.checkColumnName), then the default.
     for column in &schema.columns {
+        check_column_name(&column.name)?;
         crate::defaults::validate_default(column).map_err(|detail| {
             SqlError::new(format!(
                 "Getting analyzing error. Detail message: {detail}."
             ))
         })?;
-        if RESERVED_COLUMNS
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(&column.name))
-        {
-            return Err(SqlError::new(format!(
-                "Getting analyzing error. Detail message: Column name [{}] is a system reserved name. Please choose a different one.",
-                column.name
-            )));
-        }
     }
     for (i, column) in schema.columns.iter().enumerate() {
         if schema.columns[..i]

@@ -5,6 +5,7 @@ mod http;
 mod model;
 mod modify;
 mod mysql;
+mod names;
 mod rename;
 mod select;
 mod settled;

@@ -314,20 +314,181 @@ impl LoadParams {
     }
 }
 
-/// Split the `columns` header at top-level commas and parse `x=expr`.
+/// Reserved keywords of StarRocks's grammar (docs: sql-reference/sql-statements/keywords,
+/// 3.1+): not an `identifier` unless backquoted.
+const RESERVED_KEYWORDS: [&str; 151] = [
+    "add",
+    "all",
+    "alter",
+    "analyze",
+    "and",
+    "array",
+    "as",
+    "asc",
+    "between",
+    "bigint",
+    "bitmap",
+    "both",
+    "by",
+    "case",
+    "char",
+    "character",
+    "check",
+    "collate",
+    "column",
+    "compaction",
+    "convert",
+    "create",
+    "cross",
+    "cube",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "current_role",
+    "database",
+    "databases",
+    "decimal",
+    "decimalv2",
+    "decimal32",
+    "decimal64",
+    "decimal128",
+    "default",
+    "delete",
+    "dense_rank",
+    "desc",
+    "describe",
+    "distinct",
+    "double",
+    "drop",
+    "dual",
+    "deferred",
+    "else",
+    "except",
+    "exists",
+    "explain",
+    "false",
+    "first_value",
+    "float",
+    "for",
+    "force",
+    "from",
+    "full",
+    "function",
+    "grant",
+    "group",
+    "groups",
+    "grouping",
+    "grouping_id",
+    "having",
+    "hll",
+    "host",
+    "if",
+    "ignore",
+    "in",
+    "index",
+    "infile",
+    "inner",
+    "insert",
+    "int",
+    "integer",
+    "intersect",
+    "into",
+    "is",
+    "immediate",
+    "join",
+    "json",
+    "key",
+    "keys",
+    "kill",
+    "lag",
+    "largeint",
+    "last_value",
+    "lateral",
+    "lead",
+    "left",
+    "like",
+    "limit",
+    "load",
+    "localtime",
+    "localtimestamp",
+    "maxvalue",
+    "minus",
+    "mod",
+    "ntile",
+    "not",
+    "null",
+    "on",
+    "or",
+    "order",
+    "outer",
+    "outfile",
+    "over",
+    "partition",
+    "percentile",
+    "primary",
+    "procedure",
+    "qualify",
+    "range",
+    "rank",
+    "read",
+    "regexp",
+    "release",
+    "rename",
+    "replace",
+    "revoke",
+    "right",
+    "rlike",
+    "row",
+    "rows",
+    "row_number",
+    "schema",
+    "schemas",
+    "select",
+    "set",
+    "set_var",
+    "show",
+    "smallint",
+    "system",
+    "table",
+    "terminated",
+    "text",
+    "then",
+    "tinyint",
+    "to",
+    "true",
+    "union",
+    "unique",
+    "unsigned",
+    "update",
+    "use",
+    "using",
+    "values",
+    "varchar",
+    "when",
+    "where",
+    "with",
+];
+
+/// Split the `columns` header at top-level commas and parse `x=expr`. The FE parses it as
+/// SQL (`COLUMNS (<header>)`, `StreamLoadInfo.setColumnToColumnExpr`): names may be
+/// backquoted (`` ` `` doubled inside), and a bare reserved word is a syntax error.
 pub fn parse_columns(text: &str) -> Result<Vec<ColumnSpec>, String> {
     let mut items = Vec::new();
     let mut depth = 0i32;
     let mut quote: Option<char> = None;
     let mut current = String::new();
-    for c in text.chars() {
+    // Offset of each item in `COLUMNS (<header>)`, for the syntax error's column.
+    let mut starts = vec![0usize];
+    for (offset, c) in text.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => {
+                // A doubled backtick closes and reopens: the text stays as it is.
                 quote = None;
                 current.push(c);
             }
             (Some(_), c) => current.push(c),
-            (None, '\'' | '"') => {
+            (None, '\'' | '"' | '`') => {
                 quote = Some(c);
                 current.push(c);
             }
@@ -339,44 +500,84 @@ pub fn parse_columns(text: &str) -> Result<Vec<ColumnSpec>, String> {
                 depth -= 1;
                 current.push(c);
             }
-            (None, ',') if depth == 0 => items.push(std::mem::take(&mut current)),
+            (None, ',') if depth == 0 => {
+                items.push(std::mem::take(&mut current));
+                starts.push(offset + 1);
+            }
             (None, c) => current.push(c),
         }
     }
     items.push(current);
     let mut specs = Vec::new();
-    for item in items {
+    for (item, start) in items.iter().zip(starts) {
+        let lead = item.len() - item.trim_start().len();
         let item = item.trim();
         if item.is_empty() {
             continue;
         }
-        let unquote = |s: &str| s.trim().trim_matches('`').to_string();
-        match item.find('=') {
-            None => specs.push(ColumnSpec::Name(unquote(item))),
-            Some(i) => {
-                let target = unquote(&item[..i]);
-                let expr_text = item[i + 1..].trim();
-                let expr = if (expr_text.starts_with('\'') && expr_text.ends_with('\''))
-                    || (expr_text.starts_with('"') && expr_text.ends_with('"'))
-                {
-                    ColumnExpr::StrConst(expr_text[1..expr_text.len().max(2) - 1].to_string())
-                } else if expr_text.parse::<f64>().is_ok() {
-                    ColumnExpr::NumConst(expr_text.to_string())
-                } else if expr_text
-                    .trim_matches('`')
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '_')
-                    && !expr_text.is_empty()
-                {
-                    ColumnExpr::Field(unquote(expr_text))
-                } else {
-                    ColumnExpr::Unsupported(expr_text.to_string())
-                };
-                specs.push(ColumnSpec::Expr { target, expr });
-            }
-        }
+        let at = "COLUMNS (".len() + start + lead;
+        let (target, expr_text) = match split_assignment(item) {
+            Some((target, expr)) => (target.trim_end(), Some(expr.trim())),
+            None => (item, None),
+        };
+        let target = identifier(target, at)?;
+        let Some(expr_text) = expr_text else {
+            specs.push(ColumnSpec::Name(target));
+            continue;
+        };
+        let expr = if (expr_text.starts_with('\'') && expr_text.ends_with('\''))
+            || (expr_text.starts_with('"') && expr_text.ends_with('"'))
+        {
+            ColumnExpr::StrConst(expr_text[1..expr_text.len().max(2) - 1].to_string())
+        } else if expr_text.parse::<f64>().is_ok() {
+            ColumnExpr::NumConst(expr_text.to_string())
+        } else if is_backquoted(expr_text)
+            || (!expr_text.is_empty() && expr_text.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        {
+            let at = at + item.len() - expr_text.len();
+            ColumnExpr::Field(identifier(expr_text, at)?)
+        } else {
+            ColumnExpr::Unsupported(expr_text.to_string())
+        };
+        specs.push(ColumnSpec::Expr { target, expr });
     }
     Ok(specs)
+}
+
+/// `name = expr` split at the first `=` outside backquotes.
+fn split_assignment(item: &str) -> Option<(&str, &str)> {
+    let mut quoted = false;
+    for (at, c) in item.char_indices() {
+        match c {
+            '`' => quoted = !quoted,
+            '=' if !quoted => return Some((&item[..at], &item[at + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_backquoted(text: &str) -> bool {
+    text.len() >= 2 && text.starts_with('`') && text.ends_with('`')
+}
+
+/// A column name of the header: backquoted (unquoted, `` `` `` → `` ` ``) or a bare word
+/// that is not reserved. `at` is its offset in `COLUMNS (<header>)`.
+fn identifier(text: &str, at: usize) -> Result<String, String> {
+    if is_backquoted(text) {
+        return Ok(text[1..text.len() - 1].replace("``", "`"));
+    }
+    if RESERVED_KEYWORDS
+        .iter()
+        .any(|word| word.eq_ignore_ascii_case(text))
+    {
+        return Err(format!(
+            "Getting syntax error at line 1, column {at}. Detail message: Unexpected input '{}', \
+             the most similar input is {{a legal identifier}}.",
+            text.to_ascii_lowercase()
+        ));
+    }
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -468,5 +669,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn backquoted_names_keep_commas_quotes_and_doubled_backticks() {
+        let specs =
+            parse_columns("`col,comma`,`we\"ird`, `a``b`,`order`,`x=y`=`src`,__op").unwrap();
+        let names: Vec<ColumnSpec> = ["col,comma", "we\"ird", "a`b", "order"]
+            .into_iter()
+            .map(|name| ColumnSpec::Name(name.into()))
+            .collect();
+        assert_eq!(specs[..4], names[..]);
+        assert_eq!(
+            specs[4],
+            ColumnSpec::Expr {
+                target: "x=y".into(),
+                expr: ColumnExpr::Field("src".into())
+            }
+        );
+        assert_eq!(specs[5], ColumnSpec::Name("__op".into()));
+    }
+
+    #[test]
+    fn a_bare_reserved_word_is_a_syntax_error() {
+        let error = parse_columns("id,order,__op").unwrap_err();
+        assert_eq!(
+            error,
+            "Getting syntax error at line 1, column 12. Detail message: Unexpected input \
+             'order', the most similar input is {a legal identifier}."
+        );
+        assert!(parse_columns("id, GROUP").unwrap_err().contains("'group'"));
+        assert!(parse_columns("id,`order`,user,name,__op").is_ok());
     }
 }

@@ -61,18 +61,11 @@ pub(crate) fn start_alter(
     match action {
         AlterAction::Add(columns) => {
             for (column, _, position) in columns {
+                // Analysis (ColumnDef.analyze) comes before the schema change handler's checks.
+                check_column_name(&column.name)?;
                 if names.iter().any(|n| n.eq_ignore_ascii_case(&column.name)) {
                     return Err(SqlError::new(format!(
                         "Can not add column which already exists in base table: {}",
-                        column.name
-                    )));
-                }
-                if ["__op", "__row"]
-                    .iter()
-                    .any(|r| r.eq_ignore_ascii_case(&column.name))
-                {
-                    return Err(SqlError::new(format!(
-                        "Getting analyzing error. Detail message: Column name [{}] is a system reserved name. Please choose a different one.",
                         column.name
                     )));
                 }

@@ -95,18 +95,30 @@ pub fn tokenize(sql: &str) -> Result<Vec<Token>, SqlError> {
             continue;
         }
         if c == '`' {
+            // BACKQUOTED_IDENTIFIER: '`' ( ~'`' | '``' )* '`'.
             i += 1;
             let mut text = String::new();
-            while i < chars.len() && chars[i] != '`' {
-                text.push(chars[i]);
-                i += 1;
+            loop {
+                match (chars.get(i), chars.get(i + 1)) {
+                    (None, _) => {
+                        return Err(SqlError::new(
+                            "Getting syntax error: unterminated identifier",
+                        ))
+                    }
+                    (Some('`'), Some('`')) => {
+                        text.push('`');
+                        i += 2;
+                    }
+                    (Some('`'), _) => {
+                        i += 1;
+                        break;
+                    }
+                    (Some(&ch), _) => {
+                        text.push(ch);
+                        i += 1;
+                    }
+                }
             }
-            if i >= chars.len() {
-                return Err(SqlError::new(
-                    "Getting syntax error: unterminated identifier",
-                ));
-            }
-            i += 1;
             tokens.push(Token::Ident { text, quoted: true });
             continue;
         }

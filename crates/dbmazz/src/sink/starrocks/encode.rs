@@ -329,18 +329,13 @@ fn key_prefix(name: &str) -> Box<[u8]> {
     prefix.into_boxed_slice()
 }
 
-/// A column name for the `columns` header, backquoted unless it is a plain identifier.
+/// A column name for the `columns` header, always backquoted: the FE parses the header as
+/// SQL (`COLUMNS (<header>)`), where a bare reserved word (`order`, `key`, `text`, ...) is a
+/// syntax error.
 fn header_name(name: &str, header: &mut String) {
-    let plain = !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if plain {
-        header.push_str(name);
-    } else {
-        header.push('`');
-        header.push_str(&name.replace('`', "``"));
-        header.push('`');
-    }
+    header.push('`');
+    header.push_str(&name.replace('`', "``"));
+    header.push('`');
 }
 
 /// The value written in a delete row for a NOT NULL column (any valid value: the row goes).

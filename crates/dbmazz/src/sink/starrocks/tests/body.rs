@@ -56,7 +56,7 @@ fn body_full_upserts_and_hard_deletes() {
     );
     assert_eq!(
         encoder.columns_header(&ColumnSelection::All),
-        "id,region,note,amount,tags,__op"
+        "`id`,`region`,`note`,`amount`,`tags`,__op"
     );
 }
 
@@ -111,7 +111,7 @@ fn body_soft_delete_and_audit_columns() {
     );
     assert_eq!(
         encoder.columns_header(&keys),
-        "id,region,dbmazz_op_type,dbmazz_lsn,dbmazz_synced_at,dbmazz_is_deleted,__op"
+        "`id`,`region`,dbmazz_op_type,dbmazz_lsn,dbmazz_synced_at,dbmazz_is_deleted,__op"
     );
     let names: Vec<&str> = audit_columns(&options)
         .iter()
@@ -133,7 +133,7 @@ fn body_partial_rows_skip_unchanged_toast_columns() {
     assert!(!selection.is_all());
     assert_eq!(
         encoder.columns_header(&selection),
-        "id,region,amount,tags,__op"
+        "`id`,`region`,`amount`,`tags`,__op"
     );
     let mut body = JsonBody::new();
     encoder
@@ -145,7 +145,10 @@ fn body_partial_rows_skip_unchanged_toast_columns() {
     );
     // Keys are sent even when a selection leaves them out.
     let note_only = ColumnSelection::Subset(vec![false, false, true, false, false].into());
-    assert_eq!(encoder.columns_header(&note_only), "id,region,note,__op");
+    assert_eq!(
+        encoder.columns_header(&note_only),
+        "`id`,`region`,`note`,__op"
+    );
     // The same row in a full-row load is refused, and leaves nothing in the body.
     let mut body = JsonBody::new();
     let error = encoder
@@ -303,7 +306,7 @@ fn body_header_quotes_unusual_column_names() {
     .unwrap();
     assert_eq!(
         encoder.columns_header(&ColumnSelection::All),
-        "id,`Mixed Case`,`we``ird\"`,__op"
+        "`id`,`Mixed Case`,`we``ird\"`,__op"
     );
     let mut body = JsonBody::new();
     let values = TupleData(vec![text("1"), text("x"), text("y")]);

@@ -149,8 +149,7 @@ fn apply_loads(encoder: &TableEncoder, loads: &[PlannedLoad], model: &mut Model)
             };
             result.unwrap_or_else(|error| panic!("{row:?} in {:?}: {error}", load.selection));
         }
-        let header = encoder.columns_header(&load.selection);
-        let columns: Vec<&str> = header.split(',').filter(|name| *name != "__op").collect();
+        let columns = header_names(&encoder.columns_header(&load.selection));
         let (bytes, _) = body.finish();
         let rows: Value = serde_json::from_slice(&bytes).unwrap();
         let mut last_per_key = BTreeMap::new();
@@ -169,8 +168,8 @@ fn apply_loads(encoder: &TableEncoder, loads: &[PlannedLoad], model: &mut Model)
                     .collect()
             });
             for column in &columns {
-                let value = object.get(*column).cloned().unwrap_or(Value::Null);
-                row.insert((*column).to_string(), value);
+                let value = object.get(column).cloned().unwrap_or(Value::Null);
+                row.insert(column.clone(), value);
             }
         }
     }
@@ -178,11 +177,16 @@ fn apply_loads(encoder: &TableEncoder, loads: &[PlannedLoad], model: &mut Model)
 
 /// Every column of the StarRocks table (the header of a full load, without `__op`).
 fn columns_of(encoder: &TableEncoder) -> Vec<String> {
-    encoder
-        .columns_header(&ColumnSelection::All)
+    header_names(&encoder.columns_header(&ColumnSelection::All))
+}
+
+/// The names of a `columns` header without `__op` (this table's names need no unquoting
+/// beyond the backquotes).
+fn header_names(header: &str) -> Vec<String> {
+    header
         .split(',')
         .filter(|name| *name != "__op")
-        .map(str::to_string)
+        .map(|name| name.trim_matches('`').to_string())
         .collect()
 }
 
