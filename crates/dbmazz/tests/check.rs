@@ -669,6 +669,46 @@ async fn tables_of_one_name_in_two_schemas_are_refused() {
     assert_eq!(slots, "0", "the slot was created before the refusal");
 }
 
+/// ~3 s: a published table with a dot in its name (reachable through FOR ALL TABLES, IN
+/// SCHEMA or a publication made by hand) is refused by `check`, and by `run` before it creates
+/// the slot: dbmazz names tables schema.table and could not tell it apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_published_table_with_a_dot_in_its_name_is_refused() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE plain (id int PRIMARY KEY);
+         CREATE TABLE \"dot.ted\" (id int PRIMARY KEY, v text);
+         CREATE PUBLICATION dbmazz_pub FOR ALL TABLES;",
+    )
+    .unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let dir = TempDir::new("dbmazz-dotted");
+    let path = write_config(&dir, &pg.url("shop"), &[], &starrocks_sink(&emulator, true));
+    let report = run_checks(&load(&path)).await;
+    assert_line(
+        &report,
+        "publication dbmazz_pub",
+        CheckStatus::Fail,
+        "rename the table",
+    );
+    let message = &line(&report, "publication dbmazz_pub").message;
+    assert!(
+        message.contains("\"dot.ted\", whose name has a dot"),
+        "{message}"
+    );
+
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("whose name has a dot"), "{stderr}");
+    let slots = pg
+        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
+        .unwrap();
+    assert_eq!(slots, "0", "the slot was created before the refusal");
+}
+
 /// ~3 s: what would stop the initial snapshot at its first table is found before the slot is
 /// created (a slot left behind holds WAL): a user without SELECT on a table, and a StarRocks
 /// database that does not exist while `create_tables = false`.

@@ -1118,6 +1118,49 @@ async fn a_dropped_table_leaves_its_name_to_a_table_published_later() {
     running.stop().await;
 }
 
+/// A table that gets a dot in its name while dbmazz runs stops the pipeline with the reason,
+/// and its changes are not acknowledged (they were skipped as "no longer published", and the
+/// slot moved past them). About 2 s in release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_renamed_to_a_dotted_name_stops_the_pipeline() {
+    let pg = new_database(
+        15,
+        "CREATE TABLE plain (id int PRIMARY KEY, v text);
+         INSERT INTO plain VALUES (1, 'a');
+         CREATE PUBLICATION test_pub FOR ALL TABLES;",
+    );
+    let emulator = Arc::new(Emulator::start(EmulatorConfig::ephemeral()).await.unwrap());
+    let state = TempDir::new("dbmazz-dotted-run");
+    let tweak = |config: &mut Config| {
+        config.snapshot.partition_check_interval = HumanDuration(Duration::from_millis(200));
+    };
+    let running = start(&pg, &emulator, &[], &state, Duration::ZERO, tweak).await;
+    wait_same(&pg, &emulator, "SELECT id, v FROM plain ORDER BY id").await;
+    pg.psql(
+        "shop",
+        "CREATE TABLE fresh (id int PRIMARY KEY, v text);
+         ALTER TABLE fresh RENAME TO \"fre.sh\";
+         INSERT INTO \"fre.sh\" VALUES (1, 'x');",
+    )
+    .unwrap();
+    let written: Lsn = pg
+        .psql("shop", "SELECT pg_current_wal_lsn()")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), running.task)
+        .await
+        .expect("the run stops")
+        .unwrap();
+    let error = outcome.expect_err("the run fails").to_string();
+    assert!(error.contains("fre.sh") && error.contains("dot"), "{error}");
+    let confirmed = confirmed_flush(&pg, "shop", "test_slot").unwrap();
+    assert!(
+        confirmed < written,
+        "the slot passed the dotted table's changes: {confirmed} >= {written}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_snapshot_command_says_when_dbmazz_is_not_running() {
     let free_port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -29,7 +29,19 @@ pub(super) async fn check_publication(
         report.push(missing_publication_line(config, client, role, &configured, &subject).await?);
         return Ok(configured);
     };
-    let published = published_tables(client, publication).await?;
+    let published = match published_tables(client, publication).await {
+        Ok(published) => published,
+        Err(error @ SourceError::UnaddressableTable { .. }) => {
+            report.push(CheckLine::fail(
+                &subject,
+                crate::one_line(&error),
+                "rename the table (ALTER TABLE ... RENAME TO a name without a dot), or publish \
+                 only the tables to replicate (CREATE PUBLICATION ... FOR TABLE ...)",
+            ));
+            return Ok(configured);
+        }
+        Err(error) => return Err(error),
+    };
     let missing: Vec<&TableName> = configured
         .iter()
         .filter(|table| !published.contains(table))

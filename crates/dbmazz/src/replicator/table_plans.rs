@@ -51,7 +51,14 @@ pub(super) async fn plan_table(
         table: table.to_string(),
         publication: config.source.publication.clone(),
     };
-    let name = TableName::parse(table).ok_or_else(not_published)?;
+    // A name that does not parse back (a dot in it) is published (the catalog check refuses
+    // it): it must stop the pipeline, never be skipped as unpublished.
+    let name = TableName::parse(table).ok_or_else(|| {
+        SnapshotError::Internal(format!(
+            "table {table} cannot be addressed (a dot in its schema or table name): rename it or \
+             leave it out of the publication"
+        ))
+    })?;
     let connect = config.source_connect().map_err(SnapshotError::from)?;
     let client = connect_sql(&connect).await.map_err(SnapshotError::from)?;
     if !published_tables(&client, &config.source.publication)

@@ -138,6 +138,15 @@ pub enum SourceError {
     )]
     SlotInvalidated { slot: String, reason: String },
 
+    /// A published table whose schema or name holds a dot: dbmazz names tables
+    /// `schema.table` (config, state file, API), so it could not tell it apart.
+    #[error(
+        "publication {publication:?} holds table {table}, whose name has a dot, which dbmazz \
+         cannot replicate (it names tables schema.table): rename it (ALTER TABLE ... RENAME TO) \
+         or leave it out of the publication"
+    )]
+    UnaddressableTable { publication: String, table: String },
+
     /// A slot name PostgreSQL would refuse.
     #[error(
         "invalid replication slot name {slot:?}: use 1 to 63 lowercase letters, digits and \
@@ -245,6 +254,7 @@ impl SourceError {
             | SourceError::SlotMissing { .. }
             | SourceError::SlotInvalidated { .. }
             | SourceError::InvalidSlotName { .. }
+            | SourceError::UnaddressableTable { .. }
             | SourceError::Protocol(_) => false,
         }
     }

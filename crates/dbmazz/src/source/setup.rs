@@ -189,10 +189,24 @@ pub async fn published_tables(
             &[&publication],
         )
         .await?;
-    Ok(rows
+    let tables: Vec<TableName> = rows
         .iter()
         .map(|row| TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)))
-        .collect())
+        .collect();
+    if let Some(dotted) = tables
+        .iter()
+        .find(|table| table.schema.contains('.') || table.name.contains('.'))
+    {
+        return Err(SourceError::UnaddressableTable {
+            publication: publication.to_string(),
+            table: format!(
+                "{}.{}",
+                quote_ident(&dotted.schema),
+                quote_ident(&dotted.name)
+            ),
+        });
+    }
+    Ok(tables)
 }
 
 /// The primary key columns (in key order) of every table under `REPLICA IDENTITY FULL`. pgoutput

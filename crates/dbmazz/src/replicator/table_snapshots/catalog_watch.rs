@@ -69,6 +69,10 @@ impl<S: Sink> TableSnapshots<S> {
             window,
         } = match result {
             Ok(check) => check,
+            // Not transient: its changes could be neither copied nor told apart.
+            Err(SnapshotError::Source(error @ SourceError::UnaddressableTable { .. })) => {
+                return Err(RunError::Snapshot(SnapshotError::Source(error)));
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not read the publication's tables and partitions; trying again at the next check");
                 return Ok(());
