@@ -85,7 +85,13 @@ impl SnapshotAnswer {
             ),
             SnapshotAnswer::NotPublished { table, publication } => format!(
                 "table {table} is not in publication {publication:?}: add it (ALTER PUBLICATION \
-                 … ADD TABLE) or check the name (schema.table)"
+                 … ADD TABLE) or check the name (schema.table, as PostgreSQL stores it: \
+                 case-sensitive, without SQL quotes{})",
+                if table.contains('"') {
+                    format!(", e.g. {}", table.replace('"', ""))
+                } else {
+                    String::new()
+                }
             ),
             SnapshotAnswer::AlreadyRunning { table } => {
                 format!("a snapshot of {table} is already running: wait for it (dbmazz status)")
@@ -249,5 +255,20 @@ mod tests {
         .map(SnapshotAnswer::http_status)
         .collect();
         assert_eq!(statuses, [202, 404, 409, 503]);
+    }
+
+    #[test]
+    fn a_quoted_name_that_is_not_published_gets_its_unquoted_form() {
+        let answer = SnapshotAnswer::NotPublished {
+            table: "public.\"Orders\"".into(),
+            publication: "p".into(),
+        };
+        assert!(
+            answer
+                .message()
+                .ends_with("without SQL quotes, e.g. public.Orders)"),
+            "{}",
+            answer.message()
+        );
     }
 }

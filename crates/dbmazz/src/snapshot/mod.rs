@@ -66,9 +66,10 @@ pub enum SnapshotError {
     TableMissing { table: TableName },
     #[error(
         "snapshot: table {table} has no key columns in its replica identity: add a primary key \
-         (ALTER TABLE {table} ADD PRIMARY KEY (...)) or REPLICA IDENTITY USING INDEX on a \
+         (ALTER TABLE {} ADD PRIMARY KEY (...)) or REPLICA IDENTITY USING INDEX on a \
          unique NOT NULL index; or, for a table that cannot have one, name its key columns in \
-         source.key_columns (with REPLICA IDENTITY FULL for its UPDATEs and DELETEs)"
+         source.key_columns (with REPLICA IDENTITY FULL for its UPDATEs and DELETEs)",
+        crate::source::quote_table(.table)
     )]
     NoKey { table: TableName },
     #[error(

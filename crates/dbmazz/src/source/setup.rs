@@ -25,15 +25,17 @@ pub enum SetupError {
     TableMissing { table: TableName },
     #[error(
         "table {table} has no primary key: StarRocks Primary Key tables need one \
-         (ALTER TABLE {table} ADD PRIMARY KEY (...)), or set REPLICA IDENTITY USING INDEX on a \
+         (ALTER TABLE {} ADD PRIMARY KEY (...)), or set REPLICA IDENTITY USING INDEX on a \
          unique NOT NULL index; or, with REPLICA IDENTITY FULL, name its key columns in \
-         source.key_columns"
+         source.key_columns",
+        quote_table(.table)
     )]
     NoPrimaryKey { table: TableName },
     #[error(
         "publication {publication:?} does not exist and source.tables is empty: list the tables \
          to replicate in source.tables (dbmazz then creates the publication), or create it \
-         yourself: CREATE PUBLICATION {publication} FOR TABLE ..."
+         yourself: CREATE PUBLICATION {} FOR TABLE ...",
+        quote_ident(.publication)
     )]
     NoPublicationNoTables { publication: String },
     #[error(
@@ -439,4 +441,30 @@ pub async fn check_select_privilege(
         user: user.to_string(),
         tables: denied.join(", "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggested_sql_quotes_names_as_postgresql_needs() {
+        let message = SetupError::NoPublicationNoTables {
+            publication: "MyPub".into(),
+        }
+        .to_string();
+        // Unquoted, PostgreSQL would create `mypub` and the check would fail again.
+        assert!(
+            message.contains("CREATE PUBLICATION \"MyPub\" FOR TABLE ..."),
+            "{message}"
+        );
+        let message = SetupError::NoPrimaryKey {
+            table: TableName::new("Sales Data", "Orders"),
+        }
+        .to_string();
+        assert!(
+            message.contains("ALTER TABLE \"Sales Data\".\"Orders\" ADD PRIMARY KEY"),
+            "{message}"
+        );
+    }
 }
