@@ -709,6 +709,52 @@ async fn a_published_table_with_a_dot_in_its_name_is_refused() {
     assert_eq!(slots, "0", "the slot was created before the refusal");
 }
 
+/// ~3 s: column names StarRocks refuses (two that differ only in case, `=` in a name) fail
+/// `check` for their table, and `run` refuses them before it creates the slot (they failed
+/// the first load, with StarRocks's raw error, after the slot held WAL).
+#[tokio::test(flavor = "multi_thread")]
+async fn column_names_starrocks_refuses_are_found_before_the_slot() {
+    let pg = start_pg(15, LocalPgOptions::default());
+    pg.create_database("shop").unwrap();
+    pg.psql(
+        "shop",
+        "CREATE TABLE cased (id int PRIMARY KEY, \"Val\" int, val int);
+         CREATE TABLE signs (id int PRIMARY KEY, \"a=b\" int);",
+    )
+    .unwrap();
+    let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
+    let dir = TempDir::new("dbmazz-column-names");
+    let tables = ["public.cased", "public.signs"];
+    let path = write_config(
+        &dir,
+        &pg.url("shop"),
+        &tables,
+        &starrocks_sink(&emulator, true),
+    );
+    let report = run_checks(&load(&path)).await;
+    for (table, problem) in [
+        ("cased", "columns \"Val\" and \"val\" differ only in case"),
+        ("signs", "column \"a=b\" has a character StarRocks refuses"),
+    ] {
+        let subject = format!("StarRocks table shop.{table}");
+        assert_line(&report, &subject, CheckStatus::Fail, "RENAME COLUMN");
+        let message = &line(&report, &subject).message;
+        assert!(message.contains(problem), "{message}");
+    }
+
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("differ only in case") && stderr.contains("RENAME COLUMN"),
+        "{stderr}"
+    );
+    let slots = pg
+        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
+        .unwrap();
+    assert_eq!(slots, "0", "the slot was created before the refusal");
+}
+
 /// ~3 s: what would stop the initial snapshot at its first table is found before the slot is
 /// created (a slot left behind holds WAL): a user without SELECT on a table, and a StarRocks
 /// database that does not exist while `create_tables = false`.

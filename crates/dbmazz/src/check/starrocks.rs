@@ -10,8 +10,8 @@ use crate::schema::TableSchema;
 use crate::sink::starrocks::ddl::{create_table_sql, quote};
 use crate::sink::starrocks::stream_load::{RequestError, StreamLoadClient, StreamLoadConfig};
 use crate::sink::starrocks::{
-    missing_columns, required_columns, same_destination, DdlError, DeleteMode, EncoderOptions,
-    StarRocksDdl, SAME_DESTINATION_FIX,
+    audit_columns, column_name_problem, missing_columns, required_columns, same_destination,
+    DdlError, DeleteMode, EncoderOptions, StarRocksDdl, COLUMN_NAME_FIX, SAME_DESTINATION_FIX,
 };
 
 use super::{be_probe, CheckLine, CheckReport, CheckStatus};
@@ -225,6 +225,16 @@ async fn table_line(
 ) -> Option<CheckLine> {
     let name = &table.name.name;
     let subject = format!("StarRocks table {}.{name}", starrocks.database);
+    let audit = audit_columns(encoder);
+    let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
+    let names = table.columns.iter().map(|column| column.name.as_str());
+    if let Some(problem) = column_name_problem(names, &audit) {
+        return Some(CheckLine::fail(
+            &subject,
+            format!("{}: {problem}", table.name),
+            COLUMN_NAME_FIX,
+        ));
+    }
     // An unsupported column is reported by the PostgreSQL checks already.
     let (keys, values) = required_columns(table, &starrocks.type_map_options(), encoder).ok()?;
     if keys.is_empty() {

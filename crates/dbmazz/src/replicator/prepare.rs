@@ -14,8 +14,8 @@ use crate::snapshot::{
 };
 use crate::source::{
     check_select_privilege, check_wal_level, connect_sql, ensure_slot_with,
-    full_identity_primary_keys, prepare_publication, published_tables, PgOutputProtocol,
-    ReplicationClient, SetupError, SnapshotAction, SourceError,
+    full_identity_primary_keys, prepare_publication, published_columns, published_tables,
+    PgOutputProtocol, ReplicationClient, SetupError, SnapshotAction, SourceError,
 };
 use crate::Lsn;
 
@@ -163,6 +163,32 @@ pub async fn with_full_identity_keys(config: &Config) -> Result<Option<Config>, 
     Ok(added.then_some(augmented))
 }
 
+/// Column names StarRocks would refuse stop dbmazz here, before the slot exists, rather than
+/// at the table's first load.
+async fn check_column_names(
+    sql: &tokio_postgres::Client,
+    publication: &str,
+    starrocks: &crate::config::StarRocksConfig,
+) -> Result<(), RunError> {
+    use crate::sink::starrocks::{audit_columns, column_name_problem, COLUMN_NAME_FIX};
+    let audit = audit_columns(&crate::sink::starrocks::EncoderOptions {
+        delete_mode: starrocks.delete_mode,
+        audit_columns: starrocks.audit_columns,
+        key_columns: None,
+        not_null_columns: Vec::new(),
+    });
+    let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
+    for (table, columns) in published_columns(sql, publication).await? {
+        if let Some(problem) = column_name_problem(columns.iter().map(String::as_str), &audit) {
+            return Err(RunError::Setup(SetupError::ColumnName {
+                table,
+                problem: format!("{problem}: {COLUMN_NAME_FIX}"),
+            }));
+        }
+    }
+    Ok(())
+}
+
 pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
     check_writable(&config.state_dir)?;
     let connect = config.source_connect()?;
@@ -185,6 +211,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, RunError> {
                     database: starrocks.database.clone(),
                 });
             }
+            check_column_names(&sql, publication, starrocks).await?;
         }
     }
 

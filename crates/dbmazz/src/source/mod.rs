@@ -35,7 +35,7 @@ pub use replication::{
 };
 pub use setup::{
     check_select_privilege, check_wal_level, ensure_slot, ensure_slot_with,
-    full_identity_primary_keys, prepare_publication, publication_membership, published_tables,
-    quote_ident, quote_table, SetupError, SlotStart,
+    full_identity_primary_keys, prepare_publication, publication_membership, published_columns,
+    published_tables, quote_ident, quote_table, SetupError, SlotStart,
 };
 pub use sql::connect_sql;

@@ -31,6 +31,10 @@ pub enum SetupError {
         quote_table(.table)
     )]
     NoPrimaryKey { table: TableName },
+    /// A published column the destination cannot take under its name; `problem` says why
+    /// and what to do.
+    #[error("table {table}: {problem}")]
+    ColumnName { table: TableName, problem: String },
     #[error(
         "publication {publication:?} does not exist and source.tables is empty: list the tables \
          to replicate in source.tables (dbmazz then creates the publication), or create it \
@@ -209,6 +213,40 @@ pub async fn published_tables(
         });
     }
     Ok(tables)
+}
+
+/// The columns `publication` publishes of each of its tables, in column order (a column
+/// list, PostgreSQL 15+, leaves the others out).
+pub async fn published_columns(
+    client: &tokio_postgres::Client,
+    publication: &str,
+) -> Result<Vec<(TableName, Vec<String>)>, SourceError> {
+    let version: i32 = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await?
+        .get(0);
+    let sql = if version >= 150000 {
+        "SELECT schemaname::text, tablename::text, attnames::text[] FROM pg_publication_tables \
+         WHERE pubname = $1"
+    } else {
+        "SELECT t.schemaname::text, t.tablename::text, \
+                array_agg(a.attname::text ORDER BY a.attnum) \
+         FROM pg_publication_tables t \
+         JOIN pg_namespace n ON n.nspname = t.schemaname \
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+         WHERE t.pubname = $1 GROUP BY 1, 2"
+    };
+    let rows = client.query(sql, &[&publication]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                TableName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                row.get::<_, Vec<String>>(2),
+            )
+        })
+        .collect())
 }
 
 /// The primary key columns (in key order) of every table under `REPLICA IDENTITY FULL`. pgoutput

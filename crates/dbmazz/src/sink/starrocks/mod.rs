@@ -49,7 +49,10 @@ pub use encode::{
     AUDIT_SYNCED_AT,
 };
 pub use loader::{connect_sink, HttpLoader};
-pub use names::{same_destination, same_destination_message, SAME_DESTINATION_FIX};
+pub use names::{
+    column_name_problem, same_destination, same_destination_message, COLUMN_NAME_FIX,
+    SAME_DESTINATION_FIX,
+};
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp, RowValues};
 pub use sink::{
     missing_columns, required_columns, LoadFailure, LoadRequest, Loader, StagedLoad, StarRocksSink,
