@@ -263,6 +263,8 @@ async fn check_reports_each_misconfiguration_with_its_fix_and_exits_1() {
 const GOOD_SCHEMA: &str = "
 CREATE TABLE orders (id bigint PRIMARY KEY, status text NOT NULL, amount numeric(12,2), doc jsonb);
 CREATE TABLE items (order_id bigint, line int, qty int, PRIMARY KEY (order_id, line));
+-- Keyed by its primary key, as `run` does (pgoutput flags every column under FULL).
+ALTER TABLE items REPLICA IDENTITY FULL;
 CREATE PUBLICATION dbmazz_pub FOR TABLE orders, items;
 ";
 

@@ -71,6 +71,17 @@ pub(super) async fn check_table(
     let keys = config.key_overrides();
     if !keys.covers(table) {
         report.push(key_line(table, replica_identity, &columns));
+        // pgoutput flags every column under REPLICA IDENTITY FULL; `run` keys such a table by
+        // its primary key (read at start), so the StarRocks checks compare with that key.
+        if replica_identity == ReplicaIdentity::Full {
+            let primary = crate::source::full_identity_primary_keys(client)
+                .await?
+                .into_iter()
+                .find(|(found, _)| found == table);
+            if let Some((found, key)) = primary {
+                let _ = crate::schema::KeyOverrides::new([(found, key)].into()).apply(&mut shape);
+            }
+        }
     } else {
         match keys.apply(&mut shape) {
             Ok(()) => report.push(configured_key_line(table, replica_identity, &shape)),
