@@ -229,6 +229,19 @@ impl Batcher {
         }
     }
 
+    /// Flushes the `count` largest open batches (memory pressure: the most rows per load).
+    pub fn flush_largest(&mut self, count: usize) {
+        let mut oids: Vec<(usize, u32)> = self
+            .open
+            .iter()
+            .map(|(oid, open)| (open.batch.byte_len, *oid))
+            .collect();
+        oids.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, oid) in oids.into_iter().take(count) {
+            self.flush_table(oid);
+        }
+    }
+
     /// Forgets what was announced (after a reconnect the sink is told about tables again).
     pub fn reset_announcements(&mut self) {
         self.announced.clear();

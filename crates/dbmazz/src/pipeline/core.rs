@@ -336,9 +336,12 @@ impl<S: Sink> StreamCore<S> {
         loop {
             self.dispatch_ready();
             if self.held_bytes() >= self.limits.max_memory {
-                // Full: whatever sits in open batches must go out to make room.
-                if self.batcher.has_open_batches() {
-                    self.batcher.flush_all();
+                // Full. Loads in flight free memory as they finish: wait for them instead of
+                // cutting every open batch (with many tables each read would then refill
+                // hundreds of one-row batches, and every load would carry one row). With
+                // nothing in flight, the largest open batches go out, one per sink slot.
+                if self.dispatcher.in_flight() == 0 && self.batcher.has_open_batches() {
+                    self.batcher.flush_largest(self.limits.max_in_flight.max(1));
                     continue;
                 }
                 break;

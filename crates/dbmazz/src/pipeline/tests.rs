@@ -410,6 +410,52 @@ async fn backpressure_stops_reading_until_the_sink_catches_up() {
     assert_eq!(h.sink.durable_changes().len(), fed as usize);
 }
 
+/// Memory full with many tables: the pipeline waits for the load in flight instead of cutting
+/// every open batch, so loads stay large (each read used to refill one-row batches of every
+/// table, and each load carried about one row).
+#[tokio::test]
+async fn under_memory_pressure_with_many_tables_loads_stay_large() {
+    const TABLES: u32 = 10;
+    let mut h = Harness::new(PipelineLimits {
+        max_memory: 16 * 1024,
+        max_in_flight: 1,
+        ..limits()
+    });
+    h.feed((0..TABLES).map(|table| relation(1000 + table, &format!("t{table}"), false)));
+    let mut fed = 0u32;
+    let mut lsn = 10;
+    for _ in 0..200 {
+        while h.core.can_read() {
+            h.feed([begin(lsn)]);
+            for _ in 0..TABLES {
+                h.feed([insert(None, 1000 + fed % TABLES, fed, "payload payload")]);
+                fed += 1;
+            }
+            h.feed([commit(lsn)]);
+            lsn += 10;
+        }
+        h.core.pump(Instant::now()).unwrap();
+        let completion = tokio::time::timeout(Duration::from_secs(5), h.completions.recv())
+            .await
+            .expect("a load in flight")
+            .expect("channel open");
+        h.core.on_completion(completion, Instant::now()).unwrap();
+    }
+    h.settle().await;
+    let loads = h
+        .sink
+        .durable_ops()
+        .iter()
+        .filter(|op| matches!(op, RecordedOp::Batch(_)))
+        .count();
+    assert_eq!(h.sink.durable_changes().len(), fed as usize);
+    let rows_per_load = fed as usize / loads;
+    assert!(
+        rows_per_load >= 8,
+        "{fed} rows in {loads} loads: {rows_per_load} rows per load"
+    );
+}
+
 #[tokio::test]
 async fn schema_changes_and_truncates_keep_stream_order_per_table() {
     let mut h = Harness::new(limits());
