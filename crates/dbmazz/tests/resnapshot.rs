@@ -1211,7 +1211,13 @@ async fn a_table_snapshot_interrupted_by_a_stop_resumes_at_the_next_start() {
     )
     .unwrap();
     wait_table_chunks(&state.0, 0, 2).await;
+    // As if held changes had spilled: the run's spill files go with it.
+    let spill = state.0.join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    std::fs::write(spill.join("held-1-0.spill"), b"spilled").unwrap();
     running.stop().await;
+    // Replayed from the slot at the next start: left on a full disk they would block it.
+    assert!(!spill.exists(), "the stopped run left its spill files");
     let interrupted = StateFile::load(&state.0).unwrap().unwrap().table_snapshots[0].clone();
     assert!(
         !interrupted.is_finished() && interrupted.attempt == 1,

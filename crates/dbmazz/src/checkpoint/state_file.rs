@@ -87,6 +87,12 @@ pub enum StateFileError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "state_dir {dir} is full, and {mib} MiB of it are spill files an earlier run left \
+         (killed while a large transaction was received): dbmazz removes them at start once it \
+         holds the slot — delete {dir}/spill if no dbmazz runs on this state_dir, or free space"
+    )]
+    FullOfSpill { dir: PathBuf, mib: u64 },
 }
 
 /// Creates `state_dir` and writes (then removes) a probe file in it: checked before the
@@ -97,10 +103,33 @@ pub fn check_writable(state_dir: &Path) -> Result<(), StateFileError> {
     let attempt = fs::create_dir_all(state_dir)
         .and_then(|()| fs::write(&probe, b"ok"))
         .and_then(|()| fs::remove_file(&probe));
-    attempt.map_err(|source| StateFileError::NotWritable {
-        dir: state_dir.to_path_buf(),
-        source,
+    attempt.map_err(|source| {
+        let full = source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28);
+        let leftover = spill_bytes(&state_dir.join("spill"));
+        if full && leftover > 0 {
+            return StateFileError::FullOfSpill {
+                dir: state_dir.to_path_buf(),
+                mib: leftover.div_ceil(1 << 20),
+            };
+        }
+        StateFileError::NotWritable {
+            dir: state_dir.to_path_buf(),
+            source,
+        }
     })
+}
+
+/// Bytes in the spill files under `dir`.
+fn spill_bytes(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|metadata| metadata.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 impl StateFile {

@@ -155,8 +155,16 @@ async fn prepare_then_run<S: Sink>(
             sink.fill_unsent_before(&table, before);
         }
     }
-    recopy_lost_tables(config, &mut prepared, sink.as_ref()).await?;
-    snapshot_then_stream(config, prepared, sink, context).await
+    let result = match recopy_lost_tables(config, &mut prepared, sink.as_ref()).await {
+        Ok(()) => snapshot_then_stream(config, prepared, sink, context).await,
+        Err(error) => Err(error),
+    };
+    // The slot is this run's: its spill files hold nothing a later start needs (that replays
+    // from the slot), and left on a full disk they would keep the next start from writing.
+    if let Err(error) = crate::pipeline::clear_spill_dir(&config.spill_dir()) {
+        tracing::warn!(%error, "could not remove the spill files of this run");
+    }
+    result
 }
 
 /// Copies the existing rows when the plan says so (the replication connection stays idle

@@ -75,12 +75,34 @@ pub enum RunError {
 impl RunError {
     /// What to do, when the PostgreSQL error behind this one does not say it itself.
     pub fn fix(&self) -> Option<&'static str> {
+        if self.disk_full() {
+            return Some(
+                "the file system of state_dir is full: free space or give it more (it needs room \
+                 for the largest transaction being received, spilled past \
+                 pipeline.spill_threshold); nothing is lost, the changes are read again from the \
+                 slot",
+            );
+        }
         match self {
             RunError::Source(error)
             | RunError::Setup(SetupError::Source(error))
             | RunError::Snapshot(SnapshotError::Source(error)) => error.fix(),
             _ => None,
         }
+    }
+
+    /// Whether a full disk (ENOSPC) is behind this error, at any depth.
+    fn disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = cause {
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::StorageFull || io.raw_os_error() == Some(28) {
+                    return true;
+                }
+            }
+            cause = error.source();
+        }
+        false
     }
 
     /// A short stable name for the `dbmazz_errors_total{reason}` metric.
@@ -514,4 +536,25 @@ fn clear_spill(dir: &Path) -> Result<(), RunError> {
         path: dir.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_behind_any_error_says_what_to_do() {
+        let full = RunError::SpillDir {
+            path: "/state/spill".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        assert!(full
+            .fix()
+            .is_some_and(|fix| fix.starts_with("the file system of state_dir is full")));
+        let other = RunError::SpillDir {
+            path: "/state/spill".into(),
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(other.fix(), None);
+    }
 }
