@@ -160,6 +160,19 @@ const PERMANENT: &[(&str, &str)] = &[
         "this StarRocks does not take compressed bodies; turn gzip off",
     ),
     (
+        // Retried, the same rows fail the same way (spec §3.7).
+        "primary key size exceed the limit",
+        "a primary key value of this table is longer than StarRocks's 128-byte limit (its \
+         encoded size): shorten it in PostgreSQL, or key the table by shorter columns \
+         (source.key_columns with REPLICA IDENTITY FULL); dbmazz stops rather than skip the change",
+    ),
+    (
+        // The FE parses the columns header as SQL.
+        "getting syntax error",
+        "StarRocks could not parse the load's columns header; this is a dbmazz bug, please \
+         report it",
+    ),
+    (
         "is not primary key table",
         "dbmazz writes Primary Key tables only; recreate the table with PRIMARY KEY",
     ),
@@ -283,6 +296,8 @@ mod tests {
             "There is no 100-continue header",
             "Invalid strict mode format. Must be bool type",
             "body size 10485760000 exceed limit: 10737418240, ...",
+            "primary key size exceed the limit.",
+            "Getting syntax error at line 1, column 12. Detail message: Unexpected input 'order', the most similar input is {a legal identifier}.",
             "The size of this batch exceed the max size [104857600]  of json type data  data [ 2 ]. Set ignore_json_size to skip the check, although it may lead huge memory consuming.",
         ] {
             assert!(
