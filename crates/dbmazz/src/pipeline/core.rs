@@ -315,7 +315,13 @@ impl<S: Sink> StreamCore<S> {
         completion.result.map_err(PipelineError::from)?;
         self.tracker.finish_work(completion.work);
         self.advance();
-        self.pump(now)
+        self.pump(now)?;
+        // A keepalive that came while loads were in flight: once they are done the slot may
+        // follow it now, not at the next keepalive (lag_bytes showed WAL of other tables).
+        if self.is_drained() {
+            self.tracker.advance_idle(self.applied_through);
+        }
+        Ok(())
     }
 
     /// Flushes batches that waited long enough.
