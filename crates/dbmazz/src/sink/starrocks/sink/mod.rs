@@ -747,9 +747,9 @@ impl<L: Loader> Sink for StarRocksSink<L> {
                     value.reason.as_str(),
                 );
                 let stored = if value.altered {
-                    "value stored altered (cut to fit, or with NULLed elements): StarRocks cannot hold it exactly"
+                    "value stored altered (cut to fit, or with NULLed elements): StarRocks cannot hold it exactly (sink.starrocks.lossy_policy = \"error\" stops instead)"
                 } else {
-                    "value stored as NULL: StarRocks cannot hold it exactly"
+                    "value stored as NULL: StarRocks cannot hold it exactly (sink.starrocks.lossy_policy = \"error\" stops instead)"
                 };
                 tracing::warn!(
                     table = %batch.table.name,
