@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use unicode_width::UnicodeWidthStr;
+
 use super::api::ApiStatus;
 use super::format;
 use super::snapshot_view::SnapshotView;
@@ -157,18 +159,20 @@ fn tables(status: &ApiStatus) -> String {
     let mut widths = headers.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let mut out = String::new();
     let mut push_row = |cells: &[String]| {
         let mut text = String::new();
         for (index, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            // Names and LSNs/times left-aligned, figures right-aligned.
+            // Names and LSNs/times left-aligned, figures right-aligned; padded by display
+            // width (a CJK character takes two columns).
+            let padding = " ".repeat(width.saturating_sub(cell.width()));
             if index == 0 || index >= 8 {
-                let _ = write!(text, "{cell:<width$}  ");
+                let _ = write!(text, "{cell}{padding}  ");
             } else {
-                let _ = write!(text, "{cell:>width$}  ");
+                let _ = write!(text, "{padding}{cell}  ");
             }
         }
         out.push_str(text.trim_end());
@@ -208,6 +212,22 @@ mod tests {
         ] {
             assert!(report.contains(expected), "missing {expected:?} in:\n{report}");
         }
+    }
+
+    #[test]
+    fn wide_characters_keep_the_columns_aligned() {
+        let mut status = documented_example();
+        let mut wide = status.tables[0].clone();
+        wide.table = "public.表".into();
+        status.tables.push(wide);
+        let report = format_status(&status);
+        let column = |line: &str| line.find("4,000").map(|at| line[..at].width());
+        let lines: Vec<&str> = report
+            .lines()
+            .filter(|line| line.starts_with("public."))
+            .collect();
+        assert_eq!(lines.len(), 2, "{report}");
+        assert_eq!(column(lines[0]), column(lines[1]), "{report}");
     }
 
     #[test]
