@@ -618,6 +618,21 @@ async fn check_gives_up_on_a_server_that_never_answers() {
     drop(held);
 }
 
+/// `dbmazz run` on `path` exits 1 with every `expected` fragment on stderr, and without having
+/// created a slot (one left behind would hold WAL).
+async fn assert_run_refused_before_the_slot(pg: &LocalPg, path: &Path, expected: &[&str]) {
+    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for fragment in expected {
+        assert!(stderr.contains(fragment), "{fragment:?} not in {stderr}");
+    }
+    let slots = pg
+        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
+        .unwrap();
+    assert_eq!(slots, "0", "the slot was created before the refusal");
+}
+
 /// ~3 s: two published tables of one name in different schemas would share one StarRocks
 /// table: `check` fails on it, and `run` refuses before it creates the slot.
 #[tokio::test(flavor = "multi_thread")]
@@ -658,17 +673,12 @@ async fn tables_of_one_name_in_two_schemas_are_refused() {
         .count();
     assert_eq!(table_lines, 1, "one line per StarRocks table: {report:?}");
 
-    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("would both go to StarRocks table shop.orders"),
-        "{stderr}"
-    );
-    let slots = pg
-        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
-        .unwrap();
-    assert_eq!(slots, "0", "the slot was created before the refusal");
+    assert_run_refused_before_the_slot(
+        &pg,
+        &path,
+        &["would both go to StarRocks table shop.orders"],
+    )
+    .await;
 }
 
 /// ~3 s: a published table with a dot in its name (reachable through FOR ALL TABLES, IN
@@ -701,14 +711,7 @@ async fn a_published_table_with_a_dot_in_its_name_is_refused() {
         "{message}"
     );
 
-    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("whose name has a dot"), "{stderr}");
-    let slots = pg
-        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
-        .unwrap();
-    assert_eq!(slots, "0", "the slot was created before the refusal");
+    assert_run_refused_before_the_slot(&pg, &path, &["whose name has a dot"]).await;
 }
 
 /// ~3 s: column names StarRocks refuses (two that differ only in case, `=` in a name) fail
@@ -744,17 +747,7 @@ async fn column_names_starrocks_refuses_are_found_before_the_slot() {
         assert!(message.contains(problem), "{message}");
     }
 
-    let output = dbmazz(&["run", "--config", path.to_str().unwrap()]).await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("differ only in case") && stderr.contains("RENAME COLUMN"),
-        "{stderr}"
-    );
-    let slots = pg
-        .psql("shop", "SELECT count(*) FROM pg_replication_slots")
-        .unwrap();
-    assert_eq!(slots, "0", "the slot was created before the refusal");
+    assert_run_refused_before_the_slot(&pg, &path, &["differ only in case", "RENAME COLUMN"]).await;
 }
 
 /// ~3 s: what would stop the initial snapshot at its first table is found before the slot is
