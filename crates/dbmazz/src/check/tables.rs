@@ -92,6 +92,9 @@ pub(super) async fn check_table(
             )),
         }
     }
+    if let Some(line) = key_size_line(table, &shape) {
+        report.push(line);
+    }
     type_lines(table, &columns, type_options, report);
     if let Some(line) = super::row_filter::row_filter_line(
         client,
@@ -105,6 +108,41 @@ pub(super) async fn check_table(
         report.push(line);
     }
     Ok(Some(shape))
+}
+
+/// StarRocks refuses a row whose encoded primary key is over 128 bytes (the whole load
+/// fails, and dbmazz stops on it): a warning for key columns whose values may be that long.
+fn key_size_line(table: &TableName, shape: &TableSchema) -> Option<CheckLine> {
+    let unbounded: Vec<&str> = shape
+        .columns
+        .iter()
+        .filter(|column| column.is_key)
+        .filter(|column| match column.type_oid {
+            oid::TEXT | oid::BYTEA => true,
+            // atttypmod = characters + 4; -1 without a length.
+            oid::VARCHAR | oid::BPCHAR => {
+                column.type_modifier < 0 || column.type_modifier - 4 > 128
+            }
+            _ => false,
+        })
+        .map(|column| column.name.as_str())
+        .collect();
+    if unbounded.is_empty() {
+        return None;
+    }
+    Some(CheckLine::warn(
+        format!("key size of {table}"),
+        format!(
+            "key column(s) {} may hold values over 128 bytes; StarRocks refuses a row whose \
+             primary key is longer, and dbmazz stops on it (fine if the values stay short)",
+            unbounded.join(", ")
+        ),
+        format!(
+            "bound them, e.g. ALTER TABLE {} ADD CHECK (octet_length({}) <= 128)",
+            quote_table(table),
+            quote_ident(unbounded[0])
+        ),
+    ))
 }
 
 /// A key named in `source.key_columns`: fine under REPLICA IDENTITY FULL; otherwise only
@@ -329,5 +367,53 @@ fn policy_effect(policy: LossyPolicy) -> &'static str {
             "\"truncate\" (strings are cut to fit and decimals rounded toward zero as documented; \
              other values are stored as NULL; all counted and logged)"
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::ColumnSchema;
+
+    fn shape(keys: &[(&str, u32, i32)]) -> TableSchema {
+        TableSchema {
+            relation_oid: 1,
+            name: TableName::new("public", "t"),
+            replica_identity: ReplicaIdentity::Default,
+            columns: keys
+                .iter()
+                .map(|(name, type_oid, type_modifier)| ColumnSchema {
+                    name: name.to_string(),
+                    type_oid: *type_oid,
+                    type_modifier: *type_modifier,
+                    is_key: true,
+                    existing_rows: None,
+                    origin: None,
+                })
+                .collect(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn key_columns_that_may_pass_128_bytes_are_warned_about() {
+        let table = TableName::new("public", "t");
+        assert!(key_size_line(&table, &shape(&[("id", oid::INT8, -1)])).is_none());
+        assert!(key_size_line(&table, &shape(&[("code", oid::VARCHAR, 32 + 4)])).is_none());
+        let line = key_size_line(
+            &table,
+            &shape(&[
+                ("id", oid::INT8, -1),
+                ("k", oid::TEXT, -1),
+                ("v", oid::VARCHAR, 200 + 4),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(line.status, super::super::CheckStatus::Warn);
+        assert!(
+            line.message.starts_with("key column(s) k, v may hold"),
+            "{}",
+            line.message
+        );
     }
 }
