@@ -10,8 +10,8 @@ use crate::schema::TableSchema;
 use crate::sink::starrocks::ddl::{create_table_sql, quote};
 use crate::sink::starrocks::stream_load::{RequestError, StreamLoadClient, StreamLoadConfig};
 use crate::sink::starrocks::{
-    audit_columns, column_name_problem, missing_columns, required_columns, same_destination,
-    DdlError, DeleteMode, EncoderOptions, StarRocksDdl, COLUMN_NAME_FIX, SAME_DESTINATION_FIX,
+    column_name_problem_with, missing_columns, required_columns, same_destination, DdlError,
+    DeleteMode, EncoderOptions, StarRocksDdl, COLUMN_NAME_FIX, SAME_DESTINATION_FIX,
 };
 
 use super::{be_probe, CheckLine, CheckReport, CheckStatus};
@@ -225,10 +225,8 @@ async fn table_line(
 ) -> Option<CheckLine> {
     let name = &table.name.name;
     let subject = format!("StarRocks table {}.{name}", starrocks.database);
-    let audit = audit_columns(encoder);
-    let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
     let names = table.columns.iter().map(|column| column.name.as_str());
-    if let Some(problem) = column_name_problem(names, &audit) {
+    if let Some(problem) = column_name_problem_with(names, encoder) {
         return Some(CheckLine::fail(
             &subject,
             format!("{}: {problem}", table.name),

@@ -192,16 +192,16 @@ async fn check_column_names(
     publication: &str,
     starrocks: &crate::config::StarRocksConfig,
 ) -> Result<(), RunError> {
-    use crate::sink::starrocks::{audit_columns, column_name_problem, COLUMN_NAME_FIX};
-    let audit = audit_columns(&crate::sink::starrocks::EncoderOptions {
+    use crate::sink::starrocks::{column_name_problem_with, EncoderOptions, COLUMN_NAME_FIX};
+    let options = EncoderOptions {
         delete_mode: starrocks.delete_mode,
         audit_columns: starrocks.audit_columns,
         key_columns: None,
         not_null_columns: Vec::new(),
-    });
-    let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
+    };
     for (table, columns) in published_columns(sql, publication).await? {
-        if let Some(problem) = column_name_problem(columns.iter().map(String::as_str), &audit) {
+        let names = columns.iter().map(String::as_str);
+        if let Some(problem) = column_name_problem_with(names, &options) {
             return Err(RunError::Setup(SetupError::ColumnName {
                 table,
                 problem: format!("{problem}: {COLUMN_NAME_FIX}"),

@@ -50,8 +50,8 @@ pub use encode::{
 };
 pub use loader::{connect_sink, HttpLoader};
 pub use names::{
-    column_name_problem, same_destination, same_destination_message, COLUMN_NAME_FIX,
-    SAME_DESTINATION_FIX,
+    column_name_problem, column_name_problem_with, same_destination, same_destination_message,
+    COLUMN_NAME_FIX, SAME_DESTINATION_FIX,
 };
 pub use plan::{plan_loads, PlanNotes, PlannedLoad, RowOp, RowValues};
 pub use sink::{

@@ -86,6 +86,16 @@ pub fn column_name_problem<'a>(
     None
 }
 
+/// [`column_name_problem`] with the audit columns `options` add.
+pub fn column_name_problem_with<'a>(
+    columns: impl IntoIterator<Item = &'a str>,
+    options: &super::EncoderOptions,
+) -> Option<String> {
+    let audit = super::audit_columns(options);
+    let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
+    column_name_problem(columns, &audit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

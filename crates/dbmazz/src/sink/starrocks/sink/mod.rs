@@ -24,8 +24,8 @@ use crate::source::PgConnectConfig;
 
 use super::datetime::synced_at_now;
 use super::ddl::{ColumnDef, DescribedColumn, StarRocksDdl};
-use super::encode::{audit_columns, ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
-use super::names::{column_name_problem, COLUMN_NAME_FIX};
+use super::encode::{ColumnSelection, DeleteMode, EncoderOptions, TableEncoder};
+use super::names::{column_name_problem_with, COLUMN_NAME_FIX};
 use super::plan::{plan_loads, RowOp, RowValues};
 use super::rows_body::RowsBody;
 use super::stream_load::{LabelTaken, LoadBody};
@@ -299,10 +299,8 @@ impl<L: Loader> StarRocksSink<L> {
             let message = super::same_destination_message(&other, &schema.name, database);
             return Err(self.error(schema, message));
         }
-        let audit = audit_columns(&self.encoder_options(Vec::new()));
-        let audit: Vec<&str> = audit.iter().map(|(name, _)| *name).collect();
         let names = schema.columns.iter().map(|column| column.name.as_str());
-        if let Some(problem) = column_name_problem(names, &audit) {
+        if let Some(problem) = column_name_problem_with(names, &self.encoder_options(Vec::new())) {
             return Err(self.error(schema, format!("{problem}: {COLUMN_NAME_FIX}")));
         }
         let table = schema.name.name.as_str();
