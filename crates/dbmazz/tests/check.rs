@@ -10,7 +10,7 @@ use dbmazz::config::Config;
 use dbmazz::local_pg::{HbaAuth, LocalPg, LocalPgOptions};
 use starrocks_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 
-use crate::support::{start_pg, TempDir, PG_VERSIONS};
+use crate::support::{new_database, start_pg, TempDir, PG_VERSIONS};
 
 /// Writes a dbmazz.toml for `url` streaming `tables`, into `dir`; `sink` is the `[sink…]` part.
 pub fn write_config(dir: &TempDir, url: &str, tables: &[&str], sink: &str) -> PathBuf {
@@ -686,15 +686,12 @@ async fn tables_of_one_name_in_two_schemas_are_refused() {
 /// the slot: dbmazz names tables schema.table and could not tell it apart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_published_table_with_a_dot_in_its_name_is_refused() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE plain (id int PRIMARY KEY);
          CREATE TABLE \"dot.ted\" (id int PRIMARY KEY, v text);
          CREATE PUBLICATION dbmazz_pub FOR ALL TABLES;",
-    )
-    .unwrap();
+    );
     let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
     let dir = TempDir::new("dbmazz-dotted");
     let path = write_config(&dir, &pg.url("shop"), &[], &starrocks_sink(&emulator, true));
@@ -719,14 +716,11 @@ async fn a_published_table_with_a_dot_in_its_name_is_refused() {
 /// the first load, with StarRocks's raw error, after the slot held WAL).
 #[tokio::test(flavor = "multi_thread")]
 async fn column_names_starrocks_refuses_are_found_before_the_slot() {
-    let pg = start_pg(15, LocalPgOptions::default());
-    pg.create_database("shop").unwrap();
-    pg.psql(
-        "shop",
+    let pg = new_database(
+        15,
         "CREATE TABLE cased (id int PRIMARY KEY, \"Val\" int, val int);
          CREATE TABLE signs (id int PRIMARY KEY, \"a=b\" int);",
-    )
-    .unwrap();
+    );
     let emulator = Emulator::start(EmulatorConfig::ephemeral()).await.unwrap();
     let dir = TempDir::new("dbmazz-column-names");
     let tables = ["public.cased", "public.signs"];
